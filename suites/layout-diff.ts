@@ -1,0 +1,120 @@
+// Layout diff correctness: on evolutions whose true member pairing is known by construction, the
+// diff classifies every member and judges both directions exactly as the construction does, calls
+// every incompatible change without a revision bump a silent break, and never misses a member that
+// a real read would get wrong.
+import fc from 'fast-check';
+import { codecFor, decode, slotValue, type FieldDiff } from '../model/codec.js';
+
+import { diffWithPairing, type LayoutDiff } from '../model/layout-diff.js';
+import { baseFrom, baseLayout, layoutEvolution, type Evolution } from '../generators/layout-evolution.js';
+import { witnessPage } from '../generators/witness.js';
+import { frozenVmcs12 } from '../model/vmcs12-layouts.js';
+import { profileOf, targetVmcs12Layout } from './common.js';
+import { Violation, type PropertyDef } from './harness.js';
+
+/** Random small layouts, and now and then the real vmcs12 as the base. */
+export const evolutions = layoutEvolution({ base: fc.oneof({ weight: 4, arbitrary: baseLayout }, { weight: 1, arbitrary: fc.constant(baseFrom(frozenVmcs12('vmcs12'))) }) });
+
+const summary = (d: LayoutDiff) => ({
+  classes: d.members.map((m) => `${m.old?.name ?? '-'}→${m.new?.name ?? '-'}:${m.class}`).sort(),
+  newReadsOld: d.newReadsOld.verdict,
+  oldReadsNew: d.oldReadsNew.verdict,
+  corrupted: [...d.newReadsOld.corrupted, ...d.oldReadsNew.corrupted].map((c) => c.member).sort(),
+  lost: [...d.newReadsOld.lost, ...d.oldReadsNew.lost].sort(),
+  finding: d.finding,
+});
+
+function compareSummaries(e: Evolution, got: LayoutDiff, want: LayoutDiff): FieldDiff[] {
+  const g = summary(got);
+  const w = summary(want);
+  const out: FieldDiff[] = [];
+  for (const k of Object.keys(w) as (keyof typeof w)[]) {
+    const a = w[k];
+    const b = g[k];
+    if (Array.isArray(a) && Array.isArray(b)) {
+      // only what differs: a whole vmcs12 class list would bury the counterexample
+      const missing = a.filter((x) => !b.includes(x));
+      const extra = b.filter((x) => !a.includes(x));
+      if (missing.length || extra.length) out.push({ field: k, offset: -1, expected: missing.join(', ') || '-', actual: extra.join(', ') || '-' });
+    } else if (a !== b) out.push({ field: k, offset: -1, expected: String(a), actual: String(b) });
+  }
+  if (out.length) out.unshift({ field: 'evolution', offset: -1, expected: e.applied.join('; '), actual: '' });
+  return out;
+}
+
+export const diffMatchesConstruction: PropertyDef = {
+  id: 'layout.diff.matches-construction',
+  invariant: 'layout diff classifies members and judges both directions as the construction of the evolution does; incompatible without a revision bump is a silent break',
+  groups: [],
+  runs: 300,
+  async build(ctx) {
+    return fc.asyncProperty(evolutions, async (e) => {
+      const got = ctx.model.diffLayouts(e.old, e.new);
+      const want = diffWithPairing(e.old, e.new, e.truth);
+      const diff = compareSummaries(e, got, want);
+      if (diff.length) throw new Violation('layout diff disagrees with the construction', diff);
+      if (!got.compatible && !e.bumped && got.finding !== 'silent-break')
+        throw new Violation(`incompatible change without a revision bump reported as ${got.finding}`);
+    });
+  },
+};
+
+/** Members of `reader` whose value, read from a witness page the writer wrote, is not what the writer stored. */
+export function observedCorruption(e: Evolution, direction: 'newReadsOld' | 'oldReadsNew'): string[] {
+  const [writer, reader, toWriter] = direction === 'newReadsOld' ? [e.old, e.new, e.truth.toOld] : [e.new, e.old, e.truth.toNew];
+  const page = witnessPage(writer);
+  const wc = codecFor(writer);
+  const rc = codecFor(reader);
+  const wrote = decode(wc, page);
+  const read = decode(rc, page);
+  const bad = new Set<string>();
+  rc.slots.forEach((s, i) => {
+    const w = toWriter.get(s.member);
+    const j = w && !w.padding ? wc.slotIndex.get(w.name + s.name.slice(s.member.length)) : undefined;
+    const expected = j === undefined ? 0n : slotValue(wrote, j);
+    if (slotValue(read, i) !== expected) bad.add(s.member);
+  });
+  return [...bad].sort();
+}
+
+export const diffNeverMissesCorruption: PropertyDef = {
+  id: 'layout.diff.never-misses-corruption',
+  invariant: 'every member that reads wrong bytes from a page the other side wrote is reported corrupted by layout diff',
+  groups: [],
+  runs: 300,
+  async build(ctx) {
+    return fc.asyncProperty(evolutions, async (e) => {
+      const d = ctx.model.diffLayouts(e.old, e.new);
+      const diff: FieldDiff[] = [];
+      for (const dir of ['newReadsOld', 'oldReadsNew'] as const) {
+        const reported = new Set(d[dir].corrupted.map((c) => c.member));
+        for (const m of observedCorruption(e, dir))
+          if (!reported.has(m)) diff.push({ field: `${dir}: ${m}`, offset: -1, expected: 'reported corrupted', actual: `not reported (verdict ${d[dir].verdict})` });
+      }
+      if (diff.length) throw new Violation(`layout diff missed corruption after: ${e.applied.join('; ')}`, diff);
+    });
+  },
+};
+
+export const targetLayoutMatchesProfile: PropertyDef = {
+  id: 'layout.target-matches-profile',
+  invariant: "the target's vmcs12 layout reads and writes every member exactly where its profile does, with the same revision and field table",
+  groups: ['layout'],
+  runs: 1,
+  async build(ctx) {
+    const mine = await targetVmcs12Layout(ctx);
+    const profile = profileOf(ctx.target);
+    return fc.asyncProperty(fc.constant(null), async () => {
+      const d = ctx.model.diffLayouts(profile.vmcs12, mine);
+      const diff: FieldDiff[] = d.members
+        .filter((m) => m.class !== 'unchanged')
+        .map((m) => ({ field: m.old?.name ?? m.new!.name, offset: m.old?.offset ?? m.new!.offset, expected: m.old ? `${m.old.type} at ${m.old.offset}` : 'absent', actual: m.new ? `${m.class}: ${m.new.type} at ${m.new.offset}` : 'removed' }));
+      for (const f of [...d.fields.added, ...d.fields.removed]) diff.push({ field: `encoding ${f}`, offset: -1, expected: d.fields.added.includes(f) ? 'absent' : 'present', actual: d.fields.added.includes(f) ? 'present' : 'absent' });
+      if (d.revisionChanged) diff.push({ field: 'revision', offset: 0, expected: d.old.revision ?? '-', actual: d.new.revision ?? '-' });
+      if (diff.length) throw new Violation(`${d.finding}: target layout differs from profile ${profile.name}`, diff);
+    });
+  },
+};
+
+export const layoutDiffSuite: readonly PropertyDef[] = [diffMatchesConstruction, diffNeverMissesCorruption, targetLayoutMatchesProfile];
+

@@ -1,0 +1,21 @@
+// Every suite, in report order. A suite is a list of properties about one invariant.
+import type { PropertyDef } from './harness.js';
+import { layoutDiffSuite } from './layout-diff.js';
+import { oldRevisionSuite } from './old-revision-readability.js';
+import { vmcs12RoundTrip } from './vmcs12-round-trip.js';
+
+export interface Suite {
+  /** also the name of its vitest entry file: suites/vitest/<name>.suite.ts */
+  readonly name: string;
+  readonly properties: readonly PropertyDef[];
+}
+
+export const SUITES: readonly Suite[] = [
+  { name: 'vmcs12-round-trip', properties: vmcs12RoundTrip },
+  { name: 'layout-diff', properties: layoutDiffSuite },
+  { name: 'old-revision-readability', properties: oldRevisionSuite },
+];
+
+export const ALL_PROPERTIES: readonly PropertyDef[] = SUITES.flatMap((s) => s.properties);
+
+export const findProperty = (id: string): PropertyDef | undefined => ALL_PROPERTIES.find((p) => p.id === id);

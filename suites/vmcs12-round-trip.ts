@@ -1,0 +1,112 @@
+// vmcs12 round trip: a record survives encode and decode unchanged, and every field reads back
+// what was written to it, truncated to its width, through the target's VMREAD/VMWRITE.
+import fc from 'fast-check';
+import { codecFor, diffBytes, slotValue, type FieldDiff } from '../model/codec.js';
+import { hex, widthOf } from '../model/encoding.js';
+import { accessTableFor, truncateTo, VMXERR_UNSUPPORTED_VMCS_COMPONENT } from '../model/vmcs12-access.js';
+import type { Vmcs12Op } from '../targets/target.js';
+import { anyStructRecord } from '../generators/struct-record.js';
+import { profileOf, targetVmcs12Layout } from './common.js';
+import { expectNoDiff, must, Violation, type PropertyDef } from './harness.js';
+
+export const codecRoundTrip: PropertyDef = {
+  id: 'vmcs12.codec.round-trip',
+  invariant: 'decode(encode(r)) = r for every vmcs12 record, unknown bytes included',
+  groups: ['layout'],
+  runs: 200,
+  async build(ctx) {
+    const codec = codecFor(await targetVmcs12Layout(ctx));
+    const { encode, decode } = ctx.model;
+    return fc.asyncProperty(anyStructRecord(codec), async (r) => {
+      const back = decode(codec, encode(codec, r));
+      const diff: FieldDiff[] = [];
+      codec.slots.forEach((s, i) => {
+        if (back.lo[i] !== r.lo[i] || back.hi[i] !== r.hi[i])
+          diff.push({ field: s.name, offset: s.offset, expected: hex(slotValue(r, i), s.bytes * 2), actual: hex(slotValue(back, i), s.bytes * 2) });
+      });
+      diff.push(...diffBytes(r.rest, back.rest, 'unknown bytes'));
+      expectNoDiff('decode(encode(r)) differs from r', diff);
+    });
+  },
+};
+
+/** Encodings no table maps: a hole in the index range, bit 15, and bits above 31 of the operand. */
+const strayEncoding = fc.oneof(fc.constantFrom(0x6008n, 0x0008n, 0x2034n, 0x8000n, 0x1_0000_2000n, 0xffff_ffff_ffff_ffffn), fc.bigInt(0n, (1n << 64n) - 1n));
+
+export const fieldAccess: PropertyDef = {
+  id: 'vmcs12.access.write-read',
+  invariant: 'VMWRITE then VMREAD returns the value truncated to the field width, _HIGH touches only bits 63:32, and unknown encodings fail as an unsupported VMCS component',
+  groups: ['vmcs12-access'],
+  runs: 100,
+  async build(ctx) {
+    const layout = profileOf(ctx.target).vmcs12;
+    const table = accessTableFor(layout);
+    const codec = codecFor(layout);
+    const wide = layout.fields.filter((f) => !f.high && layout.fields.some((h) => h.encoding === (f.encoding | 1)));
+    const value64 = fc.bigInt(0n, (1n << 64n) - 1n);
+    return fc.asyncProperty(
+      fc.array(value64, { minLength: table.encodings.length, maxLength: table.encodings.length }),
+      fc.array(fc.tuple(fc.constantFrom(...wide), value64, fc.nat(0xffffffff)), { maxLength: 4 }),
+      fc.array(strayEncoding, { maxLength: 3 }),
+      async (values, highs, strays) => {
+        const unknown = strays.filter((e) => !(e >> 15n === 0n && table.slots.has(Number(e))));
+        const ops: Vmcs12Op[] = [];
+        table.encodings.forEach((e, i) => ops.push({ op: 'write', encoding: BigInt(e), value: values[i]! }));
+        table.encodings.forEach((e) => ops.push({ op: 'read', encoding: BigInt(e) }));
+        for (const [f, full, high] of highs) {
+          ops.push({ op: 'write', encoding: BigInt(f.encoding), value: full }, { op: 'write', encoding: BigInt(f.encoding | 1), value: BigInt(high) });
+          ops.push({ op: 'read', encoding: BigInt(f.encoding) });
+        }
+        for (const e of unknown) ops.push({ op: 'write', encoding: e, value: 1n }, { op: 'read', encoding: e });
+        const zero = new Uint8Array(layout.size);
+        const { results, page } = must(await ctx.target.vmcs12Access(zero, ops));
+        if (results.length !== ops.length) throw new Violation(`target answered ${results.length} of ${ops.length} accesses`);
+        const diff: FieldDiff[] = [];
+        const n = table.encodings.length;
+        // the last write to each encoding decides what a read returns; _HIGH and full share a member
+        table.encodings.forEach((e, i) => {
+          const r = results[n + i]!;
+          const f = layout.fields.find((x) => x.encoding === e)!;
+          const full = layout.fields.find((x) => x.member === f.member && !x.high)!;
+          const hiF = layout.fields.find((x) => x.member === f.member && x.high);
+          let member = truncateTo(widthOf(full.encoding), values[table.encodings.indexOf(full.encoding)]!);
+          if (hiF) member = (member & 0xffffffffn) | (truncateTo(32, values[table.encodings.indexOf(hiF.encoding)]!) << 32n);
+          const want = f.high ? member >> 32n : member;
+          if (!r.ok || r.value !== want) diff.push({ field: f.name ?? hex(e, 4), offset: f.offset, expected: hex(want), actual: r.ok ? hex(r.value) : `VMfail ${r.error}` });
+        });
+        let k = 2 * n;
+        for (const [f, full, high] of highs) {
+          const r = results[k + 2]!;
+          const want = (full & 0xffffffffn) | (BigInt(high) << 32n);
+          if (!r.ok || r.value !== want) diff.push({ field: `${f.name} after its _HIGH write`, offset: f.offset, expected: hex(want), actual: r.ok ? hex(r.value) : `VMfail ${r.error}` });
+          k += 3;
+        }
+        for (const e of unknown) {
+          for (const r of [results[k]!, results[k + 1]!])
+            if (r.ok || r.error !== VMXERR_UNSUPPORTED_VMCS_COMPONENT)
+              diff.push({ field: `encoding ${hex(e)}`, offset: -1, expected: `VMfail ${VMXERR_UNSUPPORTED_VMCS_COMPONENT}`, actual: r.ok ? `ok ${hex(r.value)}` : `VMfail ${r.error}` });
+          k += 2;
+        }
+        expectNoDiff('VMREAD after VMWRITE', diff);
+        // every write landed where the profile's layout puts the member, and nowhere else
+        const expected = zero.slice();
+        const view = new DataView(expected.buffer);
+        codec.slots.forEach((s) => {
+          const f = layout.fields.find((x) => x.member === s.member && !x.high);
+          if (!f) return;
+          const r = results[n + table.encodings.indexOf(f.encoding)]!;
+          const hiF = layout.fields.find((x) => x.member === s.member && x.high);
+          let v = r.ok ? r.value : 0n;
+          if (hiF) {
+            const rh = results[n + table.encodings.indexOf(hiF.encoding)]!;
+            v = (v & 0xffffffffn) | ((rh.ok ? rh.value : 0n) << 32n);
+          }
+          for (let b = 0; b < s.bytes; b++) view.setUint8(s.offset + b, Number((v >> BigInt(8 * b)) & 0xffn));
+        });
+        if (highs.length === 0) expectNoDiff('page after VMWRITEs', diffBytes(expected, page, 'page bytes'));
+      },
+    );
+  },
+};
+
+export const vmcs12RoundTrip: readonly PropertyDef[] = [codecRoundTrip, fieldAccess];

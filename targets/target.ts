@@ -1,0 +1,52 @@
+// The one interface every implementation under test sits behind (DESIGN §4). Suites talk to
+// targets only through it. A KVM-style errno or VMfail is an `ok` answer; `error` means the
+// target itself broke; `unsupported` means it does not offer the operation.
+import type { LayoutDescriptor } from '../model/layout.js';
+import type { AccessOutcome } from '../model/vmcs12-access.js';
+
+export const GROUPS = ['layout', 'vmcs12-access', 'layout-revisions', 'evmcs-sync', 'msr-filter', 'nested-state'] as const;
+export type Group = (typeof GROUPS)[number];
+
+export type TargetResult<T> =
+  | { readonly status: 'ok'; readonly value: T }
+  | { readonly status: 'unsupported'; readonly reason: string }
+  | { readonly status: 'error'; readonly reason: string; readonly stderr?: readonly string[] };
+
+export interface TargetIdentity {
+  readonly name: string;
+  readonly version: string;
+  readonly profile?: string;
+}
+
+export type Vmcs12Op = { readonly op: 'read'; readonly encoding: bigint } | { readonly op: 'write'; readonly encoding: bigint; readonly value: bigint };
+
+export interface Vmcs12AccessResult {
+  /** the page after all writes */
+  readonly page: Uint8Array;
+  /** one outcome per op: the value read, or the value stored after truncation, or a VMfail */
+  readonly results: readonly AccessOutcome[];
+}
+
+export interface RevisionSetDescriptor {
+  readonly current: LayoutDescriptor;
+  readonly known: readonly LayoutDescriptor[];
+}
+
+export type RevisionRead =
+  | { readonly accepted: true; readonly translatedFrom: string | null; readonly page: Uint8Array }
+  | { readonly accepted: false; readonly reason: string };
+
+export interface Target {
+  readonly identity: TargetIdentity;
+  readonly groups: ReadonlySet<Group>;
+  /** group `layout`: the structure's layout descriptor */
+  layout(structure: 'vmcs12' | 'evmcs'): Promise<TargetResult<LayoutDescriptor>>;
+  /** group `vmcs12-access`: a batch of VMREAD/VMWRITEs on a copy of `page` */
+  vmcs12Access(page: Uint8Array, ops: readonly Vmcs12Op[]): Promise<TargetResult<Vmcs12AccessResult>>;
+  /** group `layout-revisions`: read a page of any revision the set knows, as the current layout */
+  readRevisions(set: RevisionSetDescriptor, page: Uint8Array): Promise<TargetResult<RevisionRead>>;
+  close(): Promise<void>;
+}
+
+export const ok = <T>(value: T): TargetResult<T> => ({ status: 'ok', value });
+export const unsupported = <T>(reason: string): TargetResult<T> => ({ status: 'unsupported', reason });
