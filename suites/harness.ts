@@ -83,7 +83,8 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
   } catch (e) {
     return stopOutcome(def.id, e);
   }
-  const numRuns = opts.path !== undefined ? 1 : (opts.runs ?? def.runs ?? 100);
+  // a property with one case is a fixed check: --runs does not multiply it
+  const numRuns = opts.path !== undefined || def.runs === 1 ? 1 : (opts.runs ?? def.runs ?? 100);
   const details = await fc.check(prop, { seed: opts.seed, numRuns, ...(opts.path !== undefined ? { path: opts.path, endOnFailure: true } : {}) });
   if (!details.failed) return { id: def.id, verdict: 'pass', cases: details.numRuns, seed: opts.seed };
   const err = details.errorInstance;

@@ -1,0 +1,35 @@
+// A layout argument: a profile name or a descriptor file. Bad files fail with one line naming the
+// file, the JSON path and the problem.
+import { readFileSync } from 'node:fs';
+import { compileLayout, type Layout } from '../model/layout.js';
+import { findProfile, profileNames } from '../model/profiles.js';
+import { validate } from '../reports/schemas.js';
+import { UsageError } from './errors.js';
+
+export function loadLayout(arg: string, structure: string): Layout {
+  const profile = findProfile(arg);
+  if (profile) {
+    if (structure !== 'vmcs12') throw new UsageError(`the ${structure} layout of profile ${arg} is not modelled yet`);
+    return profile.vmcs12;
+  }
+  if (arg.startsWith('linux:')) throw new UsageError(`"${arg}": reading layouts from a kernel tree is not available in this version`);
+  let text: string;
+  try {
+    text = readFileSync(arg, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(`${arg}: ${code === 'ENOENT' ? `no such file, and not a profile (profiles: ${profileNames().join(', ')})` : (e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`${arg}: not JSON: ${(e as Error).message}`);
+  }
+  const problems = validate('layout', json);
+  if (problems.length) throw new UsageError(`${arg}: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`);
+  const c = compileLayout(json as Parameters<typeof compileLayout>[0]);
+  if (!c.ok) throw new UsageError(`${arg}: ${c.problems[0]!.path}: ${c.problems[0]!.message}${c.problems.length > 1 ? ` (and ${c.problems.length - 1} more)` : ''}`);
+  if (c.value.structure !== structure) throw new UsageError(`${arg}: describes structure "${c.value.structure}", expected "${structure}"`);
+  return c.value;
+}

@@ -1,0 +1,48 @@
+// nvmx-conformance command line. Every failure is one line on stderr and a documented exit code:
+// 0 ok, 1 property failure or incompatible layout, 2 usage or input error, 3 target error,
+// 4 internal error (a bug in this tool; NVMX_DEBUG=1 shows the stack).
+import { checkCommand, replayCommand } from './check.js';
+import { EXIT, UsageError } from './errors.js';
+import { layoutCommand } from './layout.js';
+
+const USAGE = `usage: nvmx-conformance <command> [options]
+
+commands:
+  check   [--target reference] [--profile P] [--runs N] [--seed S] [--report DIR]
+          run every property against a target; writes DIR/report.json and DIR/junit.xml
+  replay  <property-id> --seed S --path P [--profile P] [--target T] [--report DIR]
+          re-run one failure exactly, from the seed and path a failure printed
+  layout show <profile|file.json> [--json] [--structure vmcs12]
+  layout diff <OLD> <NEW> [--json] [--all]
+          OLD and NEW are profiles (linux-4.18, linux-4.19, linux-5.8, linux-6.1, linux-6.12) or
+          nvmx-layout/1 files; exit 0 compatible, 1 incompatible
+
+exit codes: 0 ok, 1 failure, 2 usage or input error, 3 target error, 4 internal error`;
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number> | number> = {
+  check: checkCommand,
+  replay: replayCommand,
+  layout: layoutCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    console.log(USAGE);
+    return cmd ? EXIT.ok : EXIT.usage;
+  }
+  const run = COMMANDS[cmd];
+  try {
+    if (!run) throw new UsageError(`unknown command "${cmd}" (try --help)`);
+    return await run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`nvmx-conformance: ${e.message}`);
+      return EXIT.usage;
+    }
+    const msg = e instanceof Error ? e.message : String(e);
+    console.error(`nvmx-conformance: internal error: ${msg.split('\n')[0]}${process.env.NVMX_DEBUG ? '' : ' (set NVMX_DEBUG=1 for the stack)'}`);
+    if (process.env.NVMX_DEBUG && e instanceof Error) console.error(e.stack);
+    return EXIT.internal;
+  }
+}

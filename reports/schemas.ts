@@ -1,0 +1,54 @@
+// The published JSON Schemas (reports/schema/*.schema.json) and their ajv validators. Every
+// descriptor and report is validated when read and when written.
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+
+export type SchemaName = 'report' | 'layout' | 'layout-diff';
+
+/** The package root: where package.json is, from source (tests) or from dist/ (the bin). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('cannot find the nvmx-conformance package root');
+    dir = up;
+  }
+  return dir;
+}
+
+export const schemaPath = (name: SchemaName): string => join(packageRoot(), 'reports', 'schema', `${name}.schema.json`);
+
+const ajv = new Ajv2020.default({ allErrors: true, strict: true, strictRequired: false });
+const validators = new Map<SchemaName, ValidateFunction>();
+
+function validator(name: SchemaName): ValidateFunction {
+  let v = validators.get(name);
+  if (!v) {
+    v = ajv.compile(JSON.parse(readFileSync(schemaPath(name), 'utf8')));
+    validators.set(name, v);
+  }
+  return v;
+}
+
+/** Problems as "JSON pointer: message", most specific first; [] when valid. */
+export function validate(name: SchemaName, data: unknown): string[] {
+  const v = validator(name);
+  if (v(data)) return [];
+  return describe(v.errors ?? []);
+}
+
+function describe(errors: readonly ErrorObject[]): string[] {
+  // oneOf/anyOf/if wrappers repeat what their branches say; keep the leaf messages
+  const leaves = errors.filter((e) => !['oneOf', 'anyOf', 'if', 'allOf'].includes(e.keyword));
+  const list = leaves.length ? leaves : errors;
+  return list.map((e) => {
+    const where = e.instancePath || '/';
+    if (e.keyword === 'additionalProperties') return `${where}: unknown key "${(e.params as { additionalProperty: string }).additionalProperty}"`;
+    if (e.keyword === 'const') return `${where}: must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
+    if (e.keyword === 'enum') return `${where}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((x) => JSON.stringify(x)).join(', ')}`;
+    return `${where}: ${e.message ?? e.keyword}`;
+  });
+}

@@ -1,0 +1,47 @@
+// Registers a suite's properties as vitest tests, one test per property id (stable names, no
+// seeds in them). The run's parameters come from `check` through vitest's provide/inject; the
+// outcome travels back to the reporter in the test's meta, and the seed goes to JUnit as an
+// annotation.
+import { inject, test } from 'vitest';
+import { runProperty, type PropertyOutcome } from '../harness.js';
+import type { Suite } from '../registry.js';
+import { openTarget } from '../../targets/resolve.js';
+import type { Target } from '../../targets/target.js';
+import { formatOutcome } from '../../reports/format.js';
+
+export interface RunParams {
+  target: string;
+  profile: string;
+  seed: number;
+  runs?: number;
+  /** replay: only this property, at this path */
+  only?: string;
+  path?: string;
+}
+
+declare module 'vitest' {
+  interface ProvidedContext {
+    nvmxRun: RunParams;
+  }
+  interface TaskMeta {
+    nvmx?: PropertyOutcome;
+  }
+}
+
+let target: Promise<Target> | undefined;
+
+export function registerSuite(suite: Suite): void {
+  for (const def of suite.properties) {
+    test(def.id, async (ctx) => {
+      const run = inject('nvmxRun');
+      if (run.only !== undefined && run.only !== def.id) ctx.skip(`not selected (replaying ${run.only})`);
+      target ??= openTarget(run);
+      const outcome = await runProperty(def, await target, { seed: run.seed, ...(run.runs !== undefined ? { runs: run.runs } : {}), ...(run.path !== undefined ? { path: run.path } : {}) });
+      ctx.task.meta.nvmx = outcome;
+      await ctx.annotate(String(run.seed), 'seed');
+      if (outcome.verdict === 'pass') await ctx.annotate(String(outcome.cases), 'cases');
+      if (outcome.verdict === 'unsupported') ctx.skip(outcome.reason);
+      if (outcome.verdict !== 'pass') throw new Error(formatOutcome(outcome, run).join('\n'));
+    });
+  }
+}
