@@ -26,6 +26,8 @@ export function loadLayout(arg: string, structure: string): Layout {
   } catch (e) {
     throw new UsageError(`${arg}: not JSON: ${(e as Error).message}`);
   }
+  const format = (json as { format?: unknown } | null)?.format;
+  if (format !== 'nvmx-layout/1') throw new UsageError(`${arg}: /format: must be "nvmx-layout/1" (got ${JSON.stringify(format ?? null)})`);
   const problems = validate('layout', json);
   if (problems.length) throw new UsageError(`${arg}: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`);
   const c = compileLayout(json as Parameters<typeof compileLayout>[0]);

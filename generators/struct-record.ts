@@ -87,12 +87,23 @@ function* shrinkRecord(r: StructRecord): Generator<StructRecord> {
     c.lo[live[0]!] = c.hi[live[0]!] = 0;
     yield c;
   }
-  // simpler values: drop the high word, then halve towards 1
+  // simpler values: drop a word, then halve each word towards 1
   for (const i of live) {
-    if (r.hi[i]) {
+    if (r.hi[i] && r.lo[i]) {
       const c = copy(r);
       c.hi[i] = 0;
       yield c;
+      const d = copy(r);
+      d.lo[i] = 0;
+      yield d;
+    }
+    if (r.hi[i]! > 1) {
+      const c = copy(r);
+      c.hi[i] = 1;
+      yield c;
+      const d = copy(r);
+      d.hi[i] = r.hi[i]! >>> 1;
+      yield d;
     }
     if (r.lo[i]! > 1) {
       const c = copy(r);
