@@ -3,7 +3,6 @@
 import { describe, expect, test } from 'vitest';
 import { codecFor, decode as realDecode } from '../model/codec.js';
 import { diffLayouts } from '../model/layout-diff.js';
-import { decode } from '../model/codec.js';
 import { layoutFromCatalog } from '../model/layout.js';
 import { VMCS12_FIELDS, VMCS12_MEMBERS } from '../model/catalog/vmcs12.js';
 import { member } from '../model/catalog/types.js';
@@ -63,7 +62,7 @@ const MUTANTS: Mutant[] = [
   {
     property: 'vmcs12.revisions.old-readable',
     what: 'the consumer memcpys an old-revision page instead of translating it',
-    model: { readPage: (set, page) => ({ ok: true, revision: 0, translatedFrom: null, record: decode(codecFor(set.current), page) }) },
+    model: { readPage: (set, page) => ({ ok: true, revision: 0, translatedFrom: null, record: realDecode(codecFor(set.current), page) }) },
   },
 ];
 
@@ -75,13 +74,10 @@ describe('each property catches its mutant', () => {
   test.each(MUTANTS)('$property: $what', async (m) => {
     const def = ALL_PROPERTIES.find((p) => p.id === m.property)!;
     const target = referenceTarget({ model: m.model ?? {}, name: 'mutant' });
-    let outcome: PropertyOutcome | undefined;
-    for (const seed of [1, 2, 3]) {
-      outcome = await runProperty(def, target, { seed, runs: 300 }, { ...MODEL_DEPS, ...m.deps });
-      if (outcome.verdict === 'fail') break;
-    }
-    expect(outcome!.verdict).toBe('fail');
-    if (outcome!.verdict !== 'fail') return;
+    let outcome: PropertyOutcome = await runProperty(def, target, { seed: 1, runs: 300 }, { ...MODEL_DEPS, ...m.deps });
+    for (const seed of [2, 3]) if (outcome.verdict !== 'fail') outcome = await runProperty(def, target, { seed, runs: 300 }, { ...MODEL_DEPS, ...m.deps });
+    expect(outcome.verdict).toBe('fail');
+    if (outcome.verdict !== 'fail') return;
     expect(outcome.path).toMatch(/^\d+(:\d+)*$/);
     expect(outcome.counterexample.summary.length).toBeGreaterThan(0);
     expect(outcome.counterexample.input.length).toBeGreaterThan(0);

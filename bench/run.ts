@@ -1,0 +1,67 @@
+// npm run bench: cases per second of the vmcs12 round-trip properties, against the naive baseline
+// the foundation issue describes (an fc.record of every field as bigint, DataView codec, deep equal).
+import { isDeepStrictEqual } from 'node:util';
+import fc from 'fast-check';
+import { codecFor, decode, encode, recordsEqual } from '../model/codec.js';
+import { findProfile } from '../model/profiles.js';
+import { anyStructRecord, structRecord } from '../generators/struct-record.js';
+import { runProperty } from '../suites/harness.js';
+import { findProperty } from '../suites/registry.js';
+import { referenceTarget } from '../targets/reference.js';
+
+const layout = findProfile('linux-6.12')!.vmcs12;
+const codec = codecFor(layout);
+
+function naiveRecord(): fc.Arbitrary<Record<string, bigint>> {
+  const shape: Record<string, fc.Arbitrary<bigint>> = {};
+  for (const s of codec.slots) shape[s.name] = fc.bigInt(0n, (1n << BigInt(s.bytes * 8)) - 1n);
+  return fc.record(shape);
+}
+
+function naive() {
+  return fc.property(naiveRecord(), (r) => {
+    const page = new Uint8Array(layout.size);
+    const v = new DataView(page.buffer);
+    for (const s of codec.slots) {
+      const x = r[s.name]!;
+      if (s.bytes === 2) v.setUint16(s.offset, Number(x), true);
+      else if (s.bytes === 4) v.setUint32(s.offset, Number(x), true);
+      else v.setBigUint64(s.offset, x, true);
+    }
+    const back: Record<string, bigint> = {};
+    for (const s of codec.slots)
+      back[s.name] = s.bytes === 2 ? BigInt(v.getUint16(s.offset, true)) : s.bytes === 4 ? BigInt(v.getUint32(s.offset, true)) : v.getBigUint64(s.offset, true);
+    return isDeepStrictEqual(back, { ...r });
+  });
+}
+
+const ours = (arb: fc.Arbitrary<ReturnType<typeof decode>>) => fc.property(arb, (r) => recordsEqual(decode(codec, encode(codec, r)), r));
+
+function rate(name: string, numRuns: number, check: () => void): number {
+  check(); // warm up
+  const t0 = performance.now();
+  check();
+  const s = (performance.now() - t0) / 1000;
+  const r = numRuns / s;
+  console.log(`${name.padEnd(58)} ${Math.round(r).toLocaleString('en-US').padStart(9)} cases/s`);
+  return r;
+}
+
+const N = 20_000;
+console.log(`vmcs12 round trip, ${codec.slots.length} fields, ${N} cases per measurement, one core (node ${process.version})`);
+const base = rate('naive: fc.record of bigints, DataView, deep equal', N, () => fc.assert(naive(), { numRuns: N, seed: 1 }));
+const floor = rate('naive generation alone (fast-check floor for that record)', N, () => fc.assert(fc.property(naiveRecord(), () => true), { numRuns: N, seed: 1 }));
+const dense = rate('ours: dense records (PRNG fill), codec, word compare', N, () => fc.assert(ours(structRecord(codec, 'dense')), { numRuns: N, seed: 1 }));
+const mixed = rate('ours: dense + sparse mix (what the suite runs)', N, () => fc.assert(ours(anyStructRecord(codec)), { numRuns: N, seed: 1 }));
+console.log(`speed-up over naive: dense ${(dense / base).toFixed(1)}x, mixed ${(mixed / base).toFixed(1)}x (naive generation floor ${Math.round(floor).toLocaleString('en-US')}/s)`);
+
+const target = referenceTarget();
+for (const id of ['vmcs12.codec.round-trip', 'vmcs12.access.write-read']) {
+  const def = findProperty(id)!;
+  const runs = id.includes('access') ? 500 : N;
+  await runProperty(def, target, { seed: 1, runs: 100 });
+  const t0 = performance.now();
+  const o = await runProperty(def, target, { seed: 1, runs });
+  const r = runs / ((performance.now() - t0) / 1000);
+  console.log(`${`suite property ${id} (async, via the target)`.padEnd(58)} ${Math.round(r).toLocaleString('en-US').padStart(9)} cases/s  [${o.verdict}]`);
+}
