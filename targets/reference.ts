@@ -5,7 +5,7 @@ import { compileLayout, toDescriptor, type Layout, type LayoutDescriptor } from 
 import { DEFAULT_PROFILE, findProfile, type Profile } from '../model/profiles.js';
 import { readPage, type RevisionSet } from '../model/revisions.js';
 import { accessTableFor, vmread, vmwrite } from '../model/vmcs12-access.js';
-import { ok, type Group, type RevisionRead, type RevisionSetDescriptor, type Target, type Vmcs12Op } from './target.js';
+import { ok, unsupported, type Group, type RevisionRead, type RevisionSetDescriptor, type Target, type Vmcs12Op } from './target.js';
 
 /** The model functions a reference target answers with; mutants replace one of them. */
 export interface ReferenceModel {
@@ -56,6 +56,10 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
         : { accepted: false, reason: r.reason };
       return ok(out);
     },
+    evmcsToVmcs12: async () => unsupported('the eVMCS model is not built yet'),
+    vmcs12ToEvmcs: async () => unsupported('the eVMCS model is not built yet'),
+    filterVmxMsrs: async () => unsupported('the MSR filter model is not built yet'),
+    evmcsCheckControls: async () => unsupported('the eVMCS control check is not built yet'),
     async close() {},
   };
 }

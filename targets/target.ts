@@ -36,6 +36,15 @@ export type RevisionRead =
   | { readonly accepted: true; readonly translatedFrom: string | null; readonly page: Uint8Array }
   | { readonly accepted: false; readonly reason: string };
 
+/** nested_evmcs_check_controls: 0, or -EINVAL with the first rule that failed. */
+export type ControlCheck = { readonly ok: true } | { readonly ok: false; readonly errno: 'EINVAL'; readonly rule: string };
+
+export interface VmxMsrValue {
+  /** MSR index, 0x480..0x491 */
+  readonly index: number;
+  readonly value: bigint;
+}
+
 export interface Target {
   readonly identity: TargetIdentity;
   readonly groups: ReadonlySet<Group>;
@@ -45,6 +54,14 @@ export interface Target {
   vmcs12Access(page: Uint8Array, ops: readonly Vmcs12Op[]): Promise<TargetResult<Vmcs12AccessResult>>;
   /** group `layout-revisions`: read a page of any revision the set knows, as the current layout */
   readRevisions(set: RevisionSetDescriptor, page: Uint8Array): Promise<TargetResult<RevisionRead>>;
+  /** group `evmcs-sync`: copy_enlightened_to_vmcs12 under a clean-fields mask; returns the new vmcs12 page */
+  evmcsToVmcs12(evmcs: Uint8Array, vmcs12: Uint8Array, cleanFields: number): Promise<TargetResult<Uint8Array>>;
+  /** group `evmcs-sync`: copy_vmcs12_to_enlightened; returns the new eVMCS bytes */
+  vmcs12ToEvmcs(vmcs12: Uint8Array, evmcs: Uint8Array): Promise<TargetResult<Uint8Array>>;
+  /** group `msr-filter`: what a guest RDMSR sees with eVMCS enabled, for the given Hyper-V CPUID 0x4000000A.EBX */
+  filterVmxMsrs(msrs: readonly VmxMsrValue[], hvNestedEbx: number): Promise<TargetResult<bigint[]>>;
+  /** group `msr-filter`: nested_evmcs_check_controls on a vmcs12 page */
+  evmcsCheckControls(vmcs12: Uint8Array): Promise<TargetResult<ControlCheck>>;
   close(): Promise<void>;
 }
 
