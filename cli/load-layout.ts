@@ -9,8 +9,9 @@ import { UsageError } from './errors.js';
 export function loadLayout(arg: string, structure: string): Layout {
   const profile = findProfile(arg);
   if (profile) {
-    if (structure !== 'vmcs12') throw new UsageError(`the ${structure} layout of profile ${arg} is not modelled yet`);
-    return profile.vmcs12;
+    if (structure === 'vmcs12') return profile.vmcs12;
+    if (structure === 'evmcs' && profile.evmcs) return profile.evmcs.layout;
+    throw new UsageError(`profile ${arg} has no ${structure} layout (structures: vmcs12${profile.evmcs ? ', evmcs' : ''})`);
   }
   if (arg.startsWith('linux:')) throw new UsageError(`"${arg}": reading layouts from a kernel tree is not available in this version`);
   let text: string;

@@ -3,6 +3,7 @@
 // 4 internal error (a bug in this tool; NVMX_DEBUG=1 shows the stack).
 import { checkCommand, replayCommand } from './check.js';
 import { EXIT, UsageError } from './errors.js';
+import { filterCommand } from './filter.js';
 import { layoutCommand } from './layout.js';
 
 const USAGE = `usage: nvmx-conformance <command> [options]
@@ -12,10 +13,14 @@ commands:
           run every property against a target; writes DIR/report.json and DIR/junit.xml
   replay  <property-id> --seed S --path P [--profile P] [--target T] [--report DIR]
           re-run one failure exactly, from the seed and path a failure printed
-  layout show <profile|file.json> [--json] [--structure vmcs12]
+  layout show <profile|file.json> [--json] [--structure vmcs12|evmcs]
   layout diff <OLD> <NEW> [--json] [--all]
           OLD and NEW are profiles (linux-4.18, linux-4.19, linux-5.8, linux-6.1, linux-6.12) or
           nvmx-layout/1 files; exit 0 compatible, 1 incompatible
+  filter show --profile P --msrs FILE [--hv-nested-ebx N] [--json]
+          the VMX MSRs a guest RDMSR sees with eVMCS enabled (linux-6.1, linux-6.12)
+  filter diff --from P --to P [--msrs FILE] [--hv-nested-ebx N] [--json]
+          controls an L1 can use under one profile's eVMCS filter but not the other's
 
 exit codes: 0 ok, 1 failure, 2 usage or input error, 3 target error, 4 internal error`;
 
@@ -23,6 +28,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number> | number> = {
   check: checkCommand,
   replay: replayCommand,
   layout: layoutCommand,
+  filter: filterCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

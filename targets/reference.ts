@@ -5,6 +5,8 @@ import { compileLayout, toDescriptor, type Layout, type LayoutDescriptor } from 
 import { DEFAULT_PROFILE, findProfile, type Profile } from '../model/profiles.js';
 import { readPage, type RevisionSet } from '../model/revisions.js';
 import { accessTableFor, vmread, vmwrite } from '../model/vmcs12-access.js';
+import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened } from '../model/evmcs.js';
+import { evmcsCheckControls, filterVmxMsr } from '../model/vmx-msrs.js';
 import { ok, unsupported, type Group, type RevisionRead, type RevisionSetDescriptor, type Target, type Vmcs12Op } from './target.js';
 
 /** The model functions a reference target answers with; mutants replace one of them. */
@@ -13,9 +15,22 @@ export interface ReferenceModel {
   vmwrite: typeof vmwrite;
   readPage: typeof readPage;
   vmcs12Layout: (profile: Profile) => Layout;
+  copyEnlightenedToVmcs12: typeof copyEnlightenedToVmcs12;
+  copyVmcs12ToEnlightened: typeof copyVmcs12ToEnlightened;
+  filterVmxMsr: typeof filterVmxMsr;
+  evmcsCheckControls: typeof evmcsCheckControls;
 }
 
-export const REFERENCE_MODEL: ReferenceModel = { vmread, vmwrite, readPage, vmcs12Layout: (p) => p.vmcs12 };
+export const REFERENCE_MODEL: ReferenceModel = {
+  vmread,
+  vmwrite,
+  readPage,
+  vmcs12Layout: (p) => p.vmcs12,
+  copyEnlightenedToVmcs12,
+  copyVmcs12ToEnlightened,
+  filterVmxMsr,
+  evmcsCheckControls,
+};
 
 export const TOOL_VERSION = '0.1.0';
 
@@ -35,13 +50,15 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
     }
     return l;
   };
-  const groups: ReadonlySet<Group> = new Set<Group>(['layout', 'vmcs12-access', 'layout-revisions']);
+  const ev = profile.evmcs;
+  const noEvmcs = <T>() => unsupported<T>(`profile ${profile.name} has no eVMCS model (the spec gives no facts for it)`);
+  const groups: ReadonlySet<Group> = new Set<Group>(['layout', 'vmcs12-access', 'layout-revisions', ...(ev ? (['evmcs-sync', 'msr-filter'] as const) : [])]);
   return {
     identity: { name: opts.name ?? 'reference', version: TOOL_VERSION, profile: profile.name },
     groups,
     async layout(structure) {
-      if (structure !== 'vmcs12') return { status: 'unsupported', reason: `the ${structure} layout is not modelled yet` };
-      return ok(toDescriptor(layout));
+      if (structure === 'vmcs12') return ok(toDescriptor(layout));
+      return ev ? ok(toDescriptor(ev.layout)) : noEvmcs();
     },
     async vmcs12Access(page: Uint8Array, ops: readonly Vmcs12Op[]) {
       const p = page.slice();
@@ -56,10 +73,34 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
         : { accepted: false, reason: r.reason };
       return ok(out);
     },
-    evmcsToVmcs12: async () => unsupported('the eVMCS model is not built yet'),
-    vmcs12ToEvmcs: async () => unsupported('the eVMCS model is not built yet'),
-    filterVmxMsrs: async () => unsupported('the MSR filter model is not built yet'),
-    evmcsCheckControls: async () => unsupported('the eVMCS control check is not built yet'),
+    async evmcsToVmcs12(evmcs, vmcs12, cleanFields) {
+      if (!ev) return noEvmcs();
+      return ok(model.copyEnlightenedToVmcs12(evmcs, vmcs12, cleanFields, { enlightenmentsGroup: ev.enlightenmentsGroup }).vmcs12);
+    },
+    async vmcs12ToEvmcs(vmcs12, evmcs) {
+      return ev ? ok(model.copyVmcs12ToEnlightened(vmcs12, evmcs)) : noEvmcs();
+    },
+    async filterVmxMsrs(msrs, hvNestedEbx) {
+      return ev ? ok(msrs.map((m) => model.filterVmxMsr(ev.filter, m.index, m.value, hvNestedEbx))) : noEvmcs();
+    },
+    async evmcsCheckControls(page) {
+      if (!ev) return noEvmcs();
+      const read = (name: string) => {
+        const f = layout.fields.find((x) => x.member === name && !x.high)!;
+        const r = vmread(table, page, BigInt(f.encoding));
+        return r.ok ? r.value : 0n;
+      };
+      return ok(
+        model.evmcsCheckControls(ev.check, {
+          pin_based_vm_exec_control: Number(read('pin_based_vm_exec_control')),
+          cpu_based_vm_exec_control: Number(read('cpu_based_vm_exec_control')),
+          secondary_vm_exec_control: Number(read('secondary_vm_exec_control')),
+          vm_exit_controls: Number(read('vm_exit_controls')),
+          vm_entry_controls: Number(read('vm_entry_controls')),
+          vm_function_control: read('vm_function_control'),
+        }),
+      );
+    },
     async close() {},
   };
 }

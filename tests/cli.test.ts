@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { validate } from '../reports/schemas.js';
+import { ALL_PROPERTIES } from '../suites/registry.js';
 
 const BIN = new URL('../bin/nvmx-conformance.js', import.meta.url).pathname;
 const cli = (...args: string[]) => {
@@ -49,6 +50,41 @@ describe('layout', () => {
   });
 });
 
+describe('filter', () => {
+  test('diff 6.1 -> 6.12 lists the bits per MSR with names, and says what it assumed', () => {
+    const r = cli('filter', 'diff', '--from', 'linux-6.1', '--to', 'linux-6.12', '--json');
+    expect(r.code).toBe(0);
+    const d = JSON.parse(r.out);
+    const byMsr = Object.fromEntries(d.differences.map((x: { msr: string; lost: { mask: string; bits: string[] } }) => [x.msr, x.lost]));
+    expect(byMsr['0x484'].bits).toEqual(expect.arrayContaining(['VM_ENTRY_SMM', 'VM_ENTRY_DEACT_DUAL_MONITOR']));
+    expect(byMsr['0x482'].mask).toBe('0x00060001');
+    expect(byMsr['0x491'].mask).toBe('0xfffffffe');
+    expect(byMsr['0x48b'].bits).toEqual(expect.arrayContaining(['SECONDARY_EXEC_EPT_VIOLATION_VE', 'SECONDARY_EXEC_MODE_BASED_EPT_EXEC']));
+    expect(d.assumptions.length).toBeGreaterThan(0);
+  });
+
+  test('show prints the filtered MSRs in the input shape, with what was hidden', () => {
+    const f = join(tmp(), 'msrs.json');
+    writeFileSync(f, JSON.stringify({ '0x481': '0xffffffff00000016', '0x483': '0xffffffff00036dff', '0x491': '0x1' }));
+    const r = cli('filter', 'show', '--profile', 'linux-6.12', '--msrs', f, '--hv-nested-ebx', '0', '--json');
+    expect(r.code).toBe(0);
+    const d = JSON.parse(r.out);
+    expect(d.msrs).toEqual({ '0x481': '0x0000003f00000016', '0x483': '0x03bfefff00036dff', '0x491': '0x0000000000000000' });
+    expect(d.hidden['0x483'].bits).toContain('VM_EXIT_LOAD_IA32_PERF_GLOBAL_CTRL');
+    const withBit = JSON.parse(cli('filter', 'show', '--profile', 'linux-6.12', '--msrs', f, '--hv-nested-ebx', '1', '--json').out);
+    expect(withBit.msrs['0x483']).toBe('0x03bfffff00036dff');
+  });
+
+  test('layout show --structure evmcs: 158 members, 126 fields with clean groups', () => {
+    const d = JSON.parse(cli('layout', 'show', 'linux-6.12', '--structure', 'evmcs', '--json').out);
+    expect(validate('layout', d)).toEqual([]);
+    expect(d.members).toHaveLength(158);
+    expect(d.fields).toHaveLength(126);
+    expect(d.fields.find((f: { member: string }) => f.member === 'guest_es_base').cleanGroup).toBe('GUEST_GRP2');
+    expect(d.fields.find((f: { member: string }) => f.member === 'guest_rip').cleanGroup).toBe('NONE');
+  });
+});
+
 describe('bad input: one line on stderr, exit 2, never a stack trace', () => {
   const dir = tmp();
   const file = (name: string, text: string) => (writeFileSync(join(dir, name), text), join(dir, name));
@@ -65,6 +101,12 @@ describe('bad input: one line on stderr, exit 2, never a stack trace', () => {
     [['check', '--target', 'exec:./vmm'], 'target kind "exec:" is not available'],
     [['replay', 'vmcs12.codec.round-trip', '--seed', '1', '--path', 'x'], '--path must look like'],
     [['replay', 'no.such', '--seed', '1', '--path', '1'], 'unknown property "no.such"'],
+    [['filter', 'show', '--profile', 'linux-6.12', '--msrs', file('m1.json', '{"0x999": "0x1"}')], 'must match pattern'],
+    [['filter', 'show', '--profile', 'linux-6.12', '--msrs', file('m2.json', '{"0x481": "0x0000000000000016"}')], 'not a consistent capability set'],
+    [['filter', 'show', '--profile', 'linux-6.12', '--msrs', file('m3.json', '[1,')], 'not JSON'],
+    [['filter', 'show', '--profile', 'linux-5.8', '--msrs', 'x.json'], 'has no eVMCS filter model'],
+    [['filter', 'diff', '--from', 'linux-6.1'], 'filter needs --to PROFILE'],
+    [['filter', 'diff', '--from', 'linux-6.1', '--to', 'linux-6.12', '--hv-nested-ebx', 'x'], '--hv-nested-ebx must be an integer'],
   ])('%j', (args, message) => {
     const r = cli(...args);
     expect(r.code).toBe(2);
@@ -81,7 +123,7 @@ test('check writes a schema-valid report and JUnit with the seed as a property',
   expect(r.out).toContain('verdict: compatible');
   const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
   expect(validate('report', report)).toEqual([]);
-  expect(report.summary).toEqual({ pass: 6, fail: 0, unsupported: 0, error: 0 });
+  expect(report.summary).toEqual({ pass: ALL_PROPERTIES.length, fail: 0, unsupported: 0, error: 0 });
   expect(report.run).toMatchObject({ seed: 11, runs: 20, complete: true });
   const junit = readFileSync(join(dir, 'junit.xml'), 'utf8');
   expect(junit).toContain('name="vmcs12.codec.round-trip"');

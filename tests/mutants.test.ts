@@ -6,7 +6,10 @@ import { diffLayouts } from '../model/layout-diff.js';
 import { layoutFromCatalog } from '../model/layout.js';
 import { VMCS12_FIELDS, VMCS12_MEMBERS } from '../model/catalog/vmcs12.js';
 import { member } from '../model/catalog/types.js';
-import { vmwrite } from '../model/vmcs12-access.js';
+import { vmwrite, writeBytes } from '../model/vmcs12-access.js';
+import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened } from '../model/evmcs.js';
+import { EVMCS_MEMBERS } from '../model/catalog/evmcs.js';
+import { evmcsCheckControls, filterVmxMsr } from '../model/vmx-msrs.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { runProperty, type PropertyOutcome } from '../suites/harness.js';
 import { MODEL_DEPS, type ModelDeps } from '../suites/model-deps.js';
@@ -63,6 +66,47 @@ const MUTANTS: Mutant[] = [
     property: 'vmcs12.revisions.old-readable',
     what: 'the consumer memcpys an old-revision page instead of translating it',
     model: { readPage: (set, page) => ({ ok: true, revision: 0, translatedFrom: null, record: realDecode(codecFor(set.current), page) }) },
+  },
+  {
+    property: 'evmcs.sync.round-trip',
+    what: 'vmcs12 -> eVMCS forgets guest_rflags',
+    model: {
+      copyVmcs12ToEnlightened: (v, e) => {
+        const out = copyVmcs12ToEnlightened(v, e);
+        writeBytes(out, EVMCS_MEMBERS.find((m) => m.name === 'guest_rflags')!.offset, 8, 0n);
+        return out;
+      },
+    },
+  },
+  {
+    property: 'evmcs.sync.clean-groups-kept',
+    what: 'eVMCS -> vmcs12 ignores the clean-fields mask',
+    model: { copyEnlightenedToVmcs12: (e, v, _mask, o) => copyEnlightenedToVmcs12(e, v, 0, o) },
+  },
+  {
+    property: 'msr.filter.only-narrows',
+    what: 'the filter advertises the preemption timer it should hide',
+    model: { filterVmxMsr: (rules, i, v, ebx) => (i === 0x481 ? filterVmxMsr(rules, i, v, ebx) | (1n << 38n) : filterVmxMsr(rules, i, v, ebx)) },
+  },
+  {
+    property: 'msr.filter.monotone-in-cpuid',
+    what: 'the PERF_GLOBAL_CTRL CPUID bit is read upside down',
+    model: { filterVmxMsr: (rules, i, v, ebx) => filterVmxMsr(rules, i, v, ebx ^ 1) },
+  },
+  {
+    property: 'msr.filter.distributes-over-meet',
+    what: 'the filter hides EPT only when VPID is offered too',
+    model: {
+      filterVmxMsr: (rules, i, v, ebx) => {
+        const f = filterVmxMsr(rules, i, v, ebx);
+        return i === 0x48b && f & (1n << 37n) ? f & ~(1n << 33n) : f;
+      },
+    },
+  },
+  {
+    property: 'evmcs.check.agrees-with-filter',
+    what: 'the check forgets the VM-exit controls',
+    model: { evmcsCheckControls: (rules, c) => evmcsCheckControls(rules.filter((r) => r.rule !== 'exit'), c) },
   },
 ];
 

@@ -1,0 +1,102 @@
+// `filter show` and `filter diff`: the VMX MSRs a guest RDMSR sees with eVMCS enabled, per profile,
+// and what an L1 gains or loses between two profiles, bit by bit.
+import { readFileSync } from 'node:fs';
+import { hex } from '../model/encoding.js';
+import { assumedFullCapabilities, filterDiff, type FilterDiff } from '../model/filter-diff.js';
+import { findProfile, profileNames, type Profile } from '../model/profiles.js';
+import { bitNames, capabilityProblems, CONTROL_MSRS, filterMsrSet, MSR, MSR_NAMES, type MsrSet } from '../model/vmx-msrs.js';
+import { validate } from '../reports/schemas.js';
+import { EXIT, UsageError } from './errors.js';
+import { intOption, parse } from './options.js';
+
+export async function filterCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === 'show') return show(rest);
+  if (sub === 'diff') return diff(rest);
+  throw new UsageError(sub ? `unknown filter command "${sub}" (expected show or diff)` : 'filter needs show or diff');
+}
+
+function profileWithFilter(name: string | undefined, flag: string): Profile {
+  if (!name) throw new UsageError(`filter needs --${flag} PROFILE`);
+  const p = findProfile(name);
+  if (!p) throw new UsageError(`unknown profile "${name}" (known: ${profileNames().join(', ')})`);
+  if (!p.evmcs) throw new UsageError(`profile ${name} has no eVMCS filter model (profiles with one: ${profileNames().filter((n) => findProfile(n)!.evmcs).join(', ')})`);
+  return p;
+}
+
+export function readMsrFile(path: string): Map<number, bigint> {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new UsageError(`${path}: ${err.code === 'ENOENT' ? 'no such file' : err instanceof SyntaxError ? `not JSON: ${err.message}` : err.message}`);
+  }
+  const problems = validate('msrs', json);
+  if (problems.length) throw new UsageError(`${path}: ${problems[0]}`);
+  const msrs = new Map(Object.entries(json as Record<string, string>).map(([k, v]) => [Number.parseInt(k, 16), BigInt(v)]));
+  const bad = capabilityProblems(msrs);
+  if (bad.length) throw new UsageError(`${path}: not a consistent capability set: ${bad[0]}`);
+  return msrs;
+}
+
+const ebxOption = (v: string | undefined) => intOption('hv-nested-ebx', v, 0, 0xffffffff) ?? 0;
+const opts = { profile: { type: 'string' }, msrs: { type: 'string' }, 'hv-nested-ebx': { type: 'string' }, json: { type: 'boolean', default: false } } as const;
+
+function show(argv: string[]): number {
+  const { values } = parse(argv, opts);
+  const p = profileWithFilter(values.profile, 'profile');
+  if (!values.msrs) throw new UsageError('filter show needs --msrs FILE (the unfiltered VMX MSRs, as KVM_GET_MSRS returns them)');
+  const msrs = readMsrFile(values.msrs);
+  const ebx = ebxOption(values['hv-nested-ebx']);
+  const out = filterMsrSet(p.evmcs!.filter, msrs, ebx);
+  const hidden = hiddenByFilter(msrs, out);
+  if (values.json) {
+    console.log(JSON.stringify({ msrs: Object.fromEntries([...out].map(([i, v]) => [hex(i), hex(v, 16)])), profile: p.name, hvNestedEbx: hex(ebx, 8), filterStyle: p.evmcs!.filterStyle, hidden }, null, 2));
+    return EXIT.ok;
+  }
+  console.log(`${p.name} (${p.evmcs!.filterStyle}), Hyper-V CPUID 0x4000000A.EBX = ${hex(ebx, 8)}: what a guest RDMSR returns`);
+  for (const [i, v] of out) {
+    const h = hidden[hex(i)];
+    console.log(`${hex(i)} ${MSR_NAMES[i]?.padEnd(30) ?? ''} ${hex(v, 16)}${h ? `   hidden: ${h.bits.join(', ')}` : ''}`);
+  }
+  return EXIT.ok;
+}
+
+function hiddenByFilter(raw: MsrSet, filtered: MsrSet): Record<string, { mask: string; bits: string[] }> {
+  const out: Record<string, { mask: string; bits: string[] }> = {};
+  for (const [i, v] of raw) {
+    const f = filtered.get(i)!;
+    if (v === f) continue;
+    const gone = Number(i === MSR.VMFUNC ? v & ~f & 0xffffffffn : (v >> 32n) & ~(f >> 32n));
+    const controls = i === MSR.VMFUNC ? 'vmfunc' : CONTROL_MSRS.find((c) => c.index === i)!.controls;
+    out[hex(i)] = { mask: hex(gone >>> 0, 8), bits: bitNames(controls, gone) };
+  }
+  return out;
+}
+
+function diff(argv: string[]): number {
+  const { values } = parse(argv, { ...opts, from: { type: 'string' }, to: { type: 'string' } });
+  const from = profileWithFilter(values.from, 'from');
+  const to = profileWithFilter(values.to, 'to');
+  const ebx = ebxOption(values['hv-nested-ebx']);
+  const { msrs, assumptions } = values.msrs ? { msrs: readMsrFile(values.msrs), assumptions: [] } : assumedFullCapabilities();
+  const d = filterDiff(from, to, msrs, ebx, assumptions);
+  if (values.json) console.log(JSON.stringify(d, null, 2));
+  else printDiff(d);
+  return EXIT.ok;
+}
+
+function printDiff(d: FilterDiff): void {
+  console.log(`eVMCS filter ${d.from} -> ${d.to}, Hyper-V CPUID 0x4000000A.EBX = ${hex(d.hvNestedEbx, 8)}`);
+  if (!d.differences.length) console.log('no difference: an L1 sees the same controls');
+  for (const m of d.differences) {
+    console.log(`${m.msr} ${m.name}`);
+    if (m.lost.bits.length) console.log(`    usable under ${d.from}, hidden under ${d.to} (${m.lost.mask}): ${m.lost.bits.join(', ')}`);
+    if (m.gained.bits.length) console.log(`    hidden under ${d.from}, usable under ${d.to} (${m.gained.mask}): ${m.gained.bits.join(', ')}`);
+  }
+  if (d.assumptions.length) {
+    console.log('assumptions (no --msrs given):');
+    for (const a of d.assumptions) console.log(`    - ${a}`);
+  }
+}

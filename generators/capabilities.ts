@@ -1,0 +1,87 @@
+// VMX capability sets (consistent by construction: allowed-0 within allowed-1, default-1 bits on,
+// TRUE MSRs as the SDM relates them), Hyper-V nested CPUID bits, and vmcs12 controls drawn inside
+// a capability set or one bit outside it.
+import fc from 'fast-check';
+import { ALWAYSON, CONTROL_MSRS, MSR, type MsrSet } from '../model/vmx-msrs.js';
+import type { ControlClass } from '../model/catalog/vmx-controls.js';
+
+/** Allowed-1 words: often everything, often what a real host has (most bits), sometimes sparse. */
+const allowed1 = fc.oneof(fc.constant(0xffffffff), fc.integer({ min: 0, max: 0xffffffff }).map((x) => (x | (x >>> 3)) >>> 0), fc.integer({ min: 0, max: 0xffffffff }));
+
+const join = (l: number, h: number) => (BigInt(h >>> 0) << 32n) | BigInt(l >>> 0);
+
+/**
+ * One consistent capability set, shaped as KVM advertises nested capabilities: allowed-1 bits vary,
+ * allowed-0 holds only the default-1 bits (the TRUE MSRs may clear some of them). The filter never
+ * changes allowed-0, so a set whose allowed-0 had a bit the filter hides would filter into a
+ * self-contradictory MSR; KVM's own values cannot, and that is what L1 guests see.
+ */
+export const capabilitySet: fc.Arbitrary<MsrSet> = fc
+  .record({
+    pin: allowed1,
+    proc: allowed1,
+    exit: allowed1,
+    entry: allowed1,
+    proc2: allowed1,
+    trueClears: fc.nat(),
+    vmfunc: fc.oneof(fc.constant(0), fc.constant(1), fc.nat(0xff)),
+  })
+  .map((r) => {
+    const m = new Map<number, bigint>();
+    const classes = { pin: MSR.PINBASED_CTLS, proc: MSR.PROCBASED_CTLS, exit: MSR.EXIT_CTLS, entry: MSR.ENTRY_CTLS } as const;
+    for (const [c, index] of Object.entries(classes) as [keyof typeof classes, number][]) {
+      const d = ALWAYSON[c];
+      const high = (r[c] | d) >>> 0; // a default-1 bit is necessarily allowed to be 1
+      const trueLow = (d & ~r.trueClears) >>> 0; // TRUE may clear default-1 bits
+      m.set(index, join((trueLow | d) >>> 0, high));
+      m.set(CONTROL_MSRS.find((x) => x.trueOf === index)!.index, join(trueLow, high));
+    }
+    m.set(MSR.PROCBASED_CTLS2, join(0, r.proc2)); // secondary controls have no default-1 bits
+    m.set(MSR.VMFUNC, BigInt(r.vmfunc));
+    m.set(MSR.BASIC, 0x00d8100011e57ed0n);
+    m.set(MSR.VMCS_ENUM, 0x32n);
+    return m;
+  });
+
+/** Hyper-V CPUID 0x4000000A EBX: bit 0 (PERF_GLOBAL_CTRL) is the one that matters; others ride along. */
+export const hvNestedEbx = fc.oneof(fc.constant(0), fc.constant(1), fc.nat());
+
+const CLASS_MSR: Record<Exclude<ControlClass, 'vmfunc'>, number> = {
+  pin: MSR.TRUE_PINBASED_CTLS,
+  proc: MSR.TRUE_PROCBASED_CTLS,
+  exit: MSR.TRUE_EXIT_CTLS,
+  entry: MSR.TRUE_ENTRY_CTLS,
+  proc2: MSR.PROCBASED_CTLS2,
+};
+
+export interface Controls {
+  pin_based_vm_exec_control: number;
+  cpu_based_vm_exec_control: number;
+  secondary_vm_exec_control: number;
+  vm_exit_controls: number;
+  vm_entry_controls: number;
+  vm_function_control: bigint;
+}
+
+/** vmcs12 controls within a capability set (allowed-0 bits on, only allowed-1 bits), optionally one bit outside. */
+export function controlsWithin(msrs: MsrSet, opts: { oneOutside?: boolean } = {}): fc.Arbitrary<Controls> {
+  const word = (c: Exclude<ControlClass, 'vmfunc'>, r: number) => {
+    const v = msrs.get(CLASS_MSR[c]) ?? 0n;
+    const low = Number(v & 0xffffffffn);
+    const high = Number(v >> 32n);
+    return ((r & high) | low) >>> 0;
+  };
+  const base = fc.record({ pin: fc.nat(), proc: fc.nat(), proc2: fc.nat(), exit: fc.nat(), entry: fc.nat(), vmfunc: fc.nat() }).map(
+    (r): Controls => ({
+      pin_based_vm_exec_control: word('pin', r.pin),
+      cpu_based_vm_exec_control: word('proc', r.proc),
+      secondary_vm_exec_control: word('proc2', r.proc2),
+      vm_exit_controls: word('exit', r.exit),
+      vm_entry_controls: word('entry', r.entry),
+      vm_function_control: BigInt((r.vmfunc & Number(msrs.get(MSR.VMFUNC) ?? 0n)) >>> 0),
+    }),
+  );
+  if (!opts.oneOutside) return base;
+  const fields = ['pin_based_vm_exec_control', 'cpu_based_vm_exec_control', 'secondary_vm_exec_control', 'vm_exit_controls', 'vm_entry_controls'] as const;
+  return fc.tuple(base, fc.constantFrom(...fields), fc.integer({ min: 0, max: 31 })).map(([c, f, bit]) => ({ ...c, [f]: (c[f] ^ (1 << bit)) >>> 0 }));
+}
