@@ -2,6 +2,7 @@
 // layouts it uses; later parts of the model (eVMCS, nested state) hang their differences here too.
 import { CHECK_LINUX_6_1, CHECK_LINUX_6_12, FILTER_LINUX_6_1, FILTER_LINUX_6_12, type CheckRule, type FilterRule } from './catalog/vmx-controls.js';
 import { evmcsLayout } from './evmcs.js';
+import { NESTED_4_19, NESTED_4_20, NESTED_5_2, NESTED_5_6, NESTED_5_7, NESTED_5_8, type NestedBehaviour } from './nested/behaviour.js';
 import type { Layout } from './layout.js';
 import { frozenVmcs12, vmcs12Before419, vmcs12Before58 } from './vmcs12-layouts.js';
 
@@ -22,21 +23,28 @@ export interface Profile {
   readonly description: string;
   readonly vmcs12: Layout;
   readonly evmcs?: EvmcsProfile;
+  /** KVM_GET/SET_NESTED_STATE behaviour; absent before 4.19 (no KVM_CAP_NESTED_STATE) */
+  readonly nested?: NestedBehaviour;
 }
 
-const profile = (name: string, description: string, vmcs12: (n: string) => Layout, evmcs?: Omit<EvmcsProfile, 'layout'>): Profile => ({
+const profile = (name: string, description: string, vmcs12: (n: string) => Layout, nested?: NestedBehaviour, evmcs?: Omit<EvmcsProfile, 'layout'>): Profile => ({
   name,
   description,
   vmcs12: vmcs12(name),
+  ...(nested ? { nested } : {}),
   ...(evmcs ? { evmcs: { ...evmcs, layout: evmcsLayout(name) } } : {}),
 });
 
 export const PROFILES: readonly Profile[] = [
-  profile('linux-4.18', 'vmcs12 frozen; u32 revision_id; CR3_TARGET_VALUE0..3 accessible', vmcs12Before419),
-  profile('linux-4.19', 'struct vmcs_hdr replaces revision_id (same bytes); KVM_GET/SET_NESTED_STATE', vmcs12Before58),
-  profile('linux-5.8', 'cr3_target_value0..3 become dead_space (same bytes)', frozenVmcs12),
-  profile('linux-6.1', 'Debian linux-source-6.1 (6.1.192)', frozenVmcs12, { filter: FILTER_LINUX_6_1, filterStyle: 'deny-list', check: CHECK_LINUX_6_1, enlightenmentsGroup: false }),
-  profile('linux-6.12', 'Debian linux-source-6.12 (6.12.117)', frozenVmcs12, { filter: FILTER_LINUX_6_12, filterStyle: 'allow-list', check: CHECK_LINUX_6_12, enlightenmentsGroup: true }),
+  profile('linux-4.18', 'vmcs12 frozen; u32 revision_id; CR3_TARGET_VALUE0..3 accessible; no nested-state ioctls', vmcs12Before419),
+  profile('linux-4.19', 'struct vmcs_hdr replaces revision_id (same bytes); KVM_GET/SET_NESTED_STATE, flags GUEST_MODE and RUN_PENDING', vmcs12Before58, NESTED_4_19),
+  profile('linux-4.20', 'KVM_STATE_NESTED_EVMCS set whenever eVMCS is enabled (4.20-5.1, "flag when enabled")', vmcs12Before58, NESTED_4_20),
+  profile('linux-5.2', 'KVM_STATE_NESTED_EVMCS only when an eVMCS is active ("flag when active")', vmcs12Before58, NESTED_5_2),
+  profile('linux-5.6', 'emits MTF_PENDING that its own SET rejects', vmcs12Before58, NESTED_5_6),
+  profile('linux-5.7', 'SET accepts MTF_PENDING', vmcs12Before58, NESTED_5_7),
+  profile('linux-5.8', 'hdr.vmx.flags and the preemption-timer deadline; GIF_SET; cr3_target_value0..3 become dead_space (same bytes)', frozenVmcs12, NESTED_5_8),
+  profile('linux-6.1', 'Debian linux-source-6.1 (6.1.192)', frozenVmcs12, NESTED_5_8, { filter: FILTER_LINUX_6_1, filterStyle: 'deny-list', check: CHECK_LINUX_6_1, enlightenmentsGroup: false }),
+  profile('linux-6.12', 'Debian linux-source-6.12 (6.12.117)', frozenVmcs12, NESTED_5_8, { filter: FILTER_LINUX_6_12, filterStyle: 'allow-list', check: CHECK_LINUX_6_12, enlightenmentsGroup: true }),
 ];
 
 export const DEFAULT_PROFILE = 'linux-6.12';

@@ -7,6 +7,9 @@ import { readPage, type RevisionSet } from '../model/revisions.js';
 import { accessTableFor, vmread, vmwrite } from '../model/vmcs12-access.js';
 import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened } from '../model/evmcs.js';
 import { evmcsCheckControls, filterVmxMsr } from '../model/vmx-msrs.js';
+import { applyOp, DEFAULT_HOOKS, Vcpu, type VcpuHooks } from '../model/nested/vcpu.js';
+import { getNestedState } from '../model/nested/get.js';
+import { setNestedState } from '../model/nested/set.js';
 import { ok, unsupported, type Group, type RevisionRead, type RevisionSetDescriptor, type Target, type Vmcs12Op } from './target.js';
 
 /** The model functions a reference target answers with; mutants replace one of them. */
@@ -19,6 +22,10 @@ export interface ReferenceModel {
   copyVmcs12ToEnlightened: typeof copyVmcs12ToEnlightened;
   filterVmxMsr: typeof filterVmxMsr;
   evmcsCheckControls: typeof evmcsCheckControls;
+  getNestedState: typeof getNestedState;
+  setNestedState: typeof setNestedState;
+  applyOp: typeof applyOp;
+  hooks: VcpuHooks;
 }
 
 export const REFERENCE_MODEL: ReferenceModel = {
@@ -30,6 +37,10 @@ export const REFERENCE_MODEL: ReferenceModel = {
   copyVmcs12ToEnlightened,
   filterVmxMsr,
   evmcsCheckControls,
+  getNestedState,
+  setNestedState,
+  applyOp,
+  hooks: DEFAULT_HOOKS,
 };
 
 export const TOOL_VERSION = '0.1.0';
@@ -52,7 +63,22 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
   };
   const ev = profile.evmcs;
   const noEvmcs = <T>() => unsupported<T>(`profile ${profile.name} has no eVMCS model (the spec gives no facts for it)`);
-  const groups: ReadonlySet<Group> = new Set<Group>(['layout', 'vmcs12-access', 'layout-revisions', ...(ev ? (['evmcs-sync', 'msr-filter'] as const) : [])]);
+  const groups: ReadonlySet<Group> = new Set<Group>([
+    'layout',
+    'vmcs12-access',
+    'layout-revisions',
+    ...(ev ? (['evmcs-sync', 'msr-filter'] as const) : []),
+    ...(profile.nested ? (['nested-state'] as const) : []),
+  ]);
+  const nested = profile.nested;
+  const vcpus = new Map<string, Vcpu>();
+  let nextVcpu = 0;
+  const noNested = <T>() => unsupported<T>(`profile ${profile.name} has no KVM_GET/SET_NESTED_STATE (KVM_CAP_NESTED_STATE came in 4.19)`);
+  const vcpuOf = (id: string): Vcpu => {
+    const v = vcpus.get(id);
+    if (!v) throw new RangeError(`no vCPU ${id}`);
+    return v;
+  };
   return {
     identity: { name: opts.name ?? 'reference', version: TOOL_VERSION, profile: profile.name },
     groups,
@@ -101,6 +127,31 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
         }),
       );
     },
-    async close() {},
+    async createVcpu(config) {
+      if (!nested) return noNested();
+      const id = `vcpu${nextVcpu++}`;
+      vcpus.set(id, new Vcpu({ ...profile, nested }, config, model.hooks));
+      return ok(id);
+    },
+    async guestOp(id, op) {
+      return nested ? ok(model.applyOp(vcpuOf(id), op)) : noNested();
+    },
+    async getNestedState(id, userSize) {
+      if (!nested) return noNested();
+      const r = model.getNestedState(vcpuOf(id), userSize);
+      return ok({ errno: r.errno, size: r.size, buffer: r.buffer, written: r.written });
+    },
+    async setNestedState(id, blob) {
+      if (!nested) return noNested();
+      const r = model.setNestedState(vcpuOf(id), blob);
+      return ok({ ret: r.ret, errno: r.errno, rule: r.rule });
+    },
+    async destroyVcpu(id) {
+      vcpus.delete(id);
+      return ok(null);
+    },
+    async close() {
+      vcpus.clear();
+    },
   };
 }

@@ -3,6 +3,8 @@
 // target itself broke; `unsupported` means it does not offer the operation.
 import type { LayoutDescriptor } from '../model/layout.js';
 import type { AccessOutcome } from '../model/vmcs12-access.js';
+import type { GuestOp, OpResult, VcpuConfig } from '../model/nested/vcpu.js';
+import type { Errno } from '../model/nested/constants.js';
 
 export const GROUPS = ['layout', 'vmcs12-access', 'layout-revisions', 'evmcs-sync', 'msr-filter', 'nested-state'] as const;
 export type Group = (typeof GROUPS)[number];
@@ -45,6 +47,23 @@ export interface VmxMsrValue {
   readonly value: bigint;
 }
 
+/** KVM_GET_NESTED_STATE's answer: the user buffer after the call, and what the ioctl said. */
+export interface GetAnswer {
+  readonly errno: Errno | null;
+  readonly size: number;
+  readonly buffer: Uint8Array;
+  /** bytes KVM wrote into the buffer (can exceed `size`: quirk GET_SHADOW_PAST_SIZE) */
+  readonly written: number;
+}
+
+/** KVM_SET_NESTED_STATE's answer: the ioctl value (0, -errno, or the positive 2) and the deciding rule. */
+export interface SetAnswer {
+  readonly ret: number;
+  readonly errno: Errno | null;
+  /** the rule id of kernel-facts §9 (a real-KVM target may not know it: then "") */
+  readonly rule: string;
+}
+
 export interface Target {
   readonly identity: TargetIdentity;
   readonly groups: ReadonlySet<Group>;
@@ -62,6 +81,15 @@ export interface Target {
   filterVmxMsrs(msrs: readonly VmxMsrValue[], hvNestedEbx: number): Promise<TargetResult<bigint[]>>;
   /** group `msr-filter`: nested_evmcs_check_controls on a vmcs12 page */
   evmcsCheckControls(vmcs12: Uint8Array): Promise<TargetResult<ControlCheck>>;
+  /** group `nested-state`: a vCPU configured as a VMM would before restoring; returns a handle */
+  createVcpu(config: VcpuConfig): Promise<TargetResult<string>>;
+  /** group `nested-state`: a guest (or VMM) operation on the vCPU */
+  guestOp(vcpu: string, op: GuestOp): Promise<TargetResult<OpResult>>;
+  /** group `nested-state`: KVM_GET_NESTED_STATE with a user buffer of `userSize` bytes */
+  getNestedState(vcpu: string, userSize: number): Promise<TargetResult<GetAnswer>>;
+  /** group `nested-state`: KVM_SET_NESTED_STATE from a user buffer (null: a NULL pointer) */
+  setNestedState(vcpu: string, blob: Uint8Array | null): Promise<TargetResult<SetAnswer>>;
+  destroyVcpu(vcpu: string): Promise<TargetResult<null>>;
   close(): Promise<void>;
 }
 

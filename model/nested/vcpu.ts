@@ -1,0 +1,428 @@
+// A vCPU's nested-VMX state as KVM keeps it, and the guest operations that change it (kernel-facts
+// §8-11). Mutable by design: it is a state machine; clone() before exploring.
+import { EVMCS_ACCEPTED_REVISIONS } from '../catalog/evmcs.js';
+import { VMCS12_REVISION, VMCS12_SIZE } from '../catalog/vmcs12.js';
+import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened, HV_CLEAN_FIELDS_OFFSET } from '../evmcs.js';
+import type { Profile } from '../profiles.js';
+import { accessTableFor, readBytes, vmread, vmwriteInstruction, writeBytes } from '../vmcs12-access.js';
+import { evmcsVmread } from '../evmcs.js';
+import { INVALID_GPA } from './constants.js';
+import type { NestedBehaviour } from './behaviour.js';
+import { evmcsCheckControls } from '../vmx-msrs.js';
+
+/** The vCPU configuration a VMM sets up before restoring (schema: reports/schema/vcpu.schema.json). */
+export interface VcpuConfig {
+  /** the kvm_intel `nested` module parameter */
+  readonly nested: boolean;
+  /** VMX in guest CPUID.1:ECX */
+  readonly vmxInCpuid: boolean;
+  /** KVM_CAP_HYPERV_ENLIGHTENED_VMCS enabled on the vCPU */
+  readonly evmcsEnabled: boolean;
+  /** Hyper-V CPUID set (hyperv_enabled), optionally with leaf 0x4000000A */
+  readonly hypervCpuid: boolean | { readonly nestedEax: number; readonly nestedEbx: number };
+  /** the vCPU is in SMM (KVM_SET_VCPU_EVENTS smi.smm) */
+  readonly inSmm: boolean;
+  /** guest MAXPHYADDR (CPUID 0x80000008.EAX[7:0]), 36 when the leaf is absent */
+  readonly maxPhyAddr: number;
+}
+
+export const DEFAULT_VCPU: VcpuConfig = { nested: true, vmxInCpuid: true, evmcsEnabled: false, hypervCpuid: false, inSmm: false, maxPhyAddr: 36 };
+
+export type EvmcsPointer = 'invalid' | 'map-pending' | bigint;
+
+/** What a guest operation did: KVM's answer, never an exception. */
+export type OpResult =
+  | { readonly result: 'ok'; readonly value?: bigint }
+  | { readonly result: 'VMfailInvalid' | 'VMfailValid' | '#UD' | 'internal-error'; readonly error?: number; readonly reason: string };
+
+/** VM-instruction error numbers (SDM). */
+export const VMXERR = {
+  VMCLEAR_INVALID_ADDRESS: 2,
+  VMCLEAR_VMXON_POINTER: 3,
+  VMLAUNCH_NONCLEAR_VMCS: 4,
+  VMRESUME_NONLAUNCHED_VMCS: 5,
+  ENTRY_INVALID_CONTROL_FIELD: 7,
+  VMPTRLD_INVALID_ADDRESS: 9,
+  VMPTRLD_VMXON_POINTER: 10,
+  VMPTRLD_INCORRECT_VMCS_REVISION_ID: 11,
+  VMXON_IN_VMX_ROOT_OPERATION: 15,
+} as const;
+
+/** VM-entry consistency checks (rule V14 and VMLAUNCH/VMRESUME): null when they pass. Pluggable. */
+export type VmentryChecks = (vcpu: Vcpu, vmcs12: Uint8Array, fromVmentry: boolean) => { rule: string } | null;
+
+/**
+ * Until the VM-entry consistency checks are modelled (their own issue), only the eVMCS control check
+ * runs, where guest_cpuid_has_evmcs holds; the generic controls/host/guest checks pass, and reports
+ * say so (V14_NOT_MODELLED).
+ */
+export const V14_NOT_MODELLED = 'V14: the generic VM-entry consistency checks are not modelled yet; only the eVMCS control check runs';
+
+export const evmcsOnlyChecks: VmentryChecks = (vcpu, vmcs12) => {
+  if (!vcpu.guestCpuidHasEvmcs() || !vcpu.profile.evmcs) return null;
+  const t = accessTableFor(vcpu.profile.vmcs12);
+  const rd = (enc: number) => {
+    const r = vmread(t, vmcs12, BigInt(enc));
+    return r.ok ? r.value : 0n;
+  };
+  const r = evmcsCheckControls(vcpu.profile.evmcs.check, {
+    pin_based_vm_exec_control: Number(rd(0x4000)),
+    cpu_based_vm_exec_control: Number(rd(0x4002)),
+    secondary_vm_exec_control: Number(rd(0x401e)),
+    vm_exit_controls: Number(rd(0x400c)),
+    vm_entry_controls: Number(rd(0x4012)),
+    vm_function_control: rd(0x2018),
+  });
+  return r.ok ? null : { rule: `evmcs-${r.rule}` };
+};
+
+export interface VcpuHooks {
+  vmentryChecks: VmentryChecks;
+  /** prepare_vmcs02 succeeding; when it fails, SET returns the positive 2 (quirk) */
+  prepareVmcs02: (vcpu: Vcpu) => boolean;
+}
+
+export const DEFAULT_HOOKS: VcpuHooks = { vmentryChecks: evmcsOnlyChecks, prepareVmcs02: () => true };
+
+const PIN_PREEMPTION_TIMER = 0x40n;
+
+export class Vcpu {
+  evmcsEnabled: boolean;
+  inSmm: boolean;
+  vmxon = false;
+  vmxonPtr = INVALID_GPA;
+  currentVmptr = INVALID_GPA;
+  evmptr: EvmcsPointer = 'invalid';
+  guestMode = false;
+  nestedRunPending = false;
+  mtfPending = false;
+  smm = { vmxon: false, guestMode: false };
+  /** KVM's 4 KiB vmcs12 cache and shadow cache */
+  vmcs12: Uint8Array = new Uint8Array(VMCS12_SIZE);
+  shadowVmcs12: Uint8Array = new Uint8Array(VMCS12_SIZE);
+  hasPreemptionTimerDeadline = false;
+  preemptionTimerDeadline = 0n;
+  needVmcs12ToShadowSync = false;
+  /** guest physical memory, by page */
+  memory = new Map<bigint, Uint8Array>();
+  /** the Hyper-V VP-assist page: which eVMCS the guest points at */
+  vpAssist: { currentNestedVmcs: bigint; enlightenVmentry: boolean } | null = null;
+  internalError: string | null = null;
+  /** L1 TSC, advanced by KVM_RUN; the deadline is in TSC units >> 5 */
+  tsc = 0n;
+
+  constructor(
+    readonly profile: Profile & { nested: NestedBehaviour },
+    public config: VcpuConfig,
+    readonly hooks: VcpuHooks = DEFAULT_HOOKS,
+  ) {
+    this.evmcsEnabled = config.evmcsEnabled;
+    this.inSmm = config.inSmm;
+  }
+
+  clone(): Vcpu {
+    const c = new Vcpu(this.profile, this.config, this.hooks);
+    Object.assign(c, this, {
+      smm: { ...this.smm },
+      vmcs12: this.vmcs12.slice(),
+      shadowVmcs12: this.shadowVmcs12.slice(),
+      memory: new Map([...this.memory].map(([k, v]) => [k, v.slice()])),
+      vpAssist: this.vpAssist && { ...this.vpAssist },
+    });
+    return c;
+  }
+
+  /** KVM_SET_CPUID2 and friends: the VMM changes the configuration of a live vCPU */
+  reconfigure(change: Partial<VcpuConfig>): void {
+    this.config = { ...this.config, ...change };
+    if (change.inSmm !== undefined) this.inSmm = change.inSmm;
+  }
+
+  /** nested_vmx_allowed / guest_cpu_cap_has(VMX): module parameter and guest CPUID */
+  nestedAllowed(): boolean {
+    return this.config.nested && this.config.vmxInCpuid;
+  }
+
+  /** guest_cpuid_has_evmcs: Hyper-V CPUID set and the eVMCS capability enabled */
+  guestCpuidHasEvmcs(): boolean {
+    return this.config.hypervCpuid !== false && this.evmcsEnabled;
+  }
+
+  /** page_address_valid: 4 KiB aligned, no bits at or above MAXPHYADDR */
+  pageAddressValid(gpa: bigint): boolean {
+    return (gpa & 0xfffn) === 0n && gpa >> BigInt(this.config.maxPhyAddr) === 0n;
+  }
+
+  page(gpa: bigint): Uint8Array {
+    let p = this.memory.get(gpa);
+    if (!p) this.memory.set(gpa, (p = new Uint8Array(VMCS12_SIZE)));
+    return p;
+  }
+
+  /** vmcs12 uses shadow VMCS: primary bit 31 (activate secondary) and secondary bit 14 */
+  usesShadowVmcs(v: Uint8Array = this.vmcs12): boolean {
+    const t = accessTableFor(this.profile.vmcs12);
+    const primary = vmread(t, v, 0x4002n);
+    const secondary = vmread(t, v, 0x401en);
+    return primary.ok && secondary.ok && (primary.value & 0x8000_0000n) !== 0n && (secondary.value & 0x4000n) !== 0n;
+  }
+
+  linkPointer(v: Uint8Array = this.vmcs12): bigint {
+    const r = vmread(accessTableFor(this.profile.vmcs12), v, 0x2800n);
+    return r.ok ? r.value : INVALID_GPA;
+  }
+
+  hasValidVmcs12(): boolean {
+    return this.currentVmptr !== INVALID_GPA || this.evmptr !== 'invalid';
+  }
+
+  evmcsMapped(): boolean {
+    return typeof this.evmptr === 'bigint';
+  }
+
+  /** free_nested(): everything nested goes, the eVMCS is released */
+  freeNested(): void {
+    this.vmxon = false;
+    this.smm = { vmxon: false, guestMode: false };
+    this.vmxonPtr = INVALID_GPA;
+    this.currentVmptr = INVALID_GPA;
+    this.evmptr = 'invalid';
+    this.needVmcs12ToShadowSync = false;
+  }
+
+  /** vmx_leave_nested(): force a VM-exit to L1, then free_nested() */
+  leaveNested(): void {
+    if (this.guestMode) this.vmexit(0xffff_ffffn);
+    this.nestedRunPending = false;
+    this.freeNested();
+  }
+
+  /** nested_vmx_vmexit: back to L1, exit information in vmcs12, eVMCS sync scheduled */
+  vmexit(reason: bigint): void {
+    this.guestMode = false;
+    this.nestedRunPending = false;
+    this.hasPreemptionTimerDeadline = false;
+    writeBytes(this.vmcs12, 812, 4, reason & 0xffff_ffffn); // vm_exit_reason
+    if (this.evmcsMapped()) this.needVmcs12ToShadowSync = true;
+  }
+}
+
+export type GuestOp =
+  | { op: 'enable-evmcs' }
+  | { op: 'vmxon'; pa: bigint }
+  | { op: 'vmxoff' }
+  | { op: 'init-vmcs'; pa: bigint; shadow?: boolean }
+  | { op: 'vmptrld'; pa: bigint }
+  | { op: 'vmclear'; pa: bigint }
+  | { op: 'vmwrite'; field: bigint; value: bigint }
+  | { op: 'vmread'; field: bigint }
+  | { op: 'vmlaunch' }
+  | { op: 'vmresume' }
+  | { op: 'init-evmcs'; pa: bigint; revision?: number }
+  | { op: 'set-vp-assist'; currentNestedVmcs: bigint; enlightenVmentry: boolean }
+  | { op: 'evmcs-entry'; launch: boolean }
+  | { op: 'vmexit'; reason: bigint }
+  | { op: 'mtf' }
+  | { op: 'smm-entry' }
+  | { op: 'rsm' }
+  | { op: 'run' };
+
+const ok = (value?: bigint): OpResult => (value === undefined ? { result: 'ok' } : { result: 'ok', value });
+const fail = (result: Exclude<OpResult['result'], 'ok'>, reason: string, error?: number): OpResult => ({ result, reason, ...(error !== undefined ? { error } : {}) });
+
+function vmentry(v: Vcpu, launch: boolean): OpResult {
+  const launchState = readBytes(v.vmcs12, 8, 4);
+  if (launch && launchState !== 0n) return fail('VMfailValid', 'VMLAUNCH of a launched VMCS', VMXERR.VMLAUNCH_NONCLEAR_VMCS);
+  if (!launch && launchState !== 1n) return fail('VMfailValid', 'VMRESUME of a VMCS that was not launched', VMXERR.VMRESUME_NONLAUNCHED_VMCS);
+  const bad = v.hooks.vmentryChecks(v, v.vmcs12, true);
+  if (bad) return fail('VMfailValid', `VM-entry check ${bad.rule}`, VMXERR.ENTRY_INVALID_CONTROL_FIELD);
+  writeBytes(v.vmcs12, 8, 4, 1n);
+  v.guestMode = true;
+  v.nestedRunPending = true;
+  v.hasPreemptionTimerDeadline = false;
+  return ok();
+}
+
+/** nested_vmx_handle_enlightened_vmptrld: map the eVMCS the VP-assist page names. */
+function enlightenedVmptrld(v: Vcpu, launch: boolean): OpResult | null {
+  if (!v.guestCpuidHasEvmcs() || !v.vpAssist?.enlightenVmentry) return null;
+  const gpa = v.vpAssist.currentNestedVmcs;
+  if (gpa === INVALID_GPA) return null;
+  const changed = v.evmptr !== gpa;
+  const page = v.page(gpa);
+  const revision = Number(readBytes(page, 0, 4));
+  if (!EVMCS_ACCEPTED_REVISIONS.includes(revision)) {
+    v.evmptr = 'invalid';
+    return fail('VMfailInvalid', `eVMCS revision 0x${revision.toString(16)} is neither 1 nor VMCS12_REVISION`);
+  }
+  if (changed) {
+    v.evmptr = gpa;
+    if (launch) {
+      v.vmcs12.fill(0);
+      writeBytes(v.vmcs12, 0, 4, BigInt(VMCS12_REVISION));
+    }
+  }
+  if (changed || launch) writeBytes(page, HV_CLEAN_FIELDS_OFFSET, 4, 0n); // zeroed in guest memory
+  const clean = Number(readBytes(page, HV_CLEAN_FIELDS_OFFSET, 4));
+  v.vmcs12 = copyEnlightenedToVmcs12(page.subarray(0, 1024), v.vmcs12, clean, { enlightenmentsGroup: v.profile.evmcs?.enlightenmentsGroup ?? false }).vmcs12;
+  writeBytes(v.vmcs12, 8, 4, launch ? 0n : 1n); // launch_state = !launch: eVMCS has no launch state
+  return ok();
+}
+
+/** Runs one guest (or VMM) operation. KVM's answer comes back; the vCPU changes in place. */
+export function applyOp(v: Vcpu, o: GuestOp): OpResult {
+  const table = accessTableFor(v.profile.vmcs12);
+  switch (o.op) {
+    case 'enable-evmcs':
+      v.evmcsEnabled = true; // no way to turn it off again
+      return ok();
+    case 'vmxon':
+      if (!v.nestedAllowed()) return fail('#UD', 'VMX is not allowed for this vCPU');
+      if (v.inSmm) return fail('#UD', 'VMXON in SMM');
+      if (v.vmxon) return fail('VMfailValid', 'already in VMX operation', VMXERR.VMXON_IN_VMX_ROOT_OPERATION);
+      if (!v.pageAddressValid(o.pa)) return fail('VMfailInvalid', 'VMXON pointer is not a valid page address');
+      v.vmxon = true;
+      v.vmxonPtr = o.pa;
+      return ok();
+    case 'vmxoff':
+      if (!v.vmxon || v.guestMode) return fail('#UD', 'VMXOFF outside VMX root operation');
+      v.freeNested();
+      return ok();
+    case 'init-vmcs': {
+      const p = v.page(o.pa);
+      p.fill(0);
+      writeBytes(p, 0, 4, BigInt(VMCS12_REVISION) | (o.shadow ? 0x8000_0000n : 0n));
+      return ok();
+    }
+    case 'init-evmcs': {
+      const p = v.page(o.pa);
+      p.fill(0);
+      writeBytes(p, 0, 4, BigInt(o.revision ?? 1));
+      return ok();
+    }
+    case 'set-vp-assist':
+      v.vpAssist = { currentNestedVmcs: o.currentNestedVmcs, enlightenVmentry: o.enlightenVmentry };
+      return ok();
+    case 'vmptrld': {
+      if (!v.vmxon || v.guestMode) return fail('#UD', 'VMPTRLD outside VMX root operation');
+      if (!v.pageAddressValid(o.pa)) return fail('VMfailValid', 'VMPTRLD of an invalid address', VMXERR.VMPTRLD_INVALID_ADDRESS);
+      if (o.pa === v.vmxonPtr) return fail('VMfailValid', 'VMPTRLD of the VMXON pointer', VMXERR.VMPTRLD_VMXON_POINTER);
+      if (v.evmcsMapped()) return fail('VMfailInvalid', 'VMPTRLD while an eVMCS is in use (model assumption)');
+      const page = v.page(o.pa);
+      if (Number(readBytes(page, 0, 4) & 0x7fff_ffffn) !== VMCS12_REVISION) return fail('VMfailValid', 'VMCS revision id mismatch', VMXERR.VMPTRLD_INCORRECT_VMCS_REVISION_ID);
+      if (v.currentVmptr !== o.pa) {
+        if (v.currentVmptr !== INVALID_GPA) v.page(v.currentVmptr).set(v.vmcs12);
+        v.currentVmptr = o.pa;
+        v.vmcs12 = page.slice(); // the whole 4 KiB page is read from guest memory
+      }
+      return ok();
+    }
+    case 'vmclear': {
+      if (!v.vmxon || v.guestMode) return fail('#UD', 'VMCLEAR outside VMX root operation');
+      if (!v.pageAddressValid(o.pa)) return fail('VMfailValid', 'VMCLEAR of an invalid address', VMXERR.VMCLEAR_INVALID_ADDRESS);
+      if (o.pa === v.vmxonPtr) return fail('VMfailValid', 'VMCLEAR of the VMXON pointer', VMXERR.VMCLEAR_VMXON_POINTER);
+      if (o.pa === v.currentVmptr) {
+        v.page(o.pa).set(v.vmcs12);
+        v.currentVmptr = INVALID_GPA;
+      }
+      writeBytes(v.page(o.pa), 8, 4, 0n); // launch_state = clear
+      return ok();
+    }
+    case 'vmwrite': {
+      if (!v.vmxon || v.guestMode) return fail('#UD', 'VMWRITE outside VMX root operation');
+      if (v.currentVmptr === INVALID_GPA) return fail('VMfailInvalid', v.evmcsMapped() ? 'VMWRITE with an eVMCS: there is no current vmcs12' : 'no current VMCS');
+      const r = vmwriteInstruction(table, v.vmcs12, o.field, o.value, { vmwriteAnyField: true });
+      return r.ok ? ok() : fail('VMfailValid', r.reason, r.error);
+    }
+    case 'vmread': {
+      if (!v.vmxon || v.guestMode) return fail('#UD', 'VMREAD outside VMX root operation');
+      if (v.evmcsMapped()) {
+        const r = evmcsVmread(v.page(v.evmptr as bigint), o.field); // the Windows 11 workaround
+        return r.ok ? ok(r.value) : fail('VMfailValid', r.reason, r.error);
+      }
+      if (v.currentVmptr === INVALID_GPA) return fail('VMfailInvalid', 'no current VMCS');
+      const r = vmread(table, v.vmcs12, o.field);
+      return r.ok ? ok(r.value) : fail('VMfailValid', r.reason, r.error);
+    }
+    case 'vmlaunch':
+    case 'vmresume': {
+      if (!v.vmxon || v.guestMode) return fail('#UD', `${o.op.toUpperCase()} outside VMX root operation`);
+      const launch = o.op === 'vmlaunch';
+      const ev = enlightenedVmptrld(v, launch);
+      if (ev && ev.result !== 'ok') return ev;
+      if (!ev && v.currentVmptr === INVALID_GPA) return fail('VMfailInvalid', 'no current VMCS');
+      return vmentry(v, launch);
+    }
+    case 'evmcs-entry':
+      return applyOp(v, { op: o.launch ? 'vmlaunch' : 'vmresume' });
+    case 'vmexit':
+      if (!v.guestMode) return fail('#UD', 'no L2 is running');
+      v.vmexit(o.reason);
+      return ok();
+    case 'mtf':
+      if (!v.guestMode || !(readBytes(v.vmcs12, 748, 4) & 0x0800_0000n)) return fail('#UD', 'MTF needs L2 running with the monitor-trap-flag control');
+      v.mtfPending = true;
+      return ok();
+    case 'smm-entry':
+      if (v.inSmm) return fail('#UD', 'already in SMM');
+      v.inSmm = true;
+      if (v.vmxon) {
+        v.smm.vmxon = true;
+        v.vmxon = false;
+      }
+      if (v.guestMode) {
+        v.smm.guestMode = true;
+        v.guestMode = false;
+        v.nestedRunPending = false;
+      }
+      return ok();
+    case 'rsm':
+      if (!v.inSmm) return fail('#UD', 'RSM outside SMM');
+      v.inSmm = false;
+      if (v.smm.vmxon) {
+        v.vmxon = true;
+        v.smm.vmxon = false;
+      }
+      if (v.smm.guestMode) {
+        v.guestMode = true;
+        v.nestedRunPending = true;
+        v.smm.guestMode = false;
+      }
+      return ok();
+    case 'run':
+      return run(v);
+  }
+}
+
+/** KVM_RUN: resolve a pending eVMCS map, sync vmcs12 into the eVMCS, enter L2 if a VM-entry is pending. */
+function run(v: Vcpu): OpResult {
+  if (v.internalError) return fail('internal-error', v.internalError);
+  if (v.evmptr === 'map-pending') {
+    const gpa = v.vpAssist?.currentNestedVmcs;
+    const rev = gpa !== undefined && gpa !== INVALID_GPA ? Number(readBytes(v.page(gpa), 0, 4)) : -1;
+    if (gpa === undefined || gpa === INVALID_GPA || !EVMCS_ACCEPTED_REVISIONS.includes(rev)) {
+      v.internalError = 'KVM_EXIT_INTERNAL_ERROR: the restored eVMCS cannot be mapped from the VP-assist page';
+      return fail('internal-error', v.internalError);
+    }
+    v.evmptr = gpa;
+    writeBytes(v.page(gpa), HV_CLEAN_FIELDS_OFFSET, 4, 0n);
+    v.needVmcs12ToShadowSync = true;
+  }
+  if (v.needVmcs12ToShadowSync && v.evmcsMapped()) {
+    const page = v.page(v.evmptr as bigint);
+    page.set(copyVmcs12ToEnlightened(v.vmcs12, page.subarray(0, 1024)));
+    v.needVmcs12ToShadowSync = false;
+  }
+  v.tsc += 0x1000n;
+  if (v.guestMode && v.nestedRunPending) {
+    v.nestedRunPending = false;
+    if (readBytes(v.vmcs12, 744, 4) & PIN_PREEMPTION_TIMER && !v.hasPreemptionTimerDeadline) {
+      v.hasPreemptionTimerDeadline = true;
+      v.preemptionTimerDeadline = (v.tsc >> 5n) + readBytes(v.vmcs12, 928, 4);
+    }
+  } else if (v.guestMode && v.mtfPending) {
+    v.mtfPending = false;
+    v.vmexit(37n); // the pending MTF VM-exit is delivered
+  }
+  return ok();
+}
