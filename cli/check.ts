@@ -81,7 +81,7 @@ async function run(params: RunParams, reportDir: string): Promise<number> {
   const report = buildReport({ run: params, records, expected: wanted.length, startedAt, finishedAt: new Date() });
   writeJsonAtomically(join(dir, 'report.json'), 'report', report);
   const s = report.summary;
-  console.log(`verdict: ${report.verdict} (${s.pass} pass, ${s.fail} fail, ${s.unsupported} unsupported, ${s.error} error; seed ${params.seed})`);
+  console.log(`verdict: ${report.verdict} (${s.pass} pass, ${s['expected-fail']} expected-fail, ${s.fail} fail, ${s.unsupported} unsupported, ${s.error} error; seed ${params.seed})`);
   console.log(`report: ${relative(process.cwd(), join(dir, 'report.json')) || 'report.json'}, ${relative(process.cwd(), join(dir, 'junit.xml'))}`);
   if (s.fail) return EXIT.failure;
   if (s.error || !report.run.complete) return EXIT.target;

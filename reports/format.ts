@@ -9,7 +9,8 @@ export interface RunIdentity {
 
 export function replayCommand(o: { id: string; seed: number; path: string }, run: RunIdentity): string {
   const target = run.target === 'reference' ? '' : ` --target '${run.target}'`;
-  return `nvmx-conformance replay ${o.id} --seed ${o.seed} --path ${o.path} --profile ${run.profile}${target}`;
+  const path = o.path ? ` --path ${o.path}` : '';
+  return `nvmx-conformance replay ${o.id} --seed ${o.seed}${path} --profile ${run.profile}${target}`;
 }
 
 const MAX_DIFF_LINES = 24;
@@ -22,17 +23,19 @@ export function formatOutcome(o: PropertyOutcome, run: RunIdentity): string[] {
       return [`UNSUPPORTED  ${o.id}  (${o.reason})`];
     case 'error':
       return [`ERROR  ${o.id}  (${o.reason})`, ...(o.stderr ?? []).map((l) => `    stderr: ${l}`)];
-    case 'fail': {
-      const lines = [
-        `FAIL  ${o.id}  (after ${o.cases} cases, seed ${o.seed}, path ${o.path}, shrunk ${o.shrinks} times)`,
-        `    ${o.counterexample.summary}`,
-      ];
+    case 'fail':
+    case 'expected-fail': {
+      const head =
+        o.verdict === 'fail'
+          ? `FAIL  ${o.id}  (after ${o.cases} cases, seed ${o.seed}${o.path ? `, path ${o.path}, shrunk ${o.shrinks} times` : ''})`
+          : `EXPECTED-FAIL  ${o.id}  (${o.reason}; shown after ${o.cases} cases, seed ${o.seed}, path ${o.path})`;
+      const lines = [head, `    ${o.counterexample.summary}`];
       const width = Math.max(5, ...o.counterexample.diff.map((d) => d.field.length));
       if (o.counterexample.diff.length) lines.push(`    ${'field'.padEnd(width)}  expected  ->  actual`);
       for (const d of o.counterexample.diff.slice(0, MAX_DIFF_LINES))
         lines.push(`    ${d.field.padEnd(width)}  ${d.expected}  ->  ${d.actual}${d.offset >= 0 ? `   (offset ${d.offset})` : ''}`);
       if (o.counterexample.diff.length > MAX_DIFF_LINES) lines.push(`    … ${o.counterexample.diff.length - MAX_DIFF_LINES} more differences in report.json`);
-      lines.push(`    input: ${o.counterexample.input.slice(0, 300)}${o.counterexample.input.length > 300 ? ' …' : ''}`);
+      if (o.counterexample.input) lines.push(`    input: ${o.counterexample.input.slice(0, 300)}${o.counterexample.input.length > 300 ? ' …' : ''}`);
       lines.push(`    replay: ${replayCommand(o, run)}`);
       return lines;
     }

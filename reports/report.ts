@@ -22,7 +22,7 @@ export interface Report {
   target: { spec: string; profile: string; name?: string; version?: string };
   run: { seed: number; runs: number | null; startedAt: string; finishedAt: string; complete: boolean; host: string; node: string };
   properties: PropertyRecord[];
-  summary: { pass: number; fail: number; unsupported: number; error: number };
+  summary: { pass: number; fail: number; 'expected-fail': number; unsupported: number; error: number };
   verdict: 'compatible' | 'incompatible' | 'unknown';
 }
 
@@ -33,7 +33,7 @@ export function propertyRecord(def: PropertyDef, o: PropertyOutcome, run: RunIde
     invariant: def.invariant,
     groups: [...def.groups],
     ...rest,
-    ...(o.verdict === 'fail' ? { replay: replayCommand(o, run) } : {}),
+    ...(o.verdict === 'fail' || o.verdict === 'expected-fail' ? { replay: replayCommand(o, run) } : {}),
     ...(durationMs !== undefined ? { durationMs: Math.round(durationMs * 10) / 10 } : {}),
   } as PropertyRecord;
 }
@@ -46,7 +46,7 @@ export function buildReport(a: {
   startedAt: Date;
   finishedAt: Date;
 }): Report {
-  const summary = { pass: 0, fail: 0, unsupported: 0, error: 0 };
+  const summary = { pass: 0, fail: 0, 'expected-fail': 0, unsupported: 0, error: 0 };
   for (const r of a.records) summary[r.verdict]++;
   const complete = a.records.length === a.expected;
   const verdict = summary.fail ? 'incompatible' : summary.unsupported || summary.error || !complete ? 'unknown' : 'compatible';

@@ -20,6 +20,11 @@ export interface PropertyDef {
   /** target operation groups the property needs; [] for properties of the tool itself */
   readonly groups: readonly Group[];
   readonly runs?: number;
+  /**
+   * Where the kernel is known to break the invariant (a historical bug, a named quirk), the reason;
+   * the property must then fail, and its counterexample is reported as the expected verdict.
+   */
+  expectedFailure?(ctx: PropertyContext): string | null;
   build(ctx: PropertyContext): Promise<fc.IAsyncPropertyWithHooks<any>>;
 }
 
@@ -69,6 +74,17 @@ export type PropertyOutcome =
       readonly shrinks: number;
       readonly counterexample: Counterexample;
     }
+  | {
+      readonly id: string;
+      readonly verdict: 'expected-fail';
+      /** the known bug or quirk the counterexample shows */
+      readonly reason: string;
+      readonly cases: number;
+      readonly seed: number;
+      readonly path: string;
+      readonly shrinks: number;
+      readonly counterexample: Counterexample;
+    }
   | { readonly id: string; readonly verdict: 'unsupported'; readonly reason: string }
   | { readonly id: string; readonly verdict: 'error'; readonly reason: string; readonly stderr?: readonly string[] };
 
@@ -85,14 +101,26 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
   }
   // a property with one case is a fixed check: --runs does not multiply it
   const numRuns = opts.path !== undefined || def.runs === 1 ? 1 : (opts.runs ?? def.runs ?? 100);
+  const expected = def.expectedFailure?.({ target, model }) ?? null;
   const details = await fc.check(prop, { seed: opts.seed, numRuns, ...(opts.path !== undefined ? { path: opts.path, endOnFailure: true } : {}) });
-  if (!details.failed) return { id: def.id, verdict: 'pass', cases: details.numRuns, seed: opts.seed };
+  if (!details.failed) {
+    if (!expected) return { id: def.id, verdict: 'pass', cases: details.numRuns, seed: opts.seed };
+    return {
+      id: def.id,
+      verdict: 'fail',
+      cases: details.numRuns,
+      seed: opts.seed,
+      path: '',
+      shrinks: 0,
+      counterexample: { summary: `expected this target to show "${expected}", but ${details.numRuns} cases found no counterexample`, diff: [], input: '' },
+    };
+  }
   const err = details.errorInstance;
   if (err instanceof TargetStop) return stopOutcome(def.id, err);
   const input = fc.stringify(details.counterexample);
   return {
     id: def.id,
-    verdict: 'fail',
+    ...(expected ? { verdict: 'expected-fail' as const, reason: expected } : { verdict: 'fail' as const }),
     cases: details.numRuns,
     seed: details.seed,
     path: details.counterexamplePath ?? '',

@@ -6,6 +6,9 @@ import { vmcs12RoundTrip } from './vmcs12-round-trip.js';
 import { evmcsSyncSuite } from './evmcs-sync.js';
 import { msrFilterSuite } from './msr-filter.js';
 import { evmcsCheckSuite } from './evmcs-check.js';
+import { nestedRoundTrip } from './nested-round-trip.js';
+import { evmcsFlagWhenActive } from './nested-evmcs-flag.js';
+import { nestedRestoreSuite } from './nested-restore.js';
 
 export interface Suite {
   /** also the name of its vitest entry file: suites/vitest/<name>.suite.ts */
@@ -20,6 +23,9 @@ export const SUITES: readonly Suite[] = [
   { name: 'evmcs-sync', properties: evmcsSyncSuite },
   { name: 'msr-filter', properties: msrFilterSuite },
   { name: 'evmcs-check', properties: evmcsCheckSuite },
+  { name: 'nested-round-trip', properties: [nestedRoundTrip] },
+  { name: 'nested-evmcs-flag', properties: [evmcsFlagWhenActive] },
+  { name: 'nested-restore', properties: nestedRestoreSuite },
 ];
 
 export const ALL_PROPERTIES: readonly PropertyDef[] = SUITES.flatMap((s) => s.properties);

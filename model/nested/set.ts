@@ -48,6 +48,9 @@ export function setNestedState(v: Vcpu, blob: Uint8Array | null): SetResult {
   if (h.flags & FLAGS.RUN_PENDING && !(h.flags & FLAGS.GUEST_MODE)) return einval('W4', 'RUN_PENDING without GUEST_MODE');
   if (h.format !== 0) return einval('V1', `format ${h.format} is not VMX`);
   const evmcsFlag = b.evmcsFlag !== 'none' && (h.flags & FLAGS.EVMCS) !== 0;
+  // 4.20-5.1: the flag meant "eVMCS enabled" and carried no vmcs12 (history.md); it enables eVMCS and
+  // takes no part in the vmcs12 rules below (an inference: the spec gives 6.x's rules only)
+  const evmcsCarriesVmcs12 = evmcsFlag && b.evmcsFlag === 'when-active';
   if (h.vmxonPa === INVALID_GPA) {
     if (h.smmFlags !== 0) return einval('V2a', 'SMM flags without VMXON');
     if (h.vmcs12Pa !== INVALID_GPA) return einval('V2b', 'a vmcs12_pa without VMXON');
@@ -72,7 +75,7 @@ export function setNestedState(v: Vcpu, blob: Uint8Array | null): SetResult {
   // S1: from here on nothing is rolled back (quirk Q2)
   v.leaveNested();
   if (h.vmxonPa === INVALID_GPA) {
-    if (evmcsFlag) quirks.push('LONE_EVMCS_FLAG_IGNORED');
+    if (evmcsCarriesVmcs12) quirks.push('LONE_EVMCS_FLAG_IGNORED');
     return done(0, 'S2', 'VMX off: no nested state');
   }
   v.vmxonPtr = h.vmxonPa; // S3
@@ -81,15 +84,15 @@ export function setNestedState(v: Vcpu, blob: Uint8Array | null): SetResult {
   v.shadowVmcs12 = new Uint8Array(4096);
   if (h.flags & FLAGS.GIF_SET) quirks.push('Q3_GIF_SET_IGNORED_ON_VMX');
   if (h.size < MIN_SIZE_FOR_VMCS12) {
-    if (h.flags & FLAGS.GUEST_MODE || evmcsFlag || h.vmcs12Pa !== INVALID_GPA) return q2(einval('V9', `size ${h.size} < 1126 with a vmcs12 expected`));
+    if (h.flags & FLAGS.GUEST_MODE || evmcsCarriesVmcs12 || h.vmcs12Pa !== INVALID_GPA) return q2(einval('V9', `size ${h.size} < 1126 with a vmcs12 expected`));
     if (h.smmFlags & SMM_FLAGS.VMXON) quirks.push('Q1_SMM_VMXON_NOT_APPLIED_ON_SMALL_SIZE');
     return done(0, 'V9', 'VMX on, no current VMCS');
   }
   if (h.vmcs12Pa !== INVALID_GPA) {
     if (h.vmcs12Pa === h.vmxonPa || !v.pageAddressValid(h.vmcs12Pa)) return q2(einval('V10', 'vmcs12_pa equals vmxon_pa or is not a valid page address'));
     v.currentVmptr = h.vmcs12Pa;
-    if (evmcsFlag) quirks.push('VMCS12_PA_WINS_OVER_EVMCS');
-  } else if (evmcsFlag) {
+    if (evmcsCarriesVmcs12) quirks.push('VMCS12_PA_WINS_OVER_EVMCS');
+  } else if (evmcsCarriesVmcs12) {
     v.evmptr = 'map-pending'; // mapped on the next KVM_RUN, when the VP-assist page is restored
   } else return q2(einval('V10c', 'no vmcs12_pa and no EVMCS, yet the size announces a vmcs12'));
   if (h.smmFlags & SMM_FLAGS.VMXON) {

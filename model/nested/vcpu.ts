@@ -33,7 +33,7 @@ export type EvmcsPointer = 'invalid' | 'map-pending' | bigint;
 /** What a guest operation did: KVM's answer, never an exception. */
 export type OpResult =
   | { readonly result: 'ok'; readonly value?: bigint }
-  | { readonly result: 'VMfailInvalid' | 'VMfailValid' | '#UD' | 'internal-error'; readonly error?: number; readonly reason: string };
+  | { readonly result: 'VMfailInvalid' | 'VMfailValid' | '#UD' | 'internal-error' | 'ENOTTY'; readonly error?: number; readonly reason: string };
 
 /** VM-instruction error numbers (SDM). */
 export const VMXERR = {
@@ -116,7 +116,8 @@ export class Vcpu {
     public config: VcpuConfig,
     readonly hooks: VcpuHooks = DEFAULT_HOOKS,
   ) {
-    this.evmcsEnabled = config.evmcsEnabled;
+    // KVM_CAP_HYPERV_ENLIGHTENED_VMCS came with 4.20: before it, a VMM cannot have enabled it
+    this.evmcsEnabled = config.evmcsEnabled && profile.nested.evmcsFlag !== 'none';
     this.inSmm = config.inSmm;
   }
 
@@ -172,8 +173,9 @@ export class Vcpu {
     return r.ok ? r.value : INVALID_GPA;
   }
 
+  /** vmx_has_valid_vmcs12: a current VMCS, or (5.2+, where vmcs12 is copied from it) an eVMCS */
   hasValidVmcs12(): boolean {
-    return this.currentVmptr !== INVALID_GPA || this.evmptr !== 'invalid';
+    return this.currentVmptr !== INVALID_GPA || (this.profile.nested.evmcsFlag === 'when-active' && this.evmptr !== 'invalid');
   }
 
   evmcsMapped(): boolean {
@@ -237,6 +239,9 @@ function vmentry(v: Vcpu, launch: boolean): OpResult {
   const bad = v.hooks.vmentryChecks(v, v.vmcs12, true);
   if (bad) return fail('VMfailValid', `VM-entry check ${bad.rule}`, VMXERR.ENTRY_INVALID_CONTROL_FIELD);
   writeBytes(v.vmcs12, 8, 4, 1n);
+  // nested_cache_shadow_vmcs12: the shadow vmcs12 is read from the link pointer's page on entry
+  const link = v.linkPointer();
+  if (v.usesShadowVmcs() && link !== INVALID_GPA && v.pageAddressValid(link)) v.shadowVmcs12 = v.page(link).slice();
   v.guestMode = true;
   v.nestedRunPending = true;
   v.hasPreemptionTimerDeadline = false;
@@ -256,6 +261,9 @@ function enlightenedVmptrld(v: Vcpu, launch: boolean): OpResult | null {
     return fail('VMfailInvalid', `eVMCS revision 0x${revision.toString(16)} is neither 1 nor VMCS12_REVISION`);
   }
   if (changed) {
+    // the eVMCS replaces any current VMCS: vmcs12_pa reads -1 while an eVMCS is in use (kernel-facts §8)
+    if (v.currentVmptr !== INVALID_GPA) v.page(v.currentVmptr).set(v.vmcs12);
+    v.currentVmptr = INVALID_GPA;
     v.evmptr = gpa;
     if (launch) {
       v.vmcs12.fill(0);
@@ -274,6 +282,7 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
   const table = accessTableFor(v.profile.vmcs12);
   switch (o.op) {
     case 'enable-evmcs':
+      if (v.profile.nested.evmcsFlag === 'none') return fail('ENOTTY', 'KVM_CAP_HYPERV_ENLIGHTENED_VMCS does not exist before 4.20');
       v.evmcsEnabled = true; // no way to turn it off again
       return ok();
     case 'vmxon':
@@ -283,6 +292,8 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
       if (!v.pageAddressValid(o.pa)) return fail('VMfailInvalid', 'VMXON pointer is not a valid page address');
       v.vmxon = true;
       v.vmxonPtr = o.pa;
+      v.vmcs12 = new Uint8Array(VMCS12_SIZE); // enter_vmx_operation allocates zeroed caches
+      v.shadowVmcs12 = new Uint8Array(VMCS12_SIZE);
       return ok();
     case 'vmxoff':
       if (!v.vmxon || v.guestMode) return fail('#UD', 'VMXOFF outside VMX root operation');

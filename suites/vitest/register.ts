@@ -40,8 +40,9 @@ export function registerSuite(suite: Suite): void {
       ctx.task.meta.nvmx = outcome;
       await ctx.annotate(String(run.seed), 'seed');
       if (outcome.verdict === 'pass') await ctx.annotate(String(outcome.cases), 'cases');
+      if (outcome.verdict === 'expected-fail') await ctx.annotate(outcome.reason, 'expected-fail');
       if (outcome.verdict === 'unsupported') ctx.skip(outcome.reason);
-      if (outcome.verdict !== 'pass') throw new Error(formatOutcome(outcome, run).join('\n'));
+      if (outcome.verdict !== 'pass' && outcome.verdict !== 'expected-fail') throw new Error(formatOutcome(outcome, run).join('\n'));
     });
   }
 }

@@ -1,0 +1,58 @@
+// vCPU configurations and guest-operation sequences that reach the interesting nested states: L1
+// only, a vmcs12 loaded, L2 running (with run pending), eVMCS active or enabled but unused, SMM,
+// shadow VMCS, the preemption timer armed, MTF pending. Steps are small scenarios so shrinking
+// removes whole steps and counterexamples read as a story.
+import fc from 'fast-check';
+import type { GuestOp, VcpuConfig } from '../model/nested/vcpu.js';
+
+export const PAGES = { vmxon: 0x1000n, vmcs: 0x2000n, vmcs2: 0x3000n, evmcs: 0x4000n, shadow: 0x5000n } as const;
+
+export const vcpuConfig: fc.Arbitrary<VcpuConfig> = fc.record({
+  nested: fc.oneof({ weight: 9, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+  vmxInCpuid: fc.oneof({ weight: 9, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+  evmcsEnabled: fc.boolean(),
+  hypervCpuid: fc.oneof(fc.boolean(), fc.record({ nestedEax: fc.nat(0xffff), nestedEbx: fc.nat(1) })),
+  inSmm: fc.constant(false),
+  maxPhyAddr: fc.constantFrom(36, 39, 46, 52),
+});
+
+const w = (field: number, value: bigint): GuestOp => ({ op: 'vmwrite', field: BigInt(field), value });
+
+/** Scenario steps. Each is a few operations a guest (or the VMM) performs. */
+export const step: fc.Arbitrary<GuestOp[]> = fc.oneof(
+  { weight: 4, arbitrary: fc.constant<GuestOp[]>([{ op: 'vmxon', pa: PAGES.vmxon }]) },
+  { weight: 3, arbitrary: fc.constantFrom(PAGES.vmcs, PAGES.vmcs2).map((pa): GuestOp[] => [{ op: 'init-vmcs', pa }, { op: 'vmptrld', pa }]) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(fc.constantFrom(0x4000, 0x4002, 0x401e, 0x400c, 0x4012, 0x681e, 0x6800, 0x482e, 0x0800, 0x2800), fc.bigInt(0n, (1n << 64n) - 1n))
+      .map(([f, v]): GuestOp[] => [w(f, v)]),
+  },
+  // shadow VMCS: activate secondary controls + SHADOW_VMCS, and a link pointer to a shadow region
+  { weight: 2, arbitrary: fc.constant<GuestOp[]>([{ op: 'init-vmcs', pa: PAGES.shadow, shadow: true }, w(0x4002, 0x8000_0000n), w(0x401e, 0x4000n), w(0x2800, PAGES.shadow)]) },
+  // preemption timer armed
+  { weight: 1, arbitrary: fc.nat(0xffff).map((t): GuestOp[] => [w(0x4000, 0x40n), w(0x482e, BigInt(t))]) },
+  // monitor trap flag
+  { weight: 1, arbitrary: fc.constant<GuestOp[]>([w(0x4002, 0x0800_0000n), { op: 'vmlaunch' }, { op: 'run' }, { op: 'mtf' }]) },
+  { weight: 3, arbitrary: fc.constantFrom<GuestOp[]>([{ op: 'vmlaunch' }], [{ op: 'vmresume' }], [{ op: 'run' }], [{ op: 'vmexit', reason: 1n }]) },
+  { weight: 1, arbitrary: fc.constantFrom<GuestOp[]>([{ op: 'vmclear', pa: PAGES.vmcs }], [{ op: 'vmxoff' }], [{ op: 'smm-entry' }], [{ op: 'rsm' }]) },
+  // eVMCS: enable the capability, write an eVMCS, point the VP-assist page at it, enlightened entry
+  {
+    weight: 2,
+    arbitrary: fc.tuple(fc.boolean(), fc.constantFrom(1, 1, 0x11e57ed0, 7)).map(([launch, revision]): GuestOp[] => [
+      { op: 'enable-evmcs' },
+      { op: 'init-evmcs', pa: PAGES.evmcs, revision },
+      { op: 'set-vp-assist', currentNestedVmcs: PAGES.evmcs, enlightenVmentry: true },
+      { op: 'evmcs-entry', launch },
+    ]),
+  },
+  // eVMCS enabled but never used: the seed-003 guest
+  { weight: 1, arbitrary: fc.constant<GuestOp[]>([{ op: 'enable-evmcs' }]) },
+);
+
+export const guestOps: fc.Arbitrary<GuestOp[]> = fc.array(step, { maxLength: 8 }).map((steps) => steps.flat());
+
+/** The JSON form of an op list (bigints as hex strings), as `nested save --ops` reads it. */
+export function opsToJson(ops: readonly GuestOp[]): unknown[] {
+  return ops.map((o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'bigint' ? `0x${v.toString(16)}` : v])));
+}

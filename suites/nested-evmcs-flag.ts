@@ -1,0 +1,141 @@
+// EVMCS only when active: on "flag when active" kernels (5.2+), GET sets KVM_STATE_NESTED_EVMCS iff
+// an eVMCS is active or map-pending, never because the capability is merely enabled, and the flag
+// survives back-to-back GET/SET cycles before KVM_RUN. Model-based: an abstract model of when an
+// eVMCS is in use runs beside the target. On 4.20-5.1 the property fails: that failure is the
+// historical bug (seed 003), reported as the expected verdict for those profiles.
+import fc from 'fast-check';
+import { readHeader } from '../model/nested/blob.js';
+import { FLAGS, SIZE_WITH_SHADOW } from '../model/nested/constants.js';
+import type { GuestOp, VcpuConfig } from '../model/nested/vcpu.js';
+import { PAGES, vcpuConfig } from '../generators/nested.js';
+import { profileOf } from './common.js';
+import { must, Violation, type PropertyContext, type PropertyDef } from './harness.js';
+
+/** What the abstract model tracks: only what decides whether an eVMCS is in use. */
+interface Model {
+  config: VcpuConfig;
+  evmcsEnabled: boolean;
+  vmxon: boolean;
+  guestMode: boolean;
+  inSmm: boolean;
+  /** the eVMCS page holds an accepted revision */
+  evmcsPageValid: boolean;
+  vpAssistEnlightened: boolean;
+  /** an eVMCS is mapped or map-pending */
+  active: boolean;
+}
+
+interface Real {
+  ctx: PropertyContext;
+  vcpu: string;
+}
+
+const nestedAllowed = (m: Model) => m.config.nested && m.config.vmxInCpuid;
+const hasEvmcs = (m: Model) => m.config.hypervCpuid !== false && m.evmcsEnabled;
+
+class Op implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly op: GuestOp) {}
+  check = () => true;
+  async run(m: Model, r: Real): Promise<void> {
+    const res = must(await r.ctx.target.guestOp(r.vcpu, this.op));
+    const okd = res.result === 'ok';
+    switch (this.op.op) {
+      case 'enable-evmcs':
+        if (okd) m.evmcsEnabled = true;
+        break;
+      case 'vmxon':
+        if (okd) m.vmxon = true;
+        break;
+      case 'vmxoff':
+        if (okd) Object.assign(m, { vmxon: false, active: false });
+        break;
+      case 'init-evmcs':
+        m.evmcsPageValid = this.op.revision === 1 || this.op.revision === 0x11e57ed0;
+        break;
+      case 'set-vp-assist':
+        m.vpAssistEnlightened = this.op.enlightenVmentry;
+        break;
+      case 'evmcs-entry':
+        if (m.vmxon && !m.guestMode && hasEvmcs(m) && m.vpAssistEnlightened) {
+          m.active = m.evmcsPageValid; // a bad revision releases the eVMCS
+          if (okd) m.guestMode = true;
+        }
+        break;
+      case 'vmexit':
+        if (okd) m.guestMode = false;
+        break;
+      case 'smm-entry':
+        if (okd) Object.assign(m, { inSmm: true, guestMode: false });
+        break;
+      case 'rsm':
+        if (okd) m.inSmm = false;
+        break;
+    }
+  }
+  toString = () => JSON.stringify(this.op, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v));
+}
+
+/** GET, check the flag, SET the same blob back (no KVM_RUN between), GET again. */
+class GetSetCycle implements fc.AsyncCommand<Model, Real> {
+  check = () => true;
+  async run(m: Model, r: Real): Promise<void> {
+    for (const round of [1, 2]) {
+      const g = must(await r.ctx.target.getNestedState(r.vcpu, SIZE_WITH_SHADOW));
+      const flag = (readHeader(g.buffer).flags & FLAGS.EVMCS) !== 0;
+      const expected = nestedAllowed(m) && (m.vmxon || m.inSmm) && m.active;
+      if (flag !== expected)
+        throw new Violation(`GET #${round}: KVM_STATE_NESTED_EVMCS is ${flag ? 'set' : 'clear'} but an eVMCS is ${m.active ? 'in use' : 'not in use'} (capability ${m.evmcsEnabled ? 'enabled' : 'not enabled'})`, [
+          { field: 'flags.EVMCS', offset: 0, expected: String(expected), actual: String(flag) },
+        ]);
+      const s = must(await r.ctx.target.setNestedState(r.vcpu, g.buffer.subarray(0, g.size)));
+      if (s.ret !== 0) throw new Violation(`SET of the blob GET just produced failed: ${s.ret} at ${s.rule}`);
+    }
+  }
+  toString = () => 'get-set-get-set';
+}
+
+class Run implements fc.AsyncCommand<Model, Real> {
+  check = () => true;
+  async run(m: Model, r: Real): Promise<void> {
+    await r.ctx.target.guestOp(r.vcpu, { op: 'run' });
+    void m;
+  }
+  toString = () => 'run';
+}
+
+const commands = [
+  fc.constant(new Op({ op: 'enable-evmcs' })),
+  fc.constant(new Op({ op: 'vmxon', pa: PAGES.vmxon })),
+  fc.constant(new Op({ op: 'vmxoff' })),
+  fc.constantFrom(1, 0x11e57ed0, 7).map((revision) => new Op({ op: 'init-evmcs', pa: PAGES.evmcs, revision })),
+  fc.boolean().map((e) => new Op({ op: 'set-vp-assist', currentNestedVmcs: PAGES.evmcs, enlightenVmentry: e })),
+  fc.boolean().map((launch) => new Op({ op: 'evmcs-entry', launch })),
+  fc.constant(new Op({ op: 'vmexit', reason: 1n })),
+  fc.constant(new Op({ op: 'smm-entry' })),
+  fc.constant(new Op({ op: 'rsm' })),
+  fc.constant(new Run()),
+  fc.constant(new GetSetCycle()),
+];
+
+export const evmcsFlagWhenActive: PropertyDef = {
+  id: 'nested.evmcs-flag-when-active',
+  invariant: 'GET sets KVM_STATE_NESTED_EVMCS iff an eVMCS is active or map-pending, never merely because the capability is enabled, and the flag survives back-to-back GET/SET cycles before KVM_RUN',
+  groups: ['nested-state'],
+  runs: 150,
+  expectedFailure(ctx) {
+    return profileOf(ctx.target).nested?.evmcsFlag === 'when-enabled'
+      ? 'the 4.20-5.1 meaning: the flag is set whenever eVMCS is enabled, which forces nested state into the stream (seed 003)'
+      : null;
+  },
+  async build(ctx) {
+    return fc.asyncProperty(
+      vcpuConfig.map((c) => ({ ...c, nested: true, vmxInCpuid: true, evmcsEnabled: false })),
+      fc.commands(commands, { maxCommands: 25 }),
+      async (config, cmds) => {
+        const vcpu = must(await ctx.target.createVcpu(config));
+        const model: Model = { config, evmcsEnabled: false, vmxon: false, guestMode: false, inSmm: false, evmcsPageValid: false, vpAssistEnlightened: false, active: false };
+        await fc.asyncModelRun(() => ({ model, real: { ctx, vcpu } }), [...cmds, new GetSetCycle()]);
+      },
+    );
+  },
+};
