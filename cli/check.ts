@@ -30,14 +30,15 @@ export async function checkCommand(argv: string[]): Promise<number> {
 }
 
 export async function replayCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { ...common, path: { type: 'string' } }, 1);
+  const { values, positionals } = parse(argv, { ...common, path: { type: 'string' }, 'replay-path': { type: 'string' } }, 1);
   const id = positionals[0];
   if (!id) throw new UsageError('replay needs a property id (see report.json)');
   if (!findProperty(id)) throw new UsageError(`unknown property "${id}" (known: ${ALL_PROPERTIES.map((p) => p.id).join(', ')})`);
   const seed = intOption('seed', values.seed, -(2 ** 31), 2 ** 31 - 1);
   if (seed === undefined || values.path === undefined) throw new UsageError('replay needs --seed and --path (from the failure report)');
   if (!/^\d+(:\d+)*$/.test(values.path)) throw new UsageError(`--path must look like 12:0:3, got "${values.path}"`);
-  return run({ target: values.target, profile: values.profile, seed, only: id, path: values.path }, values.report);
+  const replayPath = values['replay-path'];
+  return run({ target: values.target, profile: values.profile, seed, only: id, path: values.path, ...(replayPath !== undefined ? { replayPath } : {}) }, values.report);
 }
 
 async function run(params: RunParams, reportDir: string): Promise<number> {

@@ -1,11 +1,10 @@
 // `filter show` and `filter diff`: the VMX MSRs a guest RDMSR sees with eVMCS enabled, per profile,
 // and what an L1 gains or loses between two profiles, bit by bit.
-import { readFileSync } from 'node:fs';
 import { hex } from '../model/encoding.js';
 import { assumedFullCapabilities, filterDiff, type FilterDiff } from '../model/filter-diff.js';
 import { findProfile, profileNames, type Profile } from '../model/profiles.js';
 import { bitNames, capabilityProblems, CONTROL_MSRS, filterMsrSet, MSR, MSR_NAMES, type MsrSet } from '../model/vmx-msrs.js';
-import { validate } from '../reports/schemas.js';
+import { readJsonFile } from './json-input.js';
 import { EXIT, UsageError } from './errors.js';
 import { intOption, parse } from './options.js';
 
@@ -25,15 +24,7 @@ function profileWithFilter(name: string | undefined, flag: string): Profile {
 }
 
 export function readMsrFile(path: string): Map<number, bigint> {
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new UsageError(`${path}: ${err.code === 'ENOENT' ? 'no such file' : err instanceof SyntaxError ? `not JSON: ${err.message}` : err.message}`);
-  }
-  const problems = validate('msrs', json);
-  if (problems.length) throw new UsageError(`${path}: ${problems[0]}`);
+  const json = readJsonFile(path, 'msrs');
   const msrs = new Map(Object.entries(json as Record<string, string>).map(([k, v]) => [Number.parseInt(k, 16), BigInt(v)]));
   const bad = capabilityProblems(msrs);
   if (bad.length) throw new UsageError(`${path}: not a consistent capability set: ${bad[0]}`);

@@ -1,6 +1,7 @@
 // A layout argument: a profile name or a descriptor file. Bad files fail with one line naming the
 // file, the JSON path and the problem.
-import { readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readJsonFile } from './json-input.js';
 import { compileLayout, type Layout } from '../model/layout.js';
 import { findProfile, profileNames } from '../model/profiles.js';
 import { validate } from '../reports/schemas.js';
@@ -14,19 +15,8 @@ export function loadLayout(arg: string, structure: string): Layout {
     throw new UsageError(`profile ${arg} has no ${structure} layout (structures: vmcs12${profile.evmcs ? ', evmcs' : ''})`);
   }
   if (arg.startsWith('linux:')) throw new UsageError(`"${arg}": reading layouts from a kernel tree is not available in this version`);
-  let text: string;
-  try {
-    text = readFileSync(arg, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`${arg}: ${code === 'ENOENT' ? `no such file, and not a profile (profiles: ${profileNames().join(', ')})` : (e as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new UsageError(`${arg}: not JSON: ${(e as Error).message}`);
-  }
+  if (!existsSync(arg)) throw new UsageError(`${arg}: no such file, and not a profile (profiles: ${profileNames().join(', ')})`);
+  const json = readJsonFile(arg);
   const format = (json as { format?: unknown } | null)?.format;
   if (format !== 'nvmx-layout/1') throw new UsageError(`${arg}: /format: must be "nvmx-layout/1" (got ${JSON.stringify(format ?? null)})`);
   const problems = validate('layout', json);

@@ -5,6 +5,7 @@ import { checkCommand, replayCommand } from './check.js';
 import { EXIT, UsageError } from './errors.js';
 import { filterCommand } from './filter.js';
 import { layoutCommand } from './layout.js';
+import { nestedCommand } from './nested.js';
 
 const USAGE = `usage: nvmx-conformance <command> [options]
 
@@ -22,6 +23,14 @@ commands:
   filter diff --from P --to P [--msrs FILE] [--hv-nested-ebx N] [--json]
           controls an L1 can use under one profile's eVMCS filter but not the other's
 
+  nested decode BLOB [--json] [--profile P]
+          a KVM_GET/SET_NESTED_STATE blob, header and vmcs12 fields by name (JSON re-encodes)
+  nested encode SPEC.json [--out BLOB] [--profile P]
+  nested restore --profile P [--vcpu VCPU.json] --blob BLOB [--json]
+          what KVM_SET_NESTED_STATE answers, and the rule that decides it (an errno is an answer: exit 0)
+  nested save --profile P [--vcpu VCPU.json] --ops OPS.json [--json] [--out BLOB]
+          run guest operations, then KVM_GET_NESTED_STATE
+
 exit codes: 0 ok, 1 failure, 2 usage or input error, 3 target error, 4 internal error`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number> | number> = {
@@ -29,6 +38,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number> | number> = {
   replay: replayCommand,
   layout: layoutCommand,
   filter: filterCommand,
+  nested: nestedCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

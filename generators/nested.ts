@@ -56,3 +56,17 @@ export const guestOps: fc.Arbitrary<GuestOp[]> = fc.array(step, { maxLength: 8 }
 export function opsToJson(ops: readonly GuestOp[]): unknown[] {
   return ops.map((o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'bigint' ? `0x${v.toString(16)}` : v])));
 }
+
+/** A vmcs12 that enables shadow VMCS with a valid link pointer, loaded in L1. */
+export const SHADOW_SETUP: readonly GuestOp[] = [
+  { op: 'vmxon', pa: PAGES.vmxon },
+  { op: 'init-vmcs', pa: PAGES.vmcs },
+  { op: 'vmptrld', pa: PAGES.vmcs },
+  { op: 'init-vmcs', pa: PAGES.shadow, shadow: true },
+  w(0x4002, 0x8000_0000n),
+  w(0x401e, 0x4000n),
+  w(0x2800, PAGES.shadow),
+];
+
+/** Sequences that start from the shadow-VMCS setup half of the time (for properties about it). */
+export const guestOpsOftenShadow: fc.Arbitrary<GuestOp[]> = fc.oneof(guestOps, fc.array(step, { maxLength: 3 }).map((t) => [...SHADOW_SETUP, ...t.flat()]));

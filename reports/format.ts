@@ -7,10 +7,11 @@ export interface RunIdentity {
   profile: string;
 }
 
-export function replayCommand(o: { id: string; seed: number; path: string }, run: RunIdentity): string {
+export function replayCommand(o: { id: string; seed: number; path: string; counterexample?: { replayPath?: string } }, run: RunIdentity): string {
   const target = run.target === 'reference' ? '' : ` --target '${run.target}'`;
   const path = o.path ? ` --path ${o.path}` : '';
-  return `nvmx-conformance replay ${o.id} --seed ${o.seed}${path} --profile ${run.profile}${target}`;
+  const commands = o.counterexample?.replayPath !== undefined ? ` --replay-path '${o.counterexample.replayPath}'` : '';
+  return `nvmx-conformance replay ${o.id} --seed ${o.seed}${path}${commands} --profile ${run.profile}${target}`;
 }
 
 const MAX_DIFF_LINES = 24;

@@ -10,6 +10,8 @@ export interface PropertyContext {
   readonly target: Target;
   /** model functions the tool itself relies on (mutant tests replace one) */
   readonly model: ModelDeps;
+  /** fc.commands' own replay path, for model-based properties being replayed */
+  readonly replayPath?: string;
 }
 
 export interface PropertyDef {
@@ -54,6 +56,8 @@ export interface RunOptions {
   readonly seed: number;
   readonly runs?: number;
   readonly path?: string;
+  /** model-based properties also need fc.commands' replay path (printed with the failure) */
+  readonly replayPath?: string;
 }
 
 export interface Counterexample {
@@ -61,6 +65,8 @@ export interface Counterexample {
   readonly diff: readonly FieldDiff[];
   /** fast-check's rendering of the shrunk input */
   readonly input: string;
+  /** for model-based properties: fc.commands' replay path, needed with the path to replay */
+  readonly replayPath?: string;
 }
 
 export type PropertyOutcome =
@@ -95,14 +101,22 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
   if (missing.length) return { id: def.id, verdict: 'unsupported', reason: `unsupported by target ${target.identity.name}: needs ${missing.join(', ')}` };
   let prop: fc.IAsyncPropertyWithHooks<unknown>;
   try {
-    prop = await def.build({ target, model });
+    prop = await def.build({ target, model, ...(opts.replayPath !== undefined ? { replayPath: opts.replayPath } : {}) });
   } catch (e) {
     return stopOutcome(def.id, e);
   }
-  // a property with one case is a fixed check: --runs does not multiply it
-  const numRuns = opts.path !== undefined || def.runs === 1 ? 1 : (opts.runs ?? def.runs ?? 100);
   const expected = def.expectedFailure?.({ target, model }) ?? null;
-  const details = await fc.check(prop, { seed: opts.seed, numRuns, ...(opts.path !== undefined ? { path: opts.path, endOnFailure: true } : {}) });
+  // a property with one case is a fixed check: --runs does not multiply it; one that must show a
+  // known bug runs at least its own count, so a small --runs cannot pass off missing evidence as a failure
+  const runs = opts.runs ?? def.runs ?? 100;
+  const numRuns = opts.path !== undefined || def.runs === 1 ? 1 : expected ? Math.max(runs, def.runs ?? 100) : runs;
+  let details: fc.RunDetails<unknown>;
+  try {
+    details = await fc.check(prop, { seed: opts.seed, numRuns, ...(opts.path !== undefined ? { path: opts.path, endOnFailure: true } : {}) });
+  } catch (e) {
+    // fast-check refuses a path that does not belong to this property and seed
+    return { id: def.id, verdict: 'error', reason: `cannot run: ${e instanceof Error ? e.message : String(e)}` };
+  }
   if (!details.failed) {
     if (!expected) return { id: def.id, verdict: 'pass', cases: details.numRuns, seed: opts.seed };
     return {
@@ -118,6 +132,7 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
   const err = details.errorInstance;
   if (err instanceof TargetStop) return stopOutcome(def.id, err);
   const input = fc.stringify(details.counterexample);
+  const replayPath = /replayPath="([^"]*)"/.exec(input)?.[1];
   return {
     id: def.id,
     ...(expected ? { verdict: 'expected-fail' as const, reason: expected } : { verdict: 'fail' as const }),
@@ -129,6 +144,7 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
       summary: err instanceof Error ? err.message : String(err),
       diff: err instanceof Violation ? err.diff : [],
       input: input.length > MAX_INPUT_CHARS ? input.slice(0, MAX_INPUT_CHARS) + ' …' : input,
+      ...(replayPath !== undefined ? { replayPath } : {}),
     },
   };
 }

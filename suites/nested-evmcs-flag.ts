@@ -130,7 +130,7 @@ export const evmcsFlagWhenActive: PropertyDef = {
   async build(ctx) {
     return fc.asyncProperty(
       vcpuConfig.map((c) => ({ ...c, nested: true, vmxInCpuid: true, evmcsEnabled: false })),
-      fc.commands(commands, { maxCommands: 25 }),
+      fc.commands(commands, { maxCommands: 25, ...(ctx.replayPath !== undefined ? { replayPath: ctx.replayPath } : {}) }),
       async (config, cmds) => {
         const vcpu = must(await ctx.target.createVcpu(config));
         const model: Model = { config, evmcsEnabled: false, vmxon: false, guestMode: false, inSmm: false, evmcsPageValid: false, vpAssistEnlightened: false, active: false };

@@ -8,7 +8,7 @@ import { readHeader, writeHeader, type NestedHeader } from '../model/nested/blob
 import { FLAGS, HEADER_SIZE, INVALID_GPA, OFFSET, SIZE_WITH_SHADOW } from '../model/nested/constants.js';
 import type { NestedBehaviour } from '../model/nested/behaviour.js';
 import type { VcpuConfig } from '../model/nested/vcpu.js';
-import { guestOps, vcpuConfig } from '../generators/nested.js';
+import { guestOps, guestOpsOftenShadow, vcpuConfig } from '../generators/nested.js';
 import { profileOf } from './common.js';
 import { must, Violation, type PropertyDef } from './harness.js';
 import { getFull, reach } from './nested-common.js';
@@ -181,7 +181,8 @@ export const writesWithinSize: PropertyDef = {
   runs: 300,
   expectedFailure: () => 'quirk GET_SHADOW_PAST_SIZE: outside guest mode KVM copies the shadow vmcs12 (vmcs12 enables shadow VMCS, link pointer valid) past the size it counts',
   async build(ctx) {
-    return fc.asyncProperty(vcpuConfig, guestOps, async (config, ops) => {
+    const config = vcpuConfig.map((c) => ({ ...c, nested: true, vmxInCpuid: true }));
+    return fc.asyncProperty(config, guestOpsOftenShadow, async (config, ops) => {
       const src = await reach(ctx, config, ops);
       const g = must(await ctx.target.getNestedState(src.vcpu, SIZE_WITH_SHADOW));
       if (g.written > g.size)

@@ -107,6 +107,14 @@ describe('bad input: one line on stderr, exit 2, never a stack trace', () => {
     [['filter', 'show', '--profile', 'linux-5.8', '--msrs', 'x.json'], 'has no eVMCS filter model'],
     [['filter', 'diff', '--from', 'linux-6.1'], 'filter needs --to PROFILE'],
     [['filter', 'diff', '--from', 'linux-6.1', '--to', 'linux-6.12', '--hv-nested-ebx', 'x'], '--hv-nested-ebx must be an integer'],
+    [['nested', 'decode', file('short.bin', 'abc')], 'shorter than the 128-byte header'],
+    [['nested', 'restore', '--profile', 'linux-4.18', '--blob', 'x.bin'], 'has no KVM_GET/SET_NESTED_STATE'],
+    [['nested', 'restore', '--profile', 'linux-6.12'], 'nested restore needs --blob FILE'],
+    [['nested', 'restore', '--profile', 'linux-6.12', '--blob', 'missing.bin'], 'missing.bin: no such file'],
+    [['nested', 'restore', '--blob', file('ok.bin', 'x'.repeat(200)), '--vcpu', file('v.json', '{"nested": "yes"}')], '/nested: must be boolean'],
+    [['nested', 'save', '--ops', file('ops.json', '[{"op":"vmxon"}]')], "must have required property 'pa'"],
+    [['nested', 'encode', file('spec.json', '{"header": {}, "vmcs12": {"fields": {"no_such_member": 1}}}'), '--out', join(dir, 'o.bin')], 'no member no_such_member'],
+    [['nested', 'frob'], 'unknown nested command "frob"'],
   ])('%j', (args, message) => {
     const r = cli(...args);
     expect(r.code).toBe(2);
@@ -123,7 +131,9 @@ test('check writes a schema-valid report and JUnit with the seed as a property',
   expect(r.out).toContain('verdict: compatible');
   const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
   expect(validate('report', report)).toEqual([]);
-  expect(report.summary).toEqual({ pass: ALL_PROPERTIES.length, fail: 0, "expected-fail": 0, unsupported: 0, error: 0 });
+  // GET_SHADOW_PAST_SIZE shows on every profile with nested state: the expected verdict
+  expect(report.summary).toEqual({ pass: ALL_PROPERTIES.length - 1, fail: 0, 'expected-fail': 1, unsupported: 0, error: 0 });
+  expect(report.properties.find((p: { id: string }) => p.id === 'nested.get.writes-within-size').verdict).toBe('expected-fail');
   expect(report.run).toMatchObject({ seed: 11, runs: 20, complete: true });
   const junit = readFileSync(join(dir, 'junit.xml'), 'utf8');
   expect(junit).toContain('name="vmcs12.codec.round-trip"');

@@ -10,6 +10,8 @@ import { vmwrite, writeBytes } from '../model/vmcs12-access.js';
 import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened } from '../model/evmcs.js';
 import { EVMCS_MEMBERS } from '../model/catalog/evmcs.js';
 import { evmcsCheckControls, filterVmxMsr } from '../model/vmx-msrs.js';
+import { getNestedState } from '../model/nested/get.js';
+import { setNestedState } from '../model/nested/set.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { runProperty, type PropertyOutcome } from '../suites/harness.js';
 import { MODEL_DEPS, type ModelDeps } from '../suites/model-deps.js';
@@ -104,6 +106,61 @@ const MUTANTS: Mutant[] = [
     },
   },
   {
+    property: 'nested.round-trip',
+    what: 'SET forgets RUN_PENDING',
+    model: {
+      setNestedState: (v, b) => {
+        const r = setNestedState(v, b);
+        v.nestedRunPending = false;
+        return r;
+      },
+    },
+  },
+  {
+    property: 'nested.evmcs-flag-when-active',
+    what: 'GET sets the EVMCS flag whenever the capability is enabled (the 4.20 meaning on a 6.12 kernel)',
+    model: {
+      getNestedState: (v, n) => {
+        const r = getNestedState(v, n);
+        if (v.evmcsEnabled && v.nestedAllowed() && r.buffer.length >= 2) r.buffer[0] = r.buffer[0]! | 4;
+        return r;
+      },
+    },
+  },
+  {
+    property: 'nested.restore.rejects-malformed',
+    what: 'SET ignores unknown SMM flags (rule V4 missing)',
+    model: {
+      setNestedState: (v, b) => {
+        if (b && b.length > 25) {
+          b = b.slice();
+          b[24] = b[24]! & 0x3;
+        }
+        return setNestedState(v, b);
+      },
+    },
+  },
+  {
+    property: 'nested.restore.random-bytes',
+    what: 'SET crashes on a buffer that ends inside the vmcs12',
+    model: {
+      setNestedState: (v, b) => {
+        if (b && b.length > 128 && b.length < 1126) throw new RangeError('offset is outside the bounds of the DataView');
+        return setNestedState(v, b);
+      },
+    },
+  },
+  {
+    property: 'nested.get.size-protocol',
+    what: 'GET copies what fits instead of answering E2BIG',
+    model: {
+      getNestedState: (v, n) => {
+        const r = getNestedState(v, 8320);
+        return { ...r, errno: null, buffer: r.buffer.slice(0, Math.max(0, n)) };
+      },
+    },
+  },
+  {
     property: 'evmcs.check.agrees-with-filter',
     what: 'the check forgets the VM-exit controls',
     model: { evmcsCheckControls: (rules, c) => evmcsCheckControls(rules.filter((r) => r.rule !== 'exit'), c) },
@@ -112,7 +169,8 @@ const MUTANTS: Mutant[] = [
 
 describe('each property catches its mutant', () => {
   test('every property has a mutant', () => {
-    expect(ALL_PROPERTIES.map((p) => p.id).filter((id) => !MUTANTS.some((m) => m.property === id))).toEqual([]);
+    const covered = [...MUTANTS.map((m) => m.property), 'nested.get.writes-within-size'];
+    expect(ALL_PROPERTIES.map((p) => p.id).filter((id) => !covered.includes(id))).toEqual([]);
   });
 
   test.each(MUTANTS)('$property: $what', async (m) => {
@@ -129,8 +187,10 @@ describe('each property catches its mutant', () => {
     expect(text).toContain(`seed ${outcome.seed}`);
     expect(text).toContain(`path ${outcome.path}`);
     expect(text).toContain(`replay: nvmx-conformance replay ${m.property} --seed ${outcome.seed} --path ${outcome.path}`);
+    if (outcome.counterexample.replayPath !== undefined) expect(text).toContain(`--replay-path '${outcome.counterexample.replayPath}'`);
     // replaying the path reproduces the same shrunk counterexample in one run
-    const again = await runProperty(def, target, { seed: outcome.seed, path: outcome.path }, { ...MODEL_DEPS, ...m.deps });
+    const replayPath = outcome.counterexample.replayPath;
+    const again = await runProperty(def, target, { seed: outcome.seed, path: outcome.path, ...(replayPath !== undefined ? { replayPath } : {}) }, { ...MODEL_DEPS, ...m.deps });
     expect(again.verdict).toBe('fail');
     if (again.verdict === 'fail') expect(again.counterexample.diff).toEqual(outcome.counterexample.diff);
   });
@@ -143,4 +203,33 @@ test('a shrunk vmcs12 counterexample is a short field diff, not a dump of every 
   if (o.verdict === 'fail') {
     expect(o.counterexample.diff).toEqual([{ field: 'guest_rip', offset: 544, expected: '0x0000000100000000', actual: '0x0000000000000000' }]);
   }
+});
+
+describe('expected failures: the known bug or quirk must show, and a kernel without it fails the property', () => {
+  test('nested.evmcs-flag-when-active on linux-4.20 shows the seed-003 counterexample as its expected verdict', async () => {
+    const def = ALL_PROPERTIES.find((p) => p.id === 'nested.evmcs-flag-when-active')!;
+    const o = await runProperty(def, referenceTarget({ profile: 'linux-4.20' }), { seed: 1, runs: 150 });
+    expect(o.verdict).toBe('expected-fail');
+    if (o.verdict === 'expected-fail') {
+      expect(o.counterexample.input).toContain('enable-evmcs');
+      expect(o.counterexample.diff).toEqual([{ field: 'flags.EVMCS', offset: 0, expected: 'false', actual: 'true' }]);
+    }
+  });
+
+  test('nested.get.writes-within-size: a GET without quirk GET_SHADOW_PAST_SIZE fails the property', async () => {
+    const def = ALL_PROPERTIES.find((p) => p.id === 'nested.get.writes-within-size')!;
+    const mutant = referenceTarget({
+      model: {
+        getNestedState: (v, n) => {
+          const r = getNestedState(v, n);
+          return { ...r, written: Math.min(r.written, r.size) };
+        },
+      },
+    });
+    const o = await runProperty(def, mutant, { seed: 1, runs: 300 });
+    expect(o.verdict).toBe('fail');
+    if (o.verdict === 'fail') expect(o.counterexample.summary).toContain('found no counterexample');
+    const real = await runProperty(def, referenceTarget(), { seed: 1, runs: 300 });
+    expect(real.verdict).toBe('expected-fail');
+  });
 });

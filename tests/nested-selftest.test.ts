@@ -1,6 +1,10 @@
 // The scenarios of linux-6.12's tools/testing/selftests/kvm/x86_64/vmx_set_nested_state_test.c, in
 // its order, on one vCPU (state carries over between calls, as in the selftest). Each gives the
 // kernel's result, and the rule of kernel-facts §9 that decides it.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { encodeBlob, readHeader, type NestedHeader } from '../model/nested/blob.js';
 import { FLAGS, INVALID_GPA, SMM_FLAGS } from '../model/nested/constants.js';
@@ -9,6 +13,7 @@ import { setNestedState } from '../model/nested/set.js';
 import { DEFAULT_VCPU, Vcpu } from '../model/nested/vcpu.js';
 import { findProfile } from '../model/profiles.js';
 
+const BIN = new URL('../bin/nvmx-conformance.js', import.meta.url).pathname;
 const p = findProfile('linux-6.12')!;
 const vcpu = new Vcpu({ ...p, nested: p.nested! }, { ...DEFAULT_VCPU, vmxInCpuid: false });
 const REV = new Uint8Array(4096);
@@ -49,6 +54,20 @@ const steps: [string, () => Uint8Array | null, number, string, (() => void)?][] 
   ['vmxon_pa equal to vmcs12_pa', () => vmxState({ vmxonPa: 0n, vmcs12Pa: 0n }), -22, 'V10'],
   ['leaving nesting', () => vmxState({ vmxonPa: INVALID_GPA, vmcs12Pa: INVALID_GPA, flags: 0 }), 0, 'S2'],
 ];
+
+/** The same scenarios through `nested restore`, each on a fresh vCPU configured as the selftest's is at that step. */
+describe('vmx_set_nested_state_test through the CLI: nested restore --json', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nvmx-selftest-'));
+  const configAt = (i: number) => ({ vmxInCpuid: i >= 9, evmcsEnabled: i >= 12 });
+  const cases = steps.map(([what, blob, ret, rule], i) => ({ step: i + 1, what, blob, ret, rule })).filter((c) => c.step > 1);
+  test.each(cases)("$step. $what", ({ step: i, blob, ret, rule }) => {
+    writeFileSync(join(dir, `${i}.bin`), blob()!);
+    writeFileSync(join(dir, `${i}.json`), JSON.stringify(configAt(i)));
+    const r = spawnSync(process.execPath, [BIN, 'nested', 'restore', '--profile', 'linux-6.12', '--vcpu', join(dir, `${i}.json`), '--blob', join(dir, `${i}.bin`), '--json'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ret, rule });
+  });
+});
 
 describe('vmx_set_nested_state_test (linux 6.12), in order on one vCPU', () => {
   test.each(steps.map((s, i) => [i + 1, ...s] as const))('%i. %s', (_i, _what, blob, ret, rule, after) => {

@@ -17,6 +17,7 @@ export interface RunParams {
   /** replay: only this property, at this path */
   only?: string;
   path?: string;
+  replayPath?: string;
 }
 
 declare module 'vitest' {
@@ -36,7 +37,12 @@ export function registerSuite(suite: Suite): void {
       const run = inject('nvmxRun');
       if (run.only !== undefined && run.only !== def.id) ctx.skip(`not selected (replaying ${run.only})`);
       target ??= openTarget(run);
-      const outcome = await runProperty(def, await target, { seed: run.seed, ...(run.runs !== undefined ? { runs: run.runs } : {}), ...(run.path !== undefined ? { path: run.path } : {}) });
+      const outcome = await runProperty(def, await target, {
+        seed: run.seed,
+        ...(run.runs !== undefined ? { runs: run.runs } : {}),
+        ...(run.path !== undefined ? { path: run.path } : {}),
+        ...(run.replayPath !== undefined ? { replayPath: run.replayPath } : {}),
+      });
       ctx.task.meta.nvmx = outcome;
       await ctx.annotate(String(run.seed), 'seed');
       if (outcome.verdict === 'pass') await ctx.annotate(String(outcome.cases), 'cases');

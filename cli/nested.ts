@@ -1,0 +1,134 @@
+// `nested decode | encode | restore | save`: blobs as JSON and back, and the model's KVM answering
+// a restore (with the rule that decided it) or producing a blob from guest operations.
+import { writeFileSync } from 'node:fs';
+import { decodeBlob } from '../model/nested/blob.js';
+import { getNestedState } from '../model/nested/get.js';
+import { setNestedState } from '../model/nested/set.js';
+import { blobToSpec, specToBlob, type NestedSpec } from '../model/nested/spec.js';
+import { applyOp, DEFAULT_VCPU, Vcpu, type GuestOp, type VcpuConfig } from '../model/nested/vcpu.js';
+import { SIZE_WITH_SHADOW } from '../model/nested/constants.js';
+import { DEFAULT_PROFILE, findProfile, profileNames, type Profile } from '../model/profiles.js';
+import type { NestedBehaviour } from '../model/nested/behaviour.js';
+import { EXIT, UsageError } from './errors.js';
+import { readInputFile, readJsonFile } from './json-input.js';
+import { parse } from './options.js';
+
+export async function nestedCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  const commands: Record<string, (a: string[]) => number> = { decode, encode, restore, save };
+  const run = sub ? commands[sub] : undefined;
+  if (!run) throw new UsageError(sub ? `unknown nested command "${sub}" (expected decode, encode, restore or save)` : 'nested needs decode, encode, restore or save');
+  return run(rest);
+}
+
+function nestedProfile(name: string | undefined): Profile & { nested: NestedBehaviour } {
+  const p = findProfile(name ?? DEFAULT_PROFILE);
+  if (!p) throw new UsageError(`unknown profile "${name}" (known: ${profileNames().join(', ')})`);
+  if (!p.nested) throw new UsageError(`profile ${p.name} has no KVM_GET/SET_NESTED_STATE (it came in 4.19)`);
+  return p as Profile & { nested: NestedBehaviour };
+}
+
+const jsonOut = (x: unknown) => console.log(JSON.stringify(x, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2));
+
+function decode(argv: string[]): number {
+  const { values, positionals } = parse(argv, { json: { type: 'boolean', default: false }, profile: { type: 'string' } }, 1);
+  if (!positionals[0]) throw new UsageError('nested decode needs a blob file');
+  const p = nestedProfile(values.profile);
+  const d = decodeBlob(new Uint8Array(readInputFile(positionals[0])));
+  if (!d.ok) throw new UsageError(`${positionals[0]}: ${d.error}`);
+  const spec = blobToSpec(p.vmcs12, d.blob);
+  if (values.json) {
+    jsonOut(spec);
+    return EXIT.ok;
+  }
+  const h = spec.header;
+  console.log(`${positionals[0]}: ${d.blob.length} bytes`);
+  console.log(`  flags ${Array.isArray(h.flags) ? h.flags.join('|') || '0' : h.flags}, format ${h.format}, size ${h.size}`);
+  console.log(`  vmxon_pa ${h.vmxonPa}, vmcs12_pa ${h.vmcs12Pa}, smm.flags ${h.smmFlags}, hdr.vmx.flags ${h.vmxFlags}, deadline ${h.preemptionTimerDeadline}`);
+  for (const [name, page] of [['vmcs12', spec.vmcs12], ['shadow vmcs12', spec.shadowVmcs12]] as const) {
+    if (!page) continue;
+    const f = page.fields ?? {};
+    console.log(`  ${name}: ${Object.keys(f).length} non-zero fields${page.unknownBytes?.length ? `, ${page.unknownBytes.length} runs of non-zero unknown bytes` : ''}`);
+    for (const [k, v] of Object.entries(f).slice(0, 12)) console.log(`    ${k.padEnd(32)} ${v}`);
+    if (Object.keys(f).length > 12) console.log(`    … (--json for all)`);
+  }
+  for (const n of spec.notes ?? []) console.log(`  note: ${n}`);
+  return EXIT.ok;
+}
+
+function encode(argv: string[]): number {
+  const { values, positionals } = parse(argv, { out: { type: 'string' }, profile: { type: 'string' } }, 1);
+  if (!positionals[0]) throw new UsageError('nested encode needs a SPEC.json (as `nested decode --json` prints)');
+  const p = nestedProfile(values.profile);
+  const spec = readJsonFile(positionals[0], 'nested-spec') as NestedSpec;
+  let blob: Uint8Array;
+  try {
+    blob = specToBlob(p.vmcs12, spec);
+  } catch (e) {
+    throw new UsageError(`${positionals[0]}: ${(e as Error).message}`);
+  }
+  return writeBlob(blob, values.out);
+}
+
+function writeBlob(blob: Uint8Array, out: string | undefined): number {
+  if (out) writeFileSync(out, blob);
+  else if (process.stdout.isTTY) throw new UsageError('refusing to write a binary blob to a terminal: use --out FILE or redirect');
+  else process.stdout.write(blob);
+  return EXIT.ok;
+}
+
+function vcpuFor(p: Profile & { nested: NestedBehaviour }, path: string | undefined): Vcpu {
+  const config: VcpuConfig = path ? { ...DEFAULT_VCPU, ...(readJsonFile(path, 'vcpu') as Partial<VcpuConfig>) } : DEFAULT_VCPU;
+  return new Vcpu(p, config);
+}
+
+function restore(argv: string[]): number {
+  const { values } = parse(argv, { profile: { type: 'string' }, vcpu: { type: 'string' }, blob: { type: 'string' }, json: { type: 'boolean', default: false } });
+  const p = nestedProfile(values.profile);
+  if (!values.blob) throw new UsageError('nested restore needs --blob FILE');
+  const v = vcpuFor(p, values.vcpu);
+  const r = setNestedState(v, new Uint8Array(readInputFile(values.blob)));
+  const state = {
+    vmxon: v.vmxon,
+    vmxonPtr: v.vmxonPtr,
+    currentVmptr: v.currentVmptr,
+    evmcs: typeof v.evmptr === 'bigint' ? `0x${v.evmptr.toString(16)}` : v.evmptr,
+    guestMode: v.guestMode,
+    nestedRunPending: v.nestedRunPending,
+    mtfPending: v.mtfPending,
+    smm: v.smm,
+    preemptionTimerDeadline: v.hasPreemptionTimerDeadline ? v.preemptionTimerDeadline : null,
+  };
+  const out = r.errno === null ? { ok: r.ret === 0, ret: r.ret, rule: r.rule, why: r.why, quirks: r.quirks, notModelled: r.notModelled, state } : { ok: false, ret: r.ret, errno: r.errno, rule: r.rule, why: r.why, quirks: r.quirks, state };
+  if (values.json) jsonOut(out);
+  else {
+    console.log(`${p.name}: KVM_SET_NESTED_STATE returns ${r.ret}${r.errno ? ` (-${r.errno})` : ''} at rule ${r.rule}: ${r.why}`);
+    if (r.quirks.length) console.log(`  quirks: ${r.quirks.join(', ')}`);
+    for (const n of r.notModelled) console.log(`  note: ${n}`);
+  }
+  return EXIT.ok;
+}
+
+function parseOps(path: string): GuestOp[] {
+  const raw = readJsonFile(path, 'guest-ops') as Record<string, unknown>[];
+  const bigKeys = new Set(['pa', 'field', 'value', 'reason', 'currentNestedVmcs']);
+  return raw.map((o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, bigKeys.has(k) ? BigInt(v as string | number) : v])) as unknown as GuestOp);
+}
+
+function save(argv: string[]): number {
+  const { values } = parse(argv, { profile: { type: 'string' }, vcpu: { type: 'string' }, ops: { type: 'string' }, json: { type: 'boolean', default: false }, out: { type: 'string' } });
+  const p = nestedProfile(values.profile);
+  if (!values.ops) throw new UsageError('nested save needs --ops OPS.json (a list of guest operations)');
+  const v = vcpuFor(p, values.vcpu);
+  const ops = parseOps(values.ops);
+  const results = ops.map((o) => ({ op: o.op, ...applyOp(v, o) }));
+  const g = getNestedState(v, SIZE_WITH_SHADOW);
+  const blob = g.buffer.subarray(0, g.size);
+  if (values.json) {
+    const d = decodeBlob(blob);
+    jsonOut({ results, blob: d.ok ? blobToSpec(p.vmcs12, d.blob) : null });
+    return EXIT.ok;
+  }
+  for (const r of results) if (r.result !== 'ok') console.error(`nvmx-conformance: note: ${r.op}: ${r.result}${'reason' in r ? ` (${r.reason})` : ''}`);
+  return writeBlob(blob, values.out);
+}
