@@ -1,0 +1,51 @@
+// The static compatibility check: from what a VMM knows before moving a guest (the two hosts, the
+// VM's configuration, the header of the state it would send), predict the outcome without running
+// anything. A table of rules written independently of the simulation, so the two can be compared.
+import { readHeader } from '../nested/blob.js';
+import { FLAGS, HEADER_SIZE, INVALID_GPA, MIN_SIZE_FOR_VMCS12, SMM_FLAGS, VMX_HDR_FLAGS } from '../nested/constants.js';
+import { findProfile } from '../profiles.js';
+import { filterDiff } from '../filter-diff.js';
+import type { Host } from './hosts.js';
+import type { Outcome } from './outcome.js';
+import { msrSubsetProblem } from './step.js';
+import type { Stream } from './stream.js';
+
+export function predict(srcHost: Host, dst: Host, stream: Stream): Outcome {
+  const src = findProfile(srcHost.profile)!;
+  const dstP = findProfile(dst.profile);
+  if (!dstP) return { kind: 'unknown', reason: `no profile ${dst.profile}` };
+  const blob = stream.nestedState;
+  const h = blob && readHeader(blob);
+  // refusals, in the order a VMM meets them
+  if (h && !dst.nestedStateMax) return { kind: 'refused', reason: 'no KVM_CAP_NESTED_STATE on the destination' };
+  if (h && (h.size < HEADER_SIZE || h.size > dst.nestedStateMax || h.format !== 0)) return { kind: 'refused', reason: 'nested state the destination VMM cannot load' };
+  if (stream.config.vmxInCpuid && !dst.nested) return { kind: 'refused', reason: 'nested=0 on the destination' };
+  if (stream.config.vmxInCpuid && msrSubsetProblem(stream.vmxMsrs, dst.vmxMsrs)) return { kind: 'refused', reason: 'VMX MSRs beyond the destination' };
+  const lost: string[] = [];
+  const evmcsOn = stream.evmcsEnabled && dst.evmcsCap;
+  if (stream.evmcsEnabled && !dst.evmcsCap) lost.push('eVMCS enlightenment');
+  if (h && dstP.nested) {
+    const b = dstP.nested;
+    const failed = (rule: string, reason: string): Outcome => ({ kind: 'failed', errno: 'EINVAL', rule, reason });
+    if (h.flags & ~b.setFlagsMask) return failed('W3', 'a flag the destination does not accept');
+    const evmcsFlag = (h.flags & FLAGS.EVMCS) !== 0 && b.evmcsFlag !== 'none';
+    if (evmcsFlag && b.evmcsFlag === 'when-active' && (!evmcsOn || !dst.nested)) return failed('V8', 'EVMCS without eVMCS enabled on the destination');
+    if (evmcsFlag && b.evmcsFlag === 'when-enabled' && !dst.nested) return failed('V8', 'EVMCS without nested');
+    const hasVmcs12 = h.size >= MIN_SIZE_FOR_VMCS12;
+    if (h.vmxonPa !== INVALID_GPA && !hasVmcs12 && (h.flags & FLAGS.GUEST_MODE || (evmcsFlag && b.evmcsFlag === 'when-active') || h.vmcs12Pa !== INVALID_GPA))
+      return failed('V9', 'the destination expects a vmcs12 the stream does not carry');
+    if (h.vmxonPa !== INVALID_GPA && hasVmcs12 && h.vmcs12Pa === INVALID_GPA && !(evmcsFlag && b.evmcsFlag === 'when-active')) return failed('V10c', 'a vmcs12 with neither a pointer nor an eVMCS');
+    if (hasVmcs12 && blob.length >= 132 && (new DataView(blob.buffer, blob.byteOffset).getUint32(128, true) & 0x7fffffff) !== 0x11e57ed0) return failed('V12', 'vmcs12 without its revision id');
+    if (h.smmFlags & SMM_FLAGS.VMXON && !hasVmcs12 && h.vmxonPa !== INVALID_GPA) lost.push('SMM VMXON (quirk Q1)');
+    const src0 = readHeader(stream.sourceBlob);
+    if (src0.vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE && (!(h.vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE) || !b.headerFlags)) lost.push('preemption-timer deadline');
+    if (h.flags & FLAGS.MTF_PENDING && !b.getsMtf) lost.push('MTF pending');
+    if (h.flags & FLAGS.EVMCS && src.nested?.evmcsFlag === 'when-active' && b.evmcsFlag === 'when-enabled') lost.push('the vmcs12 copied from the eVMCS');
+  }
+  if (evmcsOn && stream.config.hypervCpuid !== false) {
+    if (!src.evmcs || !dstP.evmcs) return { kind: 'unknown', reason: 'no eVMCS filter facts' };
+    const ebx = typeof stream.config.hypervCpuid === 'object' ? stream.config.hypervCpuid.nestedEbx : 0;
+    if (filterDiff(src, dstP, stream.vmxMsrs, ebx).differences.some((d) => d.lost.bits.length)) lost.push('eVMCS-visible controls');
+  }
+  return lost.length ? { kind: 'degraded', lost } : { kind: 'ok' };
+}

@@ -1,0 +1,56 @@
+// What a VMM (QEMU's rules, history.md) saves on the source and carries in the migration stream.
+import { readHeader, writeHeader } from '../nested/blob.js';
+import { FORMAT, HEADER_SIZE, INVALID_GPA, SIZE_WITH_SHADOW, SIZE_WITH_VMCS12 } from '../nested/constants.js';
+import { getNestedState } from '../nested/get.js';
+import type { Vcpu, VcpuConfig } from '../nested/vcpu.js';
+import type { Host } from './hosts.js';
+import type { MsrSet } from '../vmx-msrs.js';
+
+export interface StreamOptions {
+  /** some QEMU versions do not carry hdr.vmx.flags and the deadline: they arrive zeroed */
+  readonly qemuDropsVmxFlags: boolean;
+}
+
+export interface Stream {
+  /** the nested-state section, or null when QEMU's subsection was not needed */
+  readonly nestedState: Uint8Array | null;
+  /** the unfiltered VMX MSRs (host-initiated reads are never filtered) */
+  readonly vmxMsrs: MsrSet;
+  /** CPUID and the VM's enlightenments, as configured on the source */
+  readonly config: VcpuConfig;
+  readonly evmcsEnabled: boolean;
+  readonly inSmm: boolean;
+  /** guest RAM travels too: VMCS regions, the eVMCS, the VP-assist page */
+  readonly memory: ReadonlyMap<bigint, Uint8Array>;
+  readonly vpAssist: Vcpu['vpAssist'];
+  /** what the source's GET returned, before the stream rules */
+  readonly sourceBlob: Uint8Array;
+}
+
+/**
+ * QEMU's subsection rules: the nested state is sent when it says anything (VMXON, or any flag: under
+ * 4.20-5.1 the EVMCS flag alone forced it, seed 003); the vmcs12 when `size` reaches past the header;
+ * the shadow vmcs12 when it reaches past the first 4 KiB.
+ */
+export function saveToStream(src: Vcpu, host: Host, opts: StreamOptions): Stream {
+  const g = getNestedState(src, SIZE_WITH_SHADOW);
+  const blob = g.buffer.subarray(0, g.size);
+  const h = readHeader(blob);
+  const needed = h.format === FORMAT.VMX && (h.vmxonPa !== INVALID_GPA || h.flags !== 0);
+  let carried: Uint8Array | null = null;
+  if (needed) {
+    const len = h.size > SIZE_WITH_VMCS12 ? SIZE_WITH_SHADOW : h.size > HEADER_SIZE ? SIZE_WITH_VMCS12 : HEADER_SIZE;
+    carried = blob.slice(0, Math.min(len, blob.length));
+    if (opts.qemuDropsVmxFlags) writeHeader(carried, { ...readHeader(carried), vmxFlags: 0, preemptionTimerDeadline: 0n });
+  }
+  return {
+    nestedState: carried,
+    vmxMsrs: host.vmxMsrs,
+    config: src.config,
+    evmcsEnabled: src.evmcsEnabled,
+    inSmm: src.inSmm,
+    memory: new Map([...src.memory].map(([k, v]) => [k, v.slice()])),
+    vpAssist: src.vpAssist && { ...src.vpAssist },
+    sourceBlob: blob.slice(),
+  };
+}
