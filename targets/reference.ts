@@ -10,6 +10,7 @@ import { evmcsCheckControls, filterVmxMsr } from '../model/vmx-msrs.js';
 import { applyOp, DEFAULT_HOOKS, Vcpu, type VcpuHooks } from '../model/nested/vcpu.js';
 import { getNestedState } from '../model/nested/get.js';
 import { setNestedState } from '../model/nested/set.js';
+import { runPath } from '../model/migration/path.js';
 import { ok, unsupported, type Group, type RevisionRead, type RevisionSetDescriptor, type Target, type Vmcs12Op } from './target.js';
 
 /** The model functions a reference target answers with; mutants replace one of them. */
@@ -68,7 +69,7 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
     'vmcs12-access',
     'layout-revisions',
     ...(ev ? (['evmcs-sync', 'msr-filter'] as const) : []),
-    ...(profile.nested ? (['nested-state'] as const) : []),
+    ...(profile.nested ? (['nested-state', 'migration'] as const) : []),
   ]);
   const nested = profile.nested;
   const vcpus = new Map<string, Vcpu>();
@@ -145,6 +146,9 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
       if (!nested) return noNested();
       const r = model.setNestedState(vcpuOf(id), blob);
       return ok({ ret: r.ret, errno: r.errno, rule: r.rule });
+    },
+    async migrate(path) {
+      return nested ? ok(runPath(path, model.hooks)) : noNested();
     },
     async destroyVcpu(id) {
       vcpus.delete(id);

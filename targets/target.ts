@@ -5,8 +5,27 @@ import type { LayoutDescriptor } from '../model/layout.js';
 import type { AccessOutcome } from '../model/vmcs12-access.js';
 import type { GuestOp, OpResult, VcpuConfig } from '../model/nested/vcpu.js';
 import type { Errno } from '../model/nested/constants.js';
+import type { Outcome } from '../model/migration/outcome.js';
 
-export const GROUPS = ['layout', 'vmcs12-access', 'layout-revisions', 'evmcs-sync', 'msr-filter', 'nested-state'] as const;
+/** A migration path as a VMM fleet runs it: where the guest starts, what it does, where it moves. */
+export interface MigrationPath {
+  /** host names from the library (model/migration/hosts.ts) */
+  readonly start: { readonly host: string; readonly vm: VcpuConfig; readonly ops: readonly GuestOp[] };
+  readonly hops: readonly { readonly host: string; readonly opsAfter: readonly GuestOp[] }[];
+  readonly qemuDropsVmxFlags: boolean;
+}
+
+export interface MigrationHop {
+  readonly from: string;
+  readonly to: string;
+  readonly outcome: Outcome;
+  /** what the source's GET returned, and what the destination's GET returned right after SET */
+  readonly sourceBlob: Uint8Array;
+  readonly carried: Uint8Array | null;
+  readonly restored: Uint8Array | null;
+}
+
+export const GROUPS = ['layout', 'vmcs12-access', 'layout-revisions', 'evmcs-sync', 'msr-filter', 'nested-state', 'migration'] as const;
 export type Group = (typeof GROUPS)[number];
 
 export type TargetResult<T> =
@@ -90,6 +109,8 @@ export interface Target {
   /** group `nested-state`: KVM_SET_NESTED_STATE from a user buffer (null: a NULL pointer) */
   setNestedState(vcpu: string, blob: Uint8Array | null): Promise<TargetResult<SetAnswer>>;
   destroyVcpu(vcpu: string): Promise<TargetResult<null>>;
+  /** group `migration`: run a path hop by hop (a VMM's save/stream/restore); stops after a hop that is refused or failed */
+  migrate(path: MigrationPath): Promise<TargetResult<MigrationHop[]>>;
   close(): Promise<void>;
 }
 

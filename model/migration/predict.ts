@@ -4,6 +4,7 @@
 import { readHeader } from '../nested/blob.js';
 import { FLAGS, HEADER_SIZE, INVALID_GPA, MIN_SIZE_FOR_VMCS12, SMM_FLAGS, VMX_HDR_FLAGS } from '../nested/constants.js';
 import { findProfile } from '../profiles.js';
+import { EVMCS_ACCEPTED_REVISIONS } from '../catalog/evmcs.js';
 import { filterDiff } from '../filter-diff.js';
 import type { Host } from './hosts.js';
 import type { Outcome } from './outcome.js';
@@ -41,6 +42,13 @@ export function predict(srcHost: Host, dst: Host, stream: Stream): Outcome {
     if (src0.vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE && (!(h.vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE) || !b.headerFlags)) lost.push('preemption-timer deadline');
     if (h.flags & FLAGS.MTF_PENDING && !b.getsMtf) lost.push('MTF pending');
     if (h.flags & FLAGS.EVMCS && src.nested?.evmcsFlag === 'when-active' && b.evmcsFlag === 'when-enabled') lost.push('the vmcs12 copied from the eVMCS');
+    // map-pending resolves on the first KVM_RUN from the VP-assist page in guest memory
+    if (evmcsFlag && b.evmcsFlag === 'when-active' && h.vmcs12Pa === INVALID_GPA && h.vmxonPa !== INVALID_GPA) {
+      const gpa = stream.vpAssist?.currentNestedVmcs;
+      const page = gpa !== undefined ? stream.memory.get(gpa) : undefined;
+      const rev = page ? new DataView(page.buffer, page.byteOffset).getUint32(0, true) : -1;
+      if (!page || !EVMCS_ACCEPTED_REVISIONS.includes(rev)) return { kind: 'failed', errno: 'internal-error', rule: 'KVM_RUN', reason: 'the eVMCS cannot be mapped from the VP-assist page' };
+    }
   }
   if (evmcsOn && stream.config.hypervCpuid !== false) {
     if (!src.evmcs || !dstP.evmcs) return { kind: 'unknown', reason: 'no eVMCS filter facts' };

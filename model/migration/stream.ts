@@ -1,5 +1,5 @@
 // What a VMM (QEMU's rules, history.md) saves on the source and carries in the migration stream.
-import { readHeader, writeHeader } from '../nested/blob.js';
+import { encodeBlob, readHeader, writeHeader } from '../nested/blob.js';
 import { FORMAT, HEADER_SIZE, INVALID_GPA, SIZE_WITH_SHADOW, SIZE_WITH_VMCS12 } from '../nested/constants.js';
 import { getNestedState } from '../nested/get.js';
 import type { Vcpu, VcpuConfig } from '../nested/vcpu.js';
@@ -33,7 +33,8 @@ export interface Stream {
  * the shadow vmcs12 when it reaches past the first 4 KiB.
  */
 export function saveToStream(src: Vcpu, host: Host, opts: StreamOptions): Stream {
-  const g = getNestedState(src, SIZE_WITH_SHADOW);
+  // without KVM_CAP_NESTED_STATE the VMM cannot ask: it saves nothing nested
+  const g = host.nestedStateMax ? getNestedState(src, SIZE_WITH_SHADOW) : { buffer: encodeBlob({ vmxonPa: INVALID_GPA, vmcs12Pa: INVALID_GPA }), size: HEADER_SIZE };
   const blob = g.buffer.subarray(0, g.size);
   const h = readHeader(blob);
   const needed = h.format === FORMAT.VMX && (h.vmxonPa !== INVALID_GPA || h.flags !== 0);

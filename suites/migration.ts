@@ -1,0 +1,146 @@
+// Migration paths across kernel profiles: state preserved along every ok step, the static
+// prediction honest about every simulated step, seed 003 reproduced, and the known asymmetries
+// (5.6's MTF flag, QEMU dropping hdr.vmx.flags) found as shrunk counterexample paths.
+import fc from 'fast-check';
+import { describeOutcome } from '../model/migration/outcome.js';
+import { predict } from '../model/migration/predict.js';
+import { findHost } from '../model/migration/hosts.js';
+import { findScenario } from '../model/migration/scenarios.js';
+import { saveToStream } from '../model/migration/stream.js';
+import { readHeader } from '../model/nested/blob.js';
+import { FLAGS } from '../model/nested/constants.js';
+import { applyOp, Vcpu } from '../model/nested/vcpu.js';
+import { findProfile } from '../model/profiles.js';
+import type { FieldDiff } from '../model/codec.js';
+import type { MigrationPath } from '../targets/target.js';
+import { migrationPath } from '../generators/migration.js';
+import { afterRestore, diffBlobs } from './nested-common.js';
+import { expectNoDiff, must, Violation, type PropertyContext, type PropertyDef } from './harness.js';
+
+/** Between a 4.20-5.1 kernel ("eVMCS enabled") and a 5.2+ one ("eVMCS in use") the flag means different things. */
+function evmcsFlagMeaningDiffers(from: string, to: string): boolean {
+  const f = findProfile(findHost(from)!.profile)?.nested?.evmcsFlag;
+  const t = findProfile(findHost(to)!.profile)?.nested?.evmcsFlag;
+  return f !== t;
+}
+
+function withoutEvmcsFlag(b: Uint8Array): Uint8Array {
+  const c = b.slice();
+  c[0] = c[0]! & ~FLAGS.EVMCS;
+  return c;
+}
+
+const pathText = (p: MigrationPath) => [p.start.host, ...p.hops.map((h) => h.host)].join(' -> ') + (p.qemuDropsVmxFlags ? ' (QEMU drops hdr.vmx.flags)' : '');
+
+export const statePreserved: PropertyDef = {
+  id: 'migration.state-preserved',
+  invariant: 'along any path, every step reported ok restores exactly the state the source saved (header, vmcs12 and shadow vmcs12, field by field, after the documented normalisation)',
+  groups: ['migration'],
+  runs: 150,
+  async build(ctx) {
+    return fc.asyncProperty(migrationPath(), async (path) => {
+      const hops = must(await ctx.target.migrate(path));
+      hops.forEach((h, i) => {
+        if (h.outcome.kind !== 'ok') return;
+        if (!h.carried) return; // nothing nested was in the stream: nothing to compare
+        if (!h.restored) throw new Violation(`hop ${i + 1} (${h.from} -> ${h.to}) is ok but nothing was restored`);
+        let want = afterRestore(h.sourceBlob);
+        let got = h.restored;
+        if (evmcsFlagMeaningDiffers(h.from, h.to)) [want, got] = [withoutEvmcsFlag(want), withoutEvmcsFlag(got)];
+        const diff = diffBlobs(want, got);
+        expectNoDiff(`hop ${i + 1} of ${pathText(path)} reported ok`, diff);
+      });
+    });
+  },
+};
+
+/** The static check's view of a path's first hop, from the source side a VMM sees before moving. */
+function predictFirstHop(path: MigrationPath): string {
+  const host = findHost(path.start.host)!;
+  const p = findProfile(host.profile)!;
+  const v = new Vcpu({ ...p, nested: p.nested! }, { ...path.start.vm, nested: host.nested });
+  for (const o of path.start.ops) applyOp(v, o);
+  return predict(host, findHost(path.hops[0]!.host)!, saveToStream(v, host, { qemuDropsVmxFlags: path.qemuDropsVmxFlags })).kind;
+}
+
+export const predictionHonest: PropertyDef = {
+  id: 'migration.prediction-honest',
+  invariant: 'the static compatibility check (hosts, VM configuration, the header it would send) predicts the outcome the target simulates, and never says ok where the step is not ok',
+  groups: ['migration'],
+  runs: 300,
+  async build(ctx) {
+    return fc.asyncProperty(migrationPath({ maxHops: 1 }), async (path) => {
+      const [hop] = must(await ctx.target.migrate(path));
+      if (!hop) throw new Violation('the target ran no hop');
+      const pred = predictFirstHop(path);
+      if (pred !== hop.outcome.kind) {
+        const diff: FieldDiff[] = [{ field: `${hop.from} -> ${hop.to}`, offset: -1, expected: `predicted ${pred}`, actual: describeOutcome(hop.outcome) }];
+        throw new Violation(pred === 'ok' ? 'the static check said ok, the step is not' : 'the static check disagrees with the simulated step', diff);
+      }
+    });
+  },
+};
+
+async function seedCase(ctx: PropertyContext, source: string) {
+  const sc = findScenario('evmcs-enabled-unused')!;
+  const [hop] = must(await ctx.target.migrate({ start: { host: source, vm: sc.vm, ops: sc.ops }, hops: [{ host: 'linux-4.18', opsAfter: [] }], qemuDropsVmxFlags: false }));
+  return hop!;
+}
+
+export const seed003: PropertyDef = {
+  id: 'migration.seed-003',
+  invariant: 'a guest that enabled eVMCS but never ran a nested hypervisor moves to a host without nested-state support when the source has "flag when active" (no EVMCS flag in the stream), and fails to move from a "flag when enabled" source',
+  groups: ['migration'],
+  runs: 1,
+  async build(ctx) {
+    return fc.asyncProperty(fc.constant(null), async () => {
+      const diff: FieldDiff[] = [];
+      for (const source of ['linux-5.2', 'linux-6.12']) {
+        const h = await seedCase(ctx, source);
+        const flag = h.carried ? (readHeader(h.carried).flags & FLAGS.EVMCS) !== 0 : false;
+        if (h.outcome.kind === 'refused' || h.outcome.kind === 'failed' || flag)
+          diff.push({ field: `${source} -> linux-4.18`, offset: -1, expected: 'moves, no EVMCS flag in the stream', actual: `${describeOutcome(h.outcome)}${flag ? ', EVMCS flag carried' : ''}` });
+      }
+      const old = await seedCase(ctx, 'linux-4.20');
+      if (old.outcome.kind !== 'refused' && old.outcome.kind !== 'failed')
+        diff.push({ field: 'linux-4.20 -> linux-4.18', offset: -1, expected: 'refused or failed (the EVMCS flag forces nested state into the stream)', actual: describeOutcome(old.outcome) });
+      expectNoDiff('seed 003', diff);
+    });
+  },
+};
+
+function asymmetry(id: string, invariant: string, reason: string, opts: Parameters<typeof migrationPath>[0]): PropertyDef {
+  return {
+    id,
+    invariant,
+    groups: ['migration'],
+    runs: 200,
+    expectedFailure: () => reason,
+    async build(ctx) {
+      return fc.asyncProperty(migrationPath(opts), async (path) => {
+        const hops = must(await ctx.target.migrate(path));
+        const bad = hops.findIndex((h) => h.outcome.kind !== 'ok');
+        if (bad >= 0)
+          throw new Violation(`hop ${bad + 1} of ${pathText(path)}: ${describeOutcome(hops[bad]!.outcome)}`, [
+            { field: `${hops[bad]!.from} -> ${hops[bad]!.to}`, offset: -1, expected: 'ok', actual: describeOutcome(hops[bad]!.outcome) },
+          ]);
+      });
+    },
+  };
+}
+
+export const mtfAsymmetry = asymmetry(
+  'migration.mtf-asymmetry',
+  'nested state with a pending MTF moves between 5.6, 5.7 and 6.12 hosts without loss',
+  '5.6 emits KVM_STATE_NESTED_MTF_PENDING but its own SET (like every kernel before 5.7) rejects it',
+  { hosts: ['linux-5.6', 'linux-5.7', 'linux-6.12'], scenarios: ['mtf-pending', 'l2-running', 'vmcs12-loaded'], qemuDropsVmxFlags: false },
+);
+
+export const qemuDropsFlags = asymmetry(
+  'migration.qemu-drops-vmx-flags',
+  'nested state with an armed preemption timer moves between 5.8+ hosts without loss when QEMU carries it',
+  'QEMU versions that do not carry hdr.vmx.flags drop the preemption-timer deadline',
+  { hosts: ['linux-5.8', 'linux-6.1', 'linux-6.12'], scenarios: ['preemption-timer', 'l2-running'], qemuDropsVmxFlags: true },
+);
+
+export const migrationSuite: readonly PropertyDef[] = [statePreserved, predictionHonest, seed003, mtfAsymmetry, qemuDropsFlags];
