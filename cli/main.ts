@@ -6,6 +6,7 @@ import { EXIT, UsageError } from './errors.js';
 import { filterCommand } from './filter.js';
 import { layoutCommand } from './layout.js';
 import { nestedCommand } from './nested.js';
+import { matrixCommand } from './matrix.js';
 
 const USAGE = `usage: nvmx-conformance <command> [options]
 
@@ -31,6 +32,9 @@ commands:
   nested save --profile P [--vcpu VCPU.json] --ops OPS.json [--json] [--out BLOB]
           run guest operations, then KVM_GET_NESTED_STATE
 
+  matrix [--profiles A,B,…] [--scenarios X,Y,…] [--qemu-drops-vmx-flags] [--paths N] [--seed S] [--report DIR]
+          the migration compatibility matrix: DIR/matrix.json and DIR/matrix.md
+
 exit codes: 0 ok, 1 failure, 2 usage or input error, 3 target error, 4 internal error`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number> | number> = {
@@ -39,6 +43,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number> | number> = {
   layout: layoutCommand,
   filter: filterCommand,
   nested: nestedCommand,
+  matrix: matrixCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -9,11 +9,14 @@ import { step } from './nested.js';
 
 const NESTED_HOSTS = HOSTS.filter((h) => findProfile(h.profile)?.nested).map((h) => h.name);
 
-export function migrationPath(opts: { hosts?: readonly string[]; scenarios?: readonly string[]; qemuDropsVmxFlags?: boolean; maxHops?: number } = {}): fc.Arbitrary<MigrationPath> {
+export function migrationPath(
+  opts: { hosts?: readonly string[]; scenarios?: readonly string[]; qemuDropsVmxFlags?: boolean; maxHops?: number; withoutEvmcs?: boolean } = {},
+): fc.Arbitrary<MigrationPath> {
   const hosts = opts.hosts ?? HOSTS.map((h) => h.name);
   const starts = (opts.hosts ?? NESTED_HOSTS).filter((h) => NESTED_HOSTS.includes(h));
   const scenarios = SCENARIOS.filter((s) => !opts.scenarios || opts.scenarios.includes(s.name));
-  const activity = fc.array(step, { maxLength: 2 }).map((s) => s.flat());
+  const steps = opts.withoutEvmcs ? step.filter((s) => !s.some((o) => o.op === 'enable-evmcs')) : step;
+  const activity = fc.array(steps, { maxLength: 2 }).map((s) => s.flat());
   const hop = fc.record({ host: fc.constantFrom(...hosts), opsAfter: activity });
   const hops = fc.oneof(
     fc.array(hop, { minLength: 1, maxLength: opts.maxHops ?? 6 }),

@@ -70,7 +70,7 @@ export function buildReport(a: {
 }
 
 /** Validates, then writes through a temporary file and a rename, so a reader never sees half a report. */
-export function writeJsonAtomically(path: string, schema: 'report', data: unknown): void {
+export function writeJsonAtomically(path: string, schema: 'report' | 'matrix', data: unknown): void {
   const problems = validate(schema, data);
   if (problems.length) throw new Error(`refusing to write an invalid ${schema}: ${problems[0]}`);
   const tmp = `${path}.tmp-${process.pid}`;

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 
-export type SchemaName = 'report' | 'layout' | 'layout-diff' | 'msrs' | 'vcpu' | 'guest-ops' | 'nested-spec';
+export type SchemaName = 'report' | 'layout' | 'layout-diff' | 'msrs' | 'vcpu' | 'guest-ops' | 'nested-spec' | 'matrix';
 
 /** The package root: where package.json is, from source (tests) or from dist/ (the bin). */
 export function packageRoot(): string {

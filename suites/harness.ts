@@ -40,6 +40,12 @@ export class Violation extends Error {
   }
 }
 
+/**
+ * For properties with an expected failure: a violation that is NOT the known bug. It fails the
+ * property even where a failure is expected, so an unrelated break is never filed under the quirk.
+ */
+export class UnexpectedViolation extends Violation {}
+
 /** Thrown when the target answered `unsupported` or `error` mid-property: not a property failure. */
 class TargetStop extends Error {
   constructor(readonly result: Exclude<TargetResult<unknown>, { status: 'ok' }>) {
@@ -135,7 +141,7 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
   const replayPath = /replayPath="([^"]*)"/.exec(input)?.[1];
   return {
     id: def.id,
-    ...(expected ? { verdict: 'expected-fail' as const, reason: expected } : { verdict: 'fail' as const }),
+    ...(expected && !(err instanceof UnexpectedViolation) ? { verdict: 'expected-fail' as const, reason: expected } : { verdict: 'fail' as const }),
     cases: details.numRuns,
     seed: details.seed,
     path: details.counterexamplePath ?? '',

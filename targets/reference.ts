@@ -27,6 +27,7 @@ export interface ReferenceModel {
   setNestedState: typeof setNestedState;
   applyOp: typeof applyOp;
   hooks: VcpuHooks;
+  runPath: typeof runPath;
 }
 
 export const REFERENCE_MODEL: ReferenceModel = {
@@ -42,6 +43,7 @@ export const REFERENCE_MODEL: ReferenceModel = {
   setNestedState,
   applyOp,
   hooks: DEFAULT_HOOKS,
+  runPath,
 };
 
 export const TOOL_VERSION = '0.1.0';
@@ -148,7 +150,7 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
       return ok({ ret: r.ret, errno: r.errno, rule: r.rule });
     },
     async migrate(path) {
-      return nested ? ok(runPath(path, model.hooks)) : noNested();
+      return nested ? ok(model.runPath(path, model.hooks)) : noNested();
     },
     async destroyVcpu(id) {
       vcpus.delete(id);

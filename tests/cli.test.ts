@@ -131,9 +131,10 @@ test('check writes a schema-valid report and JUnit with the seed as a property',
   expect(r.out).toContain('verdict: compatible');
   const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
   expect(validate('report', report)).toEqual([]);
-  // GET_SHADOW_PAST_SIZE shows on every profile with nested state: the expected verdict
-  expect(report.summary).toEqual({ pass: ALL_PROPERTIES.length - 1, fail: 0, 'expected-fail': 1, unsupported: 0, error: 0 });
-  expect(report.properties.find((p: { id: string }) => p.id === 'nested.get.writes-within-size').verdict).toBe('expected-fail');
+  // the known bugs show as expected: GET_SHADOW_PAST_SIZE, the MTF asymmetry, QEMU dropping hdr.vmx.flags
+  const expectedFails = ['nested.get.writes-within-size', 'migration.mtf-asymmetry', 'migration.qemu-drops-vmx-flags'];
+  expect(report.summary).toEqual({ pass: ALL_PROPERTIES.length - expectedFails.length, fail: 0, 'expected-fail': expectedFails.length, unsupported: 0, error: 0 });
+  for (const id of expectedFails) expect(report.properties.find((p: { id: string }) => p.id === id).verdict).toBe('expected-fail');
   expect(report.run).toMatchObject({ seed: 11, runs: 20, complete: true });
   const junit = readFileSync(join(dir, 'junit.xml'), 'utf8');
   expect(junit).toContain('name="vmcs12.codec.round-trip"');

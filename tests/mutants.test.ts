@@ -12,6 +12,7 @@ import { EVMCS_MEMBERS } from '../model/catalog/evmcs.js';
 import { evmcsCheckControls, filterVmxMsr } from '../model/vmx-msrs.js';
 import { getNestedState } from '../model/nested/get.js';
 import { setNestedState } from '../model/nested/set.js';
+import { runPath } from '../model/migration/path.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { runProperty, type PropertyOutcome } from '../suites/harness.js';
 import { MODEL_DEPS, type ModelDeps } from '../suites/model-deps.js';
@@ -161,6 +162,21 @@ const MUTANTS: Mutant[] = [
     },
   },
   {
+    property: 'migration.state-preserved',
+    what: 'a VMM that reports every restored hop ok, whatever the destination lost',
+    model: { runPath: (p, h) => runPath(p, h).map((x) => (x.outcome.kind === 'degraded' ? { ...x, outcome: { kind: 'ok' as const } } : x)) },
+  },
+  {
+    property: 'migration.prediction-honest',
+    what: 'the static check always says ok',
+    deps: { predict: () => ({ kind: 'ok' }) },
+  },
+  {
+    property: 'migration.seed-003',
+    what: 'a fleet whose 5.2 hosts still set the EVMCS flag when eVMCS is merely enabled',
+    model: { runPath: (p, h) => runPath(p.start.host === 'linux-5.2' ? { ...p, start: { ...p.start, host: 'linux-4.20' } } : p, h) },
+  },
+  {
     property: 'evmcs.check.agrees-with-filter',
     what: 'the check forgets the VM-exit controls',
     model: { evmcsCheckControls: (rules, c) => evmcsCheckControls(rules.filter((r) => r.rule !== 'exit'), c) },
@@ -169,7 +185,7 @@ const MUTANTS: Mutant[] = [
 
 describe('each property catches its mutant', () => {
   test('every property has a mutant', () => {
-    const covered = [...MUTANTS.map((m) => m.property), 'nested.get.writes-within-size'];
+    const covered = [...MUTANTS.map((m) => m.property), 'nested.get.writes-within-size', 'migration.mtf-asymmetry', 'migration.qemu-drops-vmx-flags'];
     expect(ALL_PROPERTIES.map((p) => p.id).filter((id) => !covered.includes(id))).toEqual([]);
   });
 
@@ -231,5 +247,31 @@ describe('expected failures: the known bug or quirk must show, and a kernel with
     if (o.verdict === 'fail') expect(o.counterexample.summary).toContain('found no counterexample');
     const real = await runProperty(def, referenceTarget(), { seed: 1, runs: 300 });
     expect(real.verdict).toBe('expected-fail');
+  });
+});
+
+describe('the migration asymmetries are found, and a fleet without them fails the properties', () => {
+  const run = async (id: string, model?: Partial<ReferenceModel>) =>
+    runProperty(ALL_PROPERTIES.find((p) => p.id === id)!, referenceTarget({ model: model ?? {} }), { seed: 1, runs: 200 });
+
+  test('migration.mtf-asymmetry: shown as a shrunk one-hop path through 5.6; without the asymmetry the property fails', async () => {
+    const o = await run('migration.mtf-asymmetry');
+    expect(o.verdict).toBe('expected-fail');
+    if (o.verdict === 'expected-fail') {
+      expect(o.counterexample.summary).toMatch(/-> linux-5\.6.*W3/);
+      expect(o.counterexample.summary).toMatch(/^hop 1 of/);
+    }
+    const fixed = await run('migration.mtf-asymmetry', {
+      runPath: (path, hooks) => runPath({ ...path, start: { ...path.start, ops: path.start.ops.filter((x) => x.op !== 'mtf') }, hops: path.hops.map((h) => ({ ...h, opsAfter: h.opsAfter.filter((x) => x.op !== 'mtf') })) }, hooks),
+    });
+    expect(fixed.verdict).toBe('fail');
+  });
+
+  test('migration.qemu-drops-vmx-flags: shown as a shrunk one-hop path; a QEMU that carries the flags fails the property', async () => {
+    const o = await run('migration.qemu-drops-vmx-flags');
+    expect(o.verdict).toBe('expected-fail');
+    if (o.verdict === 'expected-fail') expect(o.counterexample.summary).toContain('preemption-timer deadline');
+    const carries = await run('migration.qemu-drops-vmx-flags', { runPath: (path, hooks) => runPath({ ...path, qemuDropsVmxFlags: false }, hooks) });
+    expect(carries.verdict).toBe('fail');
   });
 });

@@ -9,6 +9,8 @@ export interface Scenario {
   /** the VM configuration: Hyper-V enlightenments and eVMCS as the VMM sets them */
   readonly vm: VcpuConfig;
   readonly ops: readonly GuestOp[];
+  /** a source must offer this for the scenario to mean anything */
+  readonly needs?: 'evmcs';
 }
 
 const pa = { vmxon: 0x1000n, vmcs: 0x2000n, evmcs: 0x4000n, shadow: 0x5000n };
@@ -35,6 +37,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'evmcs-active',
     description: 'Hyper-V L1 running L2 from an enlightened VMCS',
     vm: HYPERV,
+    needs: 'evmcs',
     ops: [
       { op: 'vmxon', pa: pa.vmxon },
       { op: 'init-evmcs', pa: pa.evmcs },
@@ -43,7 +46,7 @@ export const SCENARIOS: readonly Scenario[] = [
       { op: 'run' },
     ],
   },
-  { name: 'evmcs-enabled-unused', description: 'eVMCS enabled by the VMM, the guest never ran a nested hypervisor (seed 003)', vm: HYPERV, ops: [] },
+  { name: 'evmcs-enabled-unused', description: 'eVMCS enabled by the VMM, the guest never ran a nested hypervisor (seed 003)', vm: HYPERV, ops: [], needs: 'evmcs' },
 ];
 
 export const findScenario = (name: string): Scenario | undefined => SCENARIOS.find((s) => s.name === name);
