@@ -4,25 +4,34 @@
 import { checkCommand, replayCommand } from './check.js';
 import { EXIT, UsageError } from './errors.js';
 import { layoutCommand } from './layout.js';
+import { reportCommand } from './report.js';
 
 const USAGE = `usage: nvmx-conformance <command> [options]
 
 commands:
   check   [--target reference] [--profile P] [--runs N] [--seed S] [--report DIR]
-          run every property against a target; writes DIR/report.json and DIR/junit.xml
+          [--shard i/N] [--time-budget SECONDS] [--waivers FILE] [--layout-diff OLD]...
+          run every property against a target; writes DIR/report.json, report.md, report.html
+          and junit.xml (default DIR reports/latest)
   replay  <property-id> --seed S --path P [--profile P] [--target T] [--report DIR]
           re-run one failure exactly, from the seed and path a failure printed
+  report render DIR
+          re-render DIR/report.md and DIR/report.html from DIR/report.json (validated)
+  report merge DIR... [--out DIR]
+          merge shard reports into one (default --out reports/merged)
   layout show <profile|file.json> [--json] [--structure vmcs12]
   layout diff <OLD> <NEW> [--json] [--all]
           OLD and NEW are profiles (linux-4.18, linux-4.19, linux-5.8, linux-6.1, linux-6.12) or
           nvmx-layout/1 files; exit 0 compatible, 1 incompatible
 
-exit codes: 0 ok, 1 failure, 2 usage or input error, 3 target error, 4 internal error`;
+exit codes: 0 ok, 1 failure, 2 usage or input error, 3 target error or incomplete run,
+            4 internal error, 130 interrupted`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number> | number> = {
   check: checkCommand,
   replay: replayCommand,
   layout: layoutCommand,
+  report: reportCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

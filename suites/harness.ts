@@ -17,6 +17,8 @@ export interface PropertyDef {
   readonly id: string;
   /** the invariant as a sentence */
   readonly invariant: string;
+  /** what is generated and how it is checked, for reports */
+  readonly description?: string;
   /** target operation groups the property needs; [] for properties of the tool itself */
   readonly groups: readonly Group[];
   readonly runs?: number;
@@ -49,6 +51,8 @@ export interface RunOptions {
   readonly seed: number;
   readonly runs?: number;
   readonly path?: string;
+  /** aborted when the run is cancelled (SIGINT, time budget): the property stops between cases */
+  readonly signal?: AbortSignal;
 }
 
 export interface Counterexample {
@@ -85,7 +89,10 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
   }
   // a property with one case is a fixed check: --runs does not multiply it
   const numRuns = opts.path !== undefined || def.runs === 1 ? 1 : (opts.runs ?? def.runs ?? 100);
-  const details = await fc.check(prop, { seed: opts.seed, numRuns, ...(opts.path !== undefined ? { path: opts.path, endOnFailure: true } : {}) });
+  const details = await fc.check(opts.signal ? stopOnAbort(prop, opts.signal) : prop, { seed: opts.seed, numRuns, ...(opts.path !== undefined ? { path: opts.path, endOnFailure: true } : {}) });
+  // fewer cases than asked is not a pass: the evidence is incomplete
+  if (!details.failed && details.interrupted)
+    return { id: def.id, verdict: 'error', reason: `interrupted after ${details.numRuns} of ${numRuns} cases: the run was cancelled` };
   if (!details.failed) return { id: def.id, verdict: 'pass', cases: details.numRuns, seed: opts.seed };
   const err = details.errorInstance;
   if (err instanceof TargetStop) return stopOutcome(def.id, err);
@@ -103,6 +110,24 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
       input: input.length > MAX_INPUT_CHARS ? input.slice(0, MAX_INPUT_CHARS) + ' …' : input,
     },
   };
+}
+
+/**
+ * The same property, except that once `signal` aborts, the next run asks fast-check to stop (an
+ * interrupting precondition failure). An in-process target answers with resolved promises, so a
+ * run never leaves the microtask queue; yielding to the event loop every 50 ms lets the abort
+ * (a message from vitest's main process) arrive at all.
+ */
+function stopOnAbort<T>(prop: fc.IAsyncPropertyWithHooks<T>, signal: AbortSignal): fc.IAsyncPropertyWithHooks<T> {
+  let lastYield = Date.now();
+  const run = async (v: T) => {
+    if (Date.now() - lastYield > 50) {
+      await new Promise((r) => setImmediate(r));
+      lastYield = Date.now();
+    }
+    return signal.aborted ? new fc.PreconditionFailure(true) : prop.run(v);
+  };
+  return Object.assign(Object.create(prop) as fc.IAsyncPropertyWithHooks<T>, { run });
 }
 
 function stopOutcome(id: string, e: unknown): PropertyOutcome {
