@@ -17,9 +17,9 @@ h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.2em .5em;text-align:left;vertical-align:top}
 th{background:#f4f4f4}code,pre{font:12px/1.4 ui-monospace,monospace}pre{background:#f7f7f7;padding:.5em;overflow-x:auto}
 .v{display:inline-block;padding:0 .5em;border-radius:3px;color:#fff;font-weight:600}
-.v-pass,.v-compatible,.c-unchanged{background:#2e7d32}.v-fail,.v-incompatible{background:#c62828}.v-waived{background:#ef6c00}
+.v-pass,.v-compatible{background:#2e7d32}.v-fail,.v-incompatible{background:#c62828}.v-waived{background:#ef6c00}
 .v-unsupported,.v-unknown{background:#757575}.v-error{background:#6a1b9a}
-td.v{border-radius:0;text-align:center}
+td.v{display:table-cell;border-radius:0;text-align:center;min-width:6em}
 tr.c-unchanged td{color:#888}tr.c-shifted,tr.c-resized,tr.c-removed,tr.c-inserted{background:#fde0dc}
 tr.c-appended,tr.c-used-padding,tr.c-renamed,tr.c-retyped-same-size{background:#fff3cd}
 .num{text-align:right}details{margin:.4em 0}summary{cursor:pointer}.bad{background:#fde0dc}
@@ -63,7 +63,7 @@ function table(head: string[], rows: string[][], rowClass: (i: number) => string
 
 function propertiesHtml(r: Report): string {
   const rows = r.properties.map((p) => {
-    const detail = p.verdict === 'fail' || p.verdict === 'waived' ? counterexampleHtml(p as unknown as CounterexampleRecord) : esc(p.reason ?? (p.cases !== undefined ? `${p.cases} cases, seed ${p.seed}` : ''));
+    const detail = p.verdict === 'fail' || p.verdict === 'waived' ? counterexampleHtml(p as unknown as CounterexampleRecord) : esc(p.reason ?? (p.cases !== undefined ? `${p.cases} cases, seed ${p.seed}` : '')) + (Array.isArray(p.stderr) && p.stderr.length ? `<pre>${esc(p.stderr.join('\n'))}</pre>` : '');
     const waiver = p.waiver ? `<p>waived: ${esc(p.waiver.reason)}${p.waiver.expires ? ` (until ${esc(p.waiver.expires)})` : ''}</p>` : '';
     return [`${code(p.id)}<br><small>${esc(p.invariant)}</small>`, badge(p.verdict), esc(p.groups.join(', ') || '(tool)'), p.durationMs !== undefined ? `${p.durationMs} ms` : '', waiver + detail];
   });
