@@ -65,7 +65,7 @@ function propertiesHtml(r: Report): string {
   const rows = r.properties.map((p) => {
     const detail = p.verdict === 'fail' || p.verdict === 'waived' ? counterexampleHtml(p as unknown as CounterexampleRecord) : esc(p.reason ?? (p.cases !== undefined ? `${p.cases} cases, seed ${p.seed}` : '')) + (Array.isArray(p.stderr) && p.stderr.length ? `<pre>${esc(p.stderr.join('\n'))}</pre>` : '');
     const waiver = p.waiver ? `<p>waived: ${esc(p.waiver.reason)}${p.waiver.expires ? ` (until ${esc(p.waiver.expires)})` : ''}</p>` : '';
-    return [`${code(p.id)}<br><small>${esc(p.invariant)}</small>`, badge(p.verdict), esc(p.groups.join(', ') || '(tool)'), p.durationMs !== undefined ? `${p.durationMs} ms` : '', waiver + detail];
+    return [`${code(p.id)}<br><small>${esc(p.invariant)}</small>${p.description ? `<details><summary><small>how</small></summary><small>${esc(p.description)}</small></details>` : ''}`, badge(p.verdict), esc(p.groups.join(', ') || '(tool)'), p.durationMs !== undefined ? `${p.durationMs} ms` : '', waiver + detail];
   });
   return `<section id="properties"><h2>Properties</h2>${table(['property', 'verdict', 'groups', 'time', 'detail'], rows, (i) => `property p-${r.properties[i]!.verdict}`)}</section>`;
 }

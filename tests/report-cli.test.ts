@@ -34,6 +34,7 @@ test('a fresh check writes report.json, report.md, report.html and junit.xml', (
   const report = validReport(dir);
   expect(report.verdict).toBe('compatible');
   expect(report.target).toEqual({ spec: 'reference', profile: 'linux-6.12', name: 'reference', version: '0.1.0' });
+  expect(report.properties.filter((p) => !p.description || !p.invariant || p.durationMs === undefined)).toEqual([]);
   expect(report.sections!.layoutDiffs!.map((d) => [d.id, d.verdict])).toEqual([['layout-diff.linux-6.1.to.linux-6.12', 'pass']]);
   expect(readFileSync(join(dir, 'report.md'), 'utf8')).toContain('## nvmx-conformance: ✅ compatible');
   expect(readFileSync(join(dir, 'report.html'), 'utf8')).toContain('data-verdict="compatible"');
