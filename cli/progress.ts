@@ -26,7 +26,8 @@ export class Progress {
     this.done++;
     this.clear();
     console.log(lines.join('\n'));
-    this.draw();
+    if (this.done === this.total) this.stop();
+    else this.draw();
   }
 
   stop(): void {

@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { ALL_PROPERTIES } from '../suites/registry.js';
+import { TOOL_VERSION } from '../targets/reference.js';
 import { mergeJunit } from '../reports/junit-merge.js';
 import { mergeReports, type MergeInput } from '../reports/merge.js';
 import { readReport, writeTextAtomically, type Report } from '../reports/report.js';
@@ -41,6 +42,9 @@ function merge(argv: string[]): number {
   if (!positionals.length) throw new UsageError('report merge needs the shard report directories');
   const dirs = positionals.map((p) => resolve(p));
   const inputs: MergeInput[] = dirs.map((d, i) => ({ source: positionals[i]!, report: reportIn(d) }));
+  // the properties a run owes come from this tool's registry, so the shards must come from this version
+  const foreign = inputs.find((i) => i.report.tool.version !== TOOL_VERSION);
+  if (foreign) throw new UsageError(`${foreign.source} was written by nvmx-conformance ${foreign.report.tool.version}; merge it with that version (this is ${TOOL_VERSION})`);
   const merged = mergeReports(inputs, ALL_PROPERTIES.map((p) => p.id));
   if ('problem' in merged) throw new UsageError(merged.problem);
   const out = resolve(values.out);

@@ -9,6 +9,7 @@ import { validate } from '../reports/schemas.js';
 import type { Report } from '../reports/report.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { BIN, cli, tmp } from './cli-helpers.js';
+import { sampleReport } from './fixtures/sample-report.js';
 
 const MUTANT = { env: { ...process.env, NVMX_VITEST_SETUP: new URL('./fixtures/mutant-round-trip.setup.js', import.meta.url).pathname } };
 const FILES = ['report.json', 'report.md', 'report.html', 'junit.xml'];
@@ -161,6 +162,8 @@ test('report render re-renders md and html from a validated report.json', () => 
 describe('bad input: one line on stderr, exit 2, never a stack trace', () => {
   const notJson = join(tmp(), 'report.json');
   writeFileSync(notJson, '{');
+  const otherVersion = tmp();
+  writeFileSync(join(otherVersion, 'report.json'), JSON.stringify({ ...sampleReport(), tool: { name: 'nvmx-conformance', version: '9.9.9' } }));
   test.each([
     [['check', '--shard', '3/2'], '--shard must be i/N with 1 <= i <= N, got "3/2"'],
     [['check', '--shard', 'half'], '--shard must be i/N'],
@@ -172,6 +175,7 @@ describe('bad input: one line on stderr, exit 2, never a stack trace', () => {
     [['report', 'merge', '/no/such/dir'], '/no/such/dir: no such report directory'],
     [['report', 'render', join(notJson, '..')], 'is not JSON'],
     [['report', 'frob'], 'unknown report command "frob"'],
+    [['report', 'merge', otherVersion], 'was written by nvmx-conformance 9.9.9; merge it with that version'],
   ])('%j', (args, message) => {
     const r = cli(args);
     expect(r.code).toBe(2);
