@@ -23,7 +23,7 @@ export function renderMarkdown(r: Report): string {
     out.push('', '### Failures');
     for (const p of failed) out.push('', ...failureMd(p.id, p as unknown as CounterexampleRecord));
   }
-  const otherFailed = findings.filter((f) => f.verdict === 'fail' && !r.properties.includes(f as never));
+  const otherFailed = allFindings({ properties: [], sections: r.sections }).filter((f) => f.verdict === 'fail');
   if (otherFailed.length) out.push('', '### Failing findings', '', ...otherFailed.map((f) => `- \`${f.id}\`: ${String(f.detail ?? 'fail')}`));
   const waived = findings.filter((f) => f.verdict === 'waived');
   if (waived.length) out.push('', '### Waived', '', ...waived.map(waiverLine));
