@@ -100,7 +100,12 @@ async function run(params: RunParams, reportDir: string, extras: CheckExtras): P
     junitFile: join(dir, REPORT_FILES.junit),
     shard: extras.shard,
     timeBudgetSeconds: extras.timeBudgetSeconds,
-    onPlan: (suites) => (progress = new Progress(suites.reduce((n, s) => n + s.properties.length, 0))),
+    onPlan: (suites) => {
+      const n = suites.reduce((k, s) => k + s.properties.length, 0);
+      const shard = extras.shard ? `, shard ${extras.shard.index}/${extras.shard.count}` : '';
+      if (!params.only) console.log(`running ${n} properties from ${suites.length} suite(s)${shard}, seed ${params.seed}`);
+      progress = new Progress(params.only ? 1 : n);
+    },
     events: {
       onStart: (id) => progress?.start(id),
       onProperty: ({ outcome }) => {
