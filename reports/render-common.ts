@@ -21,7 +21,7 @@ export function runLine(r: Report): string {
   const shard = run.shard ? ` · shard ${run.shard.index}/${run.shard.count}` : run.mergedShards ? ` · merged from ${run.mergedShards.length} shards` : '';
   const state = run.complete ? 'complete' : `INCOMPLETE${run.stopped ? ` (${run.stopped})` : ''}`;
   return (
-    `target \`${t.spec}\`${t.name ? ` (${t.name} ${t.version ?? ''})`.replace(' )', ')') : ''} · profile ${run.profiles.join(', ')}` +
+    `target \`${t.spec}\`${t.name ? ` (${[t.name, t.version].filter(Boolean).join(' ')})` : ''} · profile ${run.profiles.join(', ')}` +
     ` · seed ${run.seeds.join(', ')} · ${run.runs ?? 'default'} runs${shard} · ${state}`
   );
 }
