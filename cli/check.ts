@@ -1,19 +1,23 @@
-// `check` and `replay`: run the suites against a target through vitest (its runner, JUnit reporter
-// and sharding), collect every property's outcome, and write report.json and junit.xml.
+// `check` and `replay`: run the suites against a target through vitest (cli/suite-run.ts), then
+// write report.json, report.md, report.html (reports/) beside vitest's junit.xml.
 import { mkdirSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
 import { ALL_PROPERTIES, SUITES, findProperty } from '../suites/registry.js';
 import type { RunParams } from '../suites/vitest/register.js';
-import { OutcomeCollector } from '../reports/collector.js';
 import { formatOutcome } from '../reports/format.js';
-import { buildReport, propertyRecord, writeJsonAtomically, type PropertyRecord } from '../reports/report.js';
-import { packageRoot } from '../reports/schemas.js';
+import { buildReport, propertyRecord, type PropertyRecord, type Sections, type Shard } from '../reports/report.js';
+import { layoutDiffFinding } from '../reports/sections.js';
+import { exitCodeFor } from '../reports/verdict.js';
+import { loadWaivers, unmatchedWaiverWarnings, type WaiverEntry } from '../reports/waivers.js';
+import { REPORT_FILES, writeReportFiles } from '../reports/write.js';
+import { diffLayouts } from '../model/layout-diff.js';
 import { targetSpecProblem } from '../targets/resolve.js';
 import { DEFAULT_PROFILE } from '../model/profiles.js';
 import { EXIT, UsageError } from './errors.js';
+import { loadLayout } from './load-layout.js';
 import { intOption, parse } from './options.js';
+import { Progress } from './progress.js';
+import { runSuites } from './suite-run.js';
 
 const common = {
   target: { type: 'string', default: 'reference' },
@@ -22,11 +26,32 @@ const common = {
   seed: { type: 'string' },
 } as const;
 
+interface CheckExtras {
+  shard?: Shard;
+  timeBudgetSeconds?: number;
+  waivers?: WaiverEntry[];
+  layoutBaselines?: string[];
+}
+
 export async function checkCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { ...common, runs: { type: 'string' } });
+  const { values } = parse(argv, {
+    ...common,
+    runs: { type: 'string' },
+    shard: { type: 'string' },
+    'time-budget': { type: 'string' },
+    waivers: { type: 'string' },
+    'layout-diff': { type: 'string', multiple: true },
+  });
   const runs = intOption('runs', values.runs, 1, 10_000_000);
   const seed = intOption('seed', values.seed, -(2 ** 31), 2 ** 31 - 1) ?? (Math.random() * 2 ** 31) | 0;
-  return run({ target: values.target, profile: values.profile, seed, ...(runs !== undefined ? { runs } : {}) }, values.report);
+  const timeBudgetSeconds = intOption('time-budget', values['time-budget'], 1, 7 * 24 * 3600);
+  const extras: CheckExtras = {
+    ...(values.shard !== undefined ? { shard: parseShard(values.shard) } : {}),
+    ...(timeBudgetSeconds !== undefined ? { timeBudgetSeconds } : {}),
+    ...(values.waivers !== undefined ? { waivers: waiversOrThrow(values.waivers) } : {}),
+    ...(values['layout-diff'] ? { layoutBaselines: values['layout-diff'] } : {}),
+  };
+  return run({ target: values.target, profile: values.profile, seed, ...(runs !== undefined ? { runs } : {}) }, values.report, extras);
 }
 
 export async function replayCommand(argv: string[]): Promise<number> {
@@ -38,53 +63,86 @@ export async function replayCommand(argv: string[]): Promise<number> {
   if (seed === undefined || values.path === undefined) throw new UsageError('replay needs --seed and --path (from the failure report)');
   if (!/^\d+(:\d+)*$/.test(values.path)) throw new UsageError(`--path must look like 12:0:3, got "${values.path}"`);
   const replayPath = values['replay-path'];
-  return run({ target: values.target, profile: values.profile, seed, only: id, path: values.path, ...(replayPath !== undefined ? { replayPath } : {}) }, values.report);
+  return run({ target: values.target, profile: values.profile, seed, only: id, path: values.path, ...(replayPath !== undefined ? { replayPath } : {}) }, values.report, {});
 }
 
-async function run(params: RunParams, reportDir: string): Promise<number> {
+function parseShard(spec: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(spec);
+  const index = Number(m?.[1]);
+  const count = Number(m?.[2]);
+  if (!m || index < 1 || count < 1 || index > count) throw new UsageError(`--shard must be i/N with 1 <= i <= N, got "${spec}"`);
+  // vitest shards files, and each suite is one file: more shards than suites leaves one empty
+  if (count > SUITES.length) throw new UsageError(`--shard count ${count} is more than the number of suites (${SUITES.length})`);
+  return { index, count };
+}
+
+function waiversOrThrow(path: string): WaiverEntry[] {
+  const r = loadWaivers(path);
+  if ('problem' in r) throw new UsageError(r.problem);
+  return r.waivers;
+}
+
+async function run(params: RunParams, reportDir: string, extras: CheckExtras): Promise<number> {
   const problem = targetSpecProblem(params);
   if (problem) throw new UsageError(problem);
+  // layout baselines are loaded before the run, so a bad one fails fast
+  const baselines = (extras.layoutBaselines ?? []).map((b) => loadLayout(b, 'vmcs12'));
   const dir = resolve(reportDir);
   try {
     mkdirSync(dir, { recursive: true });
   } catch (e) {
     throw new UsageError(`cannot create report directory ${dir}: ${(e as Error).message}`);
   }
-  const selected = params.only ? SUITES.filter((s) => s.properties.some((p) => p.id === params.only)) : SUITES;
-  const root = packageRoot();
-  const suitesDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'suites', 'vitest');
-  const include = selected.map((s) => `${relative(root, suitesDir)}/${s.name}.suite.{js,ts}`);
   const startedAt = new Date();
-  const collector = new OutcomeCollector((c) => console.log(formatOutcome(c.outcome, params).join('\n')));
-  const { startVitest } = await import('vitest/node');
-  const vitest = await startVitest(
-    'test',
-    [],
-    {
-      root,
-      config: false,
-      watch: false,
-      include,
-      reporters: [collector, ['junit', { outputFile: join(dir, 'junit.xml'), suiteName: 'nvmx-conformance' }]],
-      provide: { nvmxRun: params },
-      testTimeout: 0,
+  const waived = new Map((extras.waivers ?? []).map((w) => [w.id, w]));
+  let progress: Progress | undefined;
+  const suiteRun = await runSuites({
+    params,
+    junitFile: join(dir, REPORT_FILES.junit),
+    shard: extras.shard,
+    timeBudgetSeconds: extras.timeBudgetSeconds,
+    onPlan: (suites) => {
+      const n = suites.reduce((k, s) => k + s.properties.length, 0);
+      const shard = extras.shard ? `, shard ${extras.shard.index}/${extras.shard.count}` : '';
+      if (!params.only) console.log(`running ${n} properties from ${suites.length} suite(s)${shard}, seed ${params.seed}`);
+      progress = new Progress(params.only ? 1 : n);
     },
-    { cacheDir: join(tmpdir(), 'nvmx-conformance-vite'), logLevel: 'silent' },
-  );
-  await vitest?.close();
-  const wanted = params.only ? ALL_PROPERTIES.filter((p) => p.id === params.only) : ALL_PROPERTIES;
+    events: {
+      onStart: (id) => progress?.start(id),
+      onProperty: ({ outcome }) => {
+        const lines = formatOutcome(outcome, params);
+        if (outcome.verdict === 'fail' && waived.has(outcome.id)) lines.push(`    waived: ${waived.get(outcome.id)!.reason}`);
+        progress!.finish(outcome.id, lines);
+      },
+    },
+  });
+  progress?.stop();
+  const wanted = suiteRun.suites.flatMap((s) => s.properties).filter((p) => !params.only || p.id === params.only);
   const records: PropertyRecord[] = [];
   for (const def of wanted) {
-    const c = collector.outcomes.get(def.id);
+    const c = suiteRun.collector.outcomes.get(def.id);
     if (c) records.push(propertyRecord(def, c.outcome, params, c.durationMs));
   }
-  for (const e of collector.moduleErrors) console.error(`nvmx-conformance: suite error: ${e}`);
-  const report = buildReport({ run: params, records, expected: wanted.length, startedAt, finishedAt: new Date() });
-  writeJsonAtomically(join(dir, 'report.json'), 'report', report);
+  for (const e of suiteRun.collector.moduleErrors) console.error(`nvmx-conformance: suite error: ${e}`);
+  // the target's own layout equals its profile's (layout.target-matches-profile checks that)
+  const sections: Sections = baselines.length ? { layoutDiffs: baselines.map((b) => layoutDiffFinding(diffLayouts(b, loadLayout(params.profile, 'vmcs12')))) } : {};
+  const report = buildReport({
+    run: params,
+    targetIdentity: suiteRun.collector.target,
+    records,
+    expected: wanted.map((p) => p.id),
+    startedAt,
+    finishedAt: new Date(),
+    stopped: suiteRun.stopped,
+    shard: extras.shard,
+    sections,
+    waivers: extras.waivers,
+  });
+  writeReportFiles(dir, report);
+  for (const w of unmatchedWaiverWarnings(report.waivers)) console.error(`nvmx-conformance: warning: ${w}`);
   const s = report.summary;
-  console.log(`verdict: ${report.verdict} (${s.pass} pass, ${s['expected-fail']} expected-fail, ${s.fail} fail, ${s.unsupported} unsupported, ${s.error} error; seed ${params.seed})`);
-  console.log(`report: ${relative(process.cwd(), join(dir, 'report.json')) || 'report.json'}, ${relative(process.cwd(), join(dir, 'junit.xml'))}`);
-  if (s.fail) return EXIT.failure;
-  if (s.error || !report.run.complete) return EXIT.target;
-  return EXIT.ok;
+  if (report.run.stopped) console.log(`stopped: ${report.run.stopped === 'interrupted' ? 'interrupted by a signal' : 'time budget reached'}; the report is marked incomplete`);
+  console.log(`verdict: ${report.verdict} (${s.pass} pass, ${s['expected-fail']} expected-fail, ${s.fail} fail, ${s.waived} waived, ${s.unsupported} unsupported, ${s.error} error; seed ${params.seed}): ${report.verdictReason}`);
+  console.log(`report: ${Object.values(REPORT_FILES).map((f) => relative(process.cwd(), join(dir, f)) || f).join(', ')}`);
+  return report.run.stopped === 'interrupted' ? EXIT.interrupted : exitCodeFor(report);
 }

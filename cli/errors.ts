@@ -1,4 +1,4 @@
 /** Bad input from the user: one line on stderr, exit 2. */
 export class UsageError extends Error {}
 
-export const EXIT = { ok: 0, failure: 1, usage: 2, target: 3, internal: 4 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, target: 3, internal: 4, interrupted: 130 } as const;

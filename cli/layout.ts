@@ -2,7 +2,7 @@
 import { hex } from '../model/encoding.js';
 import { toDescriptor, type Layout } from '../model/layout.js';
 import { diffLayouts, type Direction, type LayoutDiff } from '../model/layout-diff.js';
-import { validate } from '../reports/schemas.js';
+import { FINDING_TEXT, layoutDiffDocument } from '../reports/sections.js';
 import { EXIT, UsageError } from './errors.js';
 import { loadLayout } from './load-layout.js';
 import { parse } from './options.js';
@@ -40,10 +40,7 @@ function diff(argv: string[]): number {
   if (positionals.length !== 2) throw new UsageError('layout diff needs OLD and NEW (profiles or descriptor files)');
   const d = diffLayouts(loadLayout(positionals[0]!, values.structure), loadLayout(positionals[1]!, values.structure));
   if (values.json) {
-    const out = { format: 'nvmx-layout-diff/1', ...d };
-    const problems = validate('layout-diff', out);
-    if (problems.length) throw new Error(`layout diff produced output that fails its schema: ${problems[0]}`);
-    console.log(JSON.stringify(out, null, 2));
+    console.log(JSON.stringify(layoutDiffDocument(d), null, 2));
   } else printDiff(d, values.all);
   return d.compatible ? EXIT.ok : EXIT.failure;
 }
@@ -69,10 +66,5 @@ function printDiff(d: LayoutDiff, all: boolean): void {
   };
   dir(`can ${d.new.name} read what ${d.old.name} wrote`, d.newReadsOld);
   dir(`can ${d.old.name} read what ${d.new.name} wrote`, d.oldReadsNew);
-  const finding = {
-    compatible: 'compatible',
-    'silent-break': 'SILENT BREAK: incompatible layout change with an unchanged revision id',
-    'needs-translation': 'incompatible, revision id changed: readers need a translation map',
-  }[d.finding];
-  console.log(`finding: ${finding}`);
+  console.log(`finding: ${FINDING_TEXT[d.finding]}`);
 }

@@ -7,23 +7,29 @@ import { filterCommand } from './filter.js';
 import { layoutCommand } from './layout.js';
 import { nestedCommand } from './nested.js';
 import { matrixCommand } from './matrix.js';
+import { reportCommand } from './report.js';
 
 const USAGE = `usage: nvmx-conformance <command> [options]
 
 commands:
   check   [--target reference] [--profile P] [--runs N] [--seed S] [--report DIR]
-          run every property against a target; writes DIR/report.json and DIR/junit.xml
-  replay  <property-id> --seed S --path P [--profile P] [--target T] [--report DIR]
+          [--shard i/N] [--time-budget SECONDS] [--waivers FILE] [--layout-diff OLD]...
+          run every property against a target; writes DIR/report.json, report.md, report.html
+          and junit.xml (default DIR reports/latest)
+  replay  <property-id> --seed S [--path P] [--replay-path R] [--profile P] [--target T] [--report DIR]
           re-run one failure exactly, from the seed and path a failure printed
+  report render DIR
+          re-render DIR/report.md and DIR/report.html from DIR/report.json (validated)
+  report merge DIR... [--out DIR]
+          merge shard reports into one (default --out reports/merged)
   layout show <profile|file.json> [--json] [--structure vmcs12|evmcs]
   layout diff <OLD> <NEW> [--json] [--all]
-          OLD and NEW are profiles (linux-4.18, linux-4.19, linux-5.8, linux-6.1, linux-6.12) or
+          OLD and NEW are profiles (linux-4.18 … linux-6.12) or
           nvmx-layout/1 files; exit 0 compatible, 1 incompatible
   filter show --profile P --msrs FILE [--hv-nested-ebx N] [--json]
           the VMX MSRs a guest RDMSR sees with eVMCS enabled (linux-6.1, linux-6.12)
   filter diff --from P --to P [--msrs FILE] [--hv-nested-ebx N] [--json]
           controls an L1 can use under one profile's eVMCS filter but not the other's
-
   nested decode BLOB [--json] [--profile P]
           a KVM_GET/SET_NESTED_STATE blob, header and vmcs12 fields by name (JSON re-encodes)
   nested encode SPEC.json [--out BLOB] [--profile P]
@@ -31,11 +37,11 @@ commands:
           what KVM_SET_NESTED_STATE answers, and the rule that decides it (an errno is an answer: exit 0)
   nested save --profile P [--vcpu VCPU.json] --ops OPS.json [--json] [--out BLOB]
           run guest operations, then KVM_GET_NESTED_STATE
-
   matrix [--profiles A,B,…] [--scenarios X,Y,…] [--qemu-drops-vmx-flags] [--paths N] [--seed S] [--report DIR]
           the migration compatibility matrix: DIR/matrix.json and DIR/matrix.md
 
-exit codes: 0 ok, 1 failure, 2 usage or input error, 3 target error, 4 internal error`;
+exit codes: 0 ok, 1 failure, 2 usage or input error, 3 target error or incomplete run,
+            4 internal error, 130 interrupted`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number> | number> = {
   check: checkCommand,
@@ -44,6 +50,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number> | number> = {
   filter: filterCommand,
   nested: nestedCommand,
   matrix: matrixCommand,
+  report: reportCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

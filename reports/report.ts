@@ -1,79 +1,182 @@
 // report.json: the full, schema-validated record of one run. Three-valued verdict: any missing
 // evidence (unsupported, error, incomplete run) makes it `unknown`, never `compatible`.
 import { hostname } from 'node:os';
-import { renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { PropertyDef, PropertyOutcome } from '../suites/harness.js';
 import { replayCommand, type RunIdentity } from './format.js';
+import { withBytes } from './hexdump.js';
 import { validate } from './schemas.js';
 import { TOOL_VERSION } from '../targets/reference.js';
+import { applyWaivers, type WaiverEntry } from './waivers.js';
+import { judge, type Summary } from './verdict.js';
 
-export interface PropertyRecord {
+export type FindingVerdict = PropertyOutcome['verdict'] | 'waived';
+
+export interface WaiverRef {
   id: string;
-  invariant: string;
-  groups: string[];
-  verdict: PropertyOutcome['verdict'];
-  durationMs?: number;
+  reason: string;
+  expires?: string;
+}
+
+/** What properties and section entries share: an id a waiver can name, and a verdict. */
+export interface Finding {
+  id: string;
+  verdict: FindingVerdict;
+  waiver?: WaiverRef;
   [k: string]: unknown;
+}
+
+export interface PropertyRecord extends Finding {
+  invariant: string;
+  description?: string;
+  groups: string[];
+  durationMs?: number;
+}
+
+export interface MatrixSection {
+  sources: string[];
+  destinations: string[];
+  scenarios: string[];
+  cells: (Finding & { source: string; destination: string; scenario: string })[];
+}
+
+/** Evidence from other capabilities; each is absent until its capability produces it. */
+export interface Sections {
+  layoutDiffs?: (Finding & { diff: unknown })[];
+  filterDifferences?: (Finding & { msr: string; expected: string; actual: string })[];
+  migrationMatrix?: MatrixSection;
+  golden?: (Finding & { blob: string })[];
+}
+
+export interface WaiverResult extends WaiverRef {
+  matched: string[];
+}
+
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+export type StopReason = 'time-budget' | 'interrupted';
+
+export interface RunInfo {
+  seed: number;
+  seeds: number[];
+  profiles: string[];
+  runs: number | null;
+  startedAt: string;
+  finishedAt: string;
+  complete: boolean;
+  host: string;
+  node: string;
+  stopped?: StopReason;
+  shard?: Shard;
+  mergedShards?: Shard[];
+  missing?: string[];
 }
 
 export interface Report {
   format: 'nvmx-report/1';
   tool: { name: 'nvmx-conformance'; version: string };
   target: { spec: string; profile: string; name?: string; version?: string };
-  run: { seed: number; runs: number | null; startedAt: string; finishedAt: string; complete: boolean; host: string; node: string };
+  run: RunInfo;
   properties: PropertyRecord[];
-  summary: { pass: number; fail: number; 'expected-fail': number; unsupported: number; error: number };
+  summary: Summary;
   verdict: 'compatible' | 'incompatible' | 'unknown';
+  verdictReason: string;
+  waivers?: WaiverResult[];
+  sections?: Sections;
 }
+
+/** A report before its summary and verdict, which `finalize` derives. */
+export type ReportBody = Omit<Report, 'summary' | 'verdict' | 'verdictReason'>;
 
 export function propertyRecord(def: PropertyDef, o: PropertyOutcome, run: RunIdentity, durationMs?: number): PropertyRecord {
   const { id: _id, ...rest } = o;
   return {
     id: def.id,
     invariant: def.invariant,
+    ...(def.description ? { description: def.description } : {}),
     groups: [...def.groups],
     ...rest,
-    ...(o.verdict === 'fail' || o.verdict === 'expected-fail' ? { replay: replayCommand(o, run) } : {}),
+    ...(o.verdict === 'fail' || o.verdict === 'expected-fail' ? { counterexample: { ...o.counterexample, diff: o.counterexample.diff.map(withBytes) }, replay: replayCommand(o, run) } : {}),
     ...(durationMs !== undefined ? { durationMs: Math.round(durationMs * 10) / 10 } : {}),
   } as PropertyRecord;
 }
 
+/** Summary and verdict from the findings: the one place both are computed (check, merge, render). */
+export function finalize(body: ReportBody): Report {
+  const { summary, verdict, reason } = judge(body);
+  return { ...body, summary, verdict, verdictReason: reason };
+}
+
 export function buildReport(a: {
   run: RunIdentity & { seed: number; runs?: number };
-  targetIdentity?: { name: string; version: string };
+  targetIdentity?: { name: string; version: string } | undefined;
   records: PropertyRecord[];
-  expected: number;
+  /** ids the run should have produced; any without a record makes the run incomplete */
+  expected: readonly string[];
   startedAt: Date;
   finishedAt: Date;
+  stopped?: StopReason | undefined;
+  shard?: Shard | undefined;
+  sections?: Sections | undefined;
+  waivers?: readonly WaiverEntry[] | undefined;
 }): Report {
-  const summary = { pass: 0, fail: 0, 'expected-fail': 0, unsupported: 0, error: 0 };
-  for (const r of a.records) summary[r.verdict]++;
-  const complete = a.records.length === a.expected;
-  const verdict = summary.fail ? 'incompatible' : summary.unsupported || summary.error || !complete ? 'unknown' : 'compatible';
-  return {
+  const have = new Set(a.records.map((r) => r.id));
+  const missing = a.expected.filter((id) => !have.has(id));
+  const body: ReportBody = {
     format: 'nvmx-report/1',
     tool: { name: 'nvmx-conformance', version: TOOL_VERSION },
-    target: { spec: a.run.target, profile: a.run.profile, ...(a.targetIdentity ?? {}) },
+    target: { spec: a.run.target, profile: a.run.profile, ...(a.targetIdentity ? { name: a.targetIdentity.name, version: a.targetIdentity.version } : {}) },
     run: {
       seed: a.run.seed,
+      seeds: [a.run.seed],
+      profiles: [a.run.profile],
       runs: a.run.runs ?? null,
       startedAt: a.startedAt.toISOString(),
       finishedAt: a.finishedAt.toISOString(),
-      complete,
+      complete: missing.length === 0 && !a.stopped,
       host: hostname(),
       node: process.version,
+      ...(a.stopped ? { stopped: a.stopped } : {}),
+      ...(a.shard ? { shard: a.shard } : {}),
+      ...(missing.length ? { missing } : {}),
     },
     properties: a.records,
-    summary,
-    verdict,
+    ...(a.sections && Object.keys(a.sections).length ? { sections: a.sections } : {}),
   };
+  return finalize(a.waivers ? applyWaivers(body, a.waivers) : body);
 }
 
-/** Validates, then writes through a temporary file and a rename, so a reader never sees half a report. */
+/** Validates, then writes through a temporary file and a rename, so a reader never sees half a file. */
 export function writeJsonAtomically(path: string, schema: 'report' | 'matrix', data: unknown): void {
   const problems = validate(schema, data);
   if (problems.length) throw new Error(`refusing to write an invalid ${schema}: ${problems[0]}`);
+  writeTextAtomically(path, JSON.stringify(data, null, 2) + '\n');
+}
+
+export function writeTextAtomically(path: string, text: string): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n');
+  writeFileSync(tmp, text);
   renameSync(tmp, path);
+}
+
+/** Reads and validates a report.json; a one-line problem instead of a report when it is not one. */
+export function readReport(path: string): { report: Report } | { problem: string } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    return { problem: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}` };
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    return { problem: `${path} is not JSON: ${(e as Error).message.split('\n')[0]}` };
+  }
+  const problems = validate('report', data);
+  if (problems.length) return { problem: `${path} is not a valid nvmx report: ${problems[0]}` };
+  return { report: data as Report };
 }

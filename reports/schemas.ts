@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 
-export type SchemaName = 'report' | 'layout' | 'layout-diff' | 'msrs' | 'vcpu' | 'guest-ops' | 'nested-spec' | 'matrix';
+export type SchemaName = 'report' | 'layout' | 'layout-diff' | 'waivers' | 'msrs' | 'vcpu' | 'guest-ops' | 'nested-spec' | 'matrix';
+// every schema is registered with the one ajv instance, so the report can $ref layout-diff by $id
+const SCHEMA_NAMES: readonly SchemaName[] = ['report', 'layout', 'layout-diff', 'waivers', 'msrs', 'vcpu', 'guest-ops', 'nested-spec', 'matrix'];
 
 /** The package root: where package.json is, from source (tests) or from dist/ (the bin). */
 export function packageRoot(): string {
@@ -25,12 +27,12 @@ const ajv = new Ajv2020.default({ allErrors: true, strict: true, strictRequired:
 const validators = new Map<SchemaName, ValidateFunction>();
 
 function validator(name: SchemaName): ValidateFunction {
-  let v = validators.get(name);
-  if (!v) {
-    v = ajv.compile(JSON.parse(readFileSync(schemaPath(name), 'utf8')));
-    validators.set(name, v);
+  if (!validators.size) {
+    const schemas = SCHEMA_NAMES.map((n) => [n, JSON.parse(readFileSync(schemaPath(n), 'utf8')) as { $id: string }] as const);
+    for (const [, s] of schemas) ajv.addSchema(s);
+    for (const [n, s] of schemas) validators.set(n, ajv.getSchema(s.$id)!);
   }
-  return v;
+  return validators.get(name)!;
 }
 
 /** Problems as "JSON pointer: message", most specific first; [] when valid. */

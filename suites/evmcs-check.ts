@@ -39,6 +39,7 @@ function hiddenBits(raw: MsrSet, filtered: MsrSet): Record<keyof typeof TRUE_OF,
 
 export const checkAgreesWithFilter: PropertyDef = {
   id: 'evmcs.check.agrees-with-filter',
+  description: 'Draws vmcs12 controls inside the filtered MSRs (must pass the eVMCS check) and with one hidden control set (must fail it, except the PERF_GLOBAL_CTRL loads).',
   invariant: 'a vmcs12 whose controls lie within the filtered MSRs passes the eVMCS check; one that sets a control the filter hid fails it, except the PERF_GLOBAL_CTRL loads the check lets through whatever the CPUID bit says',
   groups: ['msr-filter'],
   runs: 300,

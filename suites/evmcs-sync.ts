@@ -50,10 +50,11 @@ function diffPages(v: Layout, want: Uint8Array, got: Uint8Array, label: (member:
 const groupOf = new Map(EVMCS_FIELDS.map((f) => [f.member, `${f.cleanGroup}, ${f.copy}`]));
 const label = (m: string) => `${m} (${groupOf.get(m) ?? 'no eVMCS field'})`;
 
-function syncProperty(id: string, invariant: string, mask: fc.Arbitrary<number>): PropertyDef {
+function syncProperty(id: string, invariant: string, description: string, mask: fc.Arbitrary<number>): PropertyDef {
   return {
     id,
     invariant,
+    description,
     groups: ['evmcs-sync'],
     runs: 200,
     async build(ctx) {
@@ -76,12 +77,14 @@ function syncProperty(id: string, invariant: string, mask: fc.Arbitrary<number>)
 export const syncRoundTrip = syncProperty(
   'evmcs.sync.round-trip',
   'vmcs12 -> eVMCS -> vmcs12 with mask 0 preserves every field both directions copy, takes copy-in-only fields from the eVMCS, and leaves every other field as it was',
+  "Generates a vmcs12, an eVMCS and an old vmcs12; copies vmcs12 -> eVMCS -> vmcs12 with mask 0 through the target and compares every member with the catalog's copy rules.",
   fc.constant(0),
 );
 
 export const syncCleanGroups = syncProperty(
   'evmcs.sync.clean-groups-kept',
   'with a clean-fields mask, exactly the fields of clean groups keep their old vmcs12 value; unconditional fields are always copied',
+  'The same round trip under a random hv_clean_fields mask: members of clean groups must keep their old vmcs12 value, unconditional ones must be copied.',
   cleanMask,
 );
 

@@ -19,6 +19,8 @@ export interface PropertyDef {
   readonly id: string;
   /** the invariant as a sentence */
   readonly invariant: string;
+  /** what is generated and how it is checked, for reports */
+  readonly description?: string;
   /** target operation groups the property needs; [] for properties of the tool itself */
   readonly groups: readonly Group[];
   readonly runs?: number;
@@ -64,6 +66,8 @@ export interface RunOptions {
   readonly path?: string;
   /** model-based properties also need fc.commands' replay path (printed with the failure) */
   readonly replayPath?: string;
+  /** aborted when the run is cancelled (SIGINT, time budget): the property stops between cases */
+  readonly signal?: AbortSignal;
 }
 
 export interface Counterexample {
@@ -118,11 +122,14 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
   const numRuns = opts.path !== undefined || def.runs === 1 ? 1 : expected ? Math.max(runs, def.runs ?? 100) : runs;
   let details: fc.RunDetails<unknown>;
   try {
-    details = await fc.check(prop, { seed: opts.seed, numRuns, ...(opts.path !== undefined ? { path: opts.path, endOnFailure: true } : {}) });
+    details = await fc.check(opts.signal ? stopOnAbort(prop, opts.signal) : prop, { seed: opts.seed, numRuns, ...(opts.path !== undefined ? { path: opts.path, endOnFailure: true } : {}) });
   } catch (e) {
     // fast-check refuses a path that does not belong to this property and seed
     return { id: def.id, verdict: 'error', reason: `cannot run: ${e instanceof Error ? e.message : String(e)}` };
   }
+  // fewer cases than asked is not a pass: the evidence is incomplete
+  if (!details.failed && details.interrupted)
+    return { id: def.id, verdict: 'error', reason: `interrupted after ${details.numRuns} of ${numRuns} cases: the run was cancelled` };
   if (!details.failed) {
     if (!expected) return { id: def.id, verdict: 'pass', cases: details.numRuns, seed: opts.seed };
     return {
@@ -153,6 +160,24 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
       ...(replayPath !== undefined ? { replayPath } : {}),
     },
   };
+}
+
+/**
+ * The same property, except that once `signal` aborts, the next run asks fast-check to stop (an
+ * interrupting precondition failure). An in-process target answers with resolved promises, so a
+ * run never leaves the microtask queue; yielding to the event loop every 50 ms lets the abort
+ * (a message from vitest's main process) arrive at all.
+ */
+function stopOnAbort<T>(prop: fc.IAsyncPropertyWithHooks<T>, signal: AbortSignal): fc.IAsyncPropertyWithHooks<T> {
+  let lastYield = Date.now();
+  const run = async (v: T) => {
+    if (Date.now() - lastYield > 50) {
+      await new Promise((r) => setImmediate(r));
+      lastYield = Date.now();
+    }
+    return signal.aborted ? new fc.PreconditionFailure(true) : prop.run(v);
+  };
+  return Object.assign(Object.create(prop) as fc.IAsyncPropertyWithHooks<T>, { run });
 }
 
 function stopOutcome(id: string, e: unknown): PropertyOutcome {

@@ -45,6 +45,7 @@ function compareSummaries(e: Evolution, got: LayoutDiff, want: LayoutDiff): Fiel
 export const diffMatchesConstruction: PropertyDef = {
   id: 'layout.diff.matches-construction',
   invariant: 'layout diff classifies members and judges both directions as the construction of the evolution does; incompatible without a revision bump is a silent break',
+  description: "Generates layout evolutions (insertions, removals, resizes, renames, padding use, with or without a revision bump) and compares layout diff's classes and direction verdicts with what the construction did.",
   groups: [],
   runs: 300,
   async build(ctx) {
@@ -80,6 +81,7 @@ export function observedCorruption(e: Evolution, direction: 'newReadsOld' | 'old
 export const diffNeverMissesCorruption: PropertyDef = {
   id: 'layout.diff.never-misses-corruption',
   invariant: 'every member that reads wrong bytes from a page the other side wrote is reported corrupted by layout diff',
+  description: "Writes a de Bruijn witness page under one side of a generated evolution, reads it with the other, and checks that every member reading wrong bytes appears in layout diff's corrupted list.",
   groups: [],
   runs: 300,
   async build(ctx) {
@@ -99,6 +101,7 @@ export const diffNeverMissesCorruption: PropertyDef = {
 export const targetLayoutMatchesProfile: PropertyDef = {
   id: 'layout.target-matches-profile',
   invariant: "the target's vmcs12 layout reads and writes every member exactly where its profile does, with the same revision and field table",
+  description: "One fixed check: the target's vmcs12 layout descriptor is diffed against its profile's; any member, encoding or revision difference fails.",
   groups: ['layout'],
   runs: 1,
   async build(ctx) {

@@ -33,6 +33,7 @@ const pathText = (p: MigrationPath) => [p.start.host, ...p.hops.map((h) => h.hos
 
 export const statePreserved: PropertyDef = {
   id: 'migration.state-preserved',
+  description: "Runs generated migration paths through the target and diffs, for every hop reported ok, the destination's GET against the source's GET.",
   invariant: 'along any path, every step reported ok restores exactly the state the source saved (header, vmcs12 and shadow vmcs12, field by field, after the documented normalisation)',
   groups: ['migration'],
   runs: 150,
@@ -64,6 +65,7 @@ function predictFirstHop(path: MigrationPath, predict: PropertyContext['model'][
 
 export const predictionHonest: PropertyDef = {
   id: 'migration.prediction-honest',
+  description: "For generated one-hop paths, compares the static compatibility check's prediction with the outcome the target simulates.",
   invariant: 'the static compatibility check (hosts, VM configuration, the header it would send) predicts the outcome the target simulates, and never says ok where the step is not ok',
   groups: ['migration'],
   runs: 300,
@@ -88,6 +90,7 @@ async function seedCase(ctx: PropertyContext, source: string) {
 
 export const seed003: PropertyDef = {
   id: 'migration.seed-003',
+  description: 'One fixed check: an eVMCS-enabled guest that never ran a nested hypervisor moves from 4.20, 5.2 and 6.12 hosts to a host without nested-state support.',
   invariant: 'a guest that enabled eVMCS but never ran a nested hypervisor moves to a host without nested-state support when the source has "flag when active" (no EVMCS flag in the stream), and fails to move from a "flag when enabled" source',
   groups: ['migration'],
   runs: 1,
@@ -108,10 +111,11 @@ export const seed003: PropertyDef = {
   },
 };
 
-function asymmetry(id: string, invariant: string, reason: string, isTheQuirk: (o: Outcome) => boolean, opts: Parameters<typeof migrationPath>[0]): PropertyDef {
+function asymmetry(id: string, invariant: string, description: string, reason: string, isTheQuirk: (o: Outcome) => boolean, opts: Parameters<typeof migrationPath>[0]): PropertyDef {
   return {
     id,
     invariant,
+    description,
     groups: ['migration'],
     runs: 200,
     expectedFailure: () => reason,
@@ -131,6 +135,7 @@ function asymmetry(id: string, invariant: string, reason: string, isTheQuirk: (o
 export const mtfAsymmetry = asymmetry(
   'migration.mtf-asymmetry',
   'nested state with a pending MTF moves between 5.6, 5.7 and 6.12 hosts without loss',
+  'Generated paths over 5.6, 5.7 and 6.12 with MTF-pending guests; the shrunk counterexample is the shortest path the 5.6 asymmetry breaks.',
   '5.6 emits KVM_STATE_NESTED_MTF_PENDING but its own SET (like every kernel before 5.7) rejects it',
   (o) => o.kind === 'failed' && o.rule === 'W3',
   { hosts: ['linux-5.6', 'linux-5.7', 'linux-6.12'], scenarios: ['mtf-pending', 'l2-running', 'vmcs12-loaded'], qemuDropsVmxFlags: false, withoutEvmcs: true },
@@ -139,6 +144,7 @@ export const mtfAsymmetry = asymmetry(
 export const qemuDropsFlags = asymmetry(
   'migration.qemu-drops-vmx-flags',
   'nested state with an armed preemption timer moves between 5.8+ hosts without loss when QEMU carries it',
+  'Generated paths over 5.8+ hosts through a QEMU that drops hdr.vmx.flags, with the preemption timer armed; the shrunk counterexample shows the lost deadline.',
   'QEMU versions that do not carry hdr.vmx.flags drop the preemption-timer deadline',
   (o) => o.kind === 'degraded' && o.lost.every((l) => l === 'preemption-timer deadline'),
   { hosts: ['linux-5.8', 'linux-6.1', 'linux-6.12'], scenarios: ['preemption-timer', 'l2-running'], qemuDropsVmxFlags: true, withoutEvmcs: true },

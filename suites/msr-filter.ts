@@ -20,6 +20,7 @@ const row = (i: number, what: string, expected: bigint, actual: bigint): FieldDi
 
 export const filterOnlyNarrows: PropertyDef = {
   id: 'msr.filter.only-narrows',
+  description: 'Generates KVM-shaped capability sets and Hyper-V CPUID values; filters them through the target and checks subset, untouched allowed-0, consistency and idempotence.',
   invariant: 'the filtered MSRs are a subset of the unfiltered ones (only allowed-1 bits, or VMFUNC bits, are removed; allowed-0 never changes), still a consistent capability set, and filtering twice changes nothing',
   groups: ['msr-filter'],
   runs: 300,
@@ -43,6 +44,7 @@ export const filterOnlyNarrows: PropertyDef = {
 
 export const filterMonotoneInCpuid: PropertyDef = {
   id: 'msr.filter.monotone-in-cpuid',
+  description: 'Filters each generated capability set with CPUID 0x4000000A.EBX bit 0 set and clear and checks that the set bit never hides a control.',
   invariant: 'with Hyper-V CPUID 0x4000000A.EBX bit 0 set, a guest sees a superset of what it sees with the bit clear',
   groups: ['msr-filter'],
   runs: 300,
@@ -59,6 +61,7 @@ export const filterMonotoneInCpuid: PropertyDef = {
 
 export const filterDistributesOverMeet: PropertyDef = {
   id: 'msr.filter.distributes-over-meet',
+  description: 'Filters the meet of two generated capability sets and compares it with the meet of the two filtered sets, MSR by MSR.',
   invariant: "filter(a ∧ b) = filter(a) ∧ filter(b): filtering a pool's common capability set equals the common set of the filtered hosts",
   groups: ['msr-filter'],
   runs: 300,

@@ -119,6 +119,7 @@ const commands = [
 
 export const evmcsFlagWhenActive: PropertyDef = {
   id: 'nested.evmcs-flag-when-active',
+  description: 'Model-based: random guest and VMM operations interleaved with GET/SET cycles before KVM_RUN; an abstract model of eVMCS use decides what the EVMCS flag must be.',
   invariant: 'GET sets KVM_STATE_NESTED_EVMCS iff an eVMCS is active or map-pending, never merely because the capability is enabled, and the flag survives back-to-back GET/SET cycles before KVM_RUN',
   groups: ['nested-state'],
   runs: 150,

@@ -99,6 +99,7 @@ export const MALFORMATIONS: readonly Malformation[] = named([
 
 export const restoreValidation: PropertyDef = {
   id: 'nested.restore.rejects-malformed',
+  description: 'Takes the blob of a reachable state, applies one of 16 malformations and checks that SET answers the errno and rule kernel-facts §9 gives for it.',
   invariant: 'a valid blob with one malformation is rejected with the errno and at the rule kernel-facts §9 gives for it',
   groups: ['nested-state'],
   runs: 300,
@@ -140,6 +141,7 @@ const randomBlob = fc.oneof(
 
 export const restoreRandomBytes: PropertyDef = {
   id: 'nested.restore.random-bytes',
+  description: 'SETs random bytes of any length (sizes at every boundary) on random vCPUs and checks that the target answers, without throwing, only what KVM can answer.',
   invariant: 'SET of random bytes of any length never throws and answers 0, -EINVAL, -EFAULT or -ENOMEM (or 2 from S8)',
   groups: ['nested-state'],
   runs: 1000,
@@ -155,6 +157,7 @@ export const restoreRandomBytes: PropertyDef = {
 
 export const sizeProtocol: PropertyDef = {
   id: 'nested.get.size-protocol',
+  description: 'GETs a reachable state with a buffer one byte too small up to exactly right: E2BIG with the needed size and nothing else written, then success.',
   invariant: 'GET with a buffer smaller than the state answers E2BIG with the size it needs and writes nothing else; the needed size is never more than 8320, and GET with that size succeeds',
   groups: ['nested-state'],
   runs: 200,
@@ -176,6 +179,7 @@ export const sizeProtocol: PropertyDef = {
 
 export const writesWithinSize: PropertyDef = {
   id: 'nested.get.writes-within-size',
+  description: 'Looks for a GET that writes past the size it reports; the quirk GET_SHADOW_PAST_SIZE makes this the expected verdict.',
   invariant: 'GET writes nothing past the size it reports',
   groups: ['nested-state'],
   runs: 300,

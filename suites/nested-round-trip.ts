@@ -13,6 +13,7 @@ import { afterRestore, diffBlobs, getFull, reach } from './nested-common.js';
 
 export const nestedRoundTrip: PropertyDef = {
   id: 'nested.round-trip',
+  description: 'Reaches a state through generated guest operations, GETs it, SETs it on a vCPU configured as the VMM would, GETs again and diffs the blobs after the documented normalisation.',
   invariant:
     'SET(GET(s)) succeeds for every reachable state and GET again is byte-identical after the documented normalisation; where the kernel cannot (quirk Q1, 5.6 MTF asymmetry, EVMCS_RESUME_BEFORE_LAUNCH, 4.20-5.1 eVMCS L2) it fails exactly as the kernel does',
   groups: ['nested-state'],

@@ -12,6 +12,7 @@ import { expectNoDiff, must, Violation, type PropertyDef } from './harness.js';
 export const codecRoundTrip: PropertyDef = {
   id: 'vmcs12.codec.round-trip',
   invariant: 'decode(encode(r)) = r for every vmcs12 record, unknown bytes included',
+  description: "Generates dense and sparse vmcs12 records for the target's layout (unknown bytes included), encodes each to a page and decodes it back; any differing member or byte range is the counterexample.",
   groups: ['layout'],
   runs: 200,
   async build(ctx) {
@@ -36,6 +37,7 @@ const strayEncoding = fc.oneof(fc.constantFrom(0x6008n, 0x0008n, 0x2034n, 0x8000
 export const fieldAccess: PropertyDef = {
   id: 'vmcs12.access.write-read',
   invariant: 'VMWRITE then VMREAD returns the value truncated to the field width, _HIGH touches only bits 63:32, and unknown encodings fail as an unsupported VMCS component',
+  description: "Writes a random 64-bit value to every known encoding through the target, reads each back, adds full/_HIGH write pairs and stray encodings, and compares every result with KVM's width and VMfail rules.",
   groups: ['vmcs12-access'],
   runs: 100,
   async build(ctx) {

@@ -6,7 +6,7 @@ import { inject, test } from 'vitest';
 import { runProperty, type PropertyOutcome } from '../harness.js';
 import type { Suite } from '../registry.js';
 import { openTarget } from '../../targets/resolve.js';
-import type { Target } from '../../targets/target.js';
+import type { Target, TargetIdentity } from '../../targets/target.js';
 import { formatOutcome } from '../../reports/format.js';
 
 export interface RunParams {
@@ -26,6 +26,8 @@ declare module 'vitest' {
   }
   interface TaskMeta {
     nvmx?: PropertyOutcome;
+    /** the target's identity, so the report can name what was tested */
+    nvmxTarget?: TargetIdentity;
   }
 }
 
@@ -37,8 +39,11 @@ export function registerSuite(suite: Suite): void {
       const run = inject('nvmxRun');
       if (run.only !== undefined && run.only !== def.id) ctx.skip(`not selected (replaying ${run.only})`);
       target ??= openTarget(run);
-      const outcome = await runProperty(def, await target, {
+      const opened = await target;
+      ctx.task.meta.nvmxTarget = { ...opened.identity };
+      const outcome = await runProperty(def, opened, {
         seed: run.seed,
+        signal: ctx.signal,
         ...(run.runs !== undefined ? { runs: run.runs } : {}),
         ...(run.path !== undefined ? { path: run.path } : {}),
         ...(run.replayPath !== undefined ? { replayPath: run.replayPath } : {}),

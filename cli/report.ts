@@ -1,0 +1,73 @@
+// `report render DIR` (report.md and report.html again from a validated report.json) and
+// `report merge DIR... [--out DIR]` (shard reports -> one report, with junit.xml merged too).
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { ALL_PROPERTIES } from '../suites/registry.js';
+import { TOOL_VERSION } from '../targets/reference.js';
+import { mergeJunit } from '../reports/junit-merge.js';
+import { mergeReports, type MergeInput } from '../reports/merge.js';
+import { readReport, writeTextAtomically, type Report } from '../reports/report.js';
+import { exitCodeFor } from '../reports/verdict.js';
+import { unmatchedWaiverWarnings } from '../reports/waivers.js';
+import { REPORT_FILES, writeRenderings, writeReportFiles } from '../reports/write.js';
+import { UsageError } from './errors.js';
+import { parse } from './options.js';
+
+export async function reportCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === 'render') return render(rest);
+  if (sub === 'merge') return merge(rest);
+  throw new UsageError(sub ? `unknown report command "${sub}" (expected render or merge)` : 'report needs render or merge');
+}
+
+function reportIn(dir: string): Report {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${dir}: no such report directory`);
+  const r = readReport(join(dir, REPORT_FILES.json));
+  if ('problem' in r) throw new UsageError(r.problem);
+  return r.report;
+}
+
+function render(argv: string[]): number {
+  const { positionals } = parse(argv, {}, 1);
+  if (!positionals[0]) throw new UsageError('report render needs a report directory (one with report.json)');
+  const dir = resolve(positionals[0]);
+  const report = reportIn(dir);
+  writeRenderings(dir, report);
+  console.log(`rendered: ${[REPORT_FILES.md, REPORT_FILES.html].map((f) => relative(process.cwd(), join(dir, f))).join(', ')}`);
+  return 0;
+}
+
+function merge(argv: string[]): number {
+  const { values, positionals } = parse(argv, { out: { type: 'string', default: 'reports/merged' } }, Number.MAX_SAFE_INTEGER);
+  if (!positionals.length) throw new UsageError('report merge needs the shard report directories');
+  const dirs = positionals.map((p) => resolve(p));
+  const inputs: MergeInput[] = dirs.map((d, i) => ({ source: positionals[i]!, report: reportIn(d) }));
+  // the properties a run owes come from this tool's registry, so the shards must come from this version
+  const foreign = inputs.find((i) => i.report.tool.version !== TOOL_VERSION);
+  if (foreign) throw new UsageError(`${foreign.source} was written by nvmx-conformance ${foreign.report.tool.version}; merge it with that version (this is ${TOOL_VERSION})`);
+  const merged = mergeReports(inputs, ALL_PROPERTIES.map((p) => p.id));
+  if ('problem' in merged) throw new UsageError(merged.problem);
+  const out = resolve(values.out);
+  try {
+    mkdirSync(out, { recursive: true });
+  } catch (e) {
+    throw new UsageError(`cannot create ${out}: ${(e as Error).message}`);
+  }
+  const report = merged.report;
+  writeReportFiles(out, report);
+  const junits = dirs.map((d) => join(d, REPORT_FILES.junit));
+  const lacking = junits.filter((f) => !existsSync(f));
+  if (lacking.length) console.error(`nvmx-conformance: warning: junit.xml not merged: ${lacking.map((f) => relative(process.cwd(), f)).join(', ')} missing`);
+  else {
+    const j = mergeJunit(junits.map((f) => ({ source: relative(process.cwd(), f), xml: readFileSync(f, 'utf8') })));
+    if ('problem' in j) throw new UsageError(j.problem);
+    writeTextAtomically(join(out, REPORT_FILES.junit), j.xml);
+  }
+  for (const w of unmatchedWaiverWarnings(report.waivers)) console.error(`nvmx-conformance: warning: ${w}`);
+  const s = report.summary;
+  const shards = report.run.mergedShards!.map((x) => `${x.index}/${x.count}`).join(', ');
+  console.log(`merged shards ${shards}: ${report.properties.length} properties${report.run.missing?.length ? `, missing ${report.run.missing.join(', ')}` : ''}`);
+  console.log(`verdict: ${report.verdict} (${s.pass} pass, ${s.fail} fail, ${s.waived} waived, ${s.unsupported} unsupported, ${s.error} error): ${report.verdictReason}`);
+  console.log(`report: ${relative(process.cwd(), out) || '.'}/`);
+  return exitCodeFor(report);
+}

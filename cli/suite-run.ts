@@ -1,0 +1,80 @@
+// Runs the suites through vitest's Node API: vitest's runner, its JUnit reporter and its shard
+// option (one entry file per suite, so a shard is a set of suites). A run can be cut short by
+// SIGINT/SIGTERM or a time budget: vitest cancels it cleanly and the caller still gets every
+// outcome recorded so far, with the reason it stopped.
+import { basename, dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tmpdir } from 'node:os';
+import { SUITES, type Suite } from '../suites/registry.js';
+import type { RunParams } from '../suites/vitest/register.js';
+import { OutcomeCollector, type CollectorEvents } from '../reports/collector.js';
+import type { Shard, StopReason } from '../reports/report.js';
+import { packageRoot } from '../reports/schemas.js';
+
+export interface SuiteRun {
+  collector: OutcomeCollector;
+  /** suites vitest was to run (after sharding), in registry order */
+  suites: readonly Suite[];
+  stopped?: StopReason;
+}
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+export async function runSuites(o: {
+  params: RunParams;
+  junitFile: string;
+  shard?: Shard | undefined;
+  timeBudgetSeconds?: number | undefined;
+  /** called once the suites to run are known, before any runs */
+  onPlan?: (suites: readonly Suite[]) => void;
+  events: CollectorEvents;
+}): Promise<SuiteRun> {
+  const root = packageRoot();
+  const suitesDir = relative(root, join(dirname(fileURLToPath(import.meta.url)), '..', 'suites', 'vitest'));
+  const selected = o.params.only ? SUITES.filter((s) => s.properties.some((p) => p.id === o.params.only)) : SUITES;
+  const collector = new OutcomeCollector(o.events);
+  // a test seam: this tool's own tests inject a broken model function into a real run through it
+  const setupFiles = process.env.NVMX_VITEST_SETUP ? [process.env.NVMX_VITEST_SETUP] : [];
+  const { createVitest, BaseSequencer } = await import('vitest/node');
+  const before = new Map(STOP_SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
+  const vitest = await createVitest(
+    'test',
+    {
+      root,
+      config: false,
+      watch: false,
+      include: selected.map((s) => `${suitesDir}/${s.name}.suite.{js,ts}`),
+      reporters: [collector, ['junit', { outputFile: o.junitFile, suiteName: 'nvmx-conformance' }]],
+      provide: { nvmxRun: o.params },
+      testTimeout: 0,
+      setupFiles,
+      ...(o.shard ? { shard: `${o.shard.index}/${o.shard.count}` } : {}),
+    },
+    { cacheDir: join(tmpdir(), 'nvmx-conformance-vite'), logLevel: 'silent' },
+  );
+  // vitest's logger exits the process on SIGINT/SIGTERM; we cancel instead, so the report is written
+  for (const s of STOP_SIGNALS) for (const l of process.listeners(s)) if (!before.get(s)!.has(l)) process.off(s, l as () => void);
+  const run: SuiteRun = { collector, suites: selected };
+  const stop = (why: StopReason) => {
+    if (run.stopped) return;
+    run.stopped = why;
+    void vitest.cancelCurrentRun('keyboard-input');
+  };
+  const onSignal = () => (run.stopped ? process.exit(130) : stop('interrupted'));
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  const budget = o.timeBudgetSeconds !== undefined ? setTimeout(() => stop('time-budget'), o.timeBudgetSeconds * 1000) : undefined;
+  try {
+    let specs = await vitest.globTestSpecifications();
+    // the same sequencer vitest shards with, so the report knows which properties this shard owes
+    if (o.shard) specs = await new BaseSequencer(vitest).shard(specs);
+    const files = new Set(specs.map((s) => basename(s.moduleId)));
+    run.suites = selected.filter((s) => [...files].some((f) => f.startsWith(`${s.name}.suite.`)));
+    o.onPlan?.(run.suites);
+    if (!run.stopped) await vitest.start();
+  } finally {
+    if (budget) clearTimeout(budget);
+    await vitest.close();
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+  }
+  return run;
+}

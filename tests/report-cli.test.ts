@@ -1,0 +1,189 @@
+// The report files as CI uses them: a fresh check writes all four, shards merge into what an
+// unsharded run writes, SIGINT and --time-budget leave a valid incomplete report, waivers and
+// replay on a real failure (a mutant injected through NVMX_VITEST_SETUP), and bad input.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { validate } from '../reports/schemas.js';
+import type { Report } from '../reports/report.js';
+import { ALL_PROPERTIES } from '../suites/registry.js';
+import { BIN, cli, tmp } from './cli-helpers.js';
+import { sampleReport } from './fixtures/sample-report.js';
+
+const MUTANT = { env: { ...process.env, NVMX_VITEST_SETUP: new URL('./fixtures/mutant-round-trip.setup.js', import.meta.url).pathname } };
+const FILES = ['report.json', 'report.md', 'report.html', 'junit.xml'];
+const readJson = (dir: string): Report => JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
+
+function validReport(dir: string): Report {
+  const r = readJson(dir);
+  expect(validate('report', r)).toEqual([]);
+  return r;
+}
+
+/** Drops what legitimately differs between a sharded and an unsharded run: timing and shard bookkeeping. */
+function comparable(r: Report): unknown {
+  const { startedAt: _s, finishedAt: _f, shard: _sh, mergedShards: _m, ...run } = r.run;
+  return { ...r, run, properties: r.properties.map(({ durationMs: _d, ...p }) => p) };
+}
+
+test('a fresh check writes report.json, report.md, report.html and junit.xml', () => {
+  const dir = tmp();
+  const r = cli(['check', '--runs', '10', '--seed', '4', '--report', dir, '--layout-diff', 'linux-6.1']);
+  expect(r.code).toBe(0);
+  for (const f of FILES) expect(existsSync(join(dir, f)), f).toBe(true);
+  const report = validReport(dir);
+  expect(report.verdict).toBe('compatible');
+  expect(report.target).toEqual({ spec: 'reference', profile: 'linux-6.12', name: 'reference', version: '0.1.0' });
+  expect(report.properties.filter((p) => !p.description || !p.invariant || p.durationMs === undefined)).toEqual([]);
+  expect(report.sections!.layoutDiffs!.map((d) => [d.id, d.verdict])).toEqual([['layout-diff.linux-6.1.to.linux-6.12', 'pass']]);
+  expect(readFileSync(join(dir, 'report.md'), 'utf8')).toContain('## nvmx-conformance: ✅ compatible');
+  expect(readFileSync(join(dir, 'report.html'), 'utf8')).toContain('data-verdict="compatible"');
+  expect(r.out).toMatch(/^PASS {2}vmcs12\.codec\.round-trip {2}\(10 cases, seed 4\)$/m);
+});
+
+test('report merge of a 2-shard run equals the unsharded run apart from timing', () => {
+  const [whole, s1, s2, merged] = [tmp(), tmp(), tmp(), tmp()];
+  const args = ['check', '--runs', '15', '--seed', '21'];
+  expect(cli([...args, '--report', whole]).code).toBe(0);
+  expect(cli([...args, '--shard', '1/2', '--report', s1]).code).toBe(0);
+  expect(cli([...args, '--shard', '2/2', '--report', s2]).code).toBe(0);
+  const a = validReport(s1);
+  const b = validReport(s2);
+  expect(a.run.shard).toEqual({ index: 1, count: 2 });
+  expect(a.properties.length + b.properties.length).toBe(ALL_PROPERTIES.length);
+  expect(a.properties.length * b.properties.length).toBeGreaterThan(0);
+  const m = cli(['report', 'merge', s2, s1, '--out', merged]);
+  expect(m.code).toBe(0);
+  for (const f of FILES) expect(existsSync(join(merged, f)), f).toBe(true);
+  const report = validReport(merged);
+  expect(report.run.mergedShards).toEqual([{ index: 1, count: 2 }, { index: 2, count: 2 }]);
+  expect(comparable(report)).toEqual(comparable(validReport(whole)));
+  expect(readFileSync(join(merged, 'junit.xml'), 'utf8').match(/<testcase /g)).toHaveLength(ALL_PROPERTIES.length);
+
+  // one shard alone: merged, but the missing properties make it unknown
+  const lonely = tmp();
+  const one = cli(['report', 'merge', s1, '--out', lonely]);
+  expect(one.code).toBe(3);
+  expect(validReport(lonely)).toMatchObject({ verdict: 'unknown', run: { complete: false, missing: b.properties.map((p) => p.id) } });
+});
+
+test('SIGINT mid-run leaves a valid report marked incomplete with verdict unknown', async () => {
+  const dir = tmp();
+  const child = spawn(process.execPath, [BIN, 'check', '--runs', '10000000', '--seed', '8', '--report', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // wait until the suites are running (signals are handled from then on), then a little longer
+  while (!out.includes(`running ${ALL_PROPERTIES.length} properties`) && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 1500));
+  expect(child.exitCode).toBeNull(); // still running: the interrupt lands mid-run
+  child.kill('SIGINT');
+  expect(await exited).toBe(130);
+  const report = validReport(dir);
+  expect(report.run).toMatchObject({ complete: false, stopped: 'interrupted' });
+  expect(report.verdict).toBe('unknown');
+  expect(report.properties.every((p) => p.verdict !== 'pass' || p.cases === 10_000_000 || p.cases === 1)).toBe(true);
+  expect(report.properties.length + (report.run.missing?.length ?? 0)).toBe(ALL_PROPERTIES.length);
+  expect(out).toContain('stopped: interrupted by a signal');
+  expect(out).not.toMatch(/^PASS {2}vmcs12\.codec\.round-trip/m);
+  expect(readFileSync(join(dir, 'report.md'), 'utf8')).toContain('INCOMPLETE (interrupted)');
+}, 60_000);
+
+test('--time-budget ends the run cleanly: incomplete, unknown, exit 3', () => {
+  const dir = tmp();
+  const started = Date.now();
+  const r = cli(['check', '--runs', '10000000', '--time-budget', '2', '--report', dir]);
+  expect(Date.now() - started).toBeLessThan(30_000);
+  expect(r.code).toBe(3);
+  expect(validReport(dir)).toMatchObject({ verdict: 'unknown', run: { complete: false, stopped: 'time-budget' } });
+  expect(r.out).toContain('stopped: time budget reached');
+});
+
+describe('a real failure: waivers and replay', () => {
+  const dir = tmp();
+  const waivers = (w: unknown[]) => {
+    const f = join(tmp(), 'waivers.json');
+    writeFileSync(f, JSON.stringify({ format: 'nvmx-waivers/1', waivers: w }));
+    return f;
+  };
+
+  test('check fails with exit 1, then a waiver makes it waived (exit 0) but not compatible', () => {
+    const failing = cli(['check', '--runs', '50', '--seed', '5', '--report', dir], MUTANT);
+    expect(failing.code).toBe(1);
+    expect(validReport(dir).verdict).toBe('incompatible');
+    const w = waivers([
+      { id: 'vmcs12.codec.round-trip', reason: 'decode bug, issue 7', expires: '2999-12-31' },
+      { id: 'layout.target-matches-profile', reason: 'stale' },
+    ]);
+    const waivedDir = tmp();
+    const r = cli(['check', '--runs', '50', '--seed', '5', '--report', waivedDir, '--waivers', w], MUTANT);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('    waived: decode bug, issue 7');
+    expect(r.err).toBe('nvmx-conformance: warning: waiver "layout.target-matches-profile" matched no failure in this run (reason: stale)\n');
+    const report = validReport(waivedDir);
+    expect(report.verdict).toBe('incompatible');
+    expect(report.summary).toMatchObject({ fail: 0, waived: 1 });
+    expect(report.properties.find((p) => p.id === 'vmcs12.codec.round-trip')).toMatchObject({ verdict: 'waived', waiver: { reason: 'decode bug, issue 7' } });
+    expect(report.waivers!.map((x) => x.matched)).toEqual([['vmcs12.codec.round-trip'], []]);
+  });
+
+  test('an expired waiver refuses the run: one line, exit 2', () => {
+    const r = cli(['check', '--waivers', waivers([{ id: 'vmcs12.codec.round-trip', reason: 'old', expires: '2020-01-01' }]), '--report', tmp()]);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe('nvmx-conformance: waiver "vmcs12.codec.round-trip" expired on 2020-01-01 (reason: old); renew or remove it\n');
+  });
+
+  test('replay prints the counterexample and exits 1 while it still fails', () => {
+    const failed = readJson(dir).properties.find((p) => p.verdict === 'fail')!;
+    const r = cli((failed.replay as string).split(' ').slice(1).concat(['--report', tmp()]), MUTANT);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain(`FAIL  vmcs12.codec.round-trip  (after 1 cases, seed 5, path ${failed.path as string}`);
+    expect(r.out).toMatch(/guest_rip\s+0x0000000100000000\s+->\s+0x0000000000000000\s+\(offset 544\)/);
+    expect(r.out).toContain(`replay: ${failed.replay as string}`);
+    // without the mutant the same replay passes
+    expect(cli((failed.replay as string).split(' ').slice(1).concat(['--report', tmp()])).code).toBe(0);
+  });
+});
+
+test('report render re-renders md and html from a validated report.json', () => {
+  const dir = tmp();
+  expect(cli(['check', '--runs', '5', '--report', dir]).code).toBe(0);
+  rmSync(join(dir, 'report.md'));
+  rmSync(join(dir, 'report.html'));
+  const r = cli(['report', 'render', dir]);
+  expect(r.code).toBe(0);
+  expect(readFileSync(join(dir, 'report.md'), 'utf8')).toContain('✅ compatible');
+  expect(readFileSync(join(dir, 'report.html'), 'utf8')).toContain('<section id="properties">');
+  const report = readJson(dir);
+  writeFileSync(join(dir, 'report.json'), JSON.stringify({ ...report, summary: { ...report.summary, pass: -1 } }));
+  const bad = cli(['report', 'render', dir]);
+  expect(bad.code).toBe(2);
+  expect(bad.err).toContain('is not a valid nvmx report: /summary/pass: must be >= 0');
+});
+
+describe('bad input: one line on stderr, exit 2, never a stack trace', () => {
+  const notJson = join(tmp(), 'report.json');
+  writeFileSync(notJson, '{');
+  const otherVersion = tmp();
+  writeFileSync(join(otherVersion, 'report.json'), JSON.stringify({ ...sampleReport(), tool: { name: 'nvmx-conformance', version: '9.9.9' } }));
+  test.each([
+    [['check', '--shard', '3/2'], '--shard must be i/N with 1 <= i <= N, got "3/2"'],
+    [['check', '--shard', 'half'], '--shard must be i/N'],
+    [['check', '--shard', '99/99'], '--shard count 99 is more than the number of suites'],
+    [['check', '--time-budget', '0'], '--time-budget must be between 1 and'],
+    [['check', '--waivers', '/no/such/waivers.json'], 'waiver file /no/such/waivers.json: no such file'],
+    [['check', '--layout-diff', 'linux-9'], 'linux-9: no such file, and not a profile'],
+    [['report', 'merge'], 'report merge needs the shard report directories'],
+    [['report', 'merge', '/no/such/dir'], '/no/such/dir: no such report directory'],
+    [['report', 'render', join(notJson, '..')], 'is not JSON'],
+    [['report', 'frob'], 'unknown report command "frob"'],
+    [['report', 'merge', otherVersion], 'was written by nvmx-conformance 9.9.9; merge it with that version'],
+  ])('%j', (args, message) => {
+    const r = cli(args);
+    expect(r.code).toBe(2);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err).toContain(message);
+    expect(r.err).not.toMatch(/\n\s+at /);
+  });
+});

@@ -1,0 +1,200 @@
+// Report building, verdict rules, waivers, merge and the renderers, in-process.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { bytesOfDiff, hexdumpLines } from '../reports/hexdump.js';
+import { mergeJunit } from '../reports/junit-merge.js';
+import { mergeReports } from '../reports/merge.js';
+import { renderMarkdown } from '../reports/render-md.js';
+import { buildReport, readReport, type Report } from '../reports/report.js';
+import { validate } from '../reports/schemas.js';
+import { exitCodeFor } from '../reports/verdict.js';
+import { loadWaivers, unmatchedWaiverWarnings } from '../reports/waivers.js';
+import { ALL_PROPERTIES } from '../suites/registry.js';
+import { sampleRecords, sampleReport, sampleSections } from './fixtures/sample-report.js';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'nvmx-reports-'));
+const RUN = { target: 'reference', profile: 'linux-6.12', seed: 5, runs: 50 };
+const ids = ALL_PROPERTIES.map((p) => p.id);
+const passRecords = () => sampleRecords().map((r, i) => (i < 4 ? { id: r.id, invariant: r.invariant, groups: r.groups, verdict: 'pass' as const, cases: 50, seed: 5 } : r));
+const build = (over: Partial<Parameters<typeof buildReport>[0]> = {}) =>
+  buildReport({ run: RUN, records: passRecords(), expected: ids, startedAt: new Date(0), finishedAt: new Date(1000), ...over });
+
+describe('verdict', () => {
+  test('all pass with full evidence is compatible and exits 0', () => {
+    const r = build();
+    expect(validate('report', r)).toEqual([]);
+    expect(r.verdict).toBe('compatible');
+    expect(exitCodeFor(r)).toBe(0);
+  });
+
+  test('a missing property makes the run incomplete and the verdict unknown (exit 3)', () => {
+    const r = build({ records: passRecords().slice(1) });
+    expect(r.run).toMatchObject({ complete: false, missing: [ids[0]] });
+    expect(r.verdict).toBe('unknown');
+    expect(r.verdictReason).toContain('1 property did not run');
+    expect(exitCodeFor(r)).toBe(3);
+  });
+
+  test('a stopped run is unknown even when everything it ran passed', () => {
+    const r = build({ stopped: 'time-budget' });
+    expect(r.run.complete).toBe(false);
+    expect(r.verdict).toBe('unknown');
+  });
+
+  test('unsupported and errors are unknown, failures incompatible', () => {
+    const records = sampleRecords();
+    const noFail = records.map((r) => (r.verdict === 'fail' ? { ...passRecords()[0]!, id: r.id } : r));
+    expect(build({ records: noFail }).verdict).toBe('unknown');
+    const r = build({ records });
+    expect(r.verdict).toBe('incompatible');
+    expect(r.summary).toEqual({ pass: ALL_PROPERTIES.length - 4, 'expected-fail': 0, fail: 2, unsupported: 1, error: 1, waived: 0 });
+    expect(exitCodeFor(r)).toBe(1);
+  });
+
+  test('a silent-break layout diff is a failing finding', () => {
+    const s = sampleSections();
+    const r = build({ sections: { layoutDiffs: s.layoutDiffs! } });
+    expect(r.verdict).toBe('compatible');
+    const broken = { ...s.layoutDiffs![0]!, verdict: 'fail' as const };
+    expect(build({ sections: { layoutDiffs: [broken] } }).verdict).toBe('incompatible');
+  });
+});
+
+describe('waivers', () => {
+  test('a waived failure is waived, never pass; the verdict stays incompatible; the exit code is 0', () => {
+    const records = passRecords();
+    records[0] = sampleRecords()[0]!;
+    const r = build({ records, waivers: [{ id: ids[0]!, reason: 'known, issue 42' }] });
+    expect(validate('report', r)).toEqual([]);
+    expect(r.properties[0]).toMatchObject({ verdict: 'waived', waiver: { id: ids[0], reason: 'known, issue 42' } });
+    expect(r.summary).toMatchObject({ fail: 0, waived: 1, pass: records.length - 1 });
+    expect(r.verdict).toBe('incompatible');
+    expect(r.verdictReason).toContain('waivers change the exit code, not the verdict');
+    expect(exitCodeFor(r)).toBe(0);
+  });
+
+  test('each entry lists what it matched; one that matched nothing is a warning', () => {
+    const r = sampleReport();
+    expect(validate('report', r)).toEqual([]);
+    expect(r.waivers!.map((w) => [w.id, w.matched])).toEqual([
+      [ids[1], [ids[1]]],
+      ['migration.linux-6.12.to.linux-6.1.guest-mode', ['migration.linux-6.12.to.linux-6.1.guest-mode']],
+      ['no.such.thing', []],
+    ]);
+    expect(r.sections!.migrationMatrix!.cells.find((c) => c.id.startsWith('migration.linux-6.12.to.linux-6.1'))!.verdict).toBe('waived');
+    expect(unmatchedWaiverWarnings(r.waivers)).toEqual(['waiver "no.such.thing" matched no failure in this run (reason: stale entry)']);
+  });
+
+  test('an unsupported or error property cannot be waived', () => {
+    const records = sampleRecords();
+    const r = build({ records, waivers: [{ id: records[2]!.id, reason: 'x' }, { id: records[3]!.id, reason: 'y' }] });
+    expect(r.properties[2]!.verdict).toBe('unsupported');
+    expect(r.properties[3]!.verdict).toBe('error');
+    expect(r.waivers!.every((w) => w.matched.length === 0)).toBe(true);
+  });
+
+  const file = (data: unknown) => {
+    const f = join(tmp(), 'waivers.json');
+    writeFileSync(f, typeof data === 'string' ? data : JSON.stringify(data));
+    return f;
+  };
+  test.each([
+    ['{"format": ', 'is not JSON'],
+    [{ format: 'nvmx-waivers/1', waivers: [{ id: 'a.b' }] }, 'must have required property \'reason\''],
+    [{ format: 'nvmx-waivers/1', waivers: [{ id: 'a.b', reason: 'r', until: '2030-01-01' }] }, 'unknown key "until"'],
+    [{ format: 'nvmx-waivers/1', waivers: [{ id: 'a.b', reason: 'r' }, { id: 'a.b', reason: 's' }] }, '"a.b" is waived twice'],
+    [{ format: 'nvmx-waivers/1', waivers: [{ id: 'a.b', reason: 'r', expires: '2026-02-30' }] }, 'which is not a date'],
+    [{ format: 'nvmx-waivers/1', waivers: [{ id: 'a.b', reason: 'old', expires: '2020-01-01' }] }, 'waiver "a.b" expired on 2020-01-01 (reason: old)'],
+  ])('bad waiver file %j', (data, message) => {
+    const r = loadWaivers(file(data), '2026-06-01');
+    expect('problem' in r && r.problem).toContain(message);
+  });
+
+  test('a waiver that expires today still holds', () => {
+    const r = loadWaivers(file({ format: 'nvmx-waivers/1', waivers: [{ id: 'a.b', reason: 'r', expires: '2026-06-01' }] }), '2026-06-01');
+    expect(r).toEqual({ waivers: [{ id: 'a.b', reason: 'r', expires: '2026-06-01' }] });
+  });
+});
+
+test('failure diffs carry the bytes in memory order, and hex dump lines show them at their offset', () => {
+  expect(bytesOfDiff({ field: 'guest_rip', offset: 544, expected: '0x0000000100000000', actual: '0x0000000000000000' })).toEqual({
+    expected: '00 00 00 00 01 00 00 00',
+    actual: '00 00 00 00 00 00 00 00',
+  });
+  expect(bytesOfDiff({ field: 'unknown bytes', offset: 16, expected: 'a1b2c3', actual: 'a1b200' })).toEqual({ expected: 'a1 b2 c3', actual: 'a1 b2 00' });
+  expect(bytesOfDiff({ field: 'x: y', offset: -1, expected: 'reported corrupted', actual: 'not reported' })).toBeNull();
+  expect(hexdumpLines(0x220, '00 00 00 00 01 00 00 00')).toEqual(['0x0220: 00 00 00 00 01 00 00 00']);
+  expect(hexdumpLines(0, Array(20).fill('ff').join(' '))).toHaveLength(2);
+  const rec = sampleRecords()[0]!;
+  expect((rec.counterexample as { diff: { bytes?: unknown }[] }).diff[0]!.bytes).toEqual({ expected: '00 00 00 00 01 00 00 00', actual: '00 00 00 00 00 00 00 00' });
+});
+
+test('report.md is short and names failures, waivers, gaps and warnings', () => {
+  const md = renderMarkdown(sampleReport());
+  expect(md.split('\n').length).toBeLessThan(60);
+  expect(md).toContain('## nvmx-conformance: ❌ incompatible');
+  expect(md).toContain(`**\`${ids[0]}\`** — decode(encode(r)) differs from r`);
+  expect(md).toContain('  expected 0x0220: 00 00 00 00 01 00 00 00');
+  expect(md).toContain(`replay: \`nvmx-conformance replay ${ids[0]} --seed 5 --path 0:1:0 --profile linux-6.12\``);
+  expect(md).toContain(`- \`${ids[1]}\`: known bug, see issue 42 (until 2999-01-01)`);
+  expect(md).toContain('- `filter.ia32-vmx-procbased-ctls2`: fail');
+  expect(md).toContain(`- \`${ids[2]}\`: unsupported — unsupported by target x: needs layout`);
+  expect(md).toContain('waiver "no.such.thing" matched no failure');
+});
+
+describe('merge', () => {
+  const shard = (index: number, count: number, records = passRecords(), over: Partial<Parameters<typeof buildReport>[0]> = {}): Report =>
+    build({ records, expected: records.map((r) => r.id), shard: { index, count }, ...over });
+  const halves = () => [passRecords().slice(0, 3), passRecords().slice(3)];
+
+  test('two shards merge into one complete report in registry order', () => {
+    const [a, b] = halves();
+    const r = mergeReports([{ source: 's2', report: shard(2, 2, b) }, { source: 's1', report: shard(1, 2, a) }], ids);
+    expect('report' in r).toBe(true);
+    if (!('report' in r)) return;
+    expect(validate('report', r.report)).toEqual([]);
+    expect(r.report.properties.map((p) => p.id)).toEqual(ids);
+    expect(r.report.run).toMatchObject({ complete: true, mergedShards: [{ index: 1, count: 2 }, { index: 2, count: 2 }] });
+    expect(r.report.verdict).toBe('compatible');
+  });
+
+  test('a missing shard leaves the merged verdict unknown', () => {
+    const [a] = halves();
+    const r = mergeReports([{ source: 's1', report: shard(1, 2, a) }], ids);
+    if (!('report' in r)) throw new Error(r.problem);
+    expect(r.report.verdict).toBe('unknown');
+    expect(r.report.run.missing).toEqual(ids.slice(3));
+  });
+
+  test.each([
+    ['the same shard twice', () => [shard(1, 2, halves()[0]), shard(1, 2, halves()[0])], 'shard 1/2 appears twice: a and b'],
+    ['a property in two shards', () => [shard(1, 2, halves()[0]), shard(2, 2, passRecords())], 'ran more than once: in a and in b'],
+    ['different shard counts', () => [shard(1, 2, halves()[0]), shard(2, 3, halves()[1])], 'is shard 2/3, but others are of 2'],
+    ['different targets', () => [shard(1, 2, halves()[0]), shard(2, 2, halves()[1], { run: { ...RUN, profile: 'linux-6.1' } })], 'profile differs (linux-6.12 vs linux-6.1)'],
+    ['a report that is not a shard', () => [build(), shard(2, 2, halves()[1])], 'a is not a shard report'],
+  ])('refuses %s', (_what, reports, message) => {
+    const r = mergeReports(reports().map((report, i) => ({ source: 'ab'[i]!, report })), ids);
+    expect('problem' in r && r.problem).toContain(message);
+  });
+
+  test('junit files merge under one root with summed counts', () => {
+    const j = (name: string, tests: number) =>
+      `<?xml version="1.0" encoding="UTF-8" ?>\n<testsuites name="x" tests="${tests}" failures="0" errors="0" time="0.5">\n    <testsuite name="${name}" tests="${tests}">\n        <testcase name="t"/>\n    </testsuite>\n</testsuites>\n`;
+    const r = mergeJunit([{ source: 'a', xml: j('one', 2) }, { source: 'b', xml: j('two', 1) }]);
+    if (!('xml' in r)) throw new Error(r.problem);
+    expect(r.xml).toContain('<testsuites name="nvmx-conformance" tests="3" failures="0" errors="0" time="1">');
+    expect(r.xml.match(/<testsuite /g)).toHaveLength(2);
+    expect(mergeJunit([{ source: 'c', xml: '<html/>' }])).toEqual({ problem: 'c: not a JUnit file (no <testsuites> element)' });
+  });
+});
+
+test('readReport validates what it reads', () => {
+  const dir = tmp();
+  const f = (name: string, text: string) => (writeFileSync(join(dir, name), text), join(dir, name));
+  expect(readReport(join(dir, 'none.json'))).toEqual({ problem: `cannot read ${join(dir, 'none.json')}: no such file` });
+  expect((readReport(f('bad.json', '{')) as { problem: string }).problem).toContain('is not JSON');
+  expect((readReport(f('wrong.json', JSON.stringify({ ...build(), verdict: 'fine' }))) as { problem: string }).problem).toContain('/verdict: must be one of');
+  expect(readReport(f('good.json', JSON.stringify(sampleReport())))).toEqual({ report: JSON.parse(JSON.stringify(sampleReport())) });
+});
