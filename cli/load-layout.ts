@@ -1,18 +1,45 @@
-// A layout argument: a profile name or a descriptor file. Bad files fail with one line naming the
-// file, the JSON path and the problem.
+// A layout argument: a profile name, a descriptor file or linux:<kernel tree>. Bad files fail
+// with one line naming the file, the JSON path and the problem.
 import { readFileSync } from 'node:fs';
 import { compileLayout, type Layout } from '../model/layout.js';
-import { findProfile, profileNames } from '../model/profiles.js';
+import { DEFAULT_PROFILE, findProfile, profileNames } from '../model/profiles.js';
+import { openTarget, targetSpecProblem } from '../targets/resolve.js';
 import { validate } from '../reports/schemas.js';
 import { UsageError } from './errors.js';
 
-export function loadLayout(arg: string, structure: string): Layout {
+export async function loadLayout(arg: string, structure: string): Promise<Layout> {
+  if (arg.startsWith('linux:')) return treeLayout(arg, structure);
+  return fileOrProfileLayout(arg, structure);
+}
+
+/** A kernel tree's layout, as its harness reports it (from offsetof, the way `check` sees it). */
+async function treeLayout(arg: string, structure: string): Promise<Layout> {
+  const spec = { target: arg, profile: DEFAULT_PROFILE };
+  const problem = targetSpecProblem(spec);
+  if (problem) throw new UsageError(problem);
+  let target;
+  try {
+    target = await openTarget(spec);
+  } catch (e) {
+    throw new UsageError(`${arg}: ${(e as Error).message}`);
+  }
+  try {
+    const r = await target.layout(structure as 'vmcs12' | 'evmcs');
+    if (r.status !== 'ok') throw new UsageError(`${arg}: no ${structure} layout: ${r.reason}`);
+    const c = compileLayout(r.value);
+    if (!c.ok) throw new UsageError(`${arg}: the harness reported a bad layout: ${c.problems[0]!.path}: ${c.problems[0]!.message}`);
+    return c.value;
+  } finally {
+    await target.close();
+  }
+}
+
+function fileOrProfileLayout(arg: string, structure: string): Layout {
   const profile = findProfile(arg);
   if (profile) {
     if (structure !== 'vmcs12') throw new UsageError(`the ${structure} layout of profile ${arg} is not modelled yet`);
     return profile.vmcs12;
   }
-  if (arg.startsWith('linux:')) throw new UsageError(`"${arg}": reading layouts from a kernel tree is not available in this version`);
   let text: string;
   try {
     text = readFileSync(arg, 'utf8');

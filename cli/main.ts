@@ -4,18 +4,24 @@
 import { checkCommand, replayCommand } from './check.js';
 import { EXIT, UsageError } from './errors.js';
 import { layoutCommand } from './layout.js';
+import { serveCommand } from './serve.js';
 
 const USAGE = `usage: nvmx-conformance <command> [options]
 
 commands:
-  check   [--target reference] [--profile P] [--runs N] [--seed S] [--report DIR]
+  check   [--target T] [--profile P] [--runs N] [--seed S] [--report DIR]
+          [--target-timeout 10s] [--target-shell] [--target-package TEXT]
           run every property against a target; writes DIR/report.json and DIR/junit.xml
+          T: reference (default), exec:"<command line>" (nvmx-target/1 on stdin/stdout; split
+          into argv without a shell unless --target-shell) or linux:<kernel source tree>
   replay  <property-id> --seed S --path P [--profile P] [--target T] [--report DIR]
           re-run one failure exactly, from the seed and path a failure printed
-  layout show <profile|file.json> [--json] [--structure vmcs12]
+  layout show <profile|file.json|linux:TREE> [--json] [--structure vmcs12]
   layout diff <OLD> <NEW> [--json] [--all]
-          OLD and NEW are profiles (linux-4.18, linux-4.19, linux-5.8, linux-6.1, linux-6.12) or
-          nvmx-layout/1 files; exit 0 compatible, 1 incompatible
+          OLD and NEW are profiles (linux-4.18, linux-4.19, linux-5.8, linux-6.1, linux-6.12),
+          nvmx-layout/1 files or linux:<kernel tree>; exit 0 compatible, 1 incompatible
+  serve   [--profile P]
+          the reference model as an nvmx-target/1 process on stdin/stdout (targets/PROTOCOL.md)
 
 exit codes: 0 ok, 1 failure, 2 usage or input error, 3 target error, 4 internal error`;
 
@@ -23,6 +29,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number> | number> = {
   check: checkCommand,
   replay: replayCommand,
   layout: layoutCommand,
+  serve: serveCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

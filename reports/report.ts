@@ -16,10 +16,20 @@ export interface PropertyRecord {
   [k: string]: unknown;
 }
 
+/** What a target said about itself (hello), and the package it came from when the run was told. */
+export interface TargetIdentityRecord {
+  name?: string;
+  version?: string;
+  /** the profile a process target claims in its hello (properties compare against it) */
+  claimedProfile?: string;
+  /** e.g. "linux-source-6.12 6.12.117-1~deb12u1" (check --target-package) */
+  package?: string;
+}
+
 export interface Report {
   format: 'nvmx-report/1';
   tool: { name: 'nvmx-conformance'; version: string };
-  target: { spec: string; profile: string; name?: string; version?: string };
+  target: { spec: string; profile: string } & TargetIdentityRecord;
   run: { seed: number; runs: number | null; startedAt: string; finishedAt: string; complete: boolean; host: string; node: string };
   properties: PropertyRecord[];
   summary: { pass: number; fail: number; unsupported: number; error: number };
@@ -40,7 +50,7 @@ export function propertyRecord(def: PropertyDef, o: PropertyOutcome, run: RunIde
 
 export function buildReport(a: {
   run: RunIdentity & { seed: number; runs?: number };
-  targetIdentity?: { name: string; version: string };
+  targetIdentity?: TargetIdentityRecord;
   records: PropertyRecord[];
   expected: number;
   startedAt: Date;

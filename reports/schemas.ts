@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 
-export type SchemaName = 'report' | 'layout' | 'layout-diff';
+export type SchemaName = 'report' | 'layout' | 'layout-diff' | 'target-protocol';
 
 /** The package root: where package.json is, from source (tests) or from dist/ (the bin). */
 export function packageRoot(): string {
@@ -24,13 +24,26 @@ export const schemaPath = (name: SchemaName): string => join(packageRoot(), 'rep
 const ajv = new Ajv2020.default({ allErrors: true, strict: true, strictRequired: false });
 const validators = new Map<SchemaName, ValidateFunction>();
 
+/** Schemas another one refers to by $id, loaded first. */
+const DEPENDS: Partial<Record<SchemaName, SchemaName[]>> = { 'target-protocol': ['layout'] };
+
 function validator(name: SchemaName): ValidateFunction {
   let v = validators.get(name);
   if (!v) {
+    for (const dep of DEPENDS[name] ?? []) validator(dep);
     v = ajv.compile(JSON.parse(readFileSync(schemaPath(name), 'utf8')));
     validators.set(name, v);
   }
   return v;
+}
+
+/** Like validate, against one of the schema's $defs (e.g. the protocol's "hello"). */
+export function validateDef(name: SchemaName, def: string, data: unknown): string[] {
+  const id = (validator(name).schema as { $id: string }).$id;
+  const v = ajv.getSchema(`${id}#/$defs/${def}`);
+  if (!v) throw new Error(`schema ${name} has no $defs/${def}`);
+  if (v(data)) return [];
+  return describe(v.errors ?? []);
 }
 
 /** Problems as "JSON pointer: message", most specific first; [] when valid. */
