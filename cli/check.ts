@@ -14,7 +14,7 @@ import { openTarget, targetSpecProblem } from '../targets/resolve.js';
 import { TargetStartError } from '../targets/exec.js';
 import { NotAKernelTree } from '../targets/linux/generate.js';
 import type { TargetIdentityRecord } from '../reports/report.js';
-import { DEFAULT_PROFILE } from '../model/profiles.js';
+import { DEFAULT_PROFILE, findProfile } from '../model/profiles.js';
 import { EXIT, UsageError } from './errors.js';
 import { intOption, parse } from './options.js';
 
@@ -90,6 +90,8 @@ async function run(params: RunParams, reportDir: string): Promise<number> {
   const problem = targetSpecProblem(params);
   if (problem) throw new UsageError(problem);
   const identity = await probeTarget(params);
+  // a process target claims its profile; properties and replay commands go by that claim
+  if (identity?.claimedProfile !== undefined && findProfile(identity.claimedProfile)) params = { ...params, profile: identity.claimedProfile };
   const dir = resolve(reportDir);
   try {
     mkdirSync(dir, { recursive: true });

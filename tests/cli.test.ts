@@ -62,7 +62,11 @@ describe('bad input: one line on stderr, exit 2, never a stack trace', () => {
     [['check', '--runs', 'many'], '--runs must be an integer'],
     [['check', '--bogus'], "Unknown option '--bogus'"],
     [['check', '--profile', 'linux-9.9'], 'unknown profile "linux-9.9"'],
-    [['check', '--target', 'exec:./vmm'], 'target kind "exec:" is not available'],
+    [['check', '--target', 'exec:'], 'exec: needs a command'],
+    [['check', '--target', 'exec:vmm "--x'], 'exec: command line: unterminated double quote'],
+    [['check', '--target', 'linux:/no/such/tree'], 'linux: no such directory: /no/such/tree'],
+    [['layout', 'show', `linux:${tmpdir()}`], 'not a kernel tree (no VERSION/PATCHLEVEL in its Makefile)'],
+    [['serve', '--profile', 'linux-9.9'], 'unknown profile "linux-9.9"'],
     [['replay', 'vmcs12.codec.round-trip', '--seed', '1', '--path', 'x'], '--path must look like'],
     [['replay', 'no.such', '--seed', '1', '--path', '1'], 'unknown property "no.such"'],
   ])('%j', (args, message) => {

@@ -19,6 +19,7 @@ type Failure = Extract<TargetResult<never>, { status: 'error' }>;
 const STDERR_LINES = 12;
 const QUOTE_CHARS = 300;
 const MAX_LINE = 64 * 1024 * 1024;
+const HELLO_MIN_MS = 10_000;
 
 /** A line quoted in a reason: long lines are cut, so a reason stays one readable line. */
 export const quote = (line: string): string => JSON.stringify(line.length > QUOTE_CHARS ? line.slice(0, QUOTE_CHARS) + '…' : line);
@@ -49,7 +50,9 @@ export class Connection {
     this.exited = new Promise((resolve) => this.child.once('close', () => resolve()));
     this.child.once('error', (e) => this.fail(`cannot run target: ${e.message}`));
     this.child.once('close', (code, signal) => {
-      if (!this.closing) this.fail(signal ? `target killed by signal ${signal}` : `target exited with code ${code}`);
+      if (this.closing) return;
+      const open = this.inflight ? ` while request ${this.inflight.map((p) => `${p.req.id} (${p.req.op})`).join(', ')} was open` : '';
+      this.fail((signal ? `target killed by signal ${signal}` : `target exited with code ${code}`) + open);
     });
     this.child.stdin!.on('error', () => {}); // EPIPE after a crash: the close handler reports it
     this.child.stdout!.setEncoding('utf8');
@@ -58,12 +61,13 @@ export class Connection {
     this.child.stderr!.on('data', (chunk: string) => this.onStderr(chunk));
   }
 
-  /** Starts the process and waits for its hello (within the request timeout). */
+  /** Starts the process and waits for its hello: the request timeout, but at least 10 s (start-up is slower than an answer). */
   static async open(opts: LaunchOptions): Promise<{ conn: Connection; hello: HelloMessage } | { conn: Connection; failure: Failure }> {
     const conn = new Connection(opts);
     const first = await new Promise<HelloMessage | Failure>((resolve) => {
       conn.helloWaiter = resolve;
-      conn.arm(`no hello within ${opts.timeoutMs} ms`);
+      const ms = Math.max(opts.timeoutMs, HELLO_MIN_MS);
+      conn.arm(`no hello within ${ms} ms`, ms);
     });
     return 'status' in first ? { conn, failure: first } : { conn, hello: first };
   }
@@ -100,9 +104,9 @@ export class Connection {
     this.arm(`no answer within ${this.opts.timeoutMs} ms to request ${batch.map((p) => p.req.id).join(', ')} (${ops})`);
   }
 
-  private arm(reason: string): void {
+  private arm(reason: string, ms = this.opts.timeoutMs): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.fail(reason), this.opts.timeoutMs);
+    this.timer = setTimeout(() => this.fail(reason), ms);
   }
 
   private onData(chunk: string): void {
