@@ -87,7 +87,15 @@ export function extractLine(r: TreeReader, file: string, re: RegExp, what: strin
 
 /** A `static inline` (or plain) function definition by name. */
 export function extractFunction(r: TreeReader, file: string, name: string): Found<Piece> {
-  return extractBraced(r, file, new RegExp(`^(?:static\\s+)?(?:inline\\s+)?[\\w \\t*]+\\b${name}\\s*\\([^)]*\\)\\s*\\{`, 'm'), `function ${name}()`);
+  return extractBraced(r, file, new RegExp(`^\\w[\\w \\t*]*\\b${name}\\s*\\([^)]*\\)\\s*\\{`, 'm'), `function ${name}()`);
+}
+
+/** Every `#define` whose name matches `name` (continuations included), in file order. */
+export function extractDefines(r: TreeReader, file: string, name: RegExp, what: string): Found<Piece> {
+  const text = r.read(file);
+  if (text === null) return { ok: false, missing: `${file} does not exist (needed for ${what})` };
+  const defs = [...text.matchAll(/^[ \t]*#[ \t]*define[ \t]+(\w+)(?:[^\n]*\\\n)*[^\n]*/gm)].filter((m) => name.test(m[1]!)).map((m) => m[0]);
+  return defs.length ? { ok: true, value: { file, text: defs.join('\n') } } : { ok: false, missing: `${file} has no ${what}` };
 }
 
 /** Every match of `re` in a file, as capture groups (e.g. the CHECK_OFFSET lines). */

@@ -5,7 +5,7 @@
 import { findProfile } from '../../model/profiles.js';
 import type { Group } from '../target.js';
 import { PROTOCOL, type HelloMessage } from '../protocol/wire.js';
-import { extractBraced, extractDefine, extractFunction, extractLine, matchAll, PieceSet, TreeReader, type Piece } from './extract.js';
+import { extractBraced, extractDefine, extractDefines, extractFunction, extractLine, matchAll, PieceSet, TreeReader, type Piece } from './extract.js';
 
 export const VMX_DIR = 'arch/x86/kvm/vmx';
 const VMCS_H = `${VMX_DIR}/vmcs.h`;
@@ -13,6 +13,9 @@ const VMCS12_H = `${VMX_DIR}/vmcs12.h`;
 const VMCS12_C = `${VMX_DIR}/vmcs12.c`;
 const ASM_VMX_H = 'arch/x86/include/asm/vmx.h';
 const UAPI_KVM_H = 'arch/x86/include/uapi/asm/kvm.h';
+const VMXFEATURES_H = 'arch/x86/include/asm/vmxfeatures.h';
+const MSR_INDEX_H = 'arch/x86/include/asm/msr-index.h';
+const HV_TLFS_H = 'arch/x86/include/asm/hyperv-tlfs.h';
 
 export interface Generated {
   readonly header: string;
@@ -33,7 +36,11 @@ typedef int8_t s8; typedef int16_t s16; typedef int32_t s32; typedef int64_t s64
 #define __packed __attribute__((packed))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define array_index_nospec(index, size) (index)
-#define WARN_ON_ONCE(cond) (!!(cond))
+/* a failed consistency check (CC) or warning is remembered: it names the rule that failed */
+static const char *nvmx_failed_check;
+static inline bool nvmx_check(bool failed, const char *what) { if (failed) nvmx_failed_check = what; return failed; }
+#define WARN_ON_ONCE(cond) nvmx_check(!!(cond), #cond)
+#define CC(cond) nvmx_check((cond), #cond)
 #define BIT(n) (1UL << (n))
 #define BIT_ULL(n) (1ULL << (n))
 #define GENMASK(h, l) (((~0UL) << (l)) & (~0UL >> (63 - (h))))
@@ -91,7 +98,47 @@ function membersOf(struct: Piece): { members: Member[] } | { missing: string } {
 
 const cString = (s: string): string => '"' + s.replace(/[\\"]/g, (c) => '\\' + c).replace(/[^\x20-\x7e]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`) + '"';
 
-export function generate(root: string): Generated {
+const MSR_FILTER_SHIMS = `/* the Hyper-V vCPU state the filter reads: only the guest's CPUID 0x4000000A.EBX (ours) */
+struct kvm_vcpu_hv { struct { u32 nested_ebx; } cpuid_cache; };
+struct kvm_vcpu { struct kvm_vcpu_hv *hv; };
+static inline struct kvm_vcpu_hv *to_hv_vcpu(struct kvm_vcpu *vcpu) { return vcpu->hv; }
+`;
+
+/**
+ * Group msr-filter: nested_evmcs_filter_control_msr and nested_evmcs_check_controls over the
+ * EVMCS1_* masks. 6.1 keeps them in evmcs.c/evmcs.h (a deny-list), 6.12 in hyperv.c and
+ * hyperv_evmcs.h (an allow-list); the helper names say which.
+ */
+function msrFilterPieces(r: TreeReader): PieceSet {
+  const set = new PieceSet();
+  const file = [`${VMX_DIR}/hyperv.c`, `${VMX_DIR}/evmcs.c`].find((f) => r.read(f)?.includes('nested_evmcs_filter_control_msr('));
+  const masks = r.firstOf([`${VMX_DIR}/hyperv_evmcs.h`, `${VMX_DIR}/evmcs.h`]);
+  if (!file) return set.add({ ok: false, missing: `neither ${VMX_DIR}/hyperv.c nor ${VMX_DIR}/evmcs.c defines nested_evmcs_filter_control_msr` });
+  if (!masks) return set.add({ ok: false, missing: `neither ${VMX_DIR}/hyperv_evmcs.h nor ${VMX_DIR}/evmcs.h exists (EVMCS1_* masks)` });
+  const kind = /\bevmcs_get_supported_ctls\s*\(/.test(r.read(file)!) ? 'supported' : 'unsupported';
+  return set
+    .add(extractDefines(r, VMXFEATURES_H, /^(VMX_FEATURE_\w+|NVMXINTS)$/, 'VMX_FEATURE_* bits'))
+    .add(extractDefines(r, ASM_VMX_H, /^(VMCS_CONTROL_BIT|VMFUNC_CONTROL_BIT|PIN_BASED_|CPU_BASED_|SECONDARY_EXEC_|TERTIARY_EXEC_|VM_EXIT_|VM_ENTRY_|VMX_VMFUNC_)/, 'VMX control bit #defines'))
+    .add(extractDefines(r, MSR_INDEX_H, /^MSR_IA32_VMX_/, 'MSR_IA32_VMX_* indexes'))
+    .add(extractDefine(r, HV_TLFS_H, 'HV_X64_NESTED_EVMCS1_PERF_GLOBAL_CTRL'))
+    .add(extractDefines(r, masks, /^EVMCS1_/, 'EVMCS1_* masks'))
+    .add({ ok: true, value: { file: '(shims)', text: MSR_FILTER_SHIMS } })
+    .add(extractBraced(r, file, /^enum\s+evmcs_revision\s*\{/m, 'enum evmcs_revision'))
+    .add(extractBraced(r, file, /^enum\s+evmcs_ctrl_type\s*\{/m, 'enum evmcs_ctrl_type'))
+    .add(extractBraced(r, file, new RegExp(`^static\\s+const\\s+u32\\s+evmcs_${kind}_ctrls\\b[^=]*=\\s*\\{`, 'm'), `evmcs_${kind}_ctrls[][] table`))
+    .add(extractFunction(r, file, `evmcs_get_${kind}_ctls`))
+    .add(extractFunction(r, file, 'evmcs_has_perf_global_ctrl'))
+    .add(extractFunction(r, file, 'nested_evmcs_filter_control_msr'))
+    .add(extractFunction(r, file, 'nested_evmcs_is_valid_controls'))
+    .add(extractFunction(r, file, 'nested_evmcs_check_controls'));
+}
+
+export interface GenerateOptions {
+  /** groups to leave out, with the reason (e.g. what gcc said about their extracted code) */
+  readonly drop?: Partial<Record<Group, string>>;
+}
+
+export function generate(root: string, opts: GenerateOptions = {}): Generated {
   const r = new TreeReader(root);
   const version = kernelVersion(r);
   const profile = profileFor(version.major, version.minor);
@@ -131,18 +178,22 @@ export function generate(root: string): Generated {
     .add(extractFunction(r, VMCS12_H, 'vmcs12_read_any'))
     .add(extractFunction(r, VMCS12_H, 'vmcs12_write_any'));
   if (layout.missing) access.missing ??= `needs the layout group: ${layout.missing}`;
+  const filter = msrFilterPieces(r);
+  if (layout.missing) filter.missing ??= `needs struct vmcs12: ${layout.missing}`;
+  for (const [g, set] of [['layout', layout], ['vmcs12-access', access], ['msr-filter', filter]] as const) if (opts.drop?.[g]) set.missing ??= opts.drop[g]!;
 
   const groups: Group[] = [];
   const unsupported: Partial<Record<Group, string>> = {
     'layout-revisions': `the kernel reads one vmcs12 revision only (VMCS12_REVISION in ${VMCS12_H})`,
-    'evmcs-sync': `copy_enlightened_to_vmcs12/copy_vmcs12_to_enlightened are not extracted: they take struct vcpu_vmx and Hyper-V vCPU state (${evmcsFile(r)}), which user-space shims cannot stand in for faithfully`,
-    'msr-filter': `nested_evmcs_filter_control_msr and nested_evmcs_check_controls are not extracted in this version (${evmcsFile(r)})`,
+    'evmcs-sync': `copy_enlightened_to_vmcs12/copy_vmcs12_to_enlightened in ${VMX_DIR}/nested.c are not extracted: they work on struct vcpu_vmx (cached vmcs12, mapped eVMCS, Hyper-V vCPU state; 6.12 also CONFIG_KVM_HYPERV and force_msr_bitmap_recalc), which shims could only imitate, not reproduce`,
     'nested-state': 'KVM_GET/SET_NESTED_STATE needs a live KVM, not user-space code',
   };
   if (layout.missing) unsupported.layout = layout.missing;
   else groups.push('layout');
   if (access.missing) unsupported['vmcs12-access'] = access.missing;
   else groups.push('vmcs12-access');
+  if (filter.missing) unsupported['msr-filter'] = filter.missing;
+  else groups.push('msr-filter');
 
   const hello: HelloMessage = { type: 'hello', protocol: PROTOCOL, name: `linux ${version.text}`, version: version.text, profile, groups, unsupported: unsupported as Record<string, string> };
   const out: string[] = [SHIMS];
@@ -163,13 +214,10 @@ export function generate(root: string): Generated {
     out.push(`#define NVMX_VMCS_FIELD_NAMES \\\n\t${fieldNames.map((n) => `{ ${cString(n)}, ${n} }`).join(', \\\n\t')}`);
   }
   if (!access.missing) for (const p of access.pieces) emit(p);
-  out.push(`#define NVMX_HAVE_LAYOUT ${layout.missing ? 0 : 1}`, `#define NVMX_HAVE_ACCESS ${access.missing ? 0 : 1}`);
+  if (!filter.missing) for (const p of filter.pieces) emit(p);
+  out.push(`#define NVMX_HAVE_LAYOUT ${layout.missing ? 0 : 1}`, `#define NVMX_HAVE_ACCESS ${access.missing ? 0 : 1}`, `#define NVMX_HAVE_MSR_FILTER ${filter.missing ? 0 : 1}`);
   for (const [g, macro] of [['layout', 'LAYOUT'], ['vmcs12-access', 'ACCESS'], ['evmcs-sync', 'EVMCS_SYNC'], ['msr-filter', 'MSR_FILTER']] as const)
     out.push(`#define NVMX_UNSUPPORTED_${macro} ${cString(unsupported[g] ?? '')}`);
   out.push(`#define NVMX_HELLO ${cString(JSON.stringify(hello))}`);
   return { header: out.join('\n') + '\n', hello, kernelVersion: version.text };
-}
-
-function evmcsFile(r: TreeReader): string {
-  return r.firstOf([`${VMX_DIR}/hyperv.c`, `${VMX_DIR}/evmcs.c`]) ?? `neither ${VMX_DIR}/hyperv.c nor ${VMX_DIR}/evmcs.c exists`;
 }

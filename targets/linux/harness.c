@@ -31,7 +31,6 @@ static int bad;
 static J *jnew(char type)
 {
 	if (nnodes == capnodes) {
-		/* indexes, not pointers, survive realloc: callers only hold the node they just made */
 		fprintf(stderr, "harness: JSON too large\n");
 		bad = 1;
 		return NULL;
@@ -390,6 +389,63 @@ static void answer_access(unsigned long long id, J *args)
 }
 #endif
 
+/* ---- group msr-filter: nested_evmcs_filter_control_msr and nested_evmcs_check_controls ---- */
+
+#if NVMX_HAVE_MSR_FILTER
+static void answer_filter(unsigned long long id, J *args)
+{
+	J *msrs = get(args, "msrs");
+	struct kvm_vcpu_hv hv = { 0 };
+	struct kvm_vcpu vcpu = { &hv };
+	if (!msrs || msrs->type != 'a') {
+		answer_error(id, "filter-vmx-msrs: bad msrs");
+		return;
+	}
+	hv.cpuid_cache.nested_ebx = (u32)num(get(args, "hvNestedEbx"));
+	putf("{\"id\":%llu,\"status\":\"ok\",\"value\":[", id);
+	for (J *m = msrs->child; m; m = m->next) {
+		u64 value = (u64)num(get(m, "value"));
+		nested_evmcs_filter_control_msr(&vcpu, (u32)num(get(m, "index")), &value);
+		putf("%s\"0x%llx\"", m == msrs->child ? "" : ",", (unsigned long long)value);
+	}
+	puts_("]}");
+}
+
+static void answer_check_controls(unsigned long long id, J *args)
+{
+	static unsigned char vmcs12[8192] __attribute__((aligned(64)));
+	const char *field;
+	int r;
+	memset(vmcs12, 0, sizeof(vmcs12));
+	if (read_hex_bytes(get(args, "vmcs12"), vmcs12, 4096) < 0) {
+		answer_error(id, "evmcs-check-controls: bad vmcs12");
+		return;
+	}
+	nvmx_failed_check = NULL;
+	r = nested_evmcs_check_controls((struct vmcs12 *)vmcs12);
+	if (r == 0) {
+		putf("{\"id\":%llu,\"status\":\"ok\",\"value\":{\"ok\":true}}", id);
+		return;
+	}
+	if (r != -EINVAL) {
+		answer_error(id, "nested_evmcs_check_controls returned neither 0 nor -EINVAL");
+		return;
+	}
+	/* the rule is the vmcs12 field the failed check read */
+	field = nvmx_failed_check ? strstr(nvmx_failed_check, "vmcs12->") : NULL;
+	putf("{\"id\":%llu,\"status\":\"ok\",\"value\":{\"ok\":false,\"errno\":\"EINVAL\",\"rule\":", id);
+	if (field) {
+		char name[64];
+		size_t n = strspn(field + 8, "abcdefghijklmnopqrstuvwxyz0123456789_");
+		snprintf(name, sizeof(name), "%.*s", (int)(n < 63 ? n : 63), field + 8);
+		put_json_string(name);
+	} else {
+		put_json_string(nvmx_failed_check ? nvmx_failed_check : "(no check recorded)");
+	}
+	puts_("}}");
+}
+#endif
+
 static void answer_one(J *req)
 {
 	unsigned long long id = num(get(req, "id"));
@@ -411,7 +467,14 @@ static void answer_one(J *req)
 	} else if (!strcmp(name, "evmcs-to-vmcs12") || !strcmp(name, "vmcs12-to-evmcs")) {
 		answer_unsupported(id, NVMX_UNSUPPORTED_EVMCS_SYNC);
 	} else if (!strcmp(name, "filter-vmx-msrs") || !strcmp(name, "evmcs-check-controls")) {
+#if NVMX_HAVE_MSR_FILTER
+		if (name[0] == 'f')
+			answer_filter(id, args);
+		else
+			answer_check_controls(id, args);
+#else
 		answer_unsupported(id, NVMX_UNSUPPORTED_MSR_FILTER);
+#endif
 	} else if (!strcmp(name, "read-revisions")) {
 		answer_unsupported(id, "the kernel reads one vmcs12 revision only");
 	} else {
