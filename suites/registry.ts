@@ -3,6 +3,7 @@ import type { PropertyDef } from './harness.js';
 import { layoutDiffSuite } from './layout-diff.js';
 import { oldRevisionSuite } from './old-revision-readability.js';
 import { vmcs12RoundTrip } from './vmcs12-round-trip.js';
+import { evmcsFilterSuite } from './evmcs-filter.js';
 
 export interface Suite {
   /** also the name of its vitest entry file: suites/vitest/<name>.suite.ts */
@@ -14,6 +15,7 @@ export const SUITES: readonly Suite[] = [
   { name: 'vmcs12-round-trip', properties: vmcs12RoundTrip },
   { name: 'layout-diff', properties: layoutDiffSuite },
   { name: 'old-revision-readability', properties: oldRevisionSuite },
+  { name: 'evmcs-filter', properties: evmcsFilterSuite },
 ];
 
 export const ALL_PROPERTIES: readonly PropertyDef[] = SUITES.flatMap((s) => s.properties);

@@ -82,10 +82,11 @@ test('check writes a schema-valid report and JUnit with the seed as a property',
   const dir = tmp();
   const r = cli('check', '--runs', '20', '--seed', '11', '--report', dir);
   expect(r.code).toBe(0);
-  expect(r.out).toContain('verdict: compatible');
+  // the reference has no eVMCS filter model yet: those two properties are unsupported, so unknown
+  expect(r.out).toContain('verdict: unknown');
   const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
   expect(validate('report', report)).toEqual([]);
-  expect(report.summary).toEqual({ pass: 6, fail: 0, unsupported: 0, error: 0 });
+  expect(report.summary).toEqual({ pass: 7, fail: 0, unsupported: 2, error: 0 });
   expect(report.run).toMatchObject({ seed: 11, runs: 20, complete: true });
   const junit = readFileSync(join(dir, 'junit.xml'), 'utf8');
   expect(junit).toContain('name="vmcs12.codec.round-trip"');
