@@ -22,26 +22,41 @@ export function packageRoot(): string {
 export const schemaPath = (name: SchemaName): string => join(packageRoot(), 'reports', 'schema', `${name}.schema.json`);
 
 const ajv = new Ajv2020.default({ allErrors: true, strict: true, strictRequired: false });
+// protocol messages are checked on every request: a validator that stops at the first error
+// answers the common (valid) case several times faster; the thorough one explains a failure
+const fastAjv = new Ajv2020.default({ allErrors: false, strict: true, strictRequired: false });
 const validators = new Map<SchemaName, ValidateFunction>();
+const fastValidators = new Map<string, ValidateFunction>();
 
 /** Schemas another one refers to by $id, loaded first. */
 const DEPENDS: Partial<Record<SchemaName, SchemaName[]>> = { 'target-protocol': ['layout'] };
+
+const schemaText = (name: SchemaName): object => JSON.parse(readFileSync(schemaPath(name), 'utf8'));
 
 function validator(name: SchemaName): ValidateFunction {
   let v = validators.get(name);
   if (!v) {
     for (const dep of DEPENDS[name] ?? []) validator(dep);
-    v = ajv.compile(JSON.parse(readFileSync(schemaPath(name), 'utf8')));
+    v = ajv.compile(schemaText(name));
     validators.set(name, v);
   }
   return v;
 }
 
+function defValidator(instance: typeof ajv, name: SchemaName, def: string): ValidateFunction {
+  if (!instance.getSchema((validator(name).schema as { $id: string }).$id)) for (const n of [...(DEPENDS[name] ?? []), name]) instance.addSchema(schemaText(n));
+  const v = instance.getSchema(`${(validator(name).schema as { $id: string }).$id}#/$defs/${def}`);
+  if (!v) throw new Error(`schema ${name} has no $defs/${def}`);
+  return v;
+}
+
 /** Like validate, against one of the schema's $defs (e.g. the protocol's "hello"). */
 export function validateDef(name: SchemaName, def: string, data: unknown): string[] {
-  const id = (validator(name).schema as { $id: string }).$id;
-  const v = ajv.getSchema(`${id}#/$defs/${def}`);
-  if (!v) throw new Error(`schema ${name} has no $defs/${def}`);
+  const key = `${name}#${def}`;
+  let fast = fastValidators.get(key);
+  if (!fast) fastValidators.set(key, (fast = defValidator(fastAjv, name, def)));
+  if (fast(data)) return [];
+  const v = defValidator(ajv, name, def);
   if (v(data)) return [];
   return describe(v.errors ?? []);
 }

@@ -99,7 +99,7 @@ export class Connection {
     this.queued = [];
     this.inflight = batch;
     const line = batch.length === 1 ? JSON.stringify(batch[0]!.req) : JSON.stringify({ batch: batch.map((p) => p.req) });
-    this.child.stdin!.write(line + '\n');
+    this.child.stdin!.write(Buffer.from(line + '\n')); // one copy to UTF-8, then a plain buffer write
     const ops = [...new Set(batch.map((p) => p.req.op))].join(', ');
     this.arm(`no answer within ${this.opts.timeoutMs} ms to request ${batch.map((p) => p.req.id).join(', ')} (${ops})`);
   }

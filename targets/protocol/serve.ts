@@ -55,6 +55,6 @@ export async function serveTarget(target: Target, input: Readable, output: Writa
       'batch' in (msg as object)
         ? { batch: await Promise.all((msg as { batch: WireRequest[] }).batch.map((r) => answer(target, r))) }
         : await answer(target, msg as WireRequest);
-    output.write(JSON.stringify(out) + '\n');
+    output.write(Buffer.from(JSON.stringify(out) + '\n'));
   }
 }
