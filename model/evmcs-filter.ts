@@ -25,7 +25,21 @@ export interface FilterFacts {
   readonly checks: readonly ControlRule[];
 }
 
-const msr = (index: number, name: string, half: 'high' | 'low', without: number, withPerf = without): FilteredMsr => ({ index, name, half, keep: [without, withPerf] });
+const MSR_NAMES: Readonly<Record<number, string>> = {
+  0x481: 'MSR_IA32_VMX_PINBASED_CTLS',
+  0x482: 'MSR_IA32_VMX_PROCBASED_CTLS',
+  0x483: 'MSR_IA32_VMX_EXIT_CTLS',
+  0x484: 'MSR_IA32_VMX_ENTRY_CTLS',
+  0x48b: 'MSR_IA32_VMX_PROCBASED_CTLS2',
+  0x48d: 'MSR_IA32_VMX_TRUE_PINBASED_CTLS',
+  0x48e: 'MSR_IA32_VMX_TRUE_PROCBASED_CTLS',
+  0x48f: 'MSR_IA32_VMX_TRUE_EXIT_CTLS',
+  0x490: 'MSR_IA32_VMX_TRUE_ENTRY_CTLS',
+  0x491: 'MSR_IA32_VMX_VMFUNC',
+};
+/** A filtered MSR and its TRUE_ twin (same masks), or one MSR when there is no twin. */
+const msrs = (indexes: readonly number[], half: 'high' | 'low', without: number, withPerf = without): FilteredMsr[] =>
+  indexes.map((index) => ({ index, name: MSR_NAMES[index]!, half, keep: [without, withPerf] }));
 const rule = (field: string, allowed: bigint): ControlRule => ({ field, allowed });
 const U32 = 0xffffffffn;
 /** vm_function_control: bits 63:32 fail first (a WARN), then the 32-bit mask applies */
@@ -34,14 +48,11 @@ const vmfunc = (allowed32: bigint) => [rule('vm_function_control', U32), rule('v
 const LINUX_6_1: FilterFacts = {
   // deny-list: EVMCS1_UNSUPPORTED_* bits are cleared
   msrs: [
-    msr(0x481, 'MSR_IA32_VMX_PINBASED_CTLS', 'high', 0xffffff3f),
-    msr(0x483, 'MSR_IA32_VMX_EXIT_CTLS', 'high', 0xffbfefff, 0xffbfffff),
-    msr(0x484, 'MSR_IA32_VMX_ENTRY_CTLS', 'high', 0xffffdfff, 0xffffffff),
-    msr(0x48b, 'MSR_IA32_VMX_PROCBASED_CTLS2', 'high', 0xfdfd98fe),
-    msr(0x48d, 'MSR_IA32_VMX_TRUE_PINBASED_CTLS', 'high', 0xffffff3f),
-    msr(0x48f, 'MSR_IA32_VMX_TRUE_EXIT_CTLS', 'high', 0xffbfefff, 0xffbfffff),
-    msr(0x490, 'MSR_IA32_VMX_TRUE_ENTRY_CTLS', 'high', 0xffffdfff, 0xffffffff),
-    msr(0x491, 'MSR_IA32_VMX_VMFUNC', 'low', 0xfffffffe),
+    ...msrs([0x481, 0x48d], 'high', 0xffffff3f),
+    ...msrs([0x483, 0x48f], 'high', 0xffbfefff, 0xffbfffff),
+    ...msrs([0x484, 0x490], 'high', 0xffffdfff, 0xffffffff),
+    ...msrs([0x48b], 'high', 0xfdfd98fe),
+    ...msrs([0x491], 'low', 0xfffffffe),
   ],
   checks: [
     rule('pin_based_vm_exec_control', U32 & ~0xc0n),
@@ -55,16 +66,12 @@ const LINUX_6_1: FilterFacts = {
 const LINUX_6_12: FilterFacts = {
   // allow-list: only EVMCS1_SUPPORTED_* bits are kept; the primary controls are filtered too
   msrs: [
-    msr(0x481, 'MSR_IA32_VMX_PINBASED_CTLS', 'high', 0x0000003f),
-    msr(0x482, 'MSR_IA32_VMX_PROCBASED_CTLS', 'high', 0xfff9fffe),
-    msr(0x483, 'MSR_IA32_VMX_EXIT_CTLS', 'high', 0x03bfefff, 0x03bfffff),
-    msr(0x484, 'MSR_IA32_VMX_ENTRY_CTLS', 'high', 0x0007d3ff, 0x0007f3ff),
-    msr(0x48b, 'MSR_IA32_VMX_PROCBASED_CTLS2', 'high', 0xc51998fe),
-    msr(0x48d, 'MSR_IA32_VMX_TRUE_PINBASED_CTLS', 'high', 0x0000003f),
-    msr(0x48e, 'MSR_IA32_VMX_TRUE_PROCBASED_CTLS', 'high', 0xfff9fffe),
-    msr(0x48f, 'MSR_IA32_VMX_TRUE_EXIT_CTLS', 'high', 0x03bfefff, 0x03bfffff),
-    msr(0x490, 'MSR_IA32_VMX_TRUE_ENTRY_CTLS', 'high', 0x0007d3ff, 0x0007f3ff),
-    msr(0x491, 'MSR_IA32_VMX_VMFUNC', 'low', 0),
+    ...msrs([0x481, 0x48d], 'high', 0x0000003f),
+    ...msrs([0x482, 0x48e], 'high', 0xfff9fffe),
+    ...msrs([0x483, 0x48f], 'high', 0x03bfefff, 0x03bfffff),
+    ...msrs([0x484, 0x490], 'high', 0x0007d3ff, 0x0007f3ff),
+    ...msrs([0x48b], 'high', 0xc51998fe),
+    ...msrs([0x491], 'low', 0),
   ],
   checks: [
     rule('pin_based_vm_exec_control', 0x3fn),
