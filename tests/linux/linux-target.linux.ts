@@ -143,6 +143,17 @@ describe('broken copies of the 6.12 tree are caught', () => {
     expect(r.prop('layout.target-matches-profile').verdict).toBe('pass');
   });
 
+  test('filter code gcc cannot compile: the rest still builds, msr-filter is unsupported with gcc\'s error', () => {
+    const tree = brokenCopy(treeOf('6.12'), 'arch/x86/kvm/vmx/hyperv.c', (t) => t.replace('ctl_high &= evmcs_get_supported_ctls(EVMCS_PINCTRL);', 'ctl_high &= evmcs_pin_mask_v2;'));
+    const r = check(tree);
+    expect(r.code).toBe(0);
+    const reason = r.prop('msr-filter.filter.matches-profile').reason!;
+    expect(r.prop('msr-filter.filter.matches-profile').verdict).toBe('unsupported');
+    expect(reason).toContain('gcc could not compile the extracted filter code');
+    expect(reason).toContain('evmcs_pin_mask_v2');
+    expect(r.prop('vmcs12.access.write-read').verdict).toBe('pass');
+  });
+
   test('a helper missing from vmcs12.h: vmcs12-access is unsupported and says which file lacks what', () => {
     const tree = brokenCopy(treeOf('6.12'), 'arch/x86/kvm/vmx/vmcs12.h', (t) => t.replace(/static inline void vmcs12_write_any\(/, 'static inline void vmcs12_store_any('));
     const r = check(tree);
