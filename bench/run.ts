@@ -8,6 +8,11 @@ import { anyStructRecord, structRecord } from '../generators/struct-record.js';
 import { runProperty } from '../suites/harness.js';
 import { findProperty } from '../suites/registry.js';
 import { referenceTarget } from '../targets/reference.js';
+import { openExecTarget } from '../targets/exec.js';
+import { openLinuxTarget } from '../targets/linux/target.js';
+import type { Target } from '../targets/target.js';
+import { packageRoot } from '../reports/schemas.js';
+import { join } from 'node:path';
 
 const layout = findProfile('linux-6.12')!.vmcs12;
 const codec = codecFor(layout);
@@ -55,16 +60,45 @@ const dense = rate('ours: dense records (PRNG fill), codec, word compare', N, ()
 const mixed = rate('ours: dense + sparse mix (what the suite runs)', N, () => fc.assert(ours(anyStructRecord(codec)), { numRuns: N, seed: 1 }));
 console.log(`speed-up over naive: dense ${(dense / base).toFixed(1)}x, mixed ${(mixed / base).toFixed(1)}x (naive generation floor ${Math.round(floor).toLocaleString('en-US')}/s)`);
 
-const target = referenceTarget();
-for (const id of ['vmcs12.codec.round-trip', 'vmcs12.access.write-read']) {
+async function propertyRate(target: Target, id: string, runs: number): Promise<number> {
   const def = findProperty(id)!;
-  const runs = id.includes('access') ? 500 : N;
-  await runProperty(def, target, { seed: 1, runs: 100 });
   const t0 = performance.now();
   const o = await runProperty(def, target, { seed: 1, runs });
-  const r = runs / ((performance.now() - t0) / 1000);
-  console.log(`${`suite property ${id} (async, via the target)`.padEnd(58)} ${Math.round(r).toLocaleString('en-US').padStart(9)} cases/s  [${o.verdict}]`);
+  if (o.verdict !== 'pass') throw new Error(`${id} did not pass: ${o.verdict}`);
+  return runs / ((performance.now() - t0) / 1000);
 }
+
+const line = (label: string, r: number, note = '') => console.log(`${label.padEnd(58)} ${Math.round(r).toLocaleString('en-US').padStart(9)} cases/s${note}`);
+
+/**
+ * Rates on a shared machine swing with other load: the contenders run in alternating rounds and
+ * each keeps its best round, so a ratio compares capabilities, not which one got unlucky.
+ */
+async function bestOf(rounds: number, contenders: Record<string, () => Promise<number>>): Promise<Record<string, number>> {
+  const best: Record<string, number> = {};
+  for (let i = 0; i < rounds; i++) for (const [k, f] of Object.entries(contenders)) best[k] = Math.max(best[k] ?? 0, await f());
+  return best;
+}
+
+const target = referenceTarget();
+line('suite property vmcs12.codec.round-trip (in process)', await propertyRate(target, 'vmcs12.codec.round-trip', N));
+// vmcs12.access.write-read: 356+ VMREAD/VMWRITEs per case, one vmcs12-access request per case
+const served = await openExecTarget({ argv: [process.execPath, join(packageRoot(), 'bin', 'nvmx-conformance.js'), 'serve'], shell: false, timeoutMs: 10_000 });
+const tree = process.env.NVMX_BENCH_LINUX_TREE;
+const linux = tree ? await openLinuxTarget(tree, { timeoutMs: 10_000 }) : undefined;
+const access = 'vmcs12.access.write-read';
+await propertyRate(target, access, 100);
+await propertyRate(served, access, 100);
+const best = await bestOf(5, {
+  inProcess: () => propertyRate(target, access, 500),
+  exec: () => propertyRate(served, access, 500),
+  ...(linux ? { linux: () => propertyRate(linux, access, 500) } : {}),
+});
+await served.close();
+await linux?.close();
+line(`suite property ${access} (in process)`, best.inProcess!);
+line(`  the same through exec:"nvmx-conformance serve"`, best.exec!, `  (${Math.round((best.exec! / best.inProcess!) * 100)}% of in-process; goal >= 50%)`);
+if (best.linux) line(`  the same through linux: (kernel 6.12 harness)`, best.linux, `  (${Math.round((best.linux / best.inProcess!) * 100)}% of in-process)`);
 
 // the malformed-blob run the nested-state issue asks for: 10^5 random blobs, zero exceptions
 {

@@ -11,8 +11,11 @@ import { exitCodeFor } from '../reports/verdict.js';
 import { loadWaivers, unmatchedWaiverWarnings, type WaiverEntry } from '../reports/waivers.js';
 import { REPORT_FILES, writeReportFiles } from '../reports/write.js';
 import { diffLayouts } from '../model/layout-diff.js';
-import { targetSpecProblem } from '../targets/resolve.js';
-import { DEFAULT_PROFILE } from '../model/profiles.js';
+import { openTarget, targetSpecProblem } from '../targets/resolve.js';
+import { TargetStartError } from '../targets/exec.js';
+import { NotAKernelTree } from '../targets/linux/generate.js';
+import type { TargetIdentityRecord } from '../reports/report.js';
+import { DEFAULT_PROFILE, findProfile } from '../model/profiles.js';
 import { EXIT, UsageError } from './errors.js';
 import { loadLayout } from './load-layout.js';
 import { intOption, parse } from './options.js';
@@ -24,7 +27,50 @@ const common = {
   profile: { type: 'string', default: DEFAULT_PROFILE },
   report: { type: 'string', default: 'reports/latest' },
   seed: { type: 'string' },
+  'target-timeout': { type: 'string' },
+  'target-shell': { type: 'boolean', default: false },
+  'target-package': { type: 'string' },
 } as const;
+
+type CommonValues = { 'target-timeout'?: string | undefined; 'target-shell'?: boolean | undefined; 'target-package'?: string | undefined };
+
+/** --target-timeout: seconds by default, or with an ms/s suffix (10, 2.5s, 500ms). */
+export function durationMs(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(v);
+  const ms = m ? Number(m[1]) * (m[2] === 'ms' ? 1 : 1000) : NaN;
+  if (!(ms >= 1 && ms <= 3_600_000)) throw new UsageError(`--target-timeout must be a duration between 1ms and 3600s (e.g. 10, 2.5s, 500ms), got "${v}"`);
+  return Math.round(ms);
+}
+
+function targetOptions(values: CommonValues): Pick<RunParams, 'targetTimeoutMs' | 'targetShell' | 'targetPackage'> {
+  const timeout = durationMs(values['target-timeout']);
+  return {
+    ...(timeout !== undefined ? { targetTimeoutMs: timeout } : {}),
+    ...(values['target-shell'] ? { targetShell: true } : {}),
+    ...(values['target-package'] !== undefined ? { targetPackage: values['target-package'] } : {}),
+  };
+}
+
+/**
+ * Opens a process target once before the run: a linux: harness gets built here rather than in
+ * every vitest worker, a command that cannot be started is bad input, and the report records what
+ * the target said it is. A target that starts but fails its hello is left to the run (error verdicts).
+ */
+async function probeTarget(params: RunParams): Promise<TargetIdentityRecord | undefined> {
+  if (params.target === 'reference') return params.targetPackage !== undefined ? { package: params.targetPackage } : undefined;
+  let target;
+  try {
+    target = await openTarget(params);
+  } catch (e) {
+    if (e instanceof NotAKernelTree) throw new UsageError(e.message);
+    if (e instanceof TargetStartError && /^cannot run target: spawn .* ENOENT/.test(e.message)) throw new UsageError(`${params.target}: ${e.message}`);
+    return params.targetPackage !== undefined ? { package: params.targetPackage } : undefined;
+  }
+  await target.close();
+  const { name, version, profile } = target.identity;
+  return { name, version, ...(profile !== undefined ? { claimedProfile: profile } : {}), ...(params.targetPackage !== undefined ? { package: params.targetPackage } : {}) };
+}
 
 interface CheckExtras {
   shard?: Shard;
@@ -51,7 +97,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     ...(values.waivers !== undefined ? { waivers: waiversOrThrow(values.waivers) } : {}),
     ...(values['layout-diff'] ? { layoutBaselines: values['layout-diff'] } : {}),
   };
-  return run({ target: values.target, profile: values.profile, seed, ...(runs !== undefined ? { runs } : {}) }, values.report, extras);
+  return run({ target: values.target, profile: values.profile, seed, ...(runs !== undefined ? { runs } : {}), ...targetOptions(values) }, values.report, extras);
 }
 
 export async function replayCommand(argv: string[]): Promise<number> {
@@ -63,7 +109,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
   if (seed === undefined || values.path === undefined) throw new UsageError('replay needs --seed and --path (from the failure report)');
   if (!/^\d+(:\d+)*$/.test(values.path)) throw new UsageError(`--path must look like 12:0:3, got "${values.path}"`);
   const replayPath = values['replay-path'];
-  return run({ target: values.target, profile: values.profile, seed, only: id, path: values.path, ...(replayPath !== undefined ? { replayPath } : {}) }, values.report, {});
+  return run({ target: values.target, profile: values.profile, seed, only: id, path: values.path, ...(replayPath !== undefined ? { replayPath } : {}), ...targetOptions(values) }, values.report, {});
 }
 
 function parseShard(spec: string): Shard {
@@ -86,7 +132,10 @@ async function run(params: RunParams, reportDir: string, extras: CheckExtras): P
   const problem = targetSpecProblem(params);
   if (problem) throw new UsageError(problem);
   // layout baselines are loaded before the run, so a bad one fails fast
-  const baselines = (extras.layoutBaselines ?? []).map((b) => loadLayout(b, 'vmcs12'));
+  const baselines = await Promise.all((extras.layoutBaselines ?? []).map((b) => loadLayout(b, 'vmcs12')));
+  const identity = await probeTarget(params);
+  // a process target claims its profile; properties and replay commands go by that claim
+  if (identity?.claimedProfile !== undefined && findProfile(identity.claimedProfile)) params = { ...params, profile: identity.claimedProfile };
   const dir = resolve(reportDir);
   try {
     mkdirSync(dir, { recursive: true });
@@ -125,10 +174,11 @@ async function run(params: RunParams, reportDir: string, extras: CheckExtras): P
   }
   for (const e of suiteRun.collector.moduleErrors) console.error(`nvmx-conformance: suite error: ${e}`);
   // the target's own layout equals its profile's (layout.target-matches-profile checks that)
-  const sections: Sections = baselines.length ? { layoutDiffs: baselines.map((b) => layoutDiffFinding(diffLayouts(b, loadLayout(params.profile, 'vmcs12')))) } : {};
+  const current = baselines.length ? await loadLayout(params.profile, 'vmcs12') : null;
+  const sections: Sections = current ? { layoutDiffs: baselines.map((b) => layoutDiffFinding(diffLayouts(b, current))) } : {};
   const report = buildReport({
     run: params,
-    targetIdentity: suiteRun.collector.target,
+    targetIdentity: { ...suiteRun.collector.target, ...identity },
     records,
     expected: wanted.map((p) => p.id),
     startedAt,

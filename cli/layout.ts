@@ -16,10 +16,10 @@ export async function layoutCommand(argv: string[]): Promise<number> {
   throw new UsageError(sub ? `unknown layout command "${sub}" (expected show or diff)` : 'layout needs show or diff');
 }
 
-function show(argv: string[]): number {
+async function show(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, opts, 1);
   if (!positionals[0]) throw new UsageError('layout show needs a profile or a descriptor file');
-  const layout = loadLayout(positionals[0], values.structure);
+  const layout = await loadLayout(positionals[0], values.structure);
   if (values.json) {
     console.log(JSON.stringify(toDescriptor(layout), null, 2));
     return EXIT.ok;
@@ -35,10 +35,10 @@ function show(argv: string[]): number {
   return EXIT.ok;
 }
 
-function diff(argv: string[]): number {
+async function diff(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, opts, 2);
   if (positionals.length !== 2) throw new UsageError('layout diff needs OLD and NEW (profiles or descriptor files)');
-  const d = diffLayouts(loadLayout(positionals[0]!, values.structure), loadLayout(positionals[1]!, values.structure));
+  const d = diffLayouts(await loadLayout(positionals[0]!, values.structure), await loadLayout(positionals[1]!, values.structure));
   if (values.json) {
     console.log(JSON.stringify(layoutDiffDocument(d), null, 2));
   } else printDiff(d, values.all);

@@ -8,6 +8,7 @@ import { layoutCommand } from './layout.js';
 import { nestedCommand } from './nested.js';
 import { matrixCommand } from './matrix.js';
 import { reportCommand } from './report.js';
+import { serveCommand } from './serve.js';
 
 const USAGE = `usage: nvmx-conformance <command> [options]
 
@@ -39,6 +40,19 @@ commands:
           run guest operations, then KVM_GET_NESTED_STATE
   matrix [--profiles A,B,…] [--scenarios X,Y,…] [--qemu-drops-vmx-flags] [--paths N] [--seed S] [--report DIR]
           the migration compatibility matrix: DIR/matrix.json and DIR/matrix.md
+  check   [--target T] [--profile P] [--runs N] [--seed S] [--report DIR]
+          [--target-timeout 10s] [--target-shell] [--target-package TEXT]
+          run every property against a target; writes DIR/report.json and DIR/junit.xml
+          T: reference (default), exec:"<command line>" (nvmx-target/1 on stdin/stdout; split
+          into argv without a shell unless --target-shell) or linux:<kernel source tree>
+  replay  <property-id> --seed S --path P [--profile P] [--target T] [--report DIR]
+          re-run one failure exactly, from the seed and path a failure printed
+  layout show <profile|file.json|linux:TREE> [--json] [--structure vmcs12]
+  layout diff <OLD> <NEW> [--json] [--all]
+          OLD and NEW are profiles (linux-4.18, linux-4.19, linux-5.8, linux-6.1, linux-6.12),
+          nvmx-layout/1 files or linux:<kernel tree>; exit 0 compatible, 1 incompatible
+  serve   [--profile P]
+          the reference model as an nvmx-target/1 process on stdin/stdout (targets/PROTOCOL.md)
 
 exit codes: 0 ok, 1 failure, 2 usage or input error, 3 target error or incomplete run,
             4 internal error, 130 interrupted`;
@@ -51,6 +65,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number> | number> = {
   nested: nestedCommand,
   matrix: matrixCommand,
   report: reportCommand,
+  serve: serveCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -26,6 +26,16 @@ export interface Finding {
   [k: string]: unknown;
 }
 
+/** What a target said about itself (hello), and the package it came from when the run was told. */
+export interface TargetIdentityRecord {
+  name?: string;
+  version?: string;
+  /** the profile a process target claims in its hello (properties compare against it) */
+  claimedProfile?: string;
+  /** e.g. "linux-source-6.12 6.12.117-1~deb12u1" (check --target-package) */
+  package?: string;
+}
+
 export interface PropertyRecord extends Finding {
   invariant: string;
   description?: string;
@@ -78,7 +88,7 @@ export interface RunInfo {
 export interface Report {
   format: 'nvmx-report/1';
   tool: { name: 'nvmx-conformance'; version: string };
-  target: { spec: string; profile: string; name?: string; version?: string };
+  target: { spec: string; profile: string } & TargetIdentityRecord;
   run: RunInfo;
   properties: PropertyRecord[];
   summary: Summary;
@@ -110,9 +120,11 @@ export function finalize(body: ReportBody): Report {
   return { ...body, summary, verdict, verdictReason: reason };
 }
 
+const definedOnly = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+
 export function buildReport(a: {
   run: RunIdentity & { seed: number; runs?: number };
-  targetIdentity?: { name: string; version: string } | undefined;
+  targetIdentity?: TargetIdentityRecord | undefined;
   records: PropertyRecord[];
   /** ids the run should have produced; any without a record makes the run incomplete */
   expected: readonly string[];
@@ -128,7 +140,7 @@ export function buildReport(a: {
   const body: ReportBody = {
     format: 'nvmx-report/1',
     tool: { name: 'nvmx-conformance', version: TOOL_VERSION },
-    target: { spec: a.run.target, profile: a.run.profile, ...(a.targetIdentity ? { name: a.targetIdentity.name, version: a.targetIdentity.version } : {}) },
+    target: { spec: a.run.target, profile: a.run.profile, ...definedOnly(a.targetIdentity ?? {}) },
     run: {
       seed: a.run.seed,
       seeds: [a.run.seed],

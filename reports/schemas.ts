@@ -6,9 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 
-export type SchemaName = 'report' | 'layout' | 'layout-diff' | 'waivers' | 'msrs' | 'vcpu' | 'guest-ops' | 'nested-spec' | 'matrix';
+export type SchemaName = 'report' | 'layout' | 'layout-diff' | 'waivers' | 'msrs' | 'vcpu' | 'guest-ops' | 'nested-spec' | 'matrix' | 'target-protocol';
 // every schema is registered with the one ajv instance, so the report can $ref layout-diff by $id
-const SCHEMA_NAMES: readonly SchemaName[] = ['report', 'layout', 'layout-diff', 'waivers', 'msrs', 'vcpu', 'guest-ops', 'nested-spec', 'matrix'];
+const SCHEMA_NAMES: readonly SchemaName[] = ['report', 'layout', 'layout-diff', 'waivers', 'msrs', 'vcpu', 'guest-ops', 'nested-spec', 'matrix', 'target-protocol'];
 
 /** The package root: where package.json is, from source (tests) or from dist/ (the bin). */
 export function packageRoot(): string {
@@ -24,7 +24,16 @@ export function packageRoot(): string {
 export const schemaPath = (name: SchemaName): string => join(packageRoot(), 'reports', 'schema', `${name}.schema.json`);
 
 const ajv = new Ajv2020.default({ allErrors: true, strict: true, strictRequired: false });
+// protocol messages are checked on every request: a validator that stops at the first error
+// answers the common (valid) case several times faster; the thorough one explains a failure
+const fastAjv = new Ajv2020.default({ allErrors: false, strict: true, strictRequired: false });
 const validators = new Map<SchemaName, ValidateFunction>();
+const fastValidators = new Map<string, ValidateFunction>();
+
+/** Schemas another one refers to by $id, loaded first. */
+const DEPENDS: Partial<Record<SchemaName, SchemaName[]>> = { 'target-protocol': ['layout', 'vcpu', 'guest-ops'] };
+
+const schemaText = (name: SchemaName): object => JSON.parse(readFileSync(schemaPath(name), 'utf8'));
 
 function validator(name: SchemaName): ValidateFunction {
   if (!validators.size) {
@@ -33,6 +42,24 @@ function validator(name: SchemaName): ValidateFunction {
     for (const [n, s] of schemas) validators.set(n, ajv.getSchema(s.$id)!);
   }
   return validators.get(name)!;
+}
+
+function defValidator(instance: typeof ajv, name: SchemaName, def: string): ValidateFunction {
+  if (!instance.getSchema((validator(name).schema as { $id: string }).$id)) for (const n of [...(DEPENDS[name] ?? []), name]) instance.addSchema(schemaText(n));
+  const v = instance.getSchema(`${(validator(name).schema as { $id: string }).$id}#/$defs/${def}`);
+  if (!v) throw new Error(`schema ${name} has no $defs/${def}`);
+  return v;
+}
+
+/** Like validate, against one of the schema's $defs (e.g. the protocol's "hello"). */
+export function validateDef(name: SchemaName, def: string, data: unknown): string[] {
+  const key = `${name}#${def}`;
+  let fast = fastValidators.get(key);
+  if (!fast) fastValidators.set(key, (fast = defValidator(fastAjv, name, def)));
+  if (fast(data)) return [];
+  const v = defValidator(ajv, name, def);
+  if (v(data)) return [];
+  return describe(v.errors ?? []);
 }
 
 /** Problems as "JSON pointer: message", most specific first; [] when valid. */

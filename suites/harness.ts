@@ -108,7 +108,14 @@ const MAX_INPUT_CHARS = 2000;
 
 export async function runProperty(def: PropertyDef, target: Target, opts: RunOptions, model: ModelDeps = MODEL_DEPS): Promise<PropertyOutcome> {
   const missing = def.groups.filter((g) => !target.groups.has(g));
-  if (missing.length) return { id: def.id, verdict: 'unsupported', reason: `unsupported by target ${target.identity.name}: needs ${missing.join(', ')}` };
+  if (missing.length) {
+    const why = missing.map((g) => target.unsupportedReasons?.[g]).filter(Boolean);
+    return { id: def.id, verdict: 'unsupported', reason: `unsupported by target ${target.identity.name}: needs ${missing.join(', ')}${why.length ? ` (${why.join('; ')})` : ''}` };
+  }
+  if (def.groups.length && target.beforeProperty) {
+    const ready = await target.beforeProperty();
+    if (ready.status !== 'ok') return stopOutcome(def.id, new TargetStop(ready));
+  }
   let prop: fc.IAsyncPropertyWithHooks<unknown>;
   try {
     prop = await def.build({ target, model, ...(opts.replayPath !== undefined ? { replayPath: opts.replayPath } : {}) });

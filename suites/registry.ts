@@ -10,6 +10,7 @@ import { nestedRoundTrip } from './nested-round-trip.js';
 import { evmcsFlagWhenActive } from './nested-evmcs-flag.js';
 import { nestedRestoreSuite } from './nested-restore.js';
 import { migrationSuite } from './migration.js';
+import { evmcsFilterSuite } from './evmcs-filter.js';
 
 export interface Suite {
   /** also the name of its vitest entry file: suites/vitest/<name>.suite.ts */
@@ -28,6 +29,7 @@ export const SUITES: readonly Suite[] = [
   { name: 'nested-evmcs-flag', properties: [evmcsFlagWhenActive] },
   { name: 'nested-restore', properties: nestedRestoreSuite },
   { name: 'migration', properties: migrationSuite },
+  { name: 'evmcs-filter', properties: evmcsFilterSuite },
 ];
 
 export const ALL_PROPERTIES: readonly PropertyDef[] = SUITES.flatMap((s) => s.properties);

@@ -8,6 +8,7 @@ import type { Vmcs12Op } from '../targets/target.js';
 import { anyStructRecord } from '../generators/struct-record.js';
 import { profileOf, targetVmcs12Layout } from './common.js';
 import { expectNoDiff, must, Violation, type PropertyDef } from './harness.js';
+import { accessMatchesProfile } from './vmcs12-differential.js';
 
 export const codecRoundTrip: PropertyDef = {
   id: 'vmcs12.codec.round-trip',
@@ -111,4 +112,4 @@ export const fieldAccess: PropertyDef = {
   },
 };
 
-export const vmcs12RoundTrip: readonly PropertyDef[] = [codecRoundTrip, fieldAccess];
+export const vmcs12RoundTrip: readonly PropertyDef[] = [codecRoundTrip, fieldAccess, accessMatchesProfile];

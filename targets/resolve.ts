@@ -1,24 +1,58 @@
-// Turns a --target argument into a target. Kinds not built yet are refused up front, by name.
+// Turns a --target argument into a target: `reference` (the model in process), `exec:<command>`
+// (a program speaking nvmx-target/1) or `linux:<tree>` (the kernel's own code, built from a tree).
+import { statSync } from 'node:fs';
 import { findProfile, profileNames } from '../model/profiles.js';
+import { openExecTarget, splitCommandLine } from './exec.js';
+import { openLinuxTarget } from './linux/target.js';
 import { referenceTarget } from './reference.js';
 import type { Target } from './target.js';
 
 export interface TargetSpec {
   readonly target: string;
   readonly profile: string;
+  /** per-request timeout of process targets */
+  readonly targetTimeoutMs?: number;
+  /** exec: hand the command line to /bin/sh instead of splitting it */
+  readonly targetShell?: boolean;
 }
+
+export const DEFAULT_TARGET_TIMEOUT_MS = 10_000;
 
 /** Checks a spec without starting anything; returns a one-line problem or null. */
 export function targetSpecProblem(spec: TargetSpec): string | null {
   if (!findProfile(spec.profile)) return `unknown profile "${spec.profile}" (known: ${profileNames().join(', ')})`;
   if (spec.target === 'reference') return null;
-  if (spec.target.startsWith('exec:') || spec.target.startsWith('linux:'))
-    return `target kind "${spec.target.split(':')[0]}:" is not available in this version (only "reference")`;
+  if (spec.target.startsWith('exec:')) {
+    const cmd = spec.target.slice(5);
+    if (!cmd.trim()) return 'exec: needs a command, e.g. exec:"./my-vmm --nvmx"';
+    if (spec.targetShell) return null;
+    try {
+      splitCommandLine(cmd);
+    } catch (e) {
+      return `exec: command line: ${(e as Error).message}`;
+    }
+    return null;
+  }
+  if (spec.target.startsWith('linux:')) {
+    const tree = spec.target.slice(6);
+    try {
+      if (!statSync(tree).isDirectory()) return `linux: ${tree} is not a directory`;
+    } catch {
+      return `linux: no such directory: ${tree}`;
+    }
+    return null;
+  }
   return `unknown target "${spec.target}" (expected reference, exec:<command> or linux:<tree>)`;
 }
 
 export async function openTarget(spec: TargetSpec): Promise<Target> {
   const problem = targetSpecProblem(spec);
   if (problem) throw new Error(problem);
+  const timeoutMs = spec.targetTimeoutMs ?? DEFAULT_TARGET_TIMEOUT_MS;
+  if (spec.target.startsWith('exec:')) {
+    const cmd = spec.target.slice(5);
+    return openExecTarget({ argv: spec.targetShell ? [cmd] : splitCommandLine(cmd), shell: spec.targetShell ?? false, timeoutMs });
+  }
+  if (spec.target.startsWith('linux:')) return openLinuxTarget(spec.target.slice(6), { timeoutMs });
   return referenceTarget({ profile: spec.profile });
 }

@@ -86,6 +86,10 @@ export interface SetAnswer {
 export interface Target {
   readonly identity: TargetIdentity;
   readonly groups: ReadonlySet<Group>;
+  /** why a group is missing, when the target knows (e.g. which kernel file lacked what) */
+  readonly unsupportedReasons?: Readonly<Partial<Record<Group, string>>>;
+  /** called before each property: a process target that broke restarts here (DESIGN §4) */
+  beforeProperty?(): Promise<TargetResult<null>>;
   /** group `layout`: the structure's layout descriptor */
   layout(structure: 'vmcs12' | 'evmcs'): Promise<TargetResult<LayoutDescriptor>>;
   /** group `vmcs12-access`: a batch of VMREAD/VMWRITEs on a copy of `page` */

@@ -6,7 +6,9 @@ import { diffLayouts } from '../model/layout-diff.js';
 import { layoutFromCatalog } from '../model/layout.js';
 import { VMCS12_FIELDS, VMCS12_MEMBERS } from '../model/catalog/vmcs12.js';
 import { member } from '../model/catalog/types.js';
-import { vmwrite, writeBytes } from '../model/vmcs12-access.js';
+import { readBytes, vmwrite, writeBytes } from '../model/vmcs12-access.js';
+import { failedControlRule, filterFactsFor, filterMsr } from '../model/evmcs-filter.js';
+import { ok, type Group, type Target } from '../targets/target.js';
 import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened } from '../model/evmcs.js';
 import { EVMCS_MEMBERS } from '../model/catalog/evmcs.js';
 import { evmcsCheckControls, filterVmxMsr } from '../model/vmx-msrs.js';
@@ -24,6 +26,24 @@ interface Mutant {
   what: string;
   model?: Partial<ReferenceModel>;
   deps?: Partial<ModelDeps>;
+  /** operations the reference does not offer (yet), given to the mutant target with this group */
+  offers?: { group: Group; ops: Partial<Target> };
+}
+
+/** The profile's eVMCS filter facts, served as a target would; `bug` breaks one answer. */
+function filterTarget(bug: { ebx?: number; rule?: (r: string | null) => string | null }): Mutant['offers'] {
+  const facts = filterFactsFor('linux-6.12')!;
+  return {
+    group: 'msr-filter',
+    ops: {
+      filterVmxMsrs: async (msrs, ebx) => ok(msrs.map((m) => filterMsr(facts, m.index, m.value, bug.ebx ?? ebx))),
+      evmcsCheckControls: async (page) => {
+        const fields = new Map(facts.checks.map((c) => { const m = VMCS12_MEMBERS.find((x) => x.name === c.field)!; return [c.field, readBytes(page, m.offset, m.size)]; }));
+        const rule = (bug.rule ?? ((r) => r))(failedControlRule(facts, fields));
+        return ok(rule === null ? { ok: true } : { ok: false, errno: 'EINVAL', rule });
+      },
+    },
+  };
 }
 
 const MUTANTS: Mutant[] = [
@@ -64,6 +84,21 @@ const MUTANTS: Mutant[] = [
           VMCS12_FIELDS,
         ),
     },
+  },
+  {
+    property: 'vmcs12.access.matches-profile',
+    what: 'a 16-bit VMWRITE lands in the 32-bit field of the same index',
+    model: { vmwrite: (t, p, e, v) => (e >> 13n === 0n && !(e & 1n) && t.slots.has(Number(e)) ? vmwrite(t, p, e | 0x4000n, v) : vmwrite(t, p, e, v)) },
+  },
+  {
+    property: 'msr-filter.filter.matches-profile',
+    what: 'the filter ignores the Hyper-V PERF_GLOBAL_CTRL CPUID bit',
+    offers: filterTarget({ ebx: 1 }),
+  },
+  {
+    property: 'msr-filter.check-controls.matches-profile',
+    what: 'the control check never looks at the secondary controls',
+    offers: filterTarget({ rule: (r) => (r === 'secondary_vm_exec_control' ? null : r) }),
   },
   {
     property: 'vmcs12.revisions.old-readable',
@@ -191,7 +226,8 @@ describe('each property catches its mutant', () => {
 
   test.each(MUTANTS)('$property: $what', async (m) => {
     const def = ALL_PROPERTIES.find((p) => p.id === m.property)!;
-    const target = referenceTarget({ model: m.model ?? {}, name: 'mutant' });
+    const base = referenceTarget({ model: m.model ?? {}, name: 'mutant' });
+    const target: Target = m.offers ? { ...base, ...m.offers.ops, groups: new Set([...base.groups, m.offers.group]) } : base;
     let outcome: PropertyOutcome = await runProperty(def, target, { seed: 1, runs: 300 }, { ...MODEL_DEPS, ...m.deps });
     for (const seed of [2, 3]) if (outcome.verdict !== 'fail') outcome = await runProperty(def, target, { seed, runs: 300 }, { ...MODEL_DEPS, ...m.deps });
     expect(outcome.verdict).toBe('fail');

@@ -2,16 +2,22 @@
 // seeds in them). The run's parameters come from `check` through vitest's provide/inject; the
 // outcome travels back to the reporter in the test's meta, and the seed goes to JUnit as an
 // annotation.
-import { inject, test } from 'vitest';
+import { afterAll, inject, test } from 'vitest';
 import { runProperty, type PropertyOutcome } from '../harness.js';
 import type { Suite } from '../registry.js';
 import { openTarget } from '../../targets/resolve.js';
 import type { Target, TargetIdentity } from '../../targets/target.js';
+import { TargetStartError } from '../../targets/exec.js';
+import { referenceTarget } from '../../targets/reference.js';
 import { formatOutcome } from '../../reports/format.js';
 
 export interface RunParams {
   target: string;
   profile: string;
+  targetTimeoutMs?: number;
+  targetShell?: boolean;
+  /** recorded in the report only */
+  targetPackage?: string;
   seed: number;
   runs?: number;
   /** replay: only this property, at this path */
@@ -34,20 +40,32 @@ declare module 'vitest' {
 let target: Promise<Target> | undefined;
 
 export function registerSuite(suite: Suite): void {
+  afterAll(async () => {
+    const t = await target?.catch(() => undefined);
+    target = undefined;
+    await t?.close();
+  });
   for (const def of suite.properties) {
     test(def.id, async (ctx) => {
       const run = inject('nvmxRun');
       if (run.only !== undefined && run.only !== def.id) ctx.skip(`not selected (replaying ${run.only})`);
-      target ??= openTarget(run);
-      const opened = await target;
-      ctx.task.meta.nvmxTarget = { ...opened.identity };
-      const outcome = await runProperty(def, opened, {
-        seed: run.seed,
-        signal: ctx.signal,
-        ...(run.runs !== undefined ? { runs: run.runs } : {}),
-        ...(run.path !== undefined ? { path: run.path } : {}),
-        ...(run.replayPath !== undefined ? { replayPath: run.replayPath } : {}),
-      });
+      let outcome: PropertyOutcome;
+      try {
+        // properties of the tool itself never touch the target: a broken one must not fail them
+        const t = def.groups.length ? await (target ??= openTarget(run)) : referenceTarget({ profile: run.profile });
+        if (def.groups.length) ctx.task.meta.nvmxTarget = { ...t.identity };
+        outcome = await runProperty(def, t, {
+          seed: run.seed,
+          signal: ctx.signal,
+          ...(run.runs !== undefined ? { runs: run.runs } : {}),
+          ...(run.path !== undefined ? { path: run.path } : {}),
+          ...(run.replayPath !== undefined ? { replayPath: run.replayPath } : {}),
+        });
+      } catch (e) {
+        // the target did not even start: this property errors, the next one tries again
+        target = undefined;
+        outcome = { id: def.id, verdict: 'error', reason: `target did not start: ${(e as Error).message}`, ...(e instanceof TargetStartError && e.stderr.length ? { stderr: e.stderr } : {}) };
+      }
       ctx.task.meta.nvmx = outcome;
       await ctx.annotate(String(run.seed), 'seed');
       if (outcome.verdict === 'pass') await ctx.annotate(String(outcome.cases), 'cases');

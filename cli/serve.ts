@@ -1,0 +1,14 @@
+// `serve`: the reference model over nvmx-target/1 on stdin/stdout, so `check --target exec:…` can
+// be checked against `--target reference` and other tools can drive the model.
+import { DEFAULT_PROFILE, findProfile, profileNames } from '../model/profiles.js';
+import { referenceTarget } from '../targets/reference.js';
+import { serveTarget } from '../targets/protocol/serve.js';
+import { EXIT, UsageError } from './errors.js';
+import { parse } from './options.js';
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { profile: { type: 'string', default: DEFAULT_PROFILE } });
+  if (!findProfile(values.profile)) throw new UsageError(`unknown profile "${values.profile}" (known: ${profileNames().join(', ')})`);
+  await serveTarget(referenceTarget({ profile: values.profile }), process.stdin, process.stdout, (l) => console.error(`nvmx-conformance serve: ${l}`));
+  return EXIT.ok;
+}

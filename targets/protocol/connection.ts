@@ -1,0 +1,186 @@
+// One running target process speaking nvmx-target/1: spawn, hello, framing, batching, timeouts.
+// Anything the process does wrong (exits, hangs, sends non-JSON, answers the wrong id, breaks the
+// schema) breaks the connection for good: every open and later call gets the same `error` with the
+// reason and the last lines of the process's stderr. Restarting is the caller's job (exec.ts).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { validateDef } from '../../reports/schemas.js';
+import type { TargetResult } from '../target.js';
+import type { HelloMessage, WireRequest, WireResponse } from './wire.js';
+
+export interface LaunchOptions {
+  /** argv[0] and its arguments, or one shell command line when `shell` */
+  readonly argv: readonly string[];
+  readonly shell: boolean;
+  readonly timeoutMs: number;
+}
+
+type Failure = Extract<TargetResult<never>, { status: 'error' }>;
+
+const STDERR_LINES = 12;
+const QUOTE_CHARS = 300;
+const MAX_LINE = 64 * 1024 * 1024;
+const HELLO_MIN_MS = 10_000;
+
+/** A line quoted in a reason: long lines are cut, so a reason stays one readable line. */
+export const quote = (line: string): string => JSON.stringify(line.length > QUOTE_CHARS ? line.slice(0, QUOTE_CHARS) + '…' : line);
+
+interface Pending {
+  readonly req: WireRequest;
+  readonly resolve: (r: WireResponse | Failure) => void;
+}
+
+export class Connection {
+  private readonly child: ChildProcess;
+  private buffer = '';
+  private readonly stderr: string[] = [];
+  private stderrPartial = '';
+  private queued: Pending[] = [];
+  /** the line on the wire, waiting for its answer; one at a time keeps ids and timeouts simple */
+  private inflight: Pending[] | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private nextId = 1;
+  private failure: Promise<Failure> | null = null;
+  private readonly exited: Promise<void>;
+  private helloWaiter: ((h: HelloMessage | Failure) => void) | null = null;
+  private closing = false;
+
+  private constructor(private readonly opts: LaunchOptions) {
+    const [cmd, ...args] = opts.argv;
+    this.child = spawn(cmd!, opts.shell ? [] : args, { shell: opts.shell, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.exited = new Promise((resolve) => this.child.once('close', () => resolve()));
+    this.child.once('error', (e) => this.fail(`cannot run target: ${e.message}`));
+    this.child.once('close', (code, signal) => {
+      if (this.closing) return;
+      const open = this.inflight ? ` while request ${this.inflight.map((p) => `${p.req.id} (${p.req.op})`).join(', ')} was open` : '';
+      this.fail((signal ? `target killed by signal ${signal}` : `target exited with code ${code}`) + open);
+    });
+    this.child.stdin!.on('error', () => {}); // EPIPE after a crash: the close handler reports it
+    this.child.stdout!.setEncoding('utf8');
+    this.child.stdout!.on('data', (chunk: string) => this.onData(chunk));
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stderr!.on('data', (chunk: string) => this.onStderr(chunk));
+  }
+
+  /** Starts the process and waits for its hello: the request timeout, but at least 10 s (start-up is slower than an answer). */
+  static async open(opts: LaunchOptions): Promise<{ conn: Connection; hello: HelloMessage } | { conn: Connection; failure: Failure }> {
+    const conn = new Connection(opts);
+    const first = await new Promise<HelloMessage | Failure>((resolve) => {
+      conn.helloWaiter = resolve;
+      const ms = Math.max(opts.timeoutMs, HELLO_MIN_MS);
+      conn.arm(`no hello within ${ms} ms`, ms);
+    });
+    return 'status' in first ? { conn, failure: first } : { conn, hello: first };
+  }
+
+  /** One request; requests issued in the same tick travel as one `batch` line. */
+  call(op: string, args: Record<string, unknown>): Promise<WireResponse | Failure> {
+    if (this.failure) return this.failure;
+    return new Promise((resolve) => {
+      this.queued.push({ req: { id: this.nextId++, op, args }, resolve });
+      if (this.queued.length === 1) queueMicrotask(() => this.flush());
+    });
+  }
+
+  get broken(): boolean {
+    return this.failure !== null;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    this.child.stdin!.end();
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 1000);
+    await this.exited;
+    clearTimeout(t);
+  }
+
+  private flush(): void {
+    if (this.inflight || this.failure || !this.queued.length) return;
+    const batch = this.queued;
+    this.queued = [];
+    this.inflight = batch;
+    const line = batch.length === 1 ? JSON.stringify(batch[0]!.req) : JSON.stringify({ batch: batch.map((p) => p.req) });
+    this.child.stdin!.write(Buffer.from(line + '\n')); // one copy to UTF-8, then a plain buffer write
+    const ops = [...new Set(batch.map((p) => p.req.op))].join(', ');
+    this.arm(`no answer within ${this.opts.timeoutMs} ms to request ${batch.map((p) => p.req.id).join(', ')} (${ops})`);
+  }
+
+  private arm(reason: string, ms = this.opts.timeoutMs): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.fail(reason), ms);
+  }
+
+  private onData(chunk: string): void {
+    this.buffer += chunk;
+    let nl: number;
+    while (!this.failure && (nl = this.buffer.indexOf('\n')) >= 0) {
+      const line = this.buffer.slice(0, nl);
+      this.buffer = this.buffer.slice(nl + 1);
+      if (line.trim()) this.onLine(line);
+    }
+    if (this.buffer.length > MAX_LINE) this.fail(`target sent a line longer than ${MAX_LINE} bytes`);
+  }
+
+  private onLine(line: string): void {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      return this.fail(`target sent malformed JSON: ${quote(line)}`);
+    }
+    if (this.helloWaiter) {
+      const problems = validateDef('target-protocol', 'hello', msg);
+      if (problems.length) return this.fail(`bad hello (${problems[0]}): ${quote(line)}`);
+      clearTimeout(this.timer);
+      const w = this.helloWaiter;
+      this.helloWaiter = null;
+      return w(msg as HelloMessage);
+    }
+    const batch = this.inflight;
+    if (!batch) return this.fail(`target sent a line nobody asked for: ${quote(line)}`);
+    const problems = validateDef('target-protocol', 'responseLine', msg);
+    if (problems.length) return this.fail(`message breaks nvmx-target/1 (${problems[0]}): ${quote(line)}`);
+    const responses: WireResponse[] = 'batch' in (msg as object) ? (msg as { batch: WireResponse[] }).batch : [msg as WireResponse];
+    const want = batch.map((p) => p.req.id);
+    const got = responses.map((r) => r.id);
+    if (('batch' in (msg as object)) !== batch.length > 1 || [...got].sort().join() !== [...want].sort().join())
+      return this.fail(`target answered id ${got.join(', ')} to request ${want.join(', ')}: ${quote(line)}`);
+    for (const p of batch) {
+      const r = responses.find((x) => x.id === p.req.id)!;
+      if (r.status === 'ok') {
+        const bad = validateDef('target-protocol', `value-${p.req.op}`, r.value);
+        if (bad.length) return this.fail(`target's ${p.req.op} value breaks nvmx-target/1 (${bad[0]}): ${quote(line)}`);
+      }
+    }
+    clearTimeout(this.timer);
+    this.inflight = null;
+    for (const p of batch) p.resolve(responses.find((x) => x.id === p.req.id)!);
+    this.flush();
+  }
+
+  private onStderr(chunk: string): void {
+    const lines = (this.stderrPartial + chunk).split('\n');
+    this.stderrPartial = lines.pop()!;
+    this.stderr.push(...lines);
+    if (this.stderr.length > STDERR_LINES) this.stderr.splice(0, this.stderr.length - STDERR_LINES);
+  }
+
+  /** Breaks the connection: kills the process, then answers everything open with the reason. */
+  private fail(reason: string): void {
+    if (this.failure) return;
+    clearTimeout(this.timer);
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    // stderr is complete once the process has closed its pipes; a stuck pipe gets 500 ms
+    this.failure = Promise.race([this.exited, new Promise((r) => setTimeout(r, 500))]).then(() => {
+      const stderr = [...this.stderr, ...(this.stderrPartial ? [this.stderrPartial] : [])].slice(-STDERR_LINES);
+      return { status: 'error' as const, reason, ...(stderr.length ? { stderr } : {}) };
+    });
+    void this.failure.then((f) => {
+      const open = [...(this.inflight ?? []), ...this.queued];
+      this.inflight = null;
+      this.queued = [];
+      for (const p of open) p.resolve(f);
+      this.helloWaiter?.(f);
+      this.helloWaiter = null;
+    });
+  }
+}

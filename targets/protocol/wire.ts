@@ -1,0 +1,186 @@
+// nvmx-target/1 on the wire: one protocol operation per Target method, with the JSON shape of its
+// arguments and of its `ok` value in both directions. Bytes travel as lowercase hex, 64-bit values
+// as "0x…" strings (JSON numbers lose bits above 2^53). The runner (exec.ts) and `serve` share
+// this table, so a new operation is one new entry here and one $defs pair in the schema.
+import type { LayoutDescriptor } from '../../model/layout.js';
+import type { AccessOutcome } from '../../model/vmcs12-access.js';
+import type { ControlCheck, MigrationHop, MigrationPath, RevisionRead, RevisionSetDescriptor, Target, TargetResult, Vmcs12AccessResult, Vmcs12Op, VmxMsrValue } from '../target.js';
+import type { GuestOp, OpResult, VcpuConfig } from '../../model/nested/vcpu.js';
+
+export const PROTOCOL = 'nvmx-target/1';
+
+export const bytesToHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+export const hexToBytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
+export const hex64 = (v: bigint): string => '0x' + v.toString(16);
+
+/** The Target methods that are protocol operations (everything but identity, groups, close). */
+export type OpMethod =
+  | 'layout'
+  | 'vmcs12Access'
+  | 'readRevisions'
+  | 'evmcsToVmcs12'
+  | 'vmcs12ToEvmcs'
+  | 'filterVmxMsrs'
+  | 'evmcsCheckControls'
+  | 'createVcpu'
+  | 'guestOp'
+  | 'getNestedState'
+  | 'setNestedState'
+  | 'destroyVcpu'
+  | 'migrate';
+type Args<M extends OpMethod> = Parameters<Target[M]>;
+type Value<M extends OpMethod> = Awaited<ReturnType<Target[M]>> extends TargetResult<infer T> ? T : never;
+type Json = any; // already checked against the protocol schema by the receiver
+
+export interface OpCodec<M extends OpMethod> {
+  /** the op name on the wire; the schema has $defs args-<op> and value-<op> */
+  readonly op: string;
+  encodeArgs(...a: Args<M>): Record<string, unknown>;
+  decodeArgs(w: Json): Args<M>;
+  encodeValue(v: Value<M>): unknown;
+  decodeValue(w: Json): Value<M>;
+}
+
+const encodeOutcome = (o: AccessOutcome) => (o.ok ? { ok: true, value: hex64(o.value) } : o);
+const decodeOutcome = (w: Json): AccessOutcome => (w.ok ? { ok: true, value: BigInt(w.value) } : w);
+const encodeOp = (o: Vmcs12Op) => (o.op === 'read' ? { op: 'read', encoding: hex64(o.encoding) } : { op: 'write', encoding: hex64(o.encoding), value: hex64(o.value) });
+const decodeOp = (w: Json): Vmcs12Op => (w.op === 'read' ? { op: 'read', encoding: BigInt(w.encoding) } : { op: 'write', encoding: BigInt(w.encoding), value: BigInt(w.value) });
+
+const bytesOp = <M extends 'evmcsToVmcs12' | 'vmcs12ToEvmcs'>(op: string, encodeArgs: OpCodec<M>['encodeArgs'], decodeArgs: OpCodec<M>['decodeArgs']): OpCodec<M> => ({
+  op,
+  encodeArgs,
+  decodeArgs,
+  encodeValue: (v) => bytesToHex(v as Uint8Array),
+  decodeValue: (w) => hexToBytes(w) as Value<M>,
+});
+
+/** Guest operations carry 64-bit operands: hex strings on the wire. */
+const BIG_KEYS = new Set(['pa', 'field', 'value', 'reason', 'currentNestedVmcs']);
+const encodeGuestOp = (o: GuestOp): Record<string, unknown> => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'bigint' ? hex64(v) : v]));
+const decodeGuestOp = (w: Json): GuestOp => Object.fromEntries(Object.entries(w).map(([k, v]) => [k, BIG_KEYS.has(k) ? BigInt(v as string) : v])) as unknown as GuestOp;
+const optBytes = (b: Uint8Array | null) => (b ? bytesToHex(b) : null);
+const optHex = (w: Json): Uint8Array | null => (w === null ? null : hexToBytes(w));
+const encodePath = (p: MigrationPath) => ({
+  start: { host: p.start.host, vm: p.start.vm, ops: p.start.ops.map(encodeGuestOp) },
+  hops: p.hops.map((h) => ({ host: h.host, opsAfter: h.opsAfter.map(encodeGuestOp) })),
+  qemuDropsVmxFlags: p.qemuDropsVmxFlags,
+});
+const decodePath = (w: Json): MigrationPath => ({
+  start: { host: w.start.host, vm: w.start.vm as VcpuConfig, ops: (w.start.ops as Json[]).map(decodeGuestOp) },
+  hops: (w.hops as Json[]).map((h) => ({ host: h.host, opsAfter: (h.opsAfter as Json[]).map(decodeGuestOp) })),
+  qemuDropsVmxFlags: w.qemuDropsVmxFlags,
+});
+
+export const OPS: { readonly [M in OpMethod]: OpCodec<M> } = {
+  layout: {
+    op: 'layout',
+    encodeArgs: (structure) => ({ structure }),
+    decodeArgs: (w) => [w.structure],
+    encodeValue: (v) => v,
+    decodeValue: (w) => w as LayoutDescriptor,
+  },
+  vmcs12Access: {
+    op: 'vmcs12-access',
+    encodeArgs: (page, ops) => ({ page: bytesToHex(page), ops: ops.map(encodeOp) }),
+    decodeArgs: (w) => [hexToBytes(w.page), (w.ops as Json[]).map(decodeOp)],
+    encodeValue: (v: Vmcs12AccessResult) => ({ page: bytesToHex(v.page), results: v.results.map(encodeOutcome) }),
+    decodeValue: (w) => ({ page: hexToBytes(w.page), results: (w.results as Json[]).map(decodeOutcome) }),
+  },
+  readRevisions: {
+    op: 'read-revisions',
+    encodeArgs: (set, page) => ({ set, page: bytesToHex(page) }),
+    decodeArgs: (w) => [w.set as RevisionSetDescriptor, hexToBytes(w.page)],
+    encodeValue: (v: RevisionRead) => (v.accepted ? { ...v, page: bytesToHex(v.page) } : v),
+    decodeValue: (w) => (w.accepted ? { accepted: true, translatedFrom: w.translatedFrom, page: hexToBytes(w.page) } : w),
+  },
+  evmcsToVmcs12: bytesOp<'evmcsToVmcs12'>(
+    'evmcs-to-vmcs12',
+    (evmcs, vmcs12, cleanFields) => ({ evmcs: bytesToHex(evmcs), vmcs12: bytesToHex(vmcs12), cleanFields }),
+    (w) => [hexToBytes(w.evmcs), hexToBytes(w.vmcs12), w.cleanFields],
+  ),
+  vmcs12ToEvmcs: bytesOp<'vmcs12ToEvmcs'>(
+    'vmcs12-to-evmcs',
+    (vmcs12, evmcs) => ({ vmcs12: bytesToHex(vmcs12), evmcs: bytesToHex(evmcs) }),
+    (w) => [hexToBytes(w.vmcs12), hexToBytes(w.evmcs)],
+  ),
+  filterVmxMsrs: {
+    op: 'filter-vmx-msrs',
+    encodeArgs: (msrs, hvNestedEbx) => ({ msrs: msrs.map((m) => ({ index: m.index, value: hex64(m.value) })), hvNestedEbx }),
+    decodeArgs: (w) => [(w.msrs as Json[]).map((m): VmxMsrValue => ({ index: m.index, value: BigInt(m.value) })), w.hvNestedEbx],
+    encodeValue: (v) => v.map(hex64),
+    decodeValue: (w) => (w as string[]).map((x) => BigInt(x)),
+  },
+  evmcsCheckControls: {
+    op: 'evmcs-check-controls',
+    encodeArgs: (vmcs12) => ({ vmcs12: bytesToHex(vmcs12) }),
+    decodeArgs: (w) => [hexToBytes(w.vmcs12)],
+    encodeValue: (v) => v,
+    decodeValue: (w) => w as ControlCheck,
+  },
+  createVcpu: {
+    op: 'create-vcpu',
+    encodeArgs: (config) => ({ config }),
+    decodeArgs: (w) => [w.config as VcpuConfig],
+    encodeValue: (v) => v,
+    decodeValue: (w) => w as string,
+  },
+  guestOp: {
+    op: 'guest-op',
+    encodeArgs: (vcpu, o) => ({ vcpu, op: encodeGuestOp(o) }),
+    decodeArgs: (w) => [w.vcpu, decodeGuestOp(w.op)],
+    encodeValue: (v) => (v.result === 'ok' && v.value !== undefined ? { result: 'ok', value: hex64(v.value) } : v),
+    decodeValue: (w) => (w.result === 'ok' && w.value !== undefined ? { result: 'ok', value: BigInt(w.value) } : (w as OpResult)),
+  },
+  getNestedState: {
+    op: 'get-nested-state',
+    encodeArgs: (vcpu, userSize) => ({ vcpu, userSize }),
+    decodeArgs: (w) => [w.vcpu, w.userSize],
+    encodeValue: (v) => ({ errno: v.errno, size: v.size, buffer: bytesToHex(v.buffer), written: v.written }),
+    decodeValue: (w) => ({ errno: w.errno, size: w.size, buffer: hexToBytes(w.buffer), written: w.written }),
+  },
+  setNestedState: {
+    op: 'set-nested-state',
+    encodeArgs: (vcpu, blob) => ({ vcpu, blob: optBytes(blob) }),
+    decodeArgs: (w) => [w.vcpu, optHex(w.blob)],
+    encodeValue: (v) => v,
+    decodeValue: (w) => w,
+  },
+  destroyVcpu: {
+    op: 'destroy-vcpu',
+    encodeArgs: (vcpu) => ({ vcpu }),
+    decodeArgs: (w) => [w.vcpu],
+    encodeValue: () => null,
+    decodeValue: () => null,
+  },
+  migrate: {
+    op: 'migrate',
+    encodeArgs: (path) => ({ path: encodePath(path) }),
+    decodeArgs: (w) => [decodePath(w.path)],
+    encodeValue: (v) => v.map((h) => ({ ...h, sourceBlob: bytesToHex(h.sourceBlob), carried: optBytes(h.carried), restored: optBytes(h.restored) })),
+    decodeValue: (w) =>
+      (w as Json[]).map((h): MigrationHop => ({ from: h.from, to: h.to, outcome: h.outcome, sourceBlob: hexToBytes(h.sourceBlob), carried: optHex(h.carried), restored: optHex(h.restored) })),
+  },
+};
+
+export const OP_METHODS = Object.keys(OPS) as OpMethod[];
+
+/** Wire op name -> Target method. */
+export const METHOD_OF_OP: ReadonlyMap<string, OpMethod> = new Map(OP_METHODS.map((m) => [OPS[m].op, m]));
+
+export interface HelloMessage {
+  type: 'hello';
+  protocol: typeof PROTOCOL;
+  name: string;
+  version: string;
+  profile?: string;
+  groups: string[];
+  unsupported?: Record<string, string>;
+}
+
+export interface WireRequest {
+  id: number;
+  op: string;
+  args: Record<string, unknown>;
+}
+
+export type WireResponse = { id: number; status: 'ok'; value: unknown } | { id: number; status: 'unsupported' | 'error'; reason: string };

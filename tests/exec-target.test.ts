@@ -1,0 +1,152 @@
+// exec: targets and nvmx-target/1: `serve` gives the reference's verdicts; targets that crash, hang
+// or lie give `error` verdicts with the reason and their stderr, a complete report and exit 3; the
+// runner restarts a broken target for the next property; messages are checked against the schema.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { ALL_PROPERTIES } from '../suites/registry.js';
+import { validate, validateDef } from '../reports/schemas.js';
+import { openExecTarget, splitCommandLine, TargetStartError } from '../targets/exec.js';
+import { referenceTarget } from '../targets/reference.js';
+import { answer, helloOf } from '../targets/protocol/serve.js';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const BIN = join(ROOT, 'bin/nvmx-conformance.js');
+const MISBEHAVING = 'node tests/fixtures/targets/misbehaving.mjs';
+const tmp = () => mkdtempSync(join(tmpdir(), 'nvmx-exec-'));
+
+interface Report {
+  properties: { id: string; verdict: string; reason?: string; stderr?: string[] }[];
+  summary: Record<string, number>;
+  run: { complete: boolean };
+  target: Record<string, string>;
+}
+
+function check(target: string, ...extra: string[]): { code: number | null; out: string; err: string; report: Report } {
+  const dir = tmp();
+  const r = spawnSync(process.execPath, [BIN, 'check', '--target', target, '--seed', '7', '--runs', '10', '--report', dir, ...extra], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as Report;
+  expect(validate('report', report)).toEqual([]);
+  return { code: r.status, out: r.stdout, err: r.stderr, report };
+}
+
+const verdicts = (r: Report) => Object.fromEntries(r.properties.map((p) => [p.id, p.verdict]));
+/** properties whose reason names the vmcs12 operations the misbehaving target breaks on first */
+const TARGET_PROPERTIES = ['layout.target-matches-profile', 'vmcs12.revisions.old-readable', 'vmcs12.codec.round-trip', 'vmcs12.access.write-read', 'vmcs12.access.matches-profile'];
+const needsTarget = (id: string) => ALL_PROPERTIES.find((p) => p.id === id)!.groups.length > 0;
+const TOOL_COUNT = ALL_PROPERTIES.filter((p) => !p.groups.length).length;
+const EXPECTED_FAILS = 3; // GET_SHADOW_PAST_SIZE, the MTF asymmetry, QEMU dropping hdr.vmx.flags
+
+test('exec:"… serve" gives the same verdicts as the in-process reference', () => {
+  const viaProcess = check(`exec:node ${BIN} serve`);
+  const inProcess = check('reference');
+  expect(viaProcess.code).toBe(0);
+  expect(verdicts(viaProcess.report)).toEqual(verdicts(inProcess.report));
+  expect(Object.values(verdicts(viaProcess.report)).filter((v) => v !== 'pass' && v !== 'expected-fail')).toEqual([]);
+  expect(Object.values(verdicts(viaProcess.report)).filter((v) => v === 'expected-fail')).toHaveLength(EXPECTED_FAILS);
+  expect(viaProcess.report.target).toMatchObject({ name: 'reference', claimedProfile: 'linux-6.12' });
+});
+
+describe('a target that breaks gives error verdicts, a complete report and exit 3', () => {
+  test.each([
+    ['crash', /target exited with code 3 while request 1 \((layout|read-revisions|vmcs12-access)\) was open/],
+    ['hang', /no answer within 300 ms to request 1/],
+    ['garbage', /target sent malformed JSON: "\{\\"id\\": 1, \\"status\\": ok"/],
+    ['wrong-id', /target answered id 1001 to request 1: /],
+    ['bad-value', /value breaks nvmx-target\/1 \(\/: must have required property '(format|page|accepted)'\)/],
+    ['bad-hello', /target did not start: bad hello \(\/: must have required property 'groups'\)/],
+  ])('%s', (mode, reason) => {
+    const r = check(`exec:${MISBEHAVING} ${mode}`, '--target-timeout', '300ms');
+    expect(r.code).toBe(3);
+    expect(r.report.run.complete).toBe(true);
+    for (const p of r.report.properties) {
+      if (needsTarget(p.id)) {
+        expect(p.verdict, p.id).toBe('error');
+        if (TARGET_PROPERTIES.includes(p.id)) expect(p.reason).toMatch(reason);
+      } else expect(p.verdict, p.id).toBe('pass'); // the tool's own properties do not need the target
+    }
+    if (mode === 'crash') expect(r.report.properties.find((p) => p.id === 'vmcs12.access.write-read')!.stderr).toEqual(['misbehaving target: crashing on request 1 (vmcs12-access)']);
+    expect(r.out).toContain(`verdict: unknown (${TOOL_COUNT} pass, 0 expected-fail, 0 fail, 0 waived, 0 unsupported, ${ALL_PROPERTIES.length - TOOL_COUNT} error`);
+  });
+
+  test('a crash costs one property: the target is restarted for the next one', () => {
+    const marker = join(tmp(), 'crashed');
+    const r = check(`exec:${MISBEHAVING} crash ${marker}`);
+    expect(r.code).toBe(3);
+    expect(r.report.summary).toEqual({ pass: ALL_PROPERTIES.length - 1 - EXPECTED_FAILS, 'expected-fail': EXPECTED_FAILS, fail: 0, waived: 0, unsupported: 0, error: 1 });
+    expect(readFileSync(marker, 'utf8')).toContain('misbehaved once');
+  });
+});
+
+describe('the exec: command line', () => {
+  test('is split into argv without a shell', () => {
+    expect(splitCommandLine(`node "a b" 'c d' e\\ f "x\\"y" ''`)).toEqual(['node', 'a b', 'c d', 'e f', 'x"y', '']);
+    expect(() => splitCommandLine('node "open')).toThrow('unterminated double quote');
+  });
+
+  test('shell syntax is not interpreted unless --target-shell', async () => {
+    const viaShell = check(`exec:node ${BIN} serve 2>/dev/null | cat`, '--target-shell');
+    expect(viaShell.code).toBe(0);
+    // without a shell, "2>/dev/null", "|" and "cat" are arguments, which serve refuses
+    const r = spawnSync(process.execPath, [BIN, 'check', '--target', `exec:node ${BIN} serve | cat`, '--report', tmp(), '--runs', '1'], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status).toBe(3);
+    expect(r.stdout).toContain('target did not start');
+  });
+
+  test('a command that does not exist is bad input: one line, exit 2', () => {
+    const r = spawnSync(process.execPath, [BIN, 'check', '--target', 'exec:./no-such-vmm --nvmx', '--report', tmp()], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual(['nvmx-conformance: exec:./no-such-vmm --nvmx: cannot run target: spawn ./no-such-vmm ENOENT']);
+  });
+
+  test('--target-timeout is validated', () => {
+    const r = spawnSync(process.execPath, [BIN, 'check', '--target-timeout', 'soon'], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--target-timeout must be a duration');
+  });
+});
+
+describe('nvmx-target/1 messages', () => {
+  test('serve answers through the shared codec and its answers pass the schema', async () => {
+    const t = referenceTarget();
+    expect(validateDef('target-protocol', 'hello', helloOf(t))).toEqual([]);
+    const r = await answer(t, { id: 4, op: 'vmcs12-access', args: { page: '00'.repeat(4096), ops: [{ op: 'write', encoding: '0x681e', value: '0x123456789abcdef0' }, { op: 'read', encoding: '0x681e' }, { op: 'read', encoding: '0x6008' }] } });
+    expect(validateDef('target-protocol', 'responseLine', r)).toEqual([]);
+    expect(r).toMatchObject({ id: 4, status: 'ok', value: { results: [{ ok: true, value: '0x123456789abcdef0' }, { ok: true, value: '0x123456789abcdef0' }, { ok: false, error: 12 }] } });
+    expect(await answer(t, { id: 5, op: 'frobnicate', args: {} })).toEqual({ id: 5, status: 'unsupported', reason: 'unknown op "frobnicate"' });
+    expect(await answer(t, { id: 6, op: 'filter-vmx-msrs', args: { msrs: [], hvNestedEbx: 0 } })).toMatchObject({ id: 6, status: 'ok', value: [] });
+    expect(await answer(t, { id: 7, op: 'layout', args: { structure: 'vmcs13' } })).toMatchObject({ id: 7, status: 'error', reason: expect.stringContaining('bad layout args') });
+  });
+
+  test('the schema rejects what the runner must refuse', () => {
+    expect(validateDef('target-protocol', 'responseLine', { id: 1, status: 'ok' })).not.toEqual([]);
+    expect(validateDef('target-protocol', 'responseLine', { id: 1, status: 'error', value: 1, reason: 'x' })).not.toEqual([]);
+    expect(validateDef('target-protocol', 'value-vmcs12-access', { page: 'abc', results: [] })).not.toEqual([]);
+    expect(validateDef('target-protocol', 'value-vmcs12-access', { page: '', results: [{ ok: true, value: 5 }] })).not.toEqual([]);
+    expect(validateDef('target-protocol', 'requestLine', { batch: [] })).not.toEqual([]);
+  });
+
+  test('concurrent calls travel as one batch line and come back in order', async () => {
+    const t = await openExecTarget({ argv: [process.execPath, BIN, 'serve'], shell: false, timeoutMs: 10_000 });
+    try {
+      const [a, b] = await Promise.all([t.layout('vmcs12'), t.vmcs12Access(new Uint8Array(4096), [{ op: 'read', encoding: 0x6000n }])]);
+      expect(a.status).toBe('ok');
+      expect(b).toMatchObject({ status: 'ok' });
+      const synced = await t.evmcsToVmcs12(new Uint8Array(1024), new Uint8Array(4096), 0);
+      expect(synced.status === 'ok' && synced.value.length).toBe(4096);
+      // a page of the wrong size is the caller's mistake: an error answer, not a crash of the target
+      expect(await t.evmcsToVmcs12(new Uint8Array(1), new Uint8Array(1), 0)).toMatchObject({ status: 'error' });
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('a target that cannot say hello fails to open with its stderr', async () => {
+    const e = await openExecTarget({ argv: ['sh', '-c', 'echo broken >&2; exit 9'], shell: false, timeoutMs: 5000 }).catch((x) => x);
+    expect(e).toBeInstanceOf(TargetStartError);
+    expect(e.message).toBe('target exited with code 9');
+    expect(e.stderr).toEqual(['broken']);
+  });
+});
