@@ -1,12 +1,12 @@
 // The published JSON Schemas (reports/schema/*.schema.json) and their ajv validators. Every
 // descriptor and report is validated when read and when written.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 
-export type SchemaName = 'report' | 'layout' | 'layout-diff' | 'msrs' | 'vcpu' | 'guest-ops' | 'nested-spec';
+export type SchemaName = 'report' | 'layout' | 'layout-diff' | 'msrs' | 'vcpu' | 'guest-ops' | 'nested-spec' | 'golden-manifest' | 'golden-recipe';
 
 /** The package root: where package.json is, from source (tests) or from dist/ (the bin). */
 export function packageRoot(): string {
@@ -24,10 +24,22 @@ export const schemaPath = (name: SchemaName): string => join(packageRoot(), 'rep
 const ajv = new Ajv2020.default({ allErrors: true, strict: true, strictRequired: false });
 const validators = new Map<SchemaName, ValidateFunction>();
 
+let loaded = false;
+
+/** Every schema file is added once, so that one schema can $ref another by its $id. */
+function loadAll(): void {
+  if (loaded) return;
+  const dir = dirname(schemaPath('report'));
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.schema.json'))) ajv.addSchema(JSON.parse(readFileSync(join(dir, f), 'utf8')));
+  loaded = true;
+}
+
 function validator(name: SchemaName): ValidateFunction {
   let v = validators.get(name);
   if (!v) {
-    v = ajv.compile(JSON.parse(readFileSync(schemaPath(name), 'utf8')));
+    loadAll();
+    const id = (JSON.parse(readFileSync(schemaPath(name), 'utf8')) as { $id: string }).$id;
+    v = ajv.getSchema(id)!;
     validators.set(name, v);
   }
   return v;
@@ -38,6 +50,14 @@ export function validate(name: SchemaName, data: unknown): string[] {
   const v = validator(name);
   if (v(data)) return [];
   return describe(v.errors ?? []);
+}
+
+/** Validates against a definition inside a schema, e.g. ("nested-spec", "/$defs/page"). */
+export function validateAt(name: SchemaName, pointer: string, data: unknown): string[] {
+  const id = (validator(name).schema as { $id: string }).$id;
+  const v = ajv.getSchema(`${id}#${pointer}`);
+  if (!v) throw new Error(`no schema at ${id}#${pointer}`);
+  return v(data) ? [] : describe(v.errors ?? []);
 }
 
 function describe(errors: readonly ErrorObject[]): string[] {
