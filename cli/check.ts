@@ -10,7 +10,8 @@ import { OutcomeCollector } from '../reports/collector.js';
 import { formatOutcome } from '../reports/format.js';
 import { buildReport, propertyRecord, writeJsonAtomically, type PropertyRecord } from '../reports/report.js';
 import { packageRoot } from '../reports/schemas.js';
-import { targetSpecProblem } from '../targets/resolve.js';
+import { openTarget, targetSpecProblem } from '../targets/resolve.js';
+import { goldenSection } from '../golden/report-section.js';
 import { DEFAULT_PROFILE } from '../model/profiles.js';
 import { EXIT, UsageError } from './errors.js';
 import { intOption, parse } from './options.js';
@@ -80,7 +81,10 @@ async function run(params: RunParams, reportDir: string): Promise<number> {
   }
   for (const e of collector.moduleErrors) console.error(`nvmx-conformance: suite error: ${e}`);
   const report = buildReport({ run: params, records, expected: wanted.length, startedAt, finishedAt: new Date() });
-  writeJsonAtomically(join(dir, 'report.json'), 'report', report);
+  const golden = params.only ? undefined : await goldenSection(await openTarget(params));
+  if (golden) console.log(`golden: ${golden.blobs.length} blobs on ${golden.profile}: ${golden.summary.pass} pass, ${golden.summary.fail} fail, ${golden.summary['not-applicable']} not applicable`);
+  for (const b of golden?.blobs ?? []) if (b.verdict === 'fail') console.log(`    FAIL golden ${b.id}: ${b.reason}`);
+  writeJsonAtomically(join(dir, 'report.json'), 'report', golden ? { ...report, golden } : report);
   const s = report.summary;
   console.log(`verdict: ${report.verdict} (${s.pass} pass, ${s['expected-fail']} expected-fail, ${s.fail} fail, ${s.unsupported} unsupported, ${s.error} error; seed ${params.seed})`);
   console.log(`report: ${relative(process.cwd(), join(dir, 'report.json')) || 'report.json'}, ${relative(process.cwd(), join(dir, 'junit.xml'))}`);

@@ -79,6 +79,8 @@ export async function regenerate(dir: string, e: GoldenEntry, bytes: Uint8Array,
 
 async function verifyEntry(dir: string, e: GoldenEntry, targets: (p: string) => Target, out: EntryVerdict): Promise<void> {
   const find = (reason: string, diff: readonly FieldDiff[] = [], profile?: string) => out.findings.push({ id: e.id, reason, diff, ...(profile ? { profile } : {}) });
+  // one file per id, named after it: two entries can never share (or swap) bytes unnoticed
+  if (e.file !== `blobs/${e.id}.bin`) find(`file ${e.file} is not blobs/${e.id}.bin`);
   const bytes = readBlob(dir, e);
   if (typeof bytes === 'string') return void find(bytes);
   const bad = integrity(e, bytes);

@@ -9,6 +9,7 @@ import { evmcsCheckSuite } from './evmcs-check.js';
 import { nestedRoundTrip } from './nested-round-trip.js';
 import { evmcsFlagWhenActive } from './nested-evmcs-flag.js';
 import { nestedRestoreSuite } from './nested-restore.js';
+import { goldenSuite } from './golden.js';
 
 export interface Suite {
   /** also the name of its vitest entry file: suites/vitest/<name>.suite.ts */
@@ -26,6 +27,7 @@ export const SUITES: readonly Suite[] = [
   { name: 'nested-round-trip', properties: [nestedRoundTrip] },
   { name: 'nested-evmcs-flag', properties: [evmcsFlagWhenActive] },
   { name: 'nested-restore', properties: nestedRestoreSuite },
+  { name: 'golden', properties: goldenSuite },
 ];
 
 export const ALL_PROPERTIES: readonly PropertyDef[] = SUITES.flatMap((s) => s.properties);

@@ -161,6 +161,33 @@ const MUTANTS: Mutant[] = [
     },
   },
   {
+    property: 'golden.pages.old-readable',
+    what: 'the consumer memcpys an old-revision golden page instead of translating it',
+    model: { readPage: (set, page) => ({ ok: true, revision: 0, translatedFrom: null, record: realDecode(codecFor(set.current), page) }) },
+  },
+  {
+    property: 'golden.nested-state.old-readable',
+    what: 'the consumer ignores the shadow vmcs12 of a restored blob',
+    model: {
+      setNestedState: (v, b) => {
+        const r = setNestedState(v, b);
+        v.shadowVmcs12 = new Uint8Array(4096);
+        return r;
+      },
+    },
+  },
+  {
+    property: 'golden.recipes.stable',
+    what: 'GET forgets MTF_PENDING',
+    model: {
+      getNestedState: (v, n) => {
+        const r = getNestedState(v, n);
+        if (r.buffer.length) r.buffer[0] = r.buffer[0]! & ~8;
+        return r;
+      },
+    },
+  },
+  {
     property: 'evmcs.check.agrees-with-filter',
     what: 'the check forgets the VM-exit controls',
     model: { evmcsCheckControls: (rules, c) => evmcsCheckControls(rules.filter((r) => r.rule !== 'exit'), c) },
