@@ -25,6 +25,9 @@ interface Mutant {
   deps?: Partial<ModelDeps>;
 }
 
+/** A consumer that takes any revision's page as its own layout's: no translation. */
+const memcpyReadPage: ReferenceModel['readPage'] = (set, page) => ({ ok: true, revision: 0, translatedFrom: null, record: realDecode(codecFor(set.current), page) });
+
 const MUTANTS: Mutant[] = [
   {
     property: 'vmcs12.codec.round-trip',
@@ -67,7 +70,7 @@ const MUTANTS: Mutant[] = [
   {
     property: 'vmcs12.revisions.old-readable',
     what: 'the consumer memcpys an old-revision page instead of translating it',
-    model: { readPage: (set, page) => ({ ok: true, revision: 0, translatedFrom: null, record: realDecode(codecFor(set.current), page) }) },
+    model: { readPage: memcpyReadPage },
   },
   {
     property: 'evmcs.sync.round-trip',
@@ -163,7 +166,7 @@ const MUTANTS: Mutant[] = [
   {
     property: 'golden.pages.old-readable',
     what: 'the consumer memcpys an old-revision golden page instead of translating it',
-    model: { readPage: (set, page) => ({ ok: true, revision: 0, translatedFrom: null, record: realDecode(codecFor(set.current), page) }) },
+    model: { readPage: memcpyReadPage },
   },
   {
     property: 'golden.nested-state.old-readable',
