@@ -65,16 +65,16 @@ export async function regenerate(dir: string, e: GoldenEntry, bytes: Uint8Array,
     return { id: e.id, reason: `recipe cannot run: ${err.message}`, diff: [] };
   }
   if (sha256(again) === sha256(bytes)) return null;
-  const diff =
-    e.kind === 'nested-state'
-      ? diffBlobs(bytes, again)
-      : (() => {
-          const layout = producerLayout(dir, e.kind, e.producer.profile, e.producer.layout);
-          const a = decodeContent(e.kind, layout, bytes);
-          const b = decodeContent(e.kind, layout, again);
-          return a.ok && b.ok ? diffFlat(flatten(e.kind, a.content), flatten(e.kind, b.content)) : [];
-        })();
+  const diff = e.kind === 'nested-state' ? diffBlobs(bytes, again) : pageDiff(dir, e, bytes, again);
   return { id: e.id, reason: `the recipe now produces different bytes (${diff.length} difference(s))`, diff };
+}
+
+/** Two pages of the entry's kind, compared field by field under the producer's layout. */
+function pageDiff(dir: string, e: GoldenEntry, before: Uint8Array, after: Uint8Array): FieldDiff[] {
+  const layout = producerLayout(dir, e.kind, e.producer.profile, e.producer.layout);
+  const a = decodeContent(e.kind, layout, before);
+  const b = decodeContent(e.kind, layout, after);
+  return a.ok && b.ok ? diffFlat(flatten(e.kind, a.content), flatten(e.kind, b.content)) : [{ field: 'length', offset: -1, expected: String(before.length), actual: String(after.length) }];
 }
 
 async function verifyEntry(dir: string, e: GoldenEntry, targets: (p: string) => Target, out: EntryVerdict): Promise<void> {

@@ -9,6 +9,10 @@ import { describe, expect, test } from 'vitest';
 import { defaultGoldenDir, sha256, type GoldenEntry, type Manifest } from '../golden/manifest.js';
 import { verifyGolden } from '../golden/verify.js';
 import { validate } from '../reports/schemas.js';
+import { PROFILES } from '../model/profiles.js';
+import { runProperty } from '../suites/harness.js';
+import { goldenSuite } from '../suites/golden.js';
+import { referenceTarget } from '../targets/reference.js';
 
 const BIN = new URL('../bin/nvmx-conformance.js', import.meta.url).pathname;
 const cli = (...args: string[]) => {
@@ -70,6 +74,14 @@ describe('the committed corpus', () => {
     expect(m.entries.every((e) => e.size <= 8320)).toBe(true);
     expect(m.entries.some((e) => Object.values(e.consumers).some((r) => r.result === 'acceptable'))).toBe(true);
   });
+});
+
+test.each(PROFILES.map((p) => p.name))('the golden properties hold on the %s reference target (nested state only from 4.19)', async (profile) => {
+  for (const def of goldenSuite) {
+    const o = await runProperty(def, referenceTarget({ profile }), { seed: 1 });
+    expect(o.verdict, def.id).toBe(profile === 'linux-4.18' && def.groups.includes('nested-state') ? 'unsupported' : 'pass');
+    if (o.verdict === 'pass') expect(o.cases).toBe(1);
+  }
 });
 
 describe('tampering is caught, naming the blob', () => {
