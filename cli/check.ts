@@ -16,6 +16,7 @@ import { TargetStartError } from '../targets/exec.js';
 import { NotAKernelTree } from '../targets/linux/generate.js';
 import type { TargetIdentityRecord } from '../reports/report.js';
 import { DEFAULT_PROFILE, findProfile } from '../model/profiles.js';
+import { goldenSection } from '../golden/report-section.js';
 import { EXIT, UsageError } from './errors.js';
 import { loadLayout } from './load-layout.js';
 import { intOption, parse } from './options.js';
@@ -57,6 +58,21 @@ function targetOptions(values: CommonValues): Pick<RunParams, 'targetTimeoutMs' 
  * every vitest worker, a command that cannot be started is bad input, and the report records what
  * the target said it is. A target that starts but fails its hello is left to the run (error verdicts).
  */
+/** The golden corpus read through the target; a target that cannot start leaves the section out (its properties already say why). */
+async function goldenOn(params: RunParams): Promise<Awaited<ReturnType<typeof goldenSection>> | undefined> {
+  let target;
+  try {
+    target = await openTarget(params);
+  } catch {
+    return undefined;
+  }
+  try {
+    return await goldenSection(target);
+  } finally {
+    await target.close();
+  }
+}
+
 async function probeTarget(params: RunParams): Promise<TargetIdentityRecord | undefined> {
   if (params.target === 'reference') return params.targetPackage !== undefined ? { package: params.targetPackage } : undefined;
   let target;
@@ -188,7 +204,11 @@ async function run(params: RunParams, reportDir: string, extras: CheckExtras): P
     sections,
     waivers: extras.waivers,
   });
-  writeReportFiles(dir, report);
+  // the golden corpus, read back through the target: results per blob id
+  const golden = params.only ? undefined : await goldenOn(params);
+  if (golden) console.log(`golden: ${golden.blobs.length} blobs on ${golden.profile}: ${golden.summary.pass} pass, ${golden.summary.fail} fail, ${golden.summary['not-applicable']} not applicable`);
+  for (const b of golden?.blobs ?? []) if (b.verdict === 'fail') console.log(`    FAIL golden ${b.id}: ${b.reason}`);
+  writeReportFiles(dir, golden ? { ...report, golden } : report);
   for (const w of unmatchedWaiverWarnings(report.waivers)) console.error(`nvmx-conformance: warning: ${w}`);
   const s = report.summary;
   if (report.run.stopped) console.log(`stopped: ${report.run.stopped === 'interrupted' ? 'interrupted by a signal' : 'time budget reached'}; the report is marked incomplete`);

@@ -4,6 +4,7 @@
 import { checkCommand, replayCommand } from './check.js';
 import { EXIT, UsageError } from './errors.js';
 import { filterCommand } from './filter.js';
+import { goldenCommand } from './golden.js';
 import { layoutCommand } from './layout.js';
 import { nestedCommand } from './nested.js';
 import { matrixCommand } from './matrix.js';
@@ -54,6 +55,13 @@ commands:
   serve   [--profile P]
           the reference model as an nvmx-target/1 process on stdin/stdout (targets/PROTOCOL.md)
 
+  golden verify [--golden DIR] [--json]
+          every golden blob: sha256, expected content, each consumer profile's result, its recipe
+  golden record --recipe FILE --id ID [--update] [--golden DIR]
+          add a blob produced by a recipe; an existing id needs --update
+  golden add --file BLOB --kind nested-state|vmcs12|evmcs --id ID --producer "captured from …"
+          [--profile P] [--vcpu VCPU.json] [--scenario TEXT] [--comment TEXT] [--update] [--golden DIR]
+          import a captured blob; content and consumer results are filled in from the model for review
 exit codes: 0 ok, 1 failure, 2 usage or input error, 3 target error or incomplete run,
             4 internal error, 130 interrupted`;
 
@@ -66,6 +74,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number> | number> = {
   matrix: matrixCommand,
   report: reportCommand,
   serve: serveCommand,
+  golden: goldenCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -7,6 +7,7 @@ import { setNestedState } from '../model/nested/set.js';
 import { blobToSpec, specToBlob, type NestedSpec } from '../model/nested/spec.js';
 import { applyOp, DEFAULT_VCPU, Vcpu, type GuestOp, type VcpuConfig } from '../model/nested/vcpu.js';
 import { SIZE_WITH_SHADOW } from '../model/nested/constants.js';
+import { opsFromJson } from '../model/nested/ops-json.js';
 import { DEFAULT_PROFILE, findProfile, profileNames, type Profile } from '../model/profiles.js';
 import type { NestedBehaviour } from '../model/nested/behaviour.js';
 import { EXIT, UsageError } from './errors.js';
@@ -110,9 +111,7 @@ function restore(argv: string[]): number {
 }
 
 function parseOps(path: string): GuestOp[] {
-  const raw = readJsonFile(path, 'guest-ops') as Record<string, unknown>[];
-  const bigKeys = new Set(['pa', 'field', 'value', 'reason', 'currentNestedVmcs']);
-  return raw.map((o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, bigKeys.has(k) ? BigInt(v as string | number) : v])) as unknown as GuestOp);
+  return opsFromJson(readJsonFile(path, 'guest-ops') as Record<string, unknown>[]);
 }
 
 function save(argv: string[]): number {

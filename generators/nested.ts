@@ -52,10 +52,7 @@ export const step: fc.Arbitrary<GuestOp[]> = fc.oneof(
 
 export const guestOps: fc.Arbitrary<GuestOp[]> = fc.array(step, { maxLength: 8 }).map((steps) => steps.flat());
 
-/** The JSON form of an op list (bigints as hex strings), as `nested save --ops` reads it. */
-export function opsToJson(ops: readonly GuestOp[]): unknown[] {
-  return ops.map((o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'bigint' ? `0x${v.toString(16)}` : v])));
-}
+export { opsToJson } from '../model/nested/ops-json.js';
 
 /** A vmcs12 that enables shadow VMCS with a valid link pointer, loaded in L1. */
 export const SHADOW_SETUP: readonly GuestOp[] = [

@@ -59,6 +59,8 @@ export function mergeReports(inputs: readonly MergeInput[], expectedIds: readonl
     properties,
     ...(waivers ? { waivers } : {}),
     ...(sections ? { sections } : {}),
+    // every shard reads the same golden corpus through the same target: any one carries it
+    ...(reports.find((r) => r.golden)?.golden ? { golden: reports.find((r) => r.golden)!.golden! } : {}),
   };
   return { report: finalize(body) };
 }

@@ -9,6 +9,7 @@ import { validate } from './schemas.js';
 import { TOOL_VERSION } from '../targets/reference.js';
 import { applyWaivers, type WaiverEntry } from './waivers.js';
 import { judge, type Summary } from './verdict.js';
+import type { GoldenSection } from '../golden/report-section.js';
 
 export type FindingVerdict = PropertyOutcome['verdict'] | 'waived';
 
@@ -96,6 +97,8 @@ export interface Report {
   verdictReason: string;
   waivers?: WaiverResult[];
   sections?: Sections;
+  /** the golden corpus read back through the target (golden/report-section.ts) */
+  golden?: GoldenSection;
 }
 
 /** A report before its summary and verdict, which `finalize` derives. */

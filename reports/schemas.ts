@@ -1,14 +1,14 @@
 // The published JSON Schemas (reports/schema/*.schema.json) and their ajv validators. Every
 // descriptor and report is validated when read and when written.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 
-export type SchemaName = 'report' | 'layout' | 'layout-diff' | 'waivers' | 'msrs' | 'vcpu' | 'guest-ops' | 'nested-spec' | 'matrix' | 'target-protocol';
-// every schema is registered with the one ajv instance, so the report can $ref layout-diff by $id
-const SCHEMA_NAMES: readonly SchemaName[] = ['report', 'layout', 'layout-diff', 'waivers', 'msrs', 'vcpu', 'guest-ops', 'nested-spec', 'matrix', 'target-protocol'];
+export type SchemaName = 'report' | 'layout' | 'layout-diff' | 'waivers' | 'msrs' | 'vcpu' | 'guest-ops' | 'nested-spec' | 'matrix' | 'target-protocol' | 'golden-manifest' | 'golden-recipe';
+// every schema is registered with the one ajv instance, so one can $ref another by its $id
+const SCHEMA_NAMES: readonly SchemaName[] = ['report', 'layout', 'layout-diff', 'waivers', 'msrs', 'vcpu', 'guest-ops', 'nested-spec', 'matrix', 'target-protocol', 'golden-manifest', 'golden-recipe'];
 
 /** The package root: where package.json is, from source (tests) or from dist/ (the bin). */
 export function packageRoot(): string {
@@ -35,6 +35,16 @@ const DEPENDS: Partial<Record<SchemaName, SchemaName[]>> = { 'target-protocol': 
 
 const schemaText = (name: SchemaName): object => JSON.parse(readFileSync(schemaPath(name), 'utf8'));
 
+let loaded = false;
+
+/** Every schema file is added once, so that one schema can $ref another by its $id. */
+function loadAll(): void {
+  if (loaded) return;
+  const dir = dirname(schemaPath('report'));
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.schema.json'))) ajv.addSchema(JSON.parse(readFileSync(join(dir, f), 'utf8')));
+  loaded = true;
+}
+
 function validator(name: SchemaName): ValidateFunction {
   if (!validators.size) {
     const schemas = SCHEMA_NAMES.map((n) => [n, JSON.parse(readFileSync(schemaPath(n), 'utf8')) as { $id: string }] as const);
@@ -60,6 +70,14 @@ export function validateDef(name: SchemaName, def: string, data: unknown): strin
   const v = defValidator(ajv, name, def);
   if (v(data)) return [];
   return describe(v.errors ?? []);
+}
+
+/** Validates against a definition inside a schema, e.g. ("nested-spec", "/$defs/page"). */
+export function validateAt(name: SchemaName, pointer: string, data: unknown): string[] {
+  const id = (validator(name).schema as { $id: string }).$id;
+  const v = ajv.getSchema(`${id}#${pointer}`);
+  if (!v) throw new Error(`no schema at ${id}#${pointer}`);
+  return v(data) ? [] : describe(v.errors ?? []);
 }
 
 /** Problems as "JSON pointer: message", most specific first; [] when valid. */

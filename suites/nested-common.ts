@@ -14,7 +14,7 @@ export interface Reached {
   readonly destination: VcpuConfig;
 }
 
-export async function reach(ctx: PropertyContext, config: VcpuConfig, ops: readonly GuestOp[]): Promise<Reached> {
+export async function reach(ctx: Pick<PropertyContext, 'target'>, config: VcpuConfig, ops: readonly GuestOp[]): Promise<Reached> {
   const vcpu = must(await ctx.target.createVcpu(config));
   const results: OpResult[] = [];
   let evmcsEnabled = config.evmcsEnabled;
@@ -31,7 +31,7 @@ export async function reach(ctx: PropertyContext, config: VcpuConfig, ops: reado
 }
 
 /** GET with a buffer large enough for anything (KVM_CAP_NESTED_STATE's 8320). */
-export async function getFull(ctx: PropertyContext, vcpu: string): Promise<Uint8Array> {
+export async function getFull(ctx: Pick<PropertyContext, 'target'>, vcpu: string): Promise<Uint8Array> {
   const g = must(await ctx.target.getNestedState(vcpu, SIZE_WITH_SHADOW));
   if (g.errno) throw new Error(`GET with an 8320-byte buffer answered ${g.errno}`);
   return g.buffer.subarray(0, g.size);

@@ -11,6 +11,7 @@ import { evmcsFlagWhenActive } from './nested-evmcs-flag.js';
 import { nestedRestoreSuite } from './nested-restore.js';
 import { migrationSuite } from './migration.js';
 import { evmcsFilterSuite } from './evmcs-filter.js';
+import { goldenSuite } from './golden.js';
 
 export interface Suite {
   /** also the name of its vitest entry file: suites/vitest/<name>.suite.ts */
@@ -30,6 +31,7 @@ export const SUITES: readonly Suite[] = [
   { name: 'nested-restore', properties: nestedRestoreSuite },
   { name: 'migration', properties: migrationSuite },
   { name: 'evmcs-filter', properties: evmcsFilterSuite },
+  { name: 'golden', properties: goldenSuite },
 ];
 
 export const ALL_PROPERTIES: readonly PropertyDef[] = SUITES.flatMap((s) => s.properties);

@@ -46,6 +46,9 @@ function filterTarget(bug: { ebx?: number; rule?: (r: string | null) => string |
   };
 }
 
+/** A consumer that takes any revision's page as its own layout's: no translation. */
+const memcpyReadPage: ReferenceModel['readPage'] = (set, page) => ({ ok: true, revision: 0, translatedFrom: null, record: realDecode(codecFor(set.current), page) });
+
 const MUTANTS: Mutant[] = [
   {
     property: 'vmcs12.codec.round-trip',
@@ -103,7 +106,7 @@ const MUTANTS: Mutant[] = [
   {
     property: 'vmcs12.revisions.old-readable',
     what: 'the consumer memcpys an old-revision page instead of translating it',
-    model: { readPage: (set, page) => ({ ok: true, revision: 0, translatedFrom: null, record: realDecode(codecFor(set.current), page) }) },
+    model: { readPage: memcpyReadPage },
   },
   {
     property: 'evmcs.sync.round-trip',
@@ -210,6 +213,33 @@ const MUTANTS: Mutant[] = [
     property: 'migration.seed-003',
     what: 'a fleet whose 5.2 hosts still set the EVMCS flag when eVMCS is merely enabled',
     model: { runPath: (p, h) => runPath(p.start.host === 'linux-5.2' ? { ...p, start: { ...p.start, host: 'linux-4.20' } } : p, h) },
+  },
+  {
+    property: 'golden.pages.old-readable',
+    what: 'the consumer memcpys an old-revision golden page instead of translating it',
+    model: { readPage: memcpyReadPage },
+  },
+  {
+    property: 'golden.nested-state.old-readable',
+    what: 'the consumer ignores the shadow vmcs12 of a restored blob',
+    model: {
+      setNestedState: (v, b) => {
+        const r = setNestedState(v, b);
+        v.shadowVmcs12 = new Uint8Array(4096);
+        return r;
+      },
+    },
+  },
+  {
+    property: 'golden.recipes.stable',
+    what: 'GET forgets MTF_PENDING',
+    model: {
+      getNestedState: (v, n) => {
+        const r = getNestedState(v, n);
+        if (r.buffer.length) r.buffer[0] = r.buffer[0]! & ~8;
+        return r;
+      },
+    },
   },
   {
     property: 'evmcs.check.agrees-with-filter',

@@ -25,10 +25,11 @@ export interface NestedSpec {
 const hex = (v: bigint | number) => `0x${v.toString(16)}`;
 const big = (v: U64) => BigInt(v);
 
-function pageToSpec(layout: Layout, page: Uint8Array): PageSpec {
-  const full = new Uint8Array(VMCS12_BLOB_SIZE);
-  full.set(page.subarray(0, VMCS12_BLOB_SIZE));
-  const codec = codecFor({ ...layout, size: VMCS12_BLOB_SIZE });
+/** A page as named non-zero fields plus the non-zero bytes the layout gives no meaning (the page is cut or zero-padded to `size`). */
+export function pageToSpec(layout: Layout, page: Uint8Array, size = VMCS12_BLOB_SIZE): PageSpec {
+  const full = new Uint8Array(size);
+  full.set(page.subarray(0, size));
+  const codec = codecFor(size === layout.size ? layout : { ...layout, size });
   const rec = decode(codec, full);
   const fields: Record<string, string> = {};
   for (const [k, v] of Object.entries(recordValues(codec, rec))) if (v !== 0n) fields[k] = hex(v);
@@ -73,23 +74,21 @@ export function blobToSpec(layout: Layout, d: DecodedBlob): NestedSpec {
   };
 }
 
+/** The header fields a spec names, as numbers (size only when given: it defaults to the blob's length). */
+export function headerFromSpec(h: NestedSpec['header']): Partial<NestedHeader> {
+  const out: Partial<NestedHeader> = {};
+  if (h.flags !== undefined) out.flags = Array.isArray(h.flags) ? h.flags.reduce((a, n) => a | FLAGS[n], 0) : Number(h.flags);
+  for (const k of ['format', 'size', 'smmFlags', 'pad', 'vmxFlags'] as const) if (h[k] !== undefined) out[k] = Number(h[k]);
+  for (const k of ['vmxonPa', 'vmcs12Pa', 'preemptionTimerDeadline'] as const) if (h[k] !== undefined) out[k] = big(h[k]!);
+  return out;
+}
+
 /** Throws RangeError for a member the layout does not have (the CLI turns it into one line). */
 export function specToBlob(layout: Layout, s: NestedSpec): Uint8Array {
-  const h = s.header;
-  const flags = Array.isArray(h.flags) ? h.flags.reduce((a, n) => a | FLAGS[n], 0) : Number(h.flags ?? 0);
-  const header: Partial<NestedHeader> = {
-    flags,
-    format: Number(h.format ?? 0),
-    vmxonPa: big(h.vmxonPa ?? 0),
-    vmcs12Pa: big(h.vmcs12Pa ?? 0),
-    smmFlags: Number(h.smmFlags ?? 0),
-    pad: Number(h.pad ?? 0),
-    vmxFlags: Number(h.vmxFlags ?? 0),
-    preemptionTimerDeadline: big(h.preemptionTimerDeadline ?? 0),
-  };
+  const { size, ...header } = headerFromSpec(s.header);
   const vmcs12 = s.vmcs12 ? specToPage(layout, s.vmcs12) : s.shadowVmcs12 ? new Uint8Array(VMCS12_BLOB_SIZE) : null;
   const shadow = s.shadowVmcs12 ? specToPage(layout, s.shadowVmcs12) : null;
   const blob = encodeBlob(header, vmcs12, shadow);
-  if (h.size !== undefined) new DataView(blob.buffer).setUint32(4, Number(h.size), true);
+  if (size !== undefined) new DataView(blob.buffer).setUint32(4, size, true);
   return blob;
 }

@@ -1,0 +1,118 @@
+// `golden verify | record | add`: the golden corpus (golden/manifest.json and its blobs). verify exits
+// 1 on any finding, printing the blob id, the consumer profile, the reason (with the rule) and a field
+// diff; record and add never replace an existing id without --update.
+import { resolve } from 'node:path';
+import type { FieldDiff } from '../model/codec.js';
+import type { VcpuConfig } from '../model/nested/vcpu.js';
+import { defaultGoldenDir, type GoldenKind, type Recipe } from '../golden/manifest.js';
+import { buildEntry, commitEntry, draftFromRecipe, type Draft } from '../golden/record.js';
+import { RecipeError } from '../golden/recipe.js';
+import { referencePool, verifyGolden } from '../golden/verify.js';
+import { findProfile, profileNames } from '../model/profiles.js';
+import { EXIT, UsageError } from './errors.js';
+import { readInputFile, readJsonFile } from './json-input.js';
+import { parse } from './options.js';
+
+export async function goldenCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  const commands: Record<string, (a: string[]) => Promise<number>> = { verify, record, add };
+  const run = sub ? commands[sub] : undefined;
+  if (!run) throw new UsageError(sub ? `unknown golden command "${sub}" (expected verify, record or add)` : 'golden needs verify, record or add');
+  try {
+    return await run(rest);
+  } catch (e) {
+    if (e instanceof RecipeError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+const dirOption = { golden: { type: 'string' } } as const;
+const goldenDir = (v: string | undefined) => (v ? resolve(v) : defaultGoldenDir());
+
+const MAX_DIFF_LINES = 24;
+
+export function diffLines(diff: readonly FieldDiff[]): string[] {
+  if (!diff.length) return [];
+  const width = Math.max(5, ...diff.map((d) => d.field.length));
+  const lines = [`    ${'field'.padEnd(width)}  expected  ->  actual`, ...diff.slice(0, MAX_DIFF_LINES).map((d) => `    ${d.field.padEnd(width)}  ${d.expected}  ->  ${d.actual}`)];
+  if (diff.length > MAX_DIFF_LINES) lines.push(`    … ${diff.length - MAX_DIFF_LINES} more`);
+  return lines;
+}
+
+async function verify(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { ...dirOption, json: { type: 'boolean', default: false } });
+  const verdicts = await verifyGolden(goldenDir(values.golden));
+  const findings = verdicts.flatMap((v) => v.findings);
+  const results = verdicts.reduce((n, v) => n + Object.keys(v.consumers).length, 0);
+  if (values.json) console.log(JSON.stringify({ blobs: verdicts.length, consumerResults: results, failures: findings.length, verdicts }, null, 2));
+  else {
+    for (const f of findings) {
+      console.log(`FAIL  ${f.id}${f.profile ? ` on ${f.profile}` : ''}: ${f.reason}`);
+      for (const l of diffLines(f.diff)) console.log(l);
+    }
+    console.log(`golden: ${verdicts.length} blobs, ${results} consumer results checked, ${findings.length} failure(s)`);
+  }
+  return findings.length ? EXIT.failure : EXIT.ok;
+}
+
+const ID = /^[a-z0-9][a-z0-9.-]*[a-z0-9]$/;
+
+function checkId(id: string | undefined): string {
+  if (!id) throw new UsageError('needs --id ID (lower case letters, digits, dots and dashes)');
+  if (!ID.test(id)) throw new UsageError(`--id "${id}": use lower case letters, digits, dots and dashes`);
+  return id;
+}
+
+async function commit(dir: string, draft: Draft, update: boolean): Promise<number> {
+  const { entry, content } = await buildEntry(dir, draft, referencePool());
+  for (const line of commitEntry(dir, entry, content, draft.bytes, update)) console.log(line);
+  return EXIT.ok;
+}
+
+async function record(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { ...dirOption, recipe: { type: 'string' }, id: { type: 'string' }, update: { type: 'boolean', default: false } });
+  if (!values.recipe) throw new UsageError('golden record needs --recipe FILE (reports/schema/golden-recipe.schema.json)');
+  const id = checkId(values.id);
+  const recipe = readJsonFile(values.recipe, 'golden-recipe') as Recipe;
+  if (recipe.profile !== undefined && !findProfile(recipe.profile)) throw new UsageError(`${values.recipe}: unknown profile "${recipe.profile}" (known: ${profileNames().join(', ')})`);
+  const dir = goldenDir(values.golden);
+  const draft = await draftFromRecipe(dir, id, recipe, referencePool());
+  return commit(dir, draft, values.update);
+}
+
+const KINDS: readonly GoldenKind[] = ['nested-state', 'vmcs12', 'evmcs'];
+
+async function add(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    ...dirOption,
+    file: { type: 'string' },
+    kind: { type: 'string' },
+    id: { type: 'string' },
+    producer: { type: 'string' },
+    profile: { type: 'string', default: 'linux-6.12' },
+    vcpu: { type: 'string' },
+    scenario: { type: 'string' },
+    comment: { type: 'string' },
+    update: { type: 'boolean', default: false },
+  });
+  if (!values.file) throw new UsageError('golden add needs --file BLOB');
+  const kind = values.kind as GoldenKind;
+  if (!KINDS.includes(kind)) throw new UsageError(`--kind must be one of ${KINDS.join(', ')}${values.kind ? `, got "${values.kind}"` : ''}`);
+  const id = checkId(values.id);
+  if (!values.producer) throw new UsageError('golden add needs --producer "captured from …" (where the blob comes from)');
+  if (!findProfile(values.profile)) throw new UsageError(`unknown profile "${values.profile}" (known: ${profileNames().join(', ')})`);
+  const bytes = new Uint8Array(readInputFile(values.file));
+  if (bytes.length > 8320) throw new UsageError(`${values.file}: ${bytes.length} bytes; golden blobs are at most 8320 bytes`);
+  const consumerVcpu = values.vcpu ? (readJsonFile(values.vcpu, 'vcpu') as Partial<VcpuConfig>) : undefined;
+  const draft: Draft = {
+    id,
+    kind,
+    bytes,
+    producer: { profile: values.profile, by: values.producer },
+    scenario: values.scenario ?? `captured blob ${values.file}`,
+    ...(values.comment ? { comment: values.comment } : {}),
+    ...(kind === 'nested-state' ? { consumerVcpu: consumerVcpu ?? {} } : {}),
+  };
+  console.log(`review before committing: the expected content and every consumer's result below come from the model`);
+  return commit(goldenDir(values.golden), draft, values.update);
+}
