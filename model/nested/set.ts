@@ -6,7 +6,7 @@ import { VMCS12_REVISION } from '../catalog/vmcs12.js';
 import { readBytes } from '../vmcs12-access.js';
 import { readHeader } from './blob.js';
 import { FLAGS, HEADER_SIZE, INVALID_GPA, MIN_SIZE_FOR_SHADOW, MIN_SIZE_FOR_VMCS12, OFFSET, SMM_FLAGS, VMCS12_STRUCT_SIZE, VMX_HDR_FLAGS, type Errno } from './constants.js';
-import { V14_NOT_MODELLED, type Vcpu } from './vcpu.js';
+import type { Vcpu } from './vcpu.js';
 
 export interface SetResult {
   /** the ioctl's return value: 0, a negative errno, or the positive 2 */
@@ -127,7 +127,6 @@ export function setNestedState(v: Vcpu, blob: Uint8Array | null): SetResult {
   }
   const bad = v.hooks.vmentryChecks(v, v.vmcs12, false);
   if (bad) return error(einval('V14', `VM-entry check ${bad.rule} fails`));
-  notModelled.push(V14_NOT_MODELLED);
   if (!v.hooks.prepareVmcs02(v)) {
     quirks.push('S8_POSITIVE_RETURN_2');
     return error(done(2, 'S8', 'prepare_vmcs02 failed: NVMX_VMENTRY_VMEXIT (2) is returned as the ioctl value'));
