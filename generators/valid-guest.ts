@@ -27,7 +27,7 @@ const U32 = fc.integer({ min: 0, max: 0xffff_ffff });
 const U64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
 
 /** The random choices one valid guest is built from; everything shrinks toward zero. */
-const raw = fc.record({
+export const rawGuest = fc.record({
   pin: U32,
   proc: U32,
   proc2: U32,
@@ -39,12 +39,12 @@ const raw = fc.record({
   inject: fc.nat(7),
   activity: fc.constantFrom(0n, 1n, 3n),
 });
-type Raw = typeof raw extends fc.Arbitrary<infer T> ? T : never;
+export type RawGuest = typeof rawGuest extends fc.Arbitrary<infer T> ? T : never;
 
 const has = (x: number, b: number) => (x & b) !== 0;
 
 /** Builds a valid draft from random choices. Pure: the same choices give the same draft. */
-export function buildValidGuest(caps: NestedCaps, r: Raw, opts: GuestOptions = {}): Vmcs12Draft {
+export function buildValidGuest(caps: NestedCaps, r: RawGuest, opts: GuestOptions = {}): Vmcs12Draft {
   const maxPhy = BigInt(opts.maxPhyAddr ?? 36);
   let w = 0;
   const word = () => r.words[w++ % r.words.length]!;
@@ -58,14 +58,14 @@ export function buildValidGuest(caps: NestedCaps, r: Raw, opts: GuestOptions = {
   let vmfunc = word() & caps.vmfunc;
   // the eVMCS check reads the raw fields: keep every class inside it
   for (const s of opts.evmcsCheck ?? []) {
-    const keep = s.kind === 'deny' ? ~s.mask : s.mask;
+    const keep = s.kind === 'deny' ? ~s.mask : s.mask; // planned bits stay (a breaker may want one outside)
     if (s.kind === 'high-bits') vmfunc &= 0xffff_ffffn;
     else if (s.field === 'vm_function_control') vmfunc &= BigInt(keep >>> 0);
-    else if (s.field === 'pin_based_vm_exec_control') pin &= keep;
-    else if (s.field === 'cpu_based_vm_exec_control') proc &= keep;
-    else if (s.field === 'secondary_vm_exec_control') proc2 &= keep;
-    else if (s.field === 'vm_exit_controls') exit &= keep;
-    else entry &= keep;
+    else if (s.field === 'pin_based_vm_exec_control') pin &= keep | (on.pin ?? 0);
+    else if (s.field === 'cpu_based_vm_exec_control') proc &= keep | (on.proc ?? 0);
+    else if (s.field === 'secondary_vm_exec_control') proc2 &= keep | (on.proc2 ?? 0);
+    else if (s.field === 'vm_exit_controls') exit &= keep | (on.exit ?? 0);
+    else entry &= keep | (on.entry ?? 0);
   }
   // prerequisites: a control whose prerequisite is missing is dropped (unless a must-be-1 or planned bit)
   const keepP = (c: 'pin' | 'proc' | 'proc2' | 'exit' | 'entry') => caps[c].must | (on[c] ?? 0);
@@ -83,7 +83,7 @@ export function buildValidGuest(caps: NestedCaps, r: Raw, opts: GuestOptions = {
   // modes: a 64-bit host when the capabilities allow it (VMLAUNCH needs it: L1 is 64-bit); IA-32e guest only then
   const hostIa32e = has(caps.exit.may, BIT.exit.hostAddrSpace) && !has(off.exit ?? 0, BIT.exit.hostAddrSpace);
   exit = hostIa32e ? exit | BIT.exit.hostAddrSpace : drop('exit', exit, BIT.exit.hostAddrSpace);
-  const guestIa32e = hostIa32e && (r.ia32e || has(on.entry ?? 0, BIT.entry.ia32e)) && has(caps.entry.may, BIT.entry.ia32e);
+  const guestIa32e = hostIa32e && (r.ia32e || has(on.entry ?? 0, BIT.entry.ia32e)) && !has(off.entry ?? 0, BIT.entry.ia32e) && has(caps.entry.may, BIT.entry.ia32e);
   entry = guestIa32e ? entry | BIT.entry.ia32e : drop('entry', entry, BIT.entry.ia32e);
   const sec = has(proc, BIT.proc.secondary) ? proc2 : 0;
   const F = new Map<string, bigint>();
@@ -171,4 +171,4 @@ function injection(kind: number, x: bigint, caps: NestedCaps, realMode: boolean)
 }
 
 /** Valid guests for a capability set (see buildValidGuest). */
-export const validGuest = (caps: NestedCaps, opts: GuestOptions = {}): fc.Arbitrary<Vmcs12Draft> => raw.map((r) => buildValidGuest(caps, r, opts));
+export const validGuest = (caps: NestedCaps, opts: GuestOptions = {}): fc.Arbitrary<Vmcs12Draft> => rawGuest.map((r) => buildValidGuest(caps, r, opts));

@@ -17,6 +17,8 @@ export interface Vmcs12Draft {
   readonly fields: Map<string, bigint>;
   /** the first 4 bytes of the page at LINK_PAGE (revision and shadow bit) */
   linkHdr: bigint;
+  /** PAE PDPTEs in guest memory at guest_cr3 (absent: that memory reads as zeros) */
+  pdptes?: readonly bigint[];
 }
 
 export const linkHeader = (shadow: boolean): bigint => BigInt(VMCS12_REVISION) | (shadow ? 0x8000_0000n : 0n);
@@ -24,9 +26,22 @@ export const linkHeader = (shadow: boolean): bigint => BigInt(VMCS12_REVISION) |
 const ZERO = new Uint8Array(4096);
 
 export function draftInput(d: Vmcs12Draft, caps: NestedCaps, opts: { maxPhyAddr: number; runPending: boolean; evmcsCheck: readonly CheckRule[] | null }): CheckInput {
+  const pages = draftMemory(d);
+  return { f: (m) => d.fields.get(m) ?? 0n, caps, ...opts, guestPage: (gpa) => pages.get(gpa) ?? ZERO };
+}
+
+/** The guest memory a draft relies on: the linked VMCS's header, and the PDPTEs if any. */
+export function draftMemory(d: Vmcs12Draft): Map<bigint, Uint8Array> {
   const link = new Uint8Array(4096);
   writeBytes(link, 0, 4, d.linkHdr);
-  return { f: (m) => d.fields.get(m) ?? 0n, caps, ...opts, guestPage: (gpa) => (gpa === LINK_PAGE ? link : ZERO) };
+  const pages = new Map([[LINK_PAGE, link]]);
+  if (d.pdptes) {
+    const cr3 = d.fields.get('guest_cr3') ?? 0n;
+    const p = new Uint8Array(4096);
+    d.pdptes.forEach((e, i) => writeBytes(p, Number(cr3 & 0xfe0n) + i * 8, 8, e));
+    pages.set(cr3 & ~0xfffn, p);
+  }
+  return pages;
 }
 
 /** The draft as a vmcs12 page of `layout` (revision id set, launch state clear). */

@@ -134,7 +134,15 @@ const evmcsRule = (step: CheckRule): VmentryRule =>
     if (!v.s.evmcsCheck) return false;
     const c = { pin_based_vm_exec_control: v.pin, cpu_based_vm_exec_control: v.proc, secondary_vm_exec_control: Number(f(v, 'secondary_vm_exec_control')), vm_exit_controls: v.exit, vm_entry_controls: v.entry, vm_function_control: f(v, 'vm_function_control') };
     return !evmcsCheckControls([step], c).ok;
-  }, step.kind === 'deny' && step.mask === 0 ? { unreachable: 'the deny mask is 0: the step never fails' } : {});
+  }, evmcsUnreachable(step));
+
+/** eVMCS steps no vmcs12 can fail alone, whatever the capabilities */
+function evmcsUnreachable(step: CheckRule): Partial<VmentryRule> {
+  if (step.kind === 'deny' && step.mask === 0) return { unreachable: 'the deny mask is 0: the step never fails' };
+  if (step.kind === 'deny' && step.field === 'vm_exit_controls' && step.mask === BIT.exit.savePreemption)
+    return { unreachable: 'it refuses only save-preemption-timer, which needs the preemption timer (else ctl.save-preemption-without-timer), which the pin step refuses first' };
+  return {};
+}
 
 const ADDRESS_SPACE = r('host.address-space-size', 'host', 'nested_vmx_check_address_space_size', 'host address-space size differs from L1 EFER.LMA (VMLAUNCH/VMRESUME only)', (v) => v.hostIa32e !== GUEST_CPU.l1LongMode, { vmentryOnly: true });
 
@@ -170,8 +178,8 @@ const guestRules = (cet: boolean, freezeQuirk: boolean): VmentryRule[] => [
   r('guest.debugctl', 'guest', GUEST, `load debug controls: IA32_DEBUGCTL bits the vCPU does not support${freezeQuirk ? ' (FREEZE_IN_SMM allowed by quirk)' : ''}`, (v) => v.entryHas(BIT.entry.loadDebug) && !debugctlValid(v, freezeQuirk)),
   r('guest.pat', 'guest', GUEST, 'load IA32_PAT on entry: guest PAT has an invalid memory type', (v) => v.entryHas(BIT.entry.loadPat) && !patValid(f(v, 'guest_ia32_pat'))),
   r('guest.link-pointer.address', 'guest', LINK, 'VMCS link pointer neither -1 nor a valid page address', (v) => linkPtr(v) !== (1n << 64n) - 1n && !v.page(linkPtr(v)), { qualification: 4 }),
-  r('guest.link-pointer.revision', 'guest', LINK, 'the page at the VMCS link pointer does not carry VMCS12_REVISION', (v) => linkPtr(v) !== (1n << 64n) - 1n && (linkHdr(v) & 0x7fff_ffffn) !== 0x11e5_7ed0n, { qualification: 4 }),
-  r('guest.link-pointer.shadow-bit', 'guest', LINK, "the linked page's shadow-VMCS bit differs from VMCS shadowing", (v) => linkPtr(v) !== (1n << 64n) - 1n && bit(linkHdr(v), 0x8000_0000n) !== v.has2(BIT.proc2.shadowVmcs), { qualification: 4 }),
+  r('guest.link-pointer.revision', 'guest', LINK, 'the page at the VMCS link pointer does not carry VMCS12_REVISION', (v) => linkPtr(v) !== (1n << 64n) - 1n && v.page(linkPtr(v)) && (linkHdr(v) & 0x7fff_ffffn) !== 0x11e5_7ed0n, { qualification: 4 }),
+  r('guest.link-pointer.shadow-bit', 'guest', LINK, "the linked page's shadow-VMCS bit differs from VMCS shadowing", (v) => linkPtr(v) !== (1n << 64n) - 1n && v.page(linkPtr(v)) && bit(linkHdr(v), 0x8000_0000n) !== v.has2(BIT.proc2.shadowVmcs), { qualification: 4 }),
   r('guest.perf-global-ctrl', 'guest', GUEST, 'load PERF_GLOBAL_CTRL on entry: reserved bits set', (v) => v.entryHas(BIT.entry.loadPerf) && !perfValid(f(v, 'guest_ia32_perf_global_ctrl'))),
   r('guest.pg-without-pe', 'guest', GUEST, 'guest CR0.PG without CR0.PE', (v) => (f(v, 'guest_cr0') & (CR0.PG | CR0.PE)) === CR0.PG),
   r('guest.ia32e-without-pae', 'guest', GUEST, 'IA-32e mode guest without CR4.PAE', (v) => v.guestIa32e && !bit(f(v, 'guest_cr4'), CR4.PAE)),
