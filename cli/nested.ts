@@ -5,6 +5,7 @@ import { decodeBlob } from '../model/nested/blob.js';
 import { getNestedState } from '../model/nested/get.js';
 import { setNestedState } from '../model/nested/set.js';
 import { blobToSpec, specToBlob, type NestedSpec } from '../model/nested/spec.js';
+import { msrSetFromJson } from './filter.js';
 import { applyOp, DEFAULT_VCPU, Vcpu, type GuestOp, type VcpuConfig } from '../model/nested/vcpu.js';
 import { SIZE_WITH_SHADOW } from '../model/nested/constants.js';
 import { DEFAULT_PROFILE, findProfile, profileNames, type Profile } from '../model/profiles.js';
@@ -78,8 +79,9 @@ function writeBlob(blob: Uint8Array, out: string | undefined): number {
 }
 
 function vcpuFor(p: Profile & { nested: NestedBehaviour }, path: string | undefined): Vcpu {
-  const config: VcpuConfig = path ? { ...DEFAULT_VCPU, ...(readJsonFile(path, 'vcpu') as Partial<VcpuConfig>) } : DEFAULT_VCPU;
-  return new Vcpu(p, config);
+  if (!path) return new Vcpu(p, DEFAULT_VCPU);
+  const { vmxMsrs, ...rest } = readJsonFile(path, 'vcpu') as Partial<VcpuConfig> & { vmxMsrs?: Record<string, string> };
+  return new Vcpu(p, { ...DEFAULT_VCPU, ...rest, ...(vmxMsrs ? { vmxMsrs: msrSetFromJson(vmxMsrs, `${path}: vmxMsrs`) } : {}) });
 }
 
 function restore(argv: string[]): number {

@@ -42,9 +42,9 @@ export type EvmcsPointer = 'invalid' | 'map-pending' | bigint;
 /** What a guest operation did: KVM's answer, never an exception. */
 export type OpResult =
   | { readonly result: 'ok'; readonly value?: bigint }
-  | { readonly result: 'VMfailInvalid' | 'VMfailValid' | '#UD' | 'internal-error' | 'ENOTTY'; readonly error?: number; readonly reason: string }
+  | { readonly result: 'VMfailInvalid' | 'VMfailValid' | '#UD' | 'internal-error' | 'ENOTTY'; readonly error?: number; readonly reason: string; readonly check?: string }
   /** VMLAUNCH/VMRESUME that ended in a VM-exit for a failed VM-entry: `error` holds the exit reason */
-  | { readonly result: 'vmexit'; readonly error: number; readonly reason: string };
+  | { readonly result: 'vmexit'; readonly error: number; readonly reason: string; readonly check: string };
 
 /** VM-instruction error numbers (SDM). */
 export const VMXERR = {
@@ -218,7 +218,9 @@ export type GuestOp =
   | { op: 'mtf' }
   | { op: 'smm-entry' }
   | { op: 'rsm' }
-  | { op: 'run' };
+  | { op: 'run' }
+  /** the guest (or the VMM restoring guest memory) stores 8 bytes at a guest-physical address */
+  | { op: 'write-memory'; pa: bigint; value: bigint };
 
 const ok = (value?: bigint): OpResult => (value === undefined ? { result: 'ok' } : { result: 'ok', value });
 const fail = (result: Exclude<OpResult['result'], 'ok' | 'vmexit'>, reason: string, error?: number): OpResult => ({ result, reason, ...(error !== undefined ? { error } : {}) });
@@ -228,9 +230,8 @@ function vmentry(v: Vcpu, launch: boolean): OpResult {
   if (launch && launchState !== 0n) return fail('VMfailValid', 'VMLAUNCH of a launched VMCS', VMXERR.VMLAUNCH_NONCLEAR_VMCS);
   if (!launch && launchState !== 1n) return fail('VMfailValid', 'VMRESUME of a VMCS that was not launched', VMXERR.VMRESUME_NONLAUNCHED_VMCS);
   const bad = v.hooks.vmentryChecks(v, v.vmcs12, true);
-  if (bad?.stage === 'host') return fail('VMfailValid', `VM-entry check ${bad.rule}`, VMXERR.ENTRY_INVALID_HOST_STATE_FIELD);
   if (bad && (bad.stage === 'guest' || bad.stage === 'prepare')) return entryFailureExit(v, bad.rule, bad.qualification ?? 0);
-  if (bad) return fail('VMfailValid', `VM-entry check ${bad.rule}`, VMXERR.ENTRY_INVALID_CONTROL_FIELD);
+  if (bad) return { result: 'VMfailValid', reason: `VM-entry check ${bad.rule}`, error: bad.stage === 'host' ? VMXERR.ENTRY_INVALID_HOST_STATE_FIELD : VMXERR.ENTRY_INVALID_CONTROL_FIELD, check: bad.rule };
   writeBytes(v.vmcs12, 8, 4, 1n);
   // nested_cache_shadow_vmcs12: the shadow vmcs12 is read from the link pointer's page on entry
   const link = v.linkPointer();
@@ -238,7 +239,16 @@ function vmentry(v: Vcpu, launch: boolean): OpResult {
   v.guestMode = true;
   v.nestedRunPending = true;
   v.hasPreemptionTimerDeadline = false;
+  // nested_vmx_run: an L2 entered in wait-for-SIPI, or halted with nothing to wake it, is not "run pending"
+  const activity = readBytes(v.vmcs12, 916, 4);
+  if (activity === 3n || (activity === 1n && !wakeEventPending(v.vmcs12))) v.nestedRunPending = false;
   return ok();
+}
+
+/** an injected event, NMI-window exiting, or interrupt-window exiting with RFLAGS.IF */
+function wakeEventPending(vmcs12: Uint8Array): boolean {
+  const proc = readBytes(vmcs12, 748, 4);
+  return (readBytes(vmcs12, 788, 4) & 0x8000_0000n) !== 0n || (proc & 0x40_0000n) !== 0n || ((proc & 0x4n) !== 0n && (readBytes(vmcs12, 552, 8) & 0x200n) !== 0n);
 }
 
 /**
@@ -250,7 +260,7 @@ function entryFailureExit(v: Vcpu, rule: string, qualification: number): OpResul
   writeBytes(v.vmcs12, 812, 4, BigInt(ENTRY_FAILURE_INVALID_STATE)); // vm_exit_reason
   writeBytes(v.vmcs12, 408, 8, BigInt(qualification)); // exit_qualification
   if (v.evmcsMapped()) v.needVmcs12ToShadowSync = true;
-  return { result: 'vmexit', error: ENTRY_FAILURE_INVALID_STATE, reason: `VM-entry failure (invalid guest state, qualification ${qualification}): ${rule}` };
+  return { result: 'vmexit', error: ENTRY_FAILURE_INVALID_STATE, reason: `VM-entry failure (invalid guest state, qualification ${qualification}): ${rule}`, check: rule };
 }
 
 /** nested_vmx_handle_enlightened_vmptrld: map the eVMCS the VP-assist page names. */
@@ -407,6 +417,9 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
       return ok();
     case 'run':
       return run(v);
+    case 'write-memory':
+      writeBytes(v.page(o.pa & ~0xfffn), Number(o.pa & 0xff8n), 8, o.value);
+      return ok();
   }
 }
 
