@@ -8,8 +8,8 @@ import { BIT, CR0, CR4, EFER, INTR, INTR_TYPE } from '../model/vmentry/bits.js';
 import { cr3TargetCount, DEFAULT_VMX_MSRS, nestedCaps, type NestedCaps } from '../model/vmentry/caps.js';
 import { LINK_PAGE, type Vmcs12Draft } from '../model/vmentry/draft.js';
 import type { VmentryRule } from '../model/vmentry/rules.js';
-import { MSR } from '../model/vmx-msrs.js';
-import { buildValidGuest, rawGuest, type ControlPlan } from './valid-guest.js';
+import { MSR, type MsrSet } from '../model/vmx-msrs.js';
+import { buildValidGuest, rawGuest, type ControlPlan, type RawGuest } from './valid-guest.js';
 
 type Cls = 'pin' | 'proc' | 'proc2' | 'exit' | 'entry';
 const FIELD: Record<Cls, string> = { pin: 'pin_based_vm_exec_control', proc: 'cpu_based_vm_exec_control', proc2: 'secondary_vm_exec_control', exit: 'vm_exit_controls', entry: 'vm_entry_controls' };
@@ -198,18 +198,32 @@ export interface BreakOptions {
   readonly evmcsCheck?: readonly CheckRule[];
 }
 
-/** One broken state from given random choices; null when these capabilities leave the rule unbreakable. */
-export function breakOne(caps: NestedCaps, rule: VmentryRule, r: typeof rawGuest extends fc.Arbitrary<infer T> ? T : never, opts: BreakOptions = {}): Broken | null {
-  const b = breakerFor(rule.id);
-  if (!b) return null;
-  const evmcsCheck = b.evmcs ? (opts.evmcsCheck ?? []) : null;
-  const d = buildValidGuest(caps, r, { ...(opts.maxPhyAddr !== undefined ? { maxPhyAddr: opts.maxPhyAddr } : {}), evmcsCheck, ...(b.plan ? { plan: b.plan } : {}) });
-  const ok = b.apply ? b.apply(d, { caps, maxPhyAddr: opts.maxPhyAddr ?? 36, evmcsCheck: opts.evmcsCheck ?? [] }) : true;
-  return ok ? { draft: d, evmcs: b.evmcs === true } : null;
+const mergePlans = (plans: readonly (ControlPlan | undefined)[]): ControlPlan => {
+  const on: Partial<Record<Cls, number>> = {};
+  const off: Partial<Record<Cls, number>> = {};
+  for (const p of plans) {
+    for (const [k, v] of Object.entries(p?.on ?? {})) on[k as Cls] = (on[k as Cls] ?? 0) | v;
+    for (const [k, v] of Object.entries(p?.off ?? {})) off[k as Cls] = (off[k as Cls] ?? 0) | v;
+  }
+  return { on, off };
+};
+
+/**
+ * A valid state with the given rules broken (one rule: exactly that one; several: their plans merged,
+ * which may break more or fewer, so callers check). Null when the capabilities make one unbreakable.
+ */
+export function breakRules(caps: NestedCaps, rules: readonly VmentryRule[], r: RawGuest, opts: BreakOptions = {}): Broken | null {
+  const bs = rules.map((x) => breakerFor(x.id));
+  if (bs.some((b) => !b)) return null;
+  const evmcs = bs.some((b) => b!.evmcs);
+  const maxPhyAddr = opts.maxPhyAddr ?? 36;
+  const d = buildValidGuest(caps, r, { maxPhyAddr, evmcsCheck: evmcs ? (opts.evmcsCheck ?? []) : null, plan: mergePlans(bs.map((b) => b!.plan)) });
+  const c = { caps, maxPhyAddr, evmcsCheck: opts.evmcsCheck ?? [] };
+  return bs.every((b) => !b!.apply || b!.apply(d, c)) ? { draft: d, evmcs } : null;
 }
 
 /** oneCheckBroken(caps, rule): valid states with exactly `rule` broken (null where the capabilities forbid it). */
-export const oneCheckBroken = (caps: NestedCaps, rule: VmentryRule, opts: BreakOptions = {}): fc.Arbitrary<Broken | null> => rawGuest.map((r) => breakOne(caps, rule, r, opts));
+export const oneCheckBroken = (caps: NestedCaps, rule: VmentryRule, opts: BreakOptions = {}): fc.Arbitrary<Broken | null> => rawGuest.map((r) => breakRules(caps, [rule], r, opts));
 
 const withControls = (allowed1: bigint, vmfunc: bigint) => {
   const m = new Map(DEFAULT_VMX_MSRS);
@@ -223,8 +237,16 @@ const withControls = (allowed1: bigint, vmfunc: bigint) => {
  * every control (so eVMCS steps on bits KVM never offers can be broken), and KVM with EPT A/D bits
  * disabled (enable_ept_ad_bits=0).
  */
-export const BREAK_CAPS: Readonly<Record<string, NestedCaps>> = {
-  'kvm-default': nestedCaps(DEFAULT_VMX_MSRS),
-  'every-control': nestedCaps(withControls(0xffff_ffffn, 0xffff_ffffn)),
-  'no-ept-ad': nestedCaps(new Map([...DEFAULT_VMX_MSRS, [MSR.EPT_VPID_CAP, DEFAULT_VMX_MSRS.get(MSR.EPT_VPID_CAP)! & ~0x20_0000n]])),
+export const BREAK_CAPS: Readonly<Record<string, MsrSet>> = {
+  'kvm-default': DEFAULT_VMX_MSRS,
+  'every-control': withControls(0xffff_ffffn, 0xffff_ffffn),
+  'no-ept-ad': new Map([...DEFAULT_VMX_MSRS, [MSR.EPT_VPID_CAP, DEFAULT_VMX_MSRS.get(MSR.EPT_VPID_CAP)! & ~0x20_0000n]]),
 };
+
+const ZERO_RAW: RawGuest = { pin: 0, proc: 0, proc2: 0, exit: 0, entry: 0, words: Array(32).fill(0n), ia32e: false, link: false, inject: 0, activity: 0n };
+
+/** The capability sets (names of BREAK_CAPS) under which these rules can be broken (breakers depend on capabilities only). */
+export const capsBreaking = (rules: readonly VmentryRule[], opts: BreakOptions = {}): string[] =>
+  Object.entries(BREAK_CAPS)
+    .filter(([, m]) => breakRules(nestedCaps(m), rules, ZERO_RAW, opts) !== null)
+    .map(([n]) => n);

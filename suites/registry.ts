@@ -9,6 +9,7 @@ import { evmcsCheckSuite } from './evmcs-check.js';
 import { nestedRoundTrip } from './nested-round-trip.js';
 import { evmcsFlagWhenActive } from './nested-evmcs-flag.js';
 import { nestedRestoreSuite } from './nested-restore.js';
+import { validGuestRoundTrip, vmentryChecksSuite } from './vmentry-checks.js';
 
 export interface Suite {
   /** also the name of its vitest entry file: suites/vitest/<name>.suite.ts */
@@ -26,6 +27,8 @@ export const SUITES: readonly Suite[] = [
   { name: 'nested-round-trip', properties: [nestedRoundTrip] },
   { name: 'nested-evmcs-flag', properties: [evmcsFlagWhenActive] },
   { name: 'nested-restore', properties: nestedRestoreSuite },
+  { name: 'vmentry-checks', properties: vmentryChecksSuite },
+  { name: 'vmentry-restore', properties: [validGuestRoundTrip] },
 ];
 
 export const ALL_PROPERTIES: readonly PropertyDef[] = SUITES.flatMap((s) => s.properties);
