@@ -101,7 +101,8 @@ function restore(argv: string[]): number {
     smm: v.smm,
     preemptionTimerDeadline: v.hasPreemptionTimerDeadline ? v.preemptionTimerDeadline : null,
   };
-  const out = r.errno === null ? { ok: r.ret === 0, ret: r.ret, rule: r.rule, why: r.why, quirks: r.quirks, notModelled: r.notModelled, state } : { ok: false, ret: r.ret, errno: r.errno, rule: r.rule, why: r.why, quirks: r.quirks, state };
+  const check = r.vmentryCheck !== undefined ? { vmentryCheck: r.vmentryCheck } : {};
+  const out = r.errno === null ? { ok: r.ret === 0, ret: r.ret, rule: r.rule, why: r.why, quirks: r.quirks, notModelled: r.notModelled, state } : { ok: false, ret: r.ret, errno: r.errno, rule: r.rule, ...check, why: r.why, quirks: r.quirks, state };
   if (values.json) jsonOut(out);
   else {
     console.log(`${p.name}: KVM_SET_NESTED_STATE returns ${r.ret}${r.errno ? ` (-${r.errno})` : ''} at rule ${r.rule}: ${r.why}`);
