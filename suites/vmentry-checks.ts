@@ -118,7 +118,7 @@ export const oneBrokenFailsWithItsRule: PropertyDef = {
     const arb = fc.constantFrom(...rules).chain(([rule, caps]) =>
       fc.tuple(fc.constant(rule), fc.constantFrom(...caps), fc.constantFrom(36, 46), rawGuest).map(([rule, capsName, maxPhyAddr, r]) => {
         const msrs = BREAK_CAPS[capsName]!;
-        return { rule, capsName, broken: breakRules(nestedCaps(msrs), [rule], r, { maxPhyAddr, evmcsCheck: p.evmcs?.check ?? [] })!, config: (b: boolean) => configFor(msrs, maxPhyAddr, b) };
+        return { rule, broken: breakRules(nestedCaps(msrs), [rule], r, { maxPhyAddr, evmcsCheck: p.evmcs?.check ?? [] })!, config: (b: boolean) => configFor(msrs, maxPhyAddr, b) };
       }),
     );
     return fc.asyncProperty(arb, async ({ rule, broken, config }) => {

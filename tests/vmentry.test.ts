@@ -1,6 +1,7 @@
 // The VM-entry rule table and its generators: every valid guest passes every rule; every reachable
 // rule can be broken alone; the rules no state can break alone are exactly the ones marked so; and
 // the facts the table encodes, rule by rule where a profile or the restore path differs.
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { capabilitySet } from '../generators/capabilities.js';
@@ -53,6 +54,11 @@ describe('the rule table', () => {
   test('older profiles share 6.1\'s table (without eVMCS steps where they have no eVMCS model)', () => {
     const ids = (n: string) => vmentryRules(findProfile(n)!).map((r) => r.id);
     expect(ids('linux-4.19')).toEqual(ids('linux-6.1').filter((x) => !x.startsWith('evmcs.')));
+  });
+
+  test('the README table lists every rule of both profiles with its KVM function', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    for (const r of [...vmentryRules(P61), ...vmentryRules(P612)]) expect(readme, r.id).toContain(`| \`${r.id}\` | \`${r.fn}\` |`);
   });
 
   test('helpers: PAT memory types, canonical addresses', () => {
