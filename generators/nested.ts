@@ -9,6 +9,9 @@ import { VMCS12_FIELDS } from '../model/catalog/vmcs12.js';
 import { BIT } from '../model/vmentry/bits.js';
 import { nestedCaps } from '../model/vmentry/caps.js';
 import { INVALID_LINK, type Vmcs12Draft } from '../model/vmentry/draft.js';
+import { evmcsLayout } from '../model/evmcs.js';
+import { widthBytes } from '../model/encoding.js';
+import { readBytes, writeBytes } from '../model/vmcs12-access.js';
 import { validGuest, type ControlPlan } from './valid-guest.js';
 
 export const PAGES = { vmxon: 0x1000n, vmcs: 0x2000n, vmcs2: 0x3000n, evmcs: 0x4000n, shadow: 0x5000n } as const;
@@ -37,6 +40,29 @@ export function writeGuestOps(d: Vmcs12Draft): GuestOp[] {
   const pdpt = (d.fields.get('guest_cr3') ?? 0n) & 0xffff_ffe0n;
   d.pdptes?.forEach((value, i) => ops.push({ op: 'write-memory', pa: pdpt + BigInt(i * 8), value }));
   for (const [m, v] of d.fields) ops.push(w(ENCODING.get(m)!, v));
+  return ops;
+}
+
+const EVMCS_SLOT = new Map(evmcsLayout('evmcs').fields.map((f) => [f.encoding, f]));
+
+/**
+ * An enlightened VMCS holding a draft: L1 writes the eVMCS in memory (fields KVM copies into the
+ * vmcs12 on an enlightened entry; the rest read as zero there), then points the VP-assist page at it.
+ */
+export function writeEvmcsOps(d: Vmcs12Draft, pa: bigint): GuestOp[] {
+  const page = new Uint8Array(1024);
+  writeBytes(page, 0, 4, 1n); // eVMCS revision 1
+  for (const [m, v] of d.fields) {
+    const slot = EVMCS_SLOT.get(ENCODING.get(m)!);
+    if (slot) writeBytes(page, slot.offset, widthBytes(slot.width), v);
+  }
+  const link = d.fields.get('vmcs_link_pointer') ?? INVALID_LINK;
+  const ops: GuestOp[] = link === INVALID_LINK ? [] : [{ op: 'write-memory', pa: link, value: d.linkHdr }];
+  ops.push({ op: 'init-evmcs', pa, revision: 1 });
+  for (let off = 8; off < page.length; off += 8) {
+    const value = readBytes(page, off, 8);
+    if (value) ops.push({ op: 'write-memory', pa: pa + BigInt(off), value });
+  }
   return ops;
 }
 
@@ -75,6 +101,17 @@ export const step: fc.Arbitrary<GuestOp[]> = fc.oneof(
       { op: 'init-evmcs', pa: PAGES.evmcs, revision },
       { op: 'set-vp-assist', currentNestedVmcs: PAGES.evmcs, enlightenVmentry: true },
       { op: 'evmcs-entry', launch },
+    ]),
+  },
+  // eVMCS with a valid L2 in it (within both kernels' eVMCS checks), enlightened VMLAUNCH
+  {
+    weight: 2,
+    arbitrary: validGuest(nestedCaps(undefined), { evmcsCheck: [...CHECK_LINUX_6_1, ...CHECK_LINUX_6_12] }).map((d): GuestOp[] => [
+      { op: 'enable-evmcs' },
+      { op: 'vmxon', pa: PAGES.vmxon },
+      ...writeEvmcsOps(d, PAGES.evmcs),
+      { op: 'set-vp-assist', currentNestedVmcs: PAGES.evmcs, enlightenVmentry: true },
+      { op: 'evmcs-entry', launch: true },
     ]),
   },
   // eVMCS enabled but never used: the seed-003 guest
