@@ -18,7 +18,8 @@ const CR4 = 0x2020n; // VMXE | PAE
 export function writeL2(controls: Partial<Controls> = {}): GuestOp[] {
   const c = { ...L2_CONTROLS, ...controls };
   return [
-    w(0x4000, BigInt(c.pin)), w(0x4002, BigInt(c.proc)), w(0x401e, BigInt(c.proc2)), w(0x400c, BigInt(c.exit)), w(0x4012, BigInt(c.entry)),
+    // >>> 0: a control word with bit 31 set is a 32-bit field, not a negative number
+    w(0x4000, BigInt(c.pin >>> 0)), w(0x4002, BigInt(c.proc >>> 0)), w(0x401e, BigInt(c.proc2 >>> 0)), w(0x400c, BigInt(c.exit >>> 0)), w(0x4012, BigInt(c.entry >>> 0)),
     // I/O and MSR bitmaps, VM-exit/entry MSR areas, virtual-APIC, APIC-access, EPTP-list, VMREAD/VMWRITE bitmaps, PML
     ...[0x2000, 0x2002, 0x2004, 0x2012, 0x2014, 0x200e, 0x2026, 0x2028, 0x2024, 0x2016, 0x2008, 0x2006, 0x200a].map((f) => w(f, MIB)),
     w(0x0, 1n), // VPID
