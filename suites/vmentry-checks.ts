@@ -45,6 +45,7 @@ const show = (r: OpResult) => `${r.result}${'error' in r && r.error !== undefine
 
 export const validGuestEnters: PropertyDef = {
   id: 'vmentry.valid-guest-enters',
+  description: 'Builds a vmcs12 from random choices within a generated capability set so that every modelled VM-entry check holds, writes it with VMWRITE and runs VMLAUNCH on the target.',
   invariant: 'a vmcs12 built to pass every VM-entry check for the vCPU capability set enters L2 on VMLAUNCH (a 32-bit host, where the capabilities force one, fails only the address-space-size check)',
   groups: ['nested-state'],
   runs: 100,
@@ -109,6 +110,7 @@ async function expectRestoreFails(ctx: PropertyContext, b: Broken, rule: Vmentry
 
 export const oneBrokenFailsWithItsRule: PropertyDef = {
   id: 'vmentry.one-broken-fails-with-its-rule',
+  description: "Takes a valid guest, breaks exactly one named VM-entry rule with that rule's breaker, and compares VMLAUNCH and a guest-mode SET against the rule's outcome.",
   invariant: 'a valid vmcs12 with exactly one rule broken fails VMLAUNCH with that rule (a 32-bit host fails host.address-space-size first: L1 is 64-bit; VMfailValid 7 controls, 8 host state, else an entry-failure VM-exit 0x80000021 with the rule\'s exit qualification) and SET in guest mode with -EINVAL at V14 naming it (2 at S8 for prepare_vmcs02; a VMLAUNCH-only rule passes SET)',
   groups: ['nested-state'],
   runs: 300,
@@ -130,6 +132,7 @@ export const oneBrokenFailsWithItsRule: PropertyDef = {
 
 export const checkOrder: PropertyDef = {
   id: 'vmentry.check-order',
+  description: "Breaks two rules of a valid guest and checks that VMLAUNCH names the one earlier in KVM's check order.",
   invariant: 'with two rules broken, VMLAUNCH reports the one KVM checks first (controls, then host state, then guest state, each in KVM\'s order)',
   groups: ['nested-state'],
   runs: 200,
@@ -160,6 +163,7 @@ function breaksExactly(ctx: PropertyContext, b: Broken, rules: readonly VmentryR
 
 export const validGuestRoundTrip: PropertyDef = {
   id: 'vmentry.restore-round-trip',
+  description: 'Enters L2 from a valid guest, saves with GET, restores on a fresh vCPU with the guest memory and compares GET again.',
   invariant: 'an L2 entered from a valid vmcs12 (run pending or after KVM_RUN) is saved and restored: SET(GET(s)) succeeds on a destination with the guest memory migrated, and GET again is byte-identical after the documented normalisation',
   groups: ['nested-state'],
   runs: 100,
