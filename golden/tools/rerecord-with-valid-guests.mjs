@@ -3,7 +3,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
-const root = '/work/main';
+const root = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
 const { buildValidGuest, rawGuest } = await import(`${root}/dist/generators/valid-guest.js`);
 const { writeGuestOps, writeEvmcsOps } = await import(`${root}/dist/generators/nested.js`);
 const { nestedCaps } = await import(`${root}/dist/model/vmentry/caps.js`);
