@@ -24,10 +24,14 @@ function profileWithFilter(name: string | undefined, flag: string): Profile {
 }
 
 export function readMsrFile(path: string): Map<number, bigint> {
-  const json = readJsonFile(path, 'msrs');
-  const msrs = new Map(Object.entries(json as Record<string, string>).map(([k, v]) => [Number.parseInt(k, 16), BigInt(v)]));
+  return msrSetFromJson(readJsonFile(path, 'msrs') as Record<string, string>, path);
+}
+
+/** An MSR object ({"0x481": "0x…"}, schema-checked) as a set, refused when inconsistent. */
+export function msrSetFromJson(json: Record<string, string>, where: string): Map<number, bigint> {
+  const msrs = new Map(Object.entries(json).map(([k, v]) => [Number.parseInt(k, 16), BigInt(v)]));
   const bad = capabilityProblems(msrs);
-  if (bad.length) throw new UsageError(`${path}: not a consistent capability set: ${bad[0]}`);
+  if (bad.length) throw new UsageError(`${where}: not a consistent capability set: ${bad[0]}`);
   return msrs;
 }
 

@@ -5,6 +5,7 @@ import { decodeBlob } from '../model/nested/blob.js';
 import { getNestedState } from '../model/nested/get.js';
 import { setNestedState } from '../model/nested/set.js';
 import { blobToSpec, specToBlob, type NestedSpec } from '../model/nested/spec.js';
+import { msrSetFromJson } from './filter.js';
 import { applyOp, DEFAULT_VCPU, Vcpu, type GuestOp, type VcpuConfig } from '../model/nested/vcpu.js';
 import { SIZE_WITH_SHADOW } from '../model/nested/constants.js';
 import { opsFromJson } from '../model/nested/ops-json.js';
@@ -79,8 +80,9 @@ function writeBlob(blob: Uint8Array, out: string | undefined): number {
 }
 
 function vcpuFor(p: Profile & { nested: NestedBehaviour }, path: string | undefined): Vcpu {
-  const config: VcpuConfig = path ? { ...DEFAULT_VCPU, ...(readJsonFile(path, 'vcpu') as Partial<VcpuConfig>) } : DEFAULT_VCPU;
-  return new Vcpu(p, config);
+  if (!path) return new Vcpu(p, DEFAULT_VCPU);
+  const { vmxMsrs, ...rest } = readJsonFile(path, 'vcpu') as Partial<VcpuConfig> & { vmxMsrs?: Record<string, string> };
+  return new Vcpu(p, { ...DEFAULT_VCPU, ...rest, ...(vmxMsrs ? { vmxMsrs: msrSetFromJson(vmxMsrs, `${path}: vmxMsrs`) } : {}) });
 }
 
 function restore(argv: string[]): number {
@@ -100,7 +102,8 @@ function restore(argv: string[]): number {
     smm: v.smm,
     preemptionTimerDeadline: v.hasPreemptionTimerDeadline ? v.preemptionTimerDeadline : null,
   };
-  const out = r.errno === null ? { ok: r.ret === 0, ret: r.ret, rule: r.rule, why: r.why, quirks: r.quirks, notModelled: r.notModelled, state } : { ok: false, ret: r.ret, errno: r.errno, rule: r.rule, why: r.why, quirks: r.quirks, state };
+  const check = r.vmentryCheck !== undefined ? { vmentryCheck: r.vmentryCheck } : {};
+  const out = r.errno === null ? { ok: r.ret === 0, ret: r.ret, rule: r.rule, why: r.why, quirks: r.quirks, notModelled: r.notModelled, state } : { ok: false, ret: r.ret, errno: r.errno, rule: r.rule, ...check, why: r.why, quirks: r.quirks, state };
   if (values.json) jsonOut(out);
   else {
     console.log(`${p.name}: KVM_SET_NESTED_STATE returns ${r.ret}${r.errno ? ` (-${r.errno})` : ''} at rule ${r.rule}: ${r.why}`);

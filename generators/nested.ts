@@ -4,6 +4,15 @@
 // removes whole steps and counterexamples read as a story.
 import fc from 'fast-check';
 import type { GuestOp, VcpuConfig } from '../model/nested/vcpu.js';
+import { CHECK_LINUX_6_1, CHECK_LINUX_6_12 } from '../model/catalog/vmx-controls.js';
+import { VMCS12_FIELDS } from '../model/catalog/vmcs12.js';
+import { BIT } from '../model/vmentry/bits.js';
+import { nestedCaps } from '../model/vmentry/caps.js';
+import { INVALID_LINK, type Vmcs12Draft } from '../model/vmentry/draft.js';
+import { evmcsLayout } from '../model/evmcs.js';
+import { widthBytes } from '../model/encoding.js';
+import { readBytes, writeBytes } from '../model/vmcs12-access.js';
+import { validGuest, type ControlPlan } from './valid-guest.js';
 
 export const PAGES = { vmxon: 0x1000n, vmcs: 0x2000n, vmcs2: 0x3000n, evmcs: 0x4000n, shadow: 0x5000n } as const;
 
@@ -18,6 +27,52 @@ export const vcpuConfig: fc.Arbitrary<VcpuConfig> = fc.record({
 
 const w = (field: number, value: bigint): GuestOp => ({ op: 'vmwrite', field: BigInt(field), value });
 
+const ENCODING = new Map(VMCS12_FIELDS.map((f) => [f.member, f.encoding]));
+
+/**
+ * The operations that put a draft vmcs12 in place: its guest memory (the linked VMCS header, PDPTEs),
+ * then a VMWRITE per field into the current VMCS.
+ */
+export function writeGuestOps(d: Vmcs12Draft): GuestOp[] {
+  const ops: GuestOp[] = [];
+  const link = d.fields.get('vmcs_link_pointer') ?? INVALID_LINK;
+  if (link !== INVALID_LINK) ops.push({ op: 'write-memory', pa: link, value: d.linkHdr });
+  const pdpt = (d.fields.get('guest_cr3') ?? 0n) & 0xffff_ffe0n;
+  d.pdptes?.forEach((value, i) => ops.push({ op: 'write-memory', pa: pdpt + BigInt(i * 8), value }));
+  for (const [m, v] of d.fields) ops.push(w(ENCODING.get(m)!, v));
+  return ops;
+}
+
+const EVMCS_SLOT = new Map(evmcsLayout('evmcs').fields.map((f) => [f.encoding, f]));
+
+/**
+ * An enlightened VMCS holding a draft: L1 writes the eVMCS in memory (fields KVM copies into the
+ * vmcs12 on an enlightened entry; the rest read as zero there), then points the VP-assist page at it.
+ */
+export function writeEvmcsOps(d: Vmcs12Draft, pa: bigint): GuestOp[] {
+  const page = new Uint8Array(1024);
+  writeBytes(page, 0, 4, 1n); // eVMCS revision 1
+  for (const [m, v] of d.fields) {
+    const slot = EVMCS_SLOT.get(ENCODING.get(m)!);
+    if (slot) writeBytes(page, slot.offset, widthBytes(slot.width), v);
+  }
+  const link = d.fields.get('vmcs_link_pointer') ?? INVALID_LINK;
+  const ops: GuestOp[] = link === INVALID_LINK ? [] : [{ op: 'write-memory', pa: link, value: d.linkHdr }];
+  ops.push({ op: 'init-evmcs', pa, revision: 1 });
+  for (let off = 8; off < page.length; off += 8) {
+    const value = readBytes(page, off, 8);
+    if (value) ops.push({ op: 'write-memory', pa: pa + BigInt(off), value });
+  }
+  return ops;
+}
+
+/** L2 guests valid for KVM's default capabilities, half of them also within both kernels' eVMCS checks. */
+const validL2 = (plan?: ControlPlan) =>
+  fc.boolean().chain((evmcsSafe) => validGuest(nestedCaps(undefined), { evmcsCheck: evmcsSafe ? [...CHECK_LINUX_6_1, ...CHECK_LINUX_6_12] : null, ...(plan ? { plan } : {}) }));
+
+/** VMXON and a current VMCS (operations that fail harmlessly where they are already done). */
+const L1_WITH_VMCS: readonly GuestOp[] = [{ op: 'vmxon', pa: PAGES.vmxon }, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }];
+
 /** Scenario steps. Each is a few operations a guest (or the VMM) performs. */
 export const step: fc.Arbitrary<GuestOp[]> = fc.oneof(
   { weight: 4, arbitrary: fc.constant<GuestOp[]>([{ op: 'vmxon', pa: PAGES.vmxon }]) },
@@ -30,10 +85,12 @@ export const step: fc.Arbitrary<GuestOp[]> = fc.oneof(
   },
   // shadow VMCS: activate secondary controls + SHADOW_VMCS, and a link pointer to a shadow region
   { weight: 2, arbitrary: fc.constant<GuestOp[]>([{ op: 'init-vmcs', pa: PAGES.shadow, shadow: true }, w(0x4002, 0x8000_0000n), w(0x401e, 0x4000n), w(0x2800, PAGES.shadow)]) },
+  // a whole valid L2 written into the current VMCS (VMXON and a VMCS first, if need be), then VMLAUNCH
+  { weight: 4, arbitrary: validL2().map((d): GuestOp[] => [...L1_WITH_VMCS, ...writeGuestOps(d), { op: 'vmlaunch' }]) },
   // preemption timer armed
-  { weight: 1, arbitrary: fc.nat(0xffff).map((t): GuestOp[] => [w(0x4000, 0x40n), w(0x482e, BigInt(t))]) },
-  // monitor trap flag
-  { weight: 1, arbitrary: fc.constant<GuestOp[]>([w(0x4002, 0x0800_0000n), { op: 'vmlaunch' }, { op: 'run' }, { op: 'mtf' }]) },
+  { weight: 1, arbitrary: fc.tuple(validL2({ on: { pin: BIT.pin.preemption } }), fc.nat(0xffff)).map(([d, t]): GuestOp[] => [...L1_WITH_VMCS, ...writeGuestOps(d), w(0x482e, BigInt(t)), { op: 'vmlaunch' }]) },
+  // monitor trap flag: L2 runs, then an MTF VM-exit is pending
+  { weight: 1, arbitrary: validL2({ on: { proc: BIT.proc.mtf } }).map((d): GuestOp[] => [...L1_WITH_VMCS, ...writeGuestOps(d), { op: 'vmlaunch' }, { op: 'run' }, { op: 'mtf' }]) },
   { weight: 3, arbitrary: fc.constantFrom<GuestOp[]>([{ op: 'vmlaunch' }], [{ op: 'vmresume' }], [{ op: 'run' }], [{ op: 'vmexit', reason: 1n }]) },
   { weight: 1, arbitrary: fc.constantFrom<GuestOp[]>([{ op: 'vmclear', pa: PAGES.vmcs }], [{ op: 'vmxoff' }], [{ op: 'smm-entry' }], [{ op: 'rsm' }]) },
   // eVMCS: enable the capability, write an eVMCS, point the VP-assist page at it, enlightened entry
@@ -44,6 +101,17 @@ export const step: fc.Arbitrary<GuestOp[]> = fc.oneof(
       { op: 'init-evmcs', pa: PAGES.evmcs, revision },
       { op: 'set-vp-assist', currentNestedVmcs: PAGES.evmcs, enlightenVmentry: true },
       { op: 'evmcs-entry', launch },
+    ]),
+  },
+  // eVMCS with a valid L2 in it (within both kernels' eVMCS checks), enlightened VMLAUNCH
+  {
+    weight: 2,
+    arbitrary: validGuest(nestedCaps(undefined), { evmcsCheck: [...CHECK_LINUX_6_1, ...CHECK_LINUX_6_12] }).map((d): GuestOp[] => [
+      { op: 'enable-evmcs' },
+      { op: 'vmxon', pa: PAGES.vmxon },
+      ...writeEvmcsOps(d, PAGES.evmcs),
+      { op: 'set-vp-assist', currentNestedVmcs: PAGES.evmcs, enlightenVmentry: true },
+      { op: 'evmcs-entry', launch: true },
     ]),
   },
   // eVMCS enabled but never used: the seed-003 guest

@@ -12,22 +12,41 @@ export interface Reached {
   readonly results: readonly OpResult[];
   /** what the VMM knows and restores on a destination before SET: the cap it enabled, SMM from vcpu events */
   readonly destination: VcpuConfig;
+  /** guest memory the source wrote, replayed on the destination (VMMs migrate memory before nested state) */
+  readonly memory: readonly GuestOp[];
+  /** the eVMCS capability was enabled after the last successful VM-entry (its control check never ran on that L2) */
+  readonly evmcsEnabledAfterEntry: boolean;
 }
+
+/** Guest-memory writes: a destination gets them before SET (the VMCS link pointer's page is read there). */
+const MEMORY_OPS = new Set<GuestOp['op']>(['init-vmcs', 'init-evmcs', 'write-memory']);
 
 export async function reach(ctx: Pick<PropertyContext, 'target'>, config: VcpuConfig, ops: readonly GuestOp[]): Promise<Reached> {
   const vcpu = must(await ctx.target.createVcpu(config));
   const results: OpResult[] = [];
+  const memory: GuestOp[] = [];
+  let evmcsEnabledAfterEntry = false;
   let evmcsEnabled = config.evmcsEnabled;
   let inSmm = config.inSmm;
   for (const o of ops) {
     const r = must(await ctx.target.guestOp(vcpu, o));
     results.push(r);
     if (r.result !== 'ok') continue;
+    if (MEMORY_OPS.has(o.op)) memory.push(o);
+    if (o.op === 'vmlaunch' || o.op === 'vmresume' || o.op === 'evmcs-entry') evmcsEnabledAfterEntry = false;
+    if (o.op === 'enable-evmcs' && !evmcsEnabled) evmcsEnabledAfterEntry = true;
     if (o.op === 'enable-evmcs') evmcsEnabled = true;
     if (o.op === 'smm-entry') inSmm = true;
     if (o.op === 'rsm') inSmm = false;
   }
-  return { vcpu, results, destination: { ...config, evmcsEnabled, inSmm } };
+  return { vcpu, results, destination: { ...config, evmcsEnabled, inSmm }, memory, evmcsEnabledAfterEntry };
+}
+
+/** A destination vCPU configured as the VMM would, with the guest memory migrated, before SET. */
+export async function destinationOf(ctx: PropertyContext, src: Reached): Promise<string> {
+  const dst = must(await ctx.target.createVcpu(src.destination));
+  for (const o of src.memory) must(await ctx.target.guestOp(dst, o));
+  return dst;
 }
 
 /** GET with a buffer large enough for anything (KVM_CAP_NESTED_STATE's 8320). */
@@ -70,4 +89,23 @@ export function diffBlobs(want: Uint8Array, got: Uint8Array): FieldDiff[] {
     if (out.length > 24) break;
   }
   return out;
+}
+
+/**
+ * Whether the page at the blob's VMCS link pointer, as the guest last wrote it, still passes the
+ * link-pointer checks (revision, shadow bit = VMCS shadowing) that SET repeats against guest memory.
+ */
+export function linkPageStillValid(blob: Uint8Array, memory: readonly GuestOp[]): boolean {
+  const v = new DataView(blob.buffer, blob.byteOffset + OFFSET.vmcs12);
+  const link = v.getBigUint64(176, true);
+  if (link === (1n << 64n) - 1n) return true;
+  const proc = v.getUint32(748, true);
+  const shadow = (proc & 0x8000_0000) !== 0 && (v.getUint32(804, true) & 0x4000) !== 0;
+  let hdr = 0n;
+  for (const o of memory) {
+    if (o.op === 'init-vmcs' && o.pa === link) hdr = 0x11e5_7ed0n | (o.shadow ? 0x8000_0000n : 0n);
+    if (o.op === 'init-evmcs' && o.pa === link) hdr = BigInt(o.revision ?? 1);
+    if (o.op === 'write-memory' && (o.pa & ~7n) === link) hdr = o.value & 0xffff_ffffn;
+  }
+  return (hdr & 0x7fff_ffffn) === 0x11e5_7ed0n && ((hdr & 0x8000_0000n) !== 0n) === shadow;
 }

@@ -88,6 +88,10 @@ class GetSetCycle implements fc.AsyncCommand<Model, Real> {
           { field: 'flags.EVMCS', offset: 0, expected: String(expected), actual: String(flag) },
         ]);
       const s = must(await r.ctx.target.setNestedState(r.vcpu, g.buffer.subarray(0, g.size)));
+      // quirk EVMCS_RESUME_BEFORE_LAUNCH (see nested.round-trip): a first enlightened VMRESUME leaves
+      // the vmcs12 without its revision id, and SET refuses the blob at V12
+      const unrevised = flag && g.size > 128 && (new DataView(g.buffer.buffer, g.buffer.byteOffset).getUint32(128, true) & 0x7fffffff) !== 0x11e57ed0;
+      if (s.ret !== 0 && s.rule === 'V12' && unrevised) return;
       if (s.ret !== 0) throw new Violation(`SET of the blob GET just produced failed: ${s.ret} at ${s.rule}`);
     }
   }

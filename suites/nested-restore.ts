@@ -11,7 +11,7 @@ import type { VcpuConfig } from '../model/nested/vcpu.js';
 import { guestOps, guestOpsOftenShadow, vcpuConfig } from '../generators/nested.js';
 import { profileOf } from './common.js';
 import { must, Violation, type PropertyDef } from './harness.js';
-import { getFull, reach } from './nested-common.js';
+import { destinationOf, getFull, reach } from './nested-common.js';
 
 /** One malformation of a valid blob, and the rule that must reject it (null: not applicable here). */
 interface Malformation {
@@ -111,7 +111,7 @@ export const restoreValidation: PropertyDef = {
       if (readHeader(b).flags & ~behaviour.setFlagsMask) return; // 5.6: the base blob is already refused at W3
       const m = mal.apply(readHeader(b), b, { behaviour, config: src.destination });
       if (!m) return; // this malformation does not apply to this state
-      const dst = must(await ctx.target.createVcpu(src.destination));
+      const dst = await destinationOf(ctx, src);
       const s = must(await ctx.target.setNestedState(dst, m.blob));
       if (s.errno !== m.errno || (s.rule !== '' && s.rule !== m.rule))
         throw new Violation(`${mal.name}: SET answered ${s.ret} (${s.errno ?? 'ok'}) at ${s.rule || '?'}`, [{ field: mal.name, offset: -1, expected: `${m.errno} at ${m.rule}`, actual: `${s.errno ?? s.ret} at ${s.rule || '?'}` }]);

@@ -12,6 +12,7 @@ import { nestedRestoreSuite } from './nested-restore.js';
 import { migrationSuite } from './migration.js';
 import { evmcsFilterSuite } from './evmcs-filter.js';
 import { goldenSuite } from './golden.js';
+import { validGuestRoundTrip, vmentryChecksSuite } from './vmentry-checks.js';
 
 export interface Suite {
   /** also the name of its vitest entry file: suites/vitest/<name>.suite.ts */
@@ -32,6 +33,8 @@ export const SUITES: readonly Suite[] = [
   { name: 'migration', properties: migrationSuite },
   { name: 'evmcs-filter', properties: evmcsFilterSuite },
   { name: 'golden', properties: goldenSuite },
+  { name: 'vmentry-checks', properties: vmentryChecksSuite },
+  { name: 'vmentry-restore', properties: [validGuestRoundTrip] },
 ];
 
 export const ALL_PROPERTIES: readonly PropertyDef[] = SUITES.flatMap((s) => s.properties);

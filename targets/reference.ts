@@ -147,7 +147,7 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
     async setNestedState(id, blob) {
       if (!nested) return noNested();
       const r = model.setNestedState(vcpuOf(id), blob);
-      return ok({ ret: r.ret, errno: r.errno, rule: r.rule });
+      return ok({ ret: r.ret, errno: r.errno, rule: r.rule, ...(r.vmentryCheck !== undefined ? { vmentryCheck: r.vmentryCheck } : {}) });
     },
     async migrate(path) {
       return nested ? ok(model.runPath(path, model.hooks)) : noNested();

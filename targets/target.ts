@@ -81,6 +81,8 @@ export interface SetAnswer {
   readonly errno: Errno | null;
   /** the rule id of kernel-facts §9 (a real-KVM target may not know it: then "") */
   readonly rule: string;
+  /** at V14: the VM-entry check that failed (model/vmentry/rules.ts), where the target knows it */
+  readonly vmentryCheck?: string;
 }
 
 export interface Target {

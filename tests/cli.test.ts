@@ -6,6 +6,12 @@ import { validate } from '../reports/schemas.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { tmpdir } from 'node:os';
 import { cli as run, tmp } from './cli-helpers.js';
+import fc from 'fast-check';
+import { validGuest } from '../generators/valid-guest.js';
+import { encodeBlob } from '../model/nested/blob.js';
+import { findProfile } from '../model/profiles.js';
+import { nestedCaps } from '../model/vmentry/caps.js';
+import { draftPage } from '../model/vmentry/draft.js';
 
 const cli = (...args: string[]) => run(args);
 
@@ -111,6 +117,8 @@ describe('bad input: one line on stderr, exit 2, never a stack trace', () => {
     [['nested', 'restore', '--profile', 'linux-6.12'], 'nested restore needs --blob FILE'],
     [['nested', 'restore', '--profile', 'linux-6.12', '--blob', 'missing.bin'], 'missing.bin: no such file'],
     [['nested', 'restore', '--blob', file('ok.bin', 'x'.repeat(200)), '--vcpu', file('v.json', '{"nested": "yes"}')], '/nested: must be boolean'],
+    [['nested', 'restore', '--blob', file('ok2.bin', 'x'.repeat(200)), '--vcpu', file('v2.json', '{"vmxMsrs": {"0x999": "0x1"}}')], 'must match pattern'],
+    [['nested', 'restore', '--blob', file('ok3.bin', 'x'.repeat(200)), '--vcpu', file('v3.json', '{"vmxMsrs": {"0x48d": "0x16"}}')], 'vmxMsrs: not a consistent capability set'],
     [['nested', 'save', '--ops', file('ops.json', '[{"op":"vmxon"}]')], "must have required property 'pa'"],
     [['nested', 'encode', file('spec.json', '{"header": {}, "vmcs12": {"fields": {"no_such_member": 1}}}'), '--out', join(dir, 'o.bin')], 'no member no_such_member'],
     [['nested', 'frob'], 'unknown nested command "frob"'],
@@ -148,4 +156,18 @@ test('replay re-runs exactly one property', () => {
   const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
   expect(report.properties.map((p: { id: string }) => p.id)).toEqual(['layout.diff.matches-construction']);
   expect(report.properties[0].cases).toBe(1);
+});
+
+test('nested restore checks the vmcs12 against the vCPU file\'s vmxMsrs and names the VM-entry check', () => {
+  const dir = tmp();
+  const d = fc.sample(validGuest(nestedCaps(undefined)), { numRuns: 1, seed: 3 })[0]!;
+  d.fields.set('vmcs_link_pointer', (1n << 64n) - 1n);
+  d.fields.set('pin_based_vm_exec_control', d.fields.get('pin_based_vm_exec_control')! | 0x40n); // preemption timer: KVM's default offers it
+  const blob = encodeBlob({ flags: 3, vmxonPa: 0x1000n, vmcs12Pa: 0x2000n }, draftPage(d, findProfile('linux-6.12')!.vmcs12));
+  writeFileSync(join(dir, 'l2.bin'), blob);
+  writeFileSync(join(dir, 'default.json'), '{}');
+  writeFileSync(join(dir, 'no-timer.json'), JSON.stringify({ vmxMsrs: { '0x48d': '0x0000003f00000016' } }));
+  const restore = (vcpu: string) => JSON.parse(cli('nested', 'restore', '--blob', join(dir, 'l2.bin'), '--vcpu', join(dir, vcpu), '--json').out);
+  expect(restore('default.json')).toMatchObject({ ok: true, rule: 'S9' });
+  expect(restore('no-timer.json')).toMatchObject({ ok: false, errno: 'EINVAL', rule: 'V14', vmentryCheck: 'ctl.pin' });
 });

@@ -13,6 +13,8 @@ import { PROFILES } from '../model/profiles.js';
 import { runProperty } from '../suites/harness.js';
 import { goldenSuite } from '../suites/golden.js';
 import { referenceTarget } from '../targets/reference.js';
+import { writeL2 } from '../model/migration/l2-guest.js';
+import { opsToJson } from '../model/nested/ops-json.js';
 
 const BIN = new URL('../bin/nvmx-conformance.js', import.meta.url).pathname;
 const cli = (...args: string[]) => {
@@ -139,10 +141,12 @@ describe('tampering is caught, naming the blob', () => {
   test('expected content: an edited field is a field diff naming the blob', () => {
     const dir = copy();
     const p = join(dir, 'expected', 'l2-run-pending.linux-4.19.json');
-    writeFileSync(p, readFileSync(p, 'utf8').replace('"guest_rip": "0x401000"', '"guest_rip": "0x401002"'));
+    const text = readFileSync(p, 'utf8');
+    const rip = /"guest_rip": "(0x[0-9a-f]+)"/.exec(text)![1]!;
+    writeFileSync(p, text.replace(`"guest_rip": "${rip}"`, '"guest_rip": "0x401002"'));
     const r = cli('golden', 'verify', '--golden', dir);
     expect(r.code).toBe(1);
-    expect(r.out).toMatch(/^FAIL {2}l2-run-pending\.linux-4\.19: decodes differently from the expected content \(1 field\(s\)\)\n.*\n\s+vmcs12\.guest_rip\s+0x401002 {2}-> {2}0x401000$/m);
+    expect(r.out).toMatch(new RegExp(`^FAIL {2}l2-run-pending\\.linux-4\\.19: decodes differently from the expected content \\(1 field\\(s\\)\\)\\n.*\\n\\s+vmcs12\\.guest_rip\\s+0x401002 {2}-> {2}${rip}$`, 'm'));
   });
 
   test('a blob file without a manifest entry is a finding', () => {
@@ -198,7 +202,9 @@ describe('golden add', () => {
   test('a captured blob gets its decoded content and every consumer result filled in, and verifies', () => {
     const dir = copy();
     const ops = join(dir, '..', 'ops.json');
-    writeFileSync(ops, JSON.stringify([{ op: 'vmxon', pa: '0x1000' }, { op: 'init-vmcs', pa: '0x2000' }, { op: 'vmptrld', pa: '0x2000' }, { op: 'vmwrite', field: '0x681e', value: '0xabc' }, { op: 'vmlaunch' }]));
+    // a valid L2 (the minimal guest the migration scenarios launch), so VMLAUNCH and the restore checks pass
+    const l2 = opsToJson(writeL2());
+    writeFileSync(ops, JSON.stringify([{ op: 'vmxon', pa: '0x1000' }, { op: 'init-vmcs', pa: '0x2000' }, { op: 'vmptrld', pa: '0x2000' }, ...l2, { op: 'vmwrite', field: '0x681e', value: '0xabc' }, { op: 'vmlaunch' }]));
     const blob = join(dir, '..', 'dump.bin');
     expect(cli('nested', 'save', '--profile', 'linux-5.8', '--ops', ops, '--out', blob).code).toBe(0);
     const r = cli('golden', 'add', '--file', blob, '--kind', 'nested-state', '--id', 'captured.host-a', '--producer', 'captured from host-a (linux 5.8, QEMU 5.0)', '--profile', 'linux-5.8', '--golden', dir);

@@ -16,6 +16,10 @@ import { getNestedState } from '../model/nested/get.js';
 import { setNestedState } from '../model/nested/set.js';
 import { runPath } from '../model/migration/path.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
+import { DEFAULT_HOOKS } from '../model/nested/vcpu.js';
+import { checkInput } from '../model/nested/vmentry-hook.js';
+import { allFailures } from '../model/vmentry/check.js';
+import { vmentryRules } from '../model/vmentry/rules.js';
 import { runProperty, type PropertyOutcome } from '../suites/harness.js';
 import { MODEL_DEPS, type ModelDeps } from '../suites/model-deps.js';
 import { referenceTarget, type ReferenceModel } from '../targets/reference.js';
@@ -237,6 +241,56 @@ const MUTANTS: Mutant[] = [
       getNestedState: (v, n) => {
         const r = getNestedState(v, n);
         if (r.buffer.length) r.buffer[0] = r.buffer[0]! & ~8;
+        return r;
+      },
+    },
+  },
+  {
+    property: 'vmentry.valid-guest-enters',
+    what: 'the guest-state check forgets that HLT is a valid activity state',
+    model: {
+      hooks: {
+        ...DEFAULT_HOOKS,
+        vmentryChecks: (v, p, e) => (readBytes(p, 916, 4) === 1n ? { rule: 'guest.activity-state', stage: 'guest' } : DEFAULT_HOOKS.vmentryChecks(v, p, e)),
+      },
+    },
+  },
+  {
+    property: 'vmentry.one-broken-fails-with-its-rule',
+    what: 'SET skips nested_vmx_check_guest_state (restore checks controls and host state only)',
+    model: {
+      hooks: {
+        ...DEFAULT_HOOKS,
+        vmentryChecks: (v, p, e) => {
+          const bad = DEFAULT_HOOKS.vmentryChecks(v, p, e);
+          return !e && bad?.stage === 'guest' ? null : bad;
+        },
+      },
+    },
+  },
+  {
+    property: 'vmentry.check-order',
+    what: 'host-state checks run before the control checks',
+    model: {
+      hooks: {
+        ...DEFAULT_HOOKS,
+        vmentryChecks: (v, p, e) => {
+          const fails = allFailures(vmentryRules(v.profile), checkInput(v, p, e), e ? 'vmentry' : 'restore');
+          const r = fails.find((x) => x.stage === 'host') ?? fails[0];
+          return r ? { rule: r.id, stage: r.stage, qualification: r.qualification ?? 0 } : null;
+        },
+      },
+    },
+  },
+  {
+    property: 'vmentry.restore-round-trip',
+    what: 'SET reads the VMCS link-pointer page before the VMM has restored guest memory',
+    model: {
+      setNestedState: (v, b) => {
+        const memory = v.memory;
+        v.memory = new Map();
+        const r = setNestedState(v, b);
+        v.memory = memory;
         return r;
       },
     },

@@ -10,6 +10,12 @@ import type { Host } from './hosts.js';
 import type { Outcome } from './outcome.js';
 import { msrSubsetProblem } from './step.js';
 import type { Stream } from './stream.js';
+import { nestedCaps } from '../vmentry/caps.js';
+import { firstFailure } from '../vmentry/check.js';
+import { memberReader } from '../vmentry/input.js';
+import { vmentryRules } from '../vmentry/rules.js';
+
+const ZERO_PAGE = new Uint8Array(4096);
 
 export function predict(srcHost: Host, dst: Host, stream: Stream): Outcome {
   const src = findProfile(srcHost.profile)!;
@@ -37,6 +43,20 @@ export function predict(srcHost: Host, dst: Host, stream: Stream): Outcome {
       return failed('V9', 'the destination expects a vmcs12 the stream does not carry');
     if (h.vmxonPa !== INVALID_GPA && hasVmcs12 && h.vmcs12Pa === INVALID_GPA && !(evmcsFlag && b.evmcsFlag === 'when-active')) return failed('V10c', 'a vmcs12 with neither a pointer nor an eVMCS');
     if (hasVmcs12 && blob.length >= 132 && (new DataView(blob.buffer, blob.byteOffset).getUint32(128, true) & 0x7fffffff) !== 0x11e57ed0) return failed('V12', 'vmcs12 without its revision id');
+    // V14 and S8: a guest-mode state must pass the destination's VM-entry checks (restore mode)
+    if (hasVmcs12 && h.flags & FLAGS.GUEST_MODE) {
+      const input = {
+        f: memberReader(dstP.vmcs12, blob.subarray(HEADER_SIZE, MIN_SIZE_FOR_VMCS12)),
+        caps: nestedCaps(stream.vmxMsrs),
+        maxPhyAddr: stream.config.maxPhyAddr,
+        runPending: (h.flags & FLAGS.RUN_PENDING) !== 0,
+        evmcsCheck: evmcsOn && stream.config.hypervCpuid !== false && dstP.evmcs ? dstP.evmcs.check : null,
+        guestPage: (gpa: bigint) => stream.memory.get(gpa) ?? ZERO_PAGE,
+      };
+      const bad = firstFailure(vmentryRules(dstP), input, 'restore', ['controls', 'host', 'guest']);
+      if (bad) return failed('V14', `VM-entry check ${bad.id} fails`);
+      if (firstFailure(vmentryRules(dstP), input, 'restore', ['prepare'])) return { kind: 'failed', errno: 'ret-2', rule: 'S8', reason: 'prepare_vmcs02 fails' };
+    }
     if (h.smmFlags & SMM_FLAGS.VMXON && !hasVmcs12 && h.vmxonPa !== INVALID_GPA) lost.push('SMM VMXON (quirk Q1)');
     const src0 = readHeader(stream.sourceBlob);
     if (src0.vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE && (!(h.vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE) || !b.headerFlags)) lost.push('preemption-timer deadline');

@@ -6,7 +6,7 @@ import { VMCS12_REVISION } from '../catalog/vmcs12.js';
 import { readBytes } from '../vmcs12-access.js';
 import { readHeader } from './blob.js';
 import { FLAGS, HEADER_SIZE, INVALID_GPA, MIN_SIZE_FOR_SHADOW, MIN_SIZE_FOR_VMCS12, OFFSET, SMM_FLAGS, VMCS12_STRUCT_SIZE, VMX_HDR_FLAGS, type Errno } from './constants.js';
-import { V14_NOT_MODELLED, type Vcpu } from './vcpu.js';
+import type { Vcpu } from './vcpu.js';
 
 export interface SetResult {
   /** the ioctl's return value: 0, a negative errno, or the positive 2 */
@@ -19,6 +19,8 @@ export interface SetResult {
   readonly quirks: readonly string[];
   /** rules that passed without being modelled */
   readonly notModelled: readonly string[];
+  /** at V14 (and S8): the VM-entry check that failed (model/vmentry/rules.ts) */
+  readonly vmentryCheck?: string;
 }
 
 const ERRNO: Record<Errno, number> = { EINVAL: -22, EFAULT: -14, E2BIG: -7, ENOMEM: -12, ENOTTY: -25 };
@@ -126,11 +128,10 @@ export function setNestedState(v: Vcpu, blob: Uint8Array | null): SetResult {
     if (v.hasPreemptionTimerDeadline) v.preemptionTimerDeadline = h.preemptionTimerDeadline;
   }
   const bad = v.hooks.vmentryChecks(v, v.vmcs12, false);
-  if (bad) return error(einval('V14', `VM-entry check ${bad.rule} fails`));
-  notModelled.push(V14_NOT_MODELLED);
+  if (bad) return error({ ...einval('V14', `VM-entry check ${bad.rule} fails`), vmentryCheck: bad.rule });
   if (!v.hooks.prepareVmcs02(v)) {
     quirks.push('S8_POSITIVE_RETURN_2');
-    return error(done(2, 'S8', 'prepare_vmcs02 failed: NVMX_VMENTRY_VMEXIT (2) is returned as the ioctl value'));
+    return error(done(2, 'S8', 'prepare_vmcs02 failed (e.g. rule prepare.guest-cr3): NVMX_VMENTRY_VMEXIT (2) is returned as the ioctl value'));
   }
   return done(0, 'S9', 'L2 active (guest mode)');
 

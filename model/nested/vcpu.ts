@@ -8,7 +8,10 @@ import { accessTableFor, readBytes, vmread, vmwriteInstruction, writeBytes } fro
 import { evmcsVmread } from '../evmcs.js';
 import { INVALID_GPA } from './constants.js';
 import type { NestedBehaviour } from './behaviour.js';
-import { evmcsCheckControls } from '../vmx-msrs.js';
+import type { MsrSet } from '../vmx-msrs.js';
+import type { Stage } from '../vmentry/rules.js';
+import { ENTRY_FAILURE_INVALID_STATE } from '../vmentry/check.js';
+import { kvmPrepareVmcs02, kvmVmentryChecks } from './vmentry-hook.js';
 
 /** The vCPU configuration a VMM sets up before restoring (schema: reports/schema/vcpu.schema.json). */
 export interface VcpuConfig {
@@ -24,6 +27,12 @@ export interface VcpuConfig {
   readonly inSmm: boolean;
   /** guest MAXPHYADDR (CPUID 0x80000008.EAX[7:0]), 36 when the leaf is absent */
   readonly maxPhyAddr: number;
+  /**
+   * the vCPU's VMX capability MSRs (host-initiated values, KVM_SET_MSRS before the nested state);
+   * absent, or for an MSR the set lacks: DEFAULT_VMX_MSRS (model/vmentry/caps.ts), a permissive
+   * KVM-like set
+   */
+  readonly vmxMsrs?: MsrSet;
 }
 
 export const DEFAULT_VCPU: VcpuConfig = { nested: true, vmxInCpuid: true, evmcsEnabled: false, hypervCpuid: false, inSmm: false, maxPhyAddr: 36 };
@@ -33,7 +42,9 @@ export type EvmcsPointer = 'invalid' | 'map-pending' | bigint;
 /** What a guest operation did: KVM's answer, never an exception. */
 export type OpResult =
   | { readonly result: 'ok'; readonly value?: bigint }
-  | { readonly result: 'VMfailInvalid' | 'VMfailValid' | '#UD' | 'internal-error' | 'ENOTTY'; readonly error?: number; readonly reason: string };
+  | { readonly result: 'VMfailInvalid' | 'VMfailValid' | '#UD' | 'internal-error' | 'ENOTTY'; readonly error?: number; readonly reason: string; readonly check?: string }
+  /** VMLAUNCH/VMRESUME that ended in a VM-exit for a failed VM-entry: `error` holds the exit reason */
+  | { readonly result: 'vmexit'; readonly error: number; readonly reason: string; readonly check: string };
 
 /** VM-instruction error numbers (SDM). */
 export const VMXERR = {
@@ -42,47 +53,27 @@ export const VMXERR = {
   VMLAUNCH_NONCLEAR_VMCS: 4,
   VMRESUME_NONLAUNCHED_VMCS: 5,
   ENTRY_INVALID_CONTROL_FIELD: 7,
+  ENTRY_INVALID_HOST_STATE_FIELD: 8,
   VMPTRLD_INVALID_ADDRESS: 9,
   VMPTRLD_VMXON_POINTER: 10,
   VMPTRLD_INCORRECT_VMCS_REVISION_ID: 11,
   VMXON_IN_VMX_ROOT_OPERATION: 15,
 } as const;
 
-/** VM-entry consistency checks (rule V14 and VMLAUNCH/VMRESUME): null when they pass. Pluggable. */
-export type VmentryChecks = (vcpu: Vcpu, vmcs12: Uint8Array, fromVmentry: boolean) => { rule: string } | null;
-
 /**
- * Until the VM-entry consistency checks are modelled (their own issue), only the eVMCS control check
- * runs, where guest_cpuid_has_evmcs holds; the generic controls/host/guest checks pass, and reports
- * say so (V14_NOT_MODELLED).
+ * VM-entry consistency checks (rule V14 and VMLAUNCH/VMRESUME): null when they pass, else the first
+ * rule that fails (model/vmentry/rules.ts), its stage and the exit qualification a guest-state
+ * failure reports. Pluggable.
  */
-export const V14_NOT_MODELLED = 'V14: the generic VM-entry consistency checks are not modelled yet; only the eVMCS control check runs';
-
-export const evmcsOnlyChecks: VmentryChecks = (vcpu, vmcs12) => {
-  if (!vcpu.guestCpuidHasEvmcs() || !vcpu.profile.evmcs) return null;
-  const t = accessTableFor(vcpu.profile.vmcs12);
-  const rd = (enc: number) => {
-    const r = vmread(t, vmcs12, BigInt(enc));
-    return r.ok ? r.value : 0n;
-  };
-  const r = evmcsCheckControls(vcpu.profile.evmcs.check, {
-    pin_based_vm_exec_control: Number(rd(0x4000)),
-    cpu_based_vm_exec_control: Number(rd(0x4002)),
-    secondary_vm_exec_control: Number(rd(0x401e)),
-    vm_exit_controls: Number(rd(0x400c)),
-    vm_entry_controls: Number(rd(0x4012)),
-    vm_function_control: rd(0x2018),
-  });
-  return r.ok ? null : { rule: `evmcs-${r.rule}` };
-};
+export type VmentryChecks = (vcpu: Vcpu, vmcs12: Uint8Array, fromVmentry: boolean) => { rule: string; stage?: Stage; qualification?: number } | null;
 
 export interface VcpuHooks {
   vmentryChecks: VmentryChecks;
-  /** prepare_vmcs02 succeeding; when it fails, SET returns the positive 2 (quirk) */
+  /** prepare_vmcs02 (from_vmentry = false) succeeding; when it fails, SET returns the positive 2 (quirk) */
   prepareVmcs02: (vcpu: Vcpu) => boolean;
 }
 
-export const DEFAULT_HOOKS: VcpuHooks = { vmentryChecks: evmcsOnlyChecks, prepareVmcs02: () => true };
+export const DEFAULT_HOOKS: VcpuHooks = { vmentryChecks: kvmVmentryChecks, prepareVmcs02: kvmPrepareVmcs02 };
 
 const PIN_PREEMPTION_TIMER = 0x40n;
 
@@ -227,17 +218,20 @@ export type GuestOp =
   | { op: 'mtf' }
   | { op: 'smm-entry' }
   | { op: 'rsm' }
-  | { op: 'run' };
+  | { op: 'run' }
+  /** the guest (or the VMM restoring guest memory) stores 8 bytes at a guest-physical address */
+  | { op: 'write-memory'; pa: bigint; value: bigint };
 
 const ok = (value?: bigint): OpResult => (value === undefined ? { result: 'ok' } : { result: 'ok', value });
-const fail = (result: Exclude<OpResult['result'], 'ok'>, reason: string, error?: number): OpResult => ({ result, reason, ...(error !== undefined ? { error } : {}) });
+const fail = (result: Exclude<OpResult['result'], 'ok' | 'vmexit'>, reason: string, error?: number): OpResult => ({ result, reason, ...(error !== undefined ? { error } : {}) });
 
 function vmentry(v: Vcpu, launch: boolean): OpResult {
   const launchState = readBytes(v.vmcs12, 8, 4);
   if (launch && launchState !== 0n) return fail('VMfailValid', 'VMLAUNCH of a launched VMCS', VMXERR.VMLAUNCH_NONCLEAR_VMCS);
   if (!launch && launchState !== 1n) return fail('VMfailValid', 'VMRESUME of a VMCS that was not launched', VMXERR.VMRESUME_NONLAUNCHED_VMCS);
   const bad = v.hooks.vmentryChecks(v, v.vmcs12, true);
-  if (bad) return fail('VMfailValid', `VM-entry check ${bad.rule}`, VMXERR.ENTRY_INVALID_CONTROL_FIELD);
+  if (bad && (bad.stage === 'guest' || bad.stage === 'prepare')) return entryFailureExit(v, bad.rule, bad.qualification ?? 0);
+  if (bad) return { result: 'VMfailValid', reason: `VM-entry check ${bad.rule}`, error: bad.stage === 'host' ? VMXERR.ENTRY_INVALID_HOST_STATE_FIELD : VMXERR.ENTRY_INVALID_CONTROL_FIELD, check: bad.rule };
   writeBytes(v.vmcs12, 8, 4, 1n);
   // nested_cache_shadow_vmcs12: the shadow vmcs12 is read from the link pointer's page on entry
   const link = v.linkPointer();
@@ -245,7 +239,28 @@ function vmentry(v: Vcpu, launch: boolean): OpResult {
   v.guestMode = true;
   v.nestedRunPending = true;
   v.hasPreemptionTimerDeadline = false;
+  // nested_vmx_run: an L2 entered in wait-for-SIPI, or halted with nothing to wake it, is not "run pending"
+  const activity = readBytes(v.vmcs12, 916, 4);
+  if (activity === 3n || (activity === 1n && !wakeEventPending(v.vmcs12))) v.nestedRunPending = false;
   return ok();
+}
+
+/** an injected event, NMI-window exiting, or interrupt-window exiting with RFLAGS.IF */
+function wakeEventPending(vmcs12: Uint8Array): boolean {
+  const proc = readBytes(vmcs12, 748, 4);
+  return (readBytes(vmcs12, 788, 4) & 0x8000_0000n) !== 0n || (proc & 0x40_0000n) !== 0n || ((proc & 0x4n) !== 0n && (readBytes(vmcs12, 552, 8) & 0x200n) !== 0n);
+}
+
+/**
+ * A guest-state (or prepare_vmcs02) failure on VMLAUNCH/VMRESUME: L1 gets a VM-exit with
+ * EXIT_REASON_INVALID_STATE and the VM-entry-failure bit, the exit qualification says why; the VMCS
+ * is not marked launched and L2 never runs.
+ */
+function entryFailureExit(v: Vcpu, rule: string, qualification: number): OpResult {
+  writeBytes(v.vmcs12, 812, 4, BigInt(ENTRY_FAILURE_INVALID_STATE)); // vm_exit_reason
+  writeBytes(v.vmcs12, 408, 8, BigInt(qualification)); // exit_qualification
+  if (v.evmcsMapped()) v.needVmcs12ToShadowSync = true;
+  return { result: 'vmexit', error: ENTRY_FAILURE_INVALID_STATE, reason: `VM-entry failure (invalid guest state, qualification ${qualification}): ${rule}`, check: rule };
 }
 
 /** nested_vmx_handle_enlightened_vmptrld: map the eVMCS the VP-assist page names. */
@@ -402,6 +417,9 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
       return ok();
     case 'run':
       return run(v);
+    case 'write-memory':
+      writeBytes(v.page(o.pa & ~0xfffn), Number(o.pa & 0xff8n), 8, o.value);
+      return ok();
   }
 }
 

@@ -55,18 +55,27 @@ const bytesOp = <M extends 'evmcsToVmcs12' | 'vmcs12ToEvmcs'>(op: string, encode
 });
 
 /** Guest operations carry 64-bit operands: hex strings on the wire. */
+/** vCPU configurations travel as in a vcpu file: vmxMsrs as {"0x481": "0x…"} */
+const encodeConfig = (c: VcpuConfig): Record<string, unknown> => {
+  const { vmxMsrs, ...rest } = c;
+  return vmxMsrs ? { ...rest, vmxMsrs: Object.fromEntries([...vmxMsrs].map(([i, v]) => [hex64(BigInt(i)), hex64(v)])) } : rest;
+};
+const decodeConfig = (w: Json): VcpuConfig => {
+  const { vmxMsrs, ...rest } = w as Json;
+  return (vmxMsrs ? { ...rest, vmxMsrs: new Map(Object.entries(vmxMsrs as Record<string, string>).map(([i, v]) => [Number(i), BigInt(v)])) } : rest) as VcpuConfig;
+};
 const BIG_KEYS = new Set(['pa', 'field', 'value', 'reason', 'currentNestedVmcs']);
 const encodeGuestOp = (o: GuestOp): Record<string, unknown> => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'bigint' ? hex64(v) : v]));
 const decodeGuestOp = (w: Json): GuestOp => Object.fromEntries(Object.entries(w).map(([k, v]) => [k, BIG_KEYS.has(k) ? BigInt(v as string) : v])) as unknown as GuestOp;
 const optBytes = (b: Uint8Array | null) => (b ? bytesToHex(b) : null);
 const optHex = (w: Json): Uint8Array | null => (w === null ? null : hexToBytes(w));
 const encodePath = (p: MigrationPath) => ({
-  start: { host: p.start.host, vm: p.start.vm, ops: p.start.ops.map(encodeGuestOp) },
+  start: { host: p.start.host, vm: encodeConfig(p.start.vm), ops: p.start.ops.map(encodeGuestOp) },
   hops: p.hops.map((h) => ({ host: h.host, opsAfter: h.opsAfter.map(encodeGuestOp) })),
   qemuDropsVmxFlags: p.qemuDropsVmxFlags,
 });
 const decodePath = (w: Json): MigrationPath => ({
-  start: { host: w.start.host, vm: w.start.vm as VcpuConfig, ops: (w.start.ops as Json[]).map(decodeGuestOp) },
+  start: { host: w.start.host, vm: decodeConfig(w.start.vm), ops: (w.start.ops as Json[]).map(decodeGuestOp) },
   hops: (w.hops as Json[]).map((h) => ({ host: h.host, opsAfter: (h.opsAfter as Json[]).map(decodeGuestOp) })),
   qemuDropsVmxFlags: w.qemuDropsVmxFlags,
 });
@@ -119,8 +128,8 @@ export const OPS: { readonly [M in OpMethod]: OpCodec<M> } = {
   },
   createVcpu: {
     op: 'create-vcpu',
-    encodeArgs: (config) => ({ config }),
-    decodeArgs: (w) => [w.config as VcpuConfig],
+    encodeArgs: (config) => ({ config: encodeConfig(config) }),
+    decodeArgs: (w) => [decodeConfig(w.config)],
     encodeValue: (v) => v,
     decodeValue: (w) => w as string,
   },

@@ -1,0 +1,33 @@
+// Running the VM-entry rules: KVM stops at the first failure, so that is what decides; the full
+// list of failures is for properties (a state with one rule broken must fail that rule only).
+import { View, type CheckInput } from './input.js';
+import type { Stage, VmentryRule } from './rules.js';
+
+/** restore: KVM_SET_NESTED_STATE (from_vmentry = false); vmentry: VMLAUNCH/VMRESUME */
+export type CheckMode = 'restore' | 'vmentry';
+
+const applies = (rule: VmentryRule, mode: CheckMode, stages: readonly Stage[]) => stages.includes(rule.stage) && (mode === 'vmentry' || !rule.vmentryOnly);
+
+const ALL_STAGES: readonly Stage[] = ['controls', 'host', 'guest', 'prepare'];
+
+export function firstFailure(rules: readonly VmentryRule[], input: CheckInput, mode: CheckMode, stages: readonly Stage[] = ALL_STAGES): VmentryRule | null {
+  const v = new View(input);
+  return rules.find((r) => applies(r, mode, stages) && r.fails(v)) ?? null;
+}
+
+export function allFailures(rules: readonly VmentryRule[], input: CheckInput, mode: CheckMode, stages: readonly Stage[] = ALL_STAGES): VmentryRule[] {
+  const v = new View(input);
+  return rules.filter((r) => applies(r, mode, stages) && r.fails(v));
+}
+
+/** What a failure means for VMLAUNCH/VMRESUME: a VMfailValid error number, or a VM-exit on entry failure. */
+export type EntryOutcome = { readonly kind: 'VMfailValid'; readonly error: 7 | 8 } | { readonly kind: 'vmexit'; readonly exitReason: number; readonly qualification: number };
+
+/** EXIT_REASON_INVALID_STATE (33) with bit 31, "VM-entry failure" */
+export const ENTRY_FAILURE_INVALID_STATE = 0x8000_0021;
+
+export function entryOutcome(rule: VmentryRule): EntryOutcome {
+  if (rule.stage === 'controls') return { kind: 'VMfailValid', error: 7 };
+  if (rule.stage === 'host') return { kind: 'VMfailValid', error: 8 };
+  return { kind: 'vmexit', exitReason: ENTRY_FAILURE_INVALID_STATE, qualification: rule.qualification ?? 0 };
+}

@@ -1,0 +1,190 @@
+// The VM-entry rule table and its generators: every valid guest passes every rule; every reachable
+// rule can be broken alone; the rules no state can break alone are exactly the ones marked so; and
+// the facts the table encodes, rule by rule where a profile or the restore path differs.
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { capabilitySet } from '../generators/capabilities.js';
+import { BREAK_CAPS, capsBreaking, oneCheckBroken } from '../generators/one-broken.js';
+import { validGuest } from '../generators/valid-guest.js';
+import { PAGES, writeGuestOps } from '../generators/nested.js';
+import { encodeBlob } from '../model/nested/blob.js';
+import { FLAGS } from '../model/nested/constants.js';
+import { setNestedState } from '../model/nested/set.js';
+import { applyOp, DEFAULT_VCPU, Vcpu, type GuestOp, type VcpuConfig } from '../model/nested/vcpu.js';
+import { findProfile, type Profile } from '../model/profiles.js';
+import { readBytes } from '../model/vmcs12-access.js';
+import { nestedCaps } from '../model/vmentry/caps.js';
+import { allFailures, firstFailure } from '../model/vmentry/check.js';
+import { draftInput, draftPage, type Vmcs12Draft } from '../model/vmentry/draft.js';
+import { canonical, patValid } from '../model/vmentry/guest-cpu.js';
+import { vmentryRules } from '../model/vmentry/rules.js';
+
+const P61 = findProfile('linux-6.1')!;
+const P612 = findProfile('linux-6.12')!;
+const PROFILES = [P61, P612];
+const DEFAULT_CAPS = nestedCaps(undefined);
+
+const failures = (p: Profile, d: Vmcs12Draft, mode: 'restore' | 'vmentry', o: { caps?: ReturnType<typeof nestedCaps>; maxPhyAddr?: number; runPending?: boolean; evmcs?: boolean } = {}) =>
+  allFailures(vmentryRules(p), draftInput(d, o.caps ?? DEFAULT_CAPS, { maxPhyAddr: o.maxPhyAddr ?? 36, runPending: o.runPending ?? true, evmcsCheck: o.evmcs ? p.evmcs!.check : null }), mode).map((r) => r.id);
+
+const sample = (caps = DEFAULT_CAPS) => fc.sample(validGuest(caps), { numRuns: 1, seed: 7 })[0]!;
+
+describe('the rule table', () => {
+  test.each(PROFILES)('$name: ids unique, each with a KVM function and a description', (p) => {
+    const rules = vmentryRules(p);
+    expect(new Set(rules.map((r) => r.id)).size).toBe(rules.length);
+    for (const r of rules) expect(r.fn.length * r.desc.length).toBeGreaterThan(0);
+  });
+
+  test('6.12 differs from 6.1 by the CET/WP rules, the eVMCS primary-controls step and the FREEZE_IN_SMM quirk', () => {
+    const a = vmentryRules(P61).map((r) => r.id);
+    const b = vmentryRules(P612).map((r) => r.id);
+    expect(b.filter((x) => !a.includes(x))).toEqual(['evmcs.exec', 'host.cet-without-wp', 'guest.cet-without-wp']);
+    expect(a.filter((x) => !b.includes(x))).toEqual([]);
+    expect([a.length, b.length]).toEqual([91, 94]);
+    // DEBUGCTL.FREEZE_IN_SMM (bit 14) with load-debug-controls: refused by 6.1, let through by 6.12's quirk
+    const d = sample();
+    d.fields.set('vm_entry_controls', (d.fields.get('vm_entry_controls')! | 0x4n));
+    d.fields.set('guest_ia32_debugctl', 0x4000n);
+    expect(failures(P61, d, 'restore')).toEqual(['guest.debugctl']);
+    expect(failures(P612, d, 'restore')).toEqual([]);
+  });
+
+  test('older profiles share 6.1\'s table (without eVMCS steps where they have no eVMCS model)', () => {
+    const ids = (n: string) => vmentryRules(findProfile(n)!).map((r) => r.id);
+    expect(ids('linux-4.19')).toEqual(ids('linux-6.1').filter((x) => !x.startsWith('evmcs.')));
+  });
+
+  test('the README table lists every rule of both profiles with its KVM function', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    for (const r of [...vmentryRules(P61), ...vmentryRules(P612)]) expect(readme, r.id).toContain(`| \`${r.id}\` | \`${r.fn}\` |`);
+  });
+
+  test('helpers: PAT memory types, canonical addresses', () => {
+    expect([patValid(0x0007040600070406n), patValid(0x0007040600070402n), patValid(0x0800000000000000n)]).toEqual([true, false, false]);
+    expect([canonical(0x00007fff_ffffffffn), canonical(0xffff8000_00000000n), canonical(0x00008000_00000000n)]).toEqual([true, true, false]);
+  });
+});
+
+describe('generators against the table', () => {
+  test.each(PROFILES)('$name: validGuest passes every rule, on restore and on VMLAUNCH, for generated capability sets', (p) => {
+    fc.assert(
+      fc.property(
+        fc.record({ msrs: fc.option(capabilitySet, { nil: undefined }), maxPhyAddr: fc.constantFrom(36, 40, 52), evmcs: fc.boolean() }).chain((c) =>
+          validGuest(nestedCaps(c.msrs), { maxPhyAddr: c.maxPhyAddr, evmcsCheck: c.evmcs ? p.evmcs!.check : null }).map((d) => ({ ...c, d })),
+        ),
+        ({ msrs, maxPhyAddr, evmcs, d }) => {
+          const o = { caps: nestedCaps(msrs), maxPhyAddr, evmcs };
+          expect(failures(p, d, 'restore', o)).toEqual([]);
+          // a capability set without the host address-space-size control forces a 32-bit host, which a 64-bit L1 cannot enter
+          const host64 = (Number(d.fields.get('vm_exit_controls')) & 0x200) !== 0;
+          expect(failures(p, d, 'vmentry', o)).toEqual(host64 ? [] : ['host.address-space-size']);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test.each(PROFILES)('$name: oneCheckBroken breaks exactly its rule, for every reachable rule and every capability set that allows it', (p) => {
+    const opts = { evmcsCheck: p.evmcs!.check };
+    for (const rule of vmentryRules(p).filter((r) => !r.unreachable)) {
+      const caps = capsBreaking([rule], opts);
+      expect(caps.length, rule.id).toBeGreaterThan(0);
+      for (const c of caps)
+        fc.assert(
+          fc.property(oneCheckBroken(nestedCaps(BREAK_CAPS[c]), rule, opts), (b) => {
+            expect(b).not.toBeNull();
+            expect(failures(p, b!.draft, rule.vmentryOnly ? 'vmentry' : 'restore', { caps: nestedCaps(BREAK_CAPS[c]), evmcs: b!.evmcs })).toEqual([rule.id]);
+          }),
+          { numRuns: 20 },
+        );
+    }
+  });
+
+  test.each(PROFILES)('$name: the rules marked unreachable are exactly those no capability set lets a state break alone', (p) => {
+    const opts = { evmcsCheck: p.evmcs!.check };
+    const unbreakable = vmentryRules(p).filter((r) => capsBreaking([r], opts).length === 0).map((r) => r.id);
+    expect(unbreakable).toEqual(vmentryRules(p).filter((r) => r.unreachable).map((r) => r.id));
+    expect(unbreakable).toEqual(p === P61 ? ['evmcs.exit', 'evmcs.entry'] : ['host.cet-without-wp', 'guest.cet-without-wp']);
+  });
+});
+
+describe('KVM behaviour the vCPU model takes from the table', () => {
+  const vcpu = (p: Profile = P612, config: Partial<VcpuConfig> = {}) => new Vcpu({ ...p, nested: p.nested! }, { ...DEFAULT_VCPU, ...config });
+  const run = (v: Vcpu, ops: readonly GuestOp[]) => ops.map((o) => applyOp(v, o));
+  const launch = (v: Vcpu, d: Vmcs12Draft) => run(v, [{ op: 'vmxon', pa: PAGES.vmxon }, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }, ...writeGuestOps(d), { op: 'vmlaunch' }]).at(-1)!;
+  const restore = (v: Vcpu, d: Vmcs12Draft, flags = FLAGS.GUEST_MODE | FLAGS.RUN_PENDING) =>
+    setNestedState(v, encodeBlob({ flags, vmxonPa: PAGES.vmxon, vmcs12Pa: PAGES.vmcs }, draftPage(d, P612.vmcs12)));
+  const noLink = (d: Vmcs12Draft) => (d.fields.set('vmcs_link_pointer', (1n << 64n) - 1n), d);
+
+  test('a zeroed vmcs12 (the old scenarios) no longer enters L2: the pin-based controls lack their default-1 bits', () => {
+    const v = vcpu();
+    const r = run(v, [{ op: 'vmxon', pa: PAGES.vmxon }, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }, { op: 'vmlaunch' }]).at(-1)!;
+    expect(r).toMatchObject({ result: 'VMfailValid', error: 7, check: 'ctl.pin' });
+    expect(v.guestMode).toBe(false);
+  });
+
+  test('a guest-state failure on VMLAUNCH is a VM-exit 0x80000021 with the qualification, the VMCS stays unlaunched', () => {
+    const v = vcpu();
+    const d = noLink(sample());
+    d.fields.set('guest_activity_state', 2n);
+    expect(launch(v, d)).toMatchObject({ result: 'vmexit', error: 0x8000_0021, check: 'guest.activity-state' });
+    expect([v.guestMode, readBytes(v.vmcs12, 812, 4), readBytes(v.vmcs12, 408, 8), readBytes(v.vmcs12, 8, 4)]).toEqual([false, 0x8000_0021n, 0n, 0n]);
+    d.fields.set('guest_activity_state', 0n);
+    d.fields.set('vmcs_link_pointer', 0x5800n);
+    expect(launch(vcpu(), d)).toMatchObject({ result: 'vmexit', check: 'guest.link-pointer.address' });
+  });
+
+  test('host-state failures are VMfailValid 8; the address-space-size check runs on VMLAUNCH only', () => {
+    const d = noLink(sample());
+    d.fields.set('host_cs_selector', 0n);
+    expect(launch(vcpu(), d)).toMatchObject({ result: 'VMfailValid', error: 8, check: 'host.cs-zero' });
+    expect(restore(vcpu(), d)).toMatchObject({ ret: -22, rule: 'V14', vmentryCheck: 'host.cs-zero' });
+    const h = noLink(sample());
+    h.fields.set('vm_exit_controls', h.fields.get('vm_exit_controls')! & ~0x200n);
+    h.fields.set('vm_entry_controls', h.fields.get('vm_entry_controls')! & ~0x200n);
+    h.fields.set('host_rip', 0x1000n);
+    h.fields.set('host_cr4', h.fields.get('host_cr4')! & ~0x2_0000n);
+    h.fields.set('guest_ia32_efer', h.fields.get('guest_ia32_efer')! & ~0x500n);
+    h.fields.set('host_ia32_efer', h.fields.get('host_ia32_efer')! & ~0x500n);
+    expect(launch(vcpu(), h)).toMatchObject({ result: 'VMfailValid', error: 8, check: 'host.address-space-size' });
+    expect(restore(vcpu(), h)).toMatchObject({ ret: 0, rule: 'S9' });
+  });
+
+  test('restore checks the guest EFER only with RUN_PENDING; prepare_vmcs02\'s CR3 check makes SET return 2', () => {
+    const d = noLink(sample());
+    d.fields.set('vm_entry_controls', d.fields.get('vm_entry_controls')! | 0x8000n);
+    d.fields.set('guest_ia32_efer', d.fields.get('guest_ia32_efer')! | 0x2n);
+    expect(restore(vcpu(), d)).toMatchObject({ ret: -22, vmentryCheck: 'guest.efer.reserved' });
+    expect(restore(vcpu(), d, FLAGS.GUEST_MODE)).toMatchObject({ ret: 0, rule: 'S9' });
+    const c = noLink(sample());
+    c.fields.set('guest_cr3', 1n << 40n);
+    expect(restore(vcpu(), c)).toMatchObject({ ret: 2, rule: 'S8', quirks: expect.arrayContaining(['S8_POSITIVE_RETURN_2']) });
+  });
+
+  test('the capability set is the vCPU\'s: a control KVM\'s default offers fails with vmxMsrs that do not', () => {
+    const d = noLink(sample());
+    d.fields.set('pin_based_vm_exec_control', d.fields.get('pin_based_vm_exec_control')! | 0x40n);
+    expect(restore(vcpu(), d).ret).toBe(0);
+    const msrs = new Map([[0x48d, 0x0000_003f_0000_0016n]]);
+    expect(restore(vcpu(P612, { vmxMsrs: msrs }), d)).toMatchObject({ ret: -22, vmentryCheck: 'ctl.pin' });
+  });
+
+  test('eVMCS in use: its control check runs after the generic control checks', () => {
+    const d = noLink(sample());
+    d.fields.set('pin_based_vm_exec_control', d.fields.get('pin_based_vm_exec_control')! | 0x40n);
+    expect(restore(vcpu(P612, { hypervCpuid: true, evmcsEnabled: true }), d)).toMatchObject({ ret: -22, vmentryCheck: 'evmcs.pin' });
+    d.fields.set('cr3_target_count', 1n);
+    expect(restore(vcpu(P612, { hypervCpuid: true, evmcsEnabled: true }), d)).toMatchObject({ ret: -22, vmentryCheck: 'ctl.cr3-target-count' });
+  });
+
+  test('first failure decides: table order', () => {
+    const d = noLink(sample());
+    d.fields.set('guest_activity_state', 2n);
+    d.fields.set('host_tr_selector', 0n);
+    d.fields.set('cr3_target_count', 9n);
+    const r = firstFailure(vmentryRules(P612), draftInput(d, DEFAULT_CAPS, { maxPhyAddr: 36, runPending: true, evmcsCheck: null }), 'vmentry');
+    expect(r?.id).toBe('ctl.cr3-target-count');
+  });
+});
