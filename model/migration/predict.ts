@@ -10,12 +10,9 @@ import type { Host } from './hosts.js';
 import type { Outcome } from './outcome.js';
 import { msrSubsetProblem } from './step.js';
 import type { Stream } from './stream.js';
-import { nestedCaps } from '../vmentry/caps.js';
 import { firstFailure } from '../vmentry/check.js';
-import { memberReader } from '../vmentry/input.js';
 import { vmentryRules } from '../vmentry/rules.js';
-
-const ZERO_PAGE = new Uint8Array(4096);
+import { entryInput, RESTORE_STAGES } from '../nested/vmentry-hook.js';
 
 export function predict(srcHost: Host, dst: Host, stream: Stream): Outcome {
   const src = findProfile(srcHost.profile)!;
@@ -45,15 +42,14 @@ export function predict(srcHost: Host, dst: Host, stream: Stream): Outcome {
     if (hasVmcs12 && blob.length >= 132 && (new DataView(blob.buffer, blob.byteOffset).getUint32(128, true) & 0x7fffffff) !== 0x11e57ed0) return failed('V12', 'vmcs12 without its revision id');
     // V14 and S8: a guest-mode state must pass the destination's VM-entry checks (restore mode)
     if (hasVmcs12 && h.flags & FLAGS.GUEST_MODE) {
-      const input = {
-        f: memberReader(dstP.vmcs12, blob.subarray(HEADER_SIZE, MIN_SIZE_FOR_VMCS12)),
-        caps: nestedCaps(stream.vmxMsrs),
+      const input = entryInput(dstP.vmcs12, blob.subarray(HEADER_SIZE, MIN_SIZE_FOR_VMCS12), {
+        vmxMsrs: stream.vmxMsrs,
         maxPhyAddr: stream.config.maxPhyAddr,
         runPending: (h.flags & FLAGS.RUN_PENDING) !== 0,
         evmcsCheck: evmcsOn && stream.config.hypervCpuid !== false && dstP.evmcs ? dstP.evmcs.check : null,
-        guestPage: (gpa: bigint) => stream.memory.get(gpa) ?? ZERO_PAGE,
-      };
-      const bad = firstFailure(vmentryRules(dstP), input, 'restore', ['controls', 'host', 'guest']);
+        memory: stream.memory,
+      });
+      const bad = firstFailure(vmentryRules(dstP), input, 'restore', RESTORE_STAGES);
       if (bad) return failed('V14', `VM-entry check ${bad.id} fails`);
       if (firstFailure(vmentryRules(dstP), input, 'restore', ['prepare'])) return { kind: 'failed', errno: 'ret-2', rule: 'S8', reason: 'prepare_vmcs02 fails' };
     }

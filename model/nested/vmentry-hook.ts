@@ -4,20 +4,45 @@ import { nestedCaps } from '../vmentry/caps.js';
 import { firstFailure } from '../vmentry/check.js';
 import { memberReader, type CheckInput } from '../vmentry/input.js';
 import { vmentryRules } from '../vmentry/rules.js';
+import type { CheckRule } from '../catalog/vmx-controls.js';
+import type { Layout } from '../layout.js';
+import type { MsrSet } from '../vmx-msrs.js';
 import type { Vcpu, VmentryChecks } from './vcpu.js';
 
 const ZERO_PAGE = new Uint8Array(4096);
 
-export function checkInput(v: Vcpu, vmcs12: Uint8Array, fromVmentry: boolean): CheckInput {
+/** What KVM reads besides the vmcs12: the same on a live vCPU and on a destination predicted from a stream. */
+export interface EntryContext {
+  readonly vmxMsrs: MsrSet | undefined;
+  readonly maxPhyAddr: number;
+  readonly runPending: boolean;
+  readonly evmcsCheck: readonly CheckRule[] | null;
+  readonly memory: ReadonlyMap<bigint, Uint8Array>;
+}
+
+export function entryInput(layout: Layout, vmcs12: Uint8Array, c: EntryContext): CheckInput {
   return {
-    f: memberReader(v.profile.vmcs12, vmcs12),
-    caps: nestedCaps(v.config.vmxMsrs),
+    f: memberReader(layout, vmcs12),
+    caps: nestedCaps(c.vmxMsrs),
+    maxPhyAddr: c.maxPhyAddr,
+    runPending: c.runPending,
+    evmcsCheck: c.evmcsCheck,
+    guestPage: (gpa) => c.memory.get(gpa) ?? ZERO_PAGE,
+  };
+}
+
+export function checkInput(v: Vcpu, vmcs12: Uint8Array, fromVmentry: boolean): CheckInput {
+  return entryInput(v.profile.vmcs12, vmcs12, {
+    vmxMsrs: v.config.vmxMsrs,
     maxPhyAddr: v.config.maxPhyAddr,
     runPending: fromVmentry || v.nestedRunPending,
     evmcsCheck: v.guestCpuidHasEvmcs() && v.profile.evmcs ? v.profile.evmcs.check : null,
-    guestPage: (gpa) => v.memory.get(gpa) ?? ZERO_PAGE,
-  };
+    memory: v.memory,
+  });
 }
+
+/** On restore, V14 runs these stages; prepare_vmcs02's check follows at S8. */
+export const RESTORE_STAGES = ['controls', 'host', 'guest'] as const;
 
 /**
  * Rule V14 and VMLAUNCH/VMRESUME: nested_vmx_check_controls, (on entry) the address-space size,
@@ -27,7 +52,7 @@ export function checkInput(v: Vcpu, vmcs12: Uint8Array, fromVmentry: boolean): C
 export const kvmVmentryChecks: VmentryChecks = (v, vmcs12, fromVmentry) => {
   const bad = fromVmentry
     ? firstFailure(vmentryRules(v.profile), checkInput(v, vmcs12, true), 'vmentry')
-    : firstFailure(vmentryRules(v.profile), checkInput(v, vmcs12, false), 'restore', ['controls', 'host', 'guest']);
+    : firstFailure(vmentryRules(v.profile), checkInput(v, vmcs12, false), 'restore', RESTORE_STAGES);
   return bad && { rule: bad.id, stage: bad.stage, qualification: bad.qualification ?? 0 };
 };
 
