@@ -37,6 +37,10 @@ export async function runSuites(o: {
   const setupFiles = process.env.NVMX_VITEST_SETUP ? [process.env.NVMX_VITEST_SETUP] : [];
   const { createVitest, BaseSequencer } = await import('vitest/node');
   const before = new Map(STOP_SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
+  const run: SuiteRun = { collector, suites: selected };
+  // vitest forgets a cancel that comes before its run has begun (it resets the flag as the run
+  // starts), so a stop is repeated when each test module starts
+  const cancel = () => void vitest.cancelCurrentRun('keyboard-input');
   const vitest = await createVitest(
     'test',
     {
@@ -44,7 +48,7 @@ export async function runSuites(o: {
       config: false,
       watch: false,
       include: selected.map((s) => `${suitesDir}/${s.name}.suite.{js,ts}`),
-      reporters: [collector, ['junit', { outputFile: o.junitFile, suiteName: 'nvmx-conformance' }]],
+      reporters: [collector, ['junit', { outputFile: o.junitFile, suiteName: 'nvmx-conformance' }], { onTestModuleStart: () => run.stopped && cancel() }],
       provide: { nvmxRun: o.params },
       testTimeout: 0,
       setupFiles,
@@ -54,11 +58,10 @@ export async function runSuites(o: {
   );
   // vitest's logger exits the process on SIGINT/SIGTERM; we cancel instead, so the report is written
   for (const s of STOP_SIGNALS) for (const l of process.listeners(s)) if (!before.get(s)!.has(l)) process.off(s, l as () => void);
-  const run: SuiteRun = { collector, suites: selected };
   const stop = (why: StopReason) => {
     if (run.stopped) return;
     run.stopped = why;
-    void vitest.cancelCurrentRun('keyboard-input');
+    cancel();
   };
   const onSignal = () => (run.stopped ? process.exit(130) : stop('interrupted'));
   for (const s of STOP_SIGNALS) process.on(s, onSignal);
