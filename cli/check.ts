@@ -14,6 +14,9 @@ import { diffLayouts } from '../model/layout-diff.js';
 import { openTarget, targetSpecProblem } from '../targets/resolve.js';
 import { TargetStartError } from '../targets/exec.js';
 import { NotAKernelTree } from '../targets/linux/generate.js';
+import { startKvmRun, type KvmRun } from '../targets/kvm/target.js';
+import { KvmSetupError } from '../targets/kvm/image.js';
+import { bochsVersion } from '../targets/kvm/machine.js';
 import type { TargetIdentityRecord } from '../reports/report.js';
 import { DEFAULT_PROFILE, findProfile } from '../model/profiles.js';
 import { goldenSection } from '../golden/report-section.js';
@@ -144,12 +147,39 @@ function waiversOrThrow(path: string): WaiverEntry[] {
   return r.waivers;
 }
 
+/** kvm: one machine for the whole run, booting while the run starts; its broker goes to every worker. */
+async function startKvm(params: RunParams): Promise<KvmRun | undefined> {
+  if (!params.target.startsWith('kvm:')) return undefined;
+  try {
+    return await startKvmRun(params.target.slice(4), { ...(params.targetTimeoutMs !== undefined ? { timeoutMs: params.targetTimeoutMs } : {}), log: (l) => console.error(l) });
+  } catch (e) {
+    if (e instanceof KvmSetupError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
 async function run(params: RunParams, reportDir: string, extras: CheckExtras): Promise<number> {
   const problem = targetSpecProblem(params);
   if (problem) throw new UsageError(problem);
+  const kvm = await startKvm(params);
+  try {
+    return await runWith(kvm ? { ...params, kvm: kvm.link } : params, reportDir, extras, kvm);
+  } finally {
+    await kvm?.close();
+  }
+}
+
+/** What a kvm: run tested, for the report: the kernel, the modules, Bochs and its CPU model. */
+function kvmIdentity(kvm: KvmRun, params: RunParams): TargetIdentityRecord {
+  const i = kvm.image;
+  const pkg = `${i.kernelSource}; modules: ${i.modulesSource}; ${bochsVersion()}`;
+  return { name: 'kvm', version: i.release, claimedProfile: i.profile, package: params.targetPackage ?? pkg };
+}
+
+async function runWith(params: RunParams, reportDir: string, extras: CheckExtras, kvm: KvmRun | undefined): Promise<number> {
   // layout baselines are loaded before the run, so a bad one fails fast
   const baselines = await Promise.all((extras.layoutBaselines ?? []).map((b) => loadLayout(b, 'vmcs12')));
-  const identity = await probeTarget(params);
+  const identity = kvm ? kvmIdentity(kvm, params) : await probeTarget(params);
   // a process target claims its profile; properties and replay commands go by that claim
   if (identity?.claimedProfile !== undefined && findProfile(identity.claimedProfile)) params = { ...params, profile: identity.claimedProfile };
   const dir = resolve(reportDir);

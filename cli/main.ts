@@ -2,7 +2,7 @@
 // 0 ok, 1 property failure or incompatible layout, 2 usage or input error, 3 target error,
 // 4 internal error (a bug in this tool; NVMX_DEBUG=1 shows the stack).
 import { checkCommand, replayCommand } from './check.js';
-import { EXIT, UsageError } from './errors.js';
+import { EXIT, TargetError, UsageError } from './errors.js';
 import { filterCommand } from './filter.js';
 import { goldenCommand } from './golden.js';
 import { layoutCommand } from './layout.js';
@@ -37,6 +37,9 @@ commands:
   nested encode SPEC.json [--out BLOB] [--profile P]
   nested restore --profile P [--vcpu VCPU.json] --blob BLOB [--json]
           what KVM_SET_NESTED_STATE answers, and the rule that decides it (an errno is an answer: exit 0)
+  nested restore --target T [--vcpu VCPU.json]... --blob BLOB... [--json]
+          each blob on a fresh vCPU of a target (e.g. kvm:debian-6.1, real KVM in Bochs), beside
+          the model's answer for the profile the target claims
   nested save --profile P [--vcpu VCPU.json] --ops OPS.json [--json] [--out BLOB]
           run guest operations, then KVM_GET_NESTED_STATE
   matrix [--profiles A,B,…] [--scenarios X,Y,…] [--qemu-drops-vmx-flags] [--paths N] [--seed S] [--report DIR]
@@ -91,6 +94,10 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof UsageError) {
       console.error(`nvmx-conformance: ${e.message}`);
       return EXIT.usage;
+    }
+    if (e instanceof TargetError) {
+      console.error(`nvmx-conformance: ${e.message}`);
+      return EXIT.target;
     }
     const msg = e instanceof Error ? e.message : String(e);
     console.error(`nvmx-conformance: internal error: ${msg.split('\n')[0]}${process.env.NVMX_DEBUG ? '' : ' (set NVMX_DEBUG=1 for the stack)'}`);

@@ -11,13 +11,17 @@ import { SIZE_WITH_SHADOW } from '../model/nested/constants.js';
 import { opsFromJson } from '../model/nested/ops-json.js';
 import { DEFAULT_PROFILE, findProfile, profileNames, type Profile } from '../model/profiles.js';
 import type { NestedBehaviour } from '../model/nested/behaviour.js';
-import { EXIT, UsageError } from './errors.js';
+import { EXIT, TargetError, UsageError } from './errors.js';
+import { durationMs } from './check.js';
+import { openTarget, targetSpecProblem } from '../targets/resolve.js';
+import { KvmSetupError } from '../targets/kvm/image.js';
+import type { TargetResult } from '../targets/target.js';
 import { readInputFile, readJsonFile } from './json-input.js';
 import { parse } from './options.js';
 
 export async function nestedCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  const commands: Record<string, (a: string[]) => number> = { decode, encode, restore, save };
+  const commands: Record<string, (a: string[]) => number | Promise<number>> = { decode, encode, restore, save };
   const run = sub ? commands[sub] : undefined;
   if (!run) throw new UsageError(sub ? `unknown nested command "${sub}" (expected decode, encode, restore or save)` : 'nested needs decode, encode, restore or save');
   return run(rest);
@@ -79,18 +83,34 @@ function writeBlob(blob: Uint8Array, out: string | undefined): number {
   return EXIT.ok;
 }
 
-function vcpuFor(p: Profile & { nested: NestedBehaviour }, path: string | undefined): Vcpu {
-  if (!path) return new Vcpu(p, DEFAULT_VCPU);
+function configFrom(path: string | undefined): VcpuConfig {
+  if (!path) return DEFAULT_VCPU;
   const { vmxMsrs, ...rest } = readJsonFile(path, 'vcpu') as Partial<VcpuConfig> & { vmxMsrs?: Record<string, string> };
-  return new Vcpu(p, { ...DEFAULT_VCPU, ...rest, ...(vmxMsrs ? { vmxMsrs: msrSetFromJson(vmxMsrs, `${path}: vmxMsrs`) } : {}) });
+  return { ...DEFAULT_VCPU, ...rest, ...(vmxMsrs ? { vmxMsrs: msrSetFromJson(vmxMsrs, `${path}: vmxMsrs`) } : {}) };
 }
 
-function restore(argv: string[]): number {
-  const { values } = parse(argv, { profile: { type: 'string' }, vcpu: { type: 'string' }, blob: { type: 'string' }, json: { type: 'boolean', default: false } });
+function vcpuFor(p: Profile & { nested: NestedBehaviour }, path: string | undefined): Vcpu {
+  return new Vcpu(p, configFrom(path));
+}
+
+async function restore(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    profile: { type: 'string' },
+    vcpu: { type: 'string', multiple: true },
+    blob: { type: 'string', multiple: true },
+    json: { type: 'boolean', default: false },
+    target: { type: 'string' },
+    'target-timeout': { type: 'string' },
+  });
+  const blobs = values.blob ?? [];
+  const vcpus = values.vcpu ?? [];
+  if (!blobs.length) throw new UsageError('nested restore needs --blob FILE');
+  if (vcpus.length > 1 && vcpus.length !== blobs.length) throw new UsageError(`nested restore: give one --vcpu for all blobs, or one per --blob (${blobs.length}), not ${vcpus.length}`);
+  if (values.target !== undefined && values.target !== 'reference') return restoreOnTarget(values.target, blobs, vcpus, values);
+  if (blobs.length > 1) throw new UsageError('nested restore answers several --blob only on a --target (the model answers one at a time, with its state)');
   const p = nestedProfile(values.profile);
-  if (!values.blob) throw new UsageError('nested restore needs --blob FILE');
-  const v = vcpuFor(p, values.vcpu);
-  const r = setNestedState(v, new Uint8Array(readInputFile(values.blob)));
+  const v = vcpuFor(p, vcpus[0]);
+  const r = setNestedState(v, new Uint8Array(readInputFile(blobs[0]!)));
   const state = {
     vmxon: v.vmxon,
     vmxonPtr: v.vmxonPtr,
@@ -111,6 +131,48 @@ function restore(argv: string[]): number {
     for (const n of r.notModelled) console.log(`  note: ${n}`);
   }
   return EXIT.ok;
+}
+
+/**
+ * Each blob on a fresh vCPU of the target, beside the model's answer for the profile the target
+ * claims: a real kernel does not know rule names, the model says which rule its answer comes from.
+ */
+async function restoreOnTarget(spec: string, blobs: string[], vcpus: string[], values: { json?: boolean; profile?: string | undefined; 'target-timeout'?: string | undefined }): Promise<number> {
+  const cases = blobs.map((b, i) => ({ blob: new Uint8Array(readInputFile(b)), name: b, config: configFrom(vcpus[vcpus.length > 1 ? i : 0]) }));
+  const timeout = durationMs(values['target-timeout']);
+  const params = { target: spec, profile: values.profile ?? DEFAULT_PROFILE, ...(timeout !== undefined ? { targetTimeoutMs: timeout } : {}) };
+  const problem = targetSpecProblem(params);
+  if (problem) throw new UsageError(problem);
+  let target;
+  try {
+    target = await openTarget(params);
+  } catch (e) {
+    if (e instanceof KvmSetupError) throw new UsageError(e.message);
+    throw new TargetError(`${spec}: ${(e as Error).message}`);
+  }
+  try {
+    const p = nestedProfile(target.identity.profile ?? params.profile);
+    const out = [];
+    for (const c of cases) {
+      const v = must(await target.createVcpu(c.config), 'create-vcpu');
+      const r = must(await target.setNestedState(v, c.blob), 'set-nested-state');
+      await target.destroyVcpu(v);
+      const m = setNestedState(new Vcpu(p, c.config), c.blob);
+      const agrees = m.ret === r.ret && m.errno === r.errno;
+      out.push({ blob: c.name, ok: r.errno === null && r.ret === 0, ret: r.ret, errno: r.errno, ...(r.rule ? { rule: r.rule } : {}), model: { profile: p.name, ret: m.ret, errno: m.errno, rule: m.rule }, agrees });
+      if (!values.json)
+        console.log(`${c.name}: ${target.identity.name} ${target.identity.version}: KVM_SET_NESTED_STATE returns ${r.ret}${r.errno ? ` (-${r.errno})` : ''}; ${p.name} model: ${m.ret}${m.errno ? ` (-${m.errno})` : ''} at rule ${m.rule}${agrees ? '' : '  DIFFERS'}`);
+    }
+    if (values.json) jsonOut(blobs.length === 1 ? out[0] : out);
+    return EXIT.ok;
+  } finally {
+    await target.close();
+  }
+
+  function must<T>(r: TargetResult<T>, what: string): T {
+    if (r.status === 'ok') return r.value;
+    throw new TargetError(`${spec}: ${what} ${r.status === 'unsupported' ? 'is unsupported' : 'failed'}: ${r.reason}`);
+  }
 }
 
 function parseOps(path: string): GuestOp[] {

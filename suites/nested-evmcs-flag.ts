@@ -56,7 +56,8 @@ class Op implements fc.AsyncCommand<Model, Real> {
         m.vpAssistEnlightened = this.op.enlightenVmentry;
         break;
       case 'evmcs-entry':
-        if (m.vmxon && !m.guestMode && hasEvmcs(m) && m.vpAssistEnlightened) {
+        // in SMM VMX is parked (m.vmxon keeps what RSM restores): the VMRESUME is #UD
+        if (m.vmxon && !m.inSmm && !m.guestMode && hasEvmcs(m) && m.vpAssistEnlightened) {
           m.active = m.evmcsPageValid; // a bad revision releases the eVMCS
           if (okd) m.guestMode = true;
         }

@@ -15,7 +15,11 @@ export class TargetStartError extends Error {
   }
 }
 
-export async function openExecTarget(launch: LaunchOptions, name?: string): Promise<Target> {
+/** A process needs longer to start than to answer: its hello may take 10 s even when requests may not. */
+const HELLO_MIN_MS = 10_000;
+
+export async function openExecTarget(launchOptions: LaunchOptions, name?: string): Promise<Target> {
+  const launch: LaunchOptions = { helloTimeoutMs: Math.max(launchOptions.timeoutMs, HELLO_MIN_MS), ...launchOptions };
   let conn: Connection;
   let hello: HelloMessage;
   const start = async (): Promise<TargetResult<null>> => {

@@ -1,9 +1,12 @@
 // Turns a --target argument into a target: `reference` (the model in process), `exec:<command>`
-// (a program speaking nvmx-target/1) or `linux:<tree>` (the kernel's own code, built from a tree).
+// (a program speaking nvmx-target/1), `linux:<tree>` (the kernel's own code, built from a tree) or
+// `kvm:<kernel>` (real KVM in a Debian kernel booted in Bochs).
 import { statSync } from 'node:fs';
 import { findProfile, profileNames } from '../model/profiles.js';
 import { openExecTarget, splitCommandLine } from './exec.js';
 import { openLinuxTarget } from './linux/target.js';
+import { openKvmTarget, type KvmRunLink } from './kvm/target.js';
+import { parseKvmSpec } from './kvm/spec.js';
 import { referenceTarget } from './reference.js';
 import type { Target } from './target.js';
 
@@ -14,6 +17,8 @@ export interface TargetSpec {
   readonly targetTimeoutMs?: number;
   /** exec: hand the command line to /bin/sh instead of splitting it */
   readonly targetShell?: boolean;
+  /** kvm: the machine a run shares (started by `check`); without it the target boots its own */
+  readonly kvm?: KvmRunLink;
 }
 
 export const DEFAULT_TARGET_TIMEOUT_MS = 10_000;
@@ -42,12 +47,18 @@ export function targetSpecProblem(spec: TargetSpec): string | null {
     }
     return null;
   }
-  return `unknown target "${spec.target}" (expected reference, exec:<command> or linux:<tree>)`;
+  if (spec.target.startsWith('kvm:')) {
+    const k = parseKvmSpec(spec.target.slice(4));
+    return 'problem' in k ? k.problem : null;
+  }
+  return `unknown target "${spec.target}" (expected reference, exec:<command>, linux:<tree> or kvm:<kernel>)`;
 }
 
 export async function openTarget(spec: TargetSpec): Promise<Target> {
   const problem = targetSpecProblem(spec);
   if (problem) throw new Error(problem);
+  if (spec.target.startsWith('kvm:'))
+    return openKvmTarget(spec.target.slice(4), { ...(spec.targetTimeoutMs !== undefined ? { timeoutMs: spec.targetTimeoutMs } : {}), ...(spec.kvm ? { link: spec.kvm } : {}) });
   const timeoutMs = spec.targetTimeoutMs ?? DEFAULT_TARGET_TIMEOUT_MS;
   if (spec.target.startsWith('exec:')) {
     const cmd = spec.target.slice(5);

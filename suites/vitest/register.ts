@@ -9,6 +9,7 @@ import { openTarget } from '../../targets/resolve.js';
 import type { Target, TargetIdentity } from '../../targets/target.js';
 import { TargetStartError } from '../../targets/exec.js';
 import { referenceTarget } from '../../targets/reference.js';
+import type { KvmRunLink } from '../../targets/kvm/target.js';
 import { formatOutcome } from '../../reports/format.js';
 
 export interface RunParams {
@@ -16,6 +17,8 @@ export interface RunParams {
   profile: string;
   targetTimeoutMs?: number;
   targetShell?: boolean;
+  /** kvm: the broker of the machine `check` started for the run */
+  kvm?: KvmRunLink;
   /** recorded in the report only */
   targetPackage?: string;
   seed: number;

@@ -2,7 +2,7 @@
 // definitions extracted unchanged (extract.ts), then tables of member names and encodings for the
 // harness to feed to offsetof. The result lives only in the build cache, never in this repository
 // and never in the user's tree.
-import { findProfile } from '../../model/profiles.js';
+import { profileForKernel } from '../../model/profiles.js';
 import type { Group } from '../target.js';
 import { PROTOCOL, type HelloMessage } from '../protocol/wire.js';
 import { extractBraced, extractDefine, extractDefines, extractFunction, extractLine, matchAll, PieceSet, TreeReader, type Piece } from './extract.js';
@@ -60,13 +60,7 @@ export function kernelVersion(r: TreeReader): { major: number; minor: number; te
 }
 
 /** The profile of the same version, or the newest older one (the vmcs12 layout is frozen since 5.8). */
-export function profileFor(major: number, minor: number): string {
-  const known = [[6, 12], [6, 1], [5, 8], [4, 19], [4, 18]] as const;
-  const hit = known.find(([a, b]) => major > a || (major === a && minor >= b)) ?? known[known.length - 1]!;
-  const name = `linux-${hit[0]}.${hit[1]}`;
-  if (!findProfile(name)) throw new Error(`no profile ${name}`);
-  return name;
-}
+export const profileFor = (major: number, minor: number): string => profileForKernel(major, minor).name;
 
 const C_TYPES: Record<string, { type: string; ctype?: string }> = {
   u16: { type: 'u16' },

@@ -2,16 +2,17 @@
 // Anything the process does wrong (exits, hangs, sends non-JSON, answers the wrong id, breaks the
 // schema) breaks the connection for good: every open and later call gets the same `error` with the
 // reason and the last lines of the process's stderr. Restarting is the caller's job (exec.ts).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { validateDef } from '../../reports/schemas.js';
 import type { TargetResult } from '../target.js';
+import { processEndpoint, type Endpoint, type ProcessLaunch } from './endpoint.js';
 import type { HelloMessage, WireRequest, WireResponse } from './wire.js';
 
-export interface LaunchOptions {
-  /** argv[0] and its arguments, or one shell command line when `shell` */
-  readonly argv: readonly string[];
-  readonly shell: boolean;
+export interface LaunchOptions extends Partial<ProcessLaunch> {
   readonly timeoutMs: number;
+  /** how long the hello may take (default: the request timeout); a booting machine needs minutes */
+  readonly helloTimeoutMs?: number;
+  /** where the lines go, when not a process of argv (the kvm: broker's socket) */
+  readonly endpoint?: () => Endpoint;
 }
 
 type Failure = Extract<TargetResult<never>, { status: 'error' }>;
@@ -19,7 +20,6 @@ type Failure = Extract<TargetResult<never>, { status: 'error' }>;
 const STDERR_LINES = 12;
 const QUOTE_CHARS = 300;
 const MAX_LINE = 64 * 1024 * 1024;
-const HELLO_MIN_MS = 10_000;
 
 /** A line quoted in a reason: long lines are cut, so a reason stays one readable line. */
 export const quote = (line: string): string => JSON.stringify(line.length > QUOTE_CHARS ? line.slice(0, QUOTE_CHARS) + '…' : line);
@@ -30,7 +30,7 @@ interface Pending {
 }
 
 export class Connection {
-  private readonly child: ChildProcess;
+  private readonly child: Endpoint;
   private buffer = '';
   private readonly stderr: string[] = [];
   private stderrPartial = '';
@@ -40,33 +40,27 @@ export class Connection {
   private timer: NodeJS.Timeout | undefined;
   private nextId = 1;
   private failure: Promise<Failure> | null = null;
-  private readonly exited: Promise<void>;
   private helloWaiter: ((h: HelloMessage | Failure) => void) | null = null;
   private closing = false;
 
   private constructor(private readonly opts: LaunchOptions) {
-    const [cmd, ...args] = opts.argv;
-    this.child = spawn(cmd!, opts.shell ? [] : args, { shell: opts.shell, stdio: ['pipe', 'pipe', 'pipe'] });
-    this.exited = new Promise((resolve) => this.child.once('close', () => resolve()));
-    this.child.once('error', (e) => this.fail(`cannot run target: ${e.message}`));
-    this.child.once('close', (code, signal) => {
+    this.child = opts.endpoint ? opts.endpoint() : processEndpoint({ argv: opts.argv ?? [], shell: opts.shell ?? false });
+    this.child.onError((message) => this.fail(message));
+    this.child.onClose((why) => {
       if (this.closing) return;
       const open = this.inflight ? ` while request ${this.inflight.map((p) => `${p.req.id} (${p.req.op})`).join(', ')} was open` : '';
-      this.fail((signal ? `target killed by signal ${signal}` : `target exited with code ${code}`) + open);
+      this.fail(why + open);
     });
-    this.child.stdin!.on('error', () => {}); // EPIPE after a crash: the close handler reports it
-    this.child.stdout!.setEncoding('utf8');
-    this.child.stdout!.on('data', (chunk: string) => this.onData(chunk));
-    this.child.stderr!.setEncoding('utf8');
-    this.child.stderr!.on('data', (chunk: string) => this.onStderr(chunk));
+    this.child.onStdout((chunk: string) => this.onData(chunk));
+    this.child.onStderr((chunk: string) => this.onStderr(chunk));
   }
 
-  /** Starts the process and waits for its hello: the request timeout, but at least 10 s (start-up is slower than an answer). */
+  /** Starts the process and waits for its hello (helloTimeoutMs, by default the request timeout). */
   static async open(opts: LaunchOptions): Promise<{ conn: Connection; hello: HelloMessage } | { conn: Connection; failure: Failure }> {
     const conn = new Connection(opts);
     const first = await new Promise<HelloMessage | Failure>((resolve) => {
       conn.helloWaiter = resolve;
-      const ms = Math.max(opts.timeoutMs, HELLO_MIN_MS);
+      const ms = opts.helloTimeoutMs ?? opts.timeoutMs;
       conn.arm(`no hello within ${ms} ms`, ms);
     });
     return 'status' in first ? { conn, failure: first } : { conn, hello: first };
@@ -87,9 +81,9 @@ export class Connection {
 
   async close(): Promise<void> {
     this.closing = true;
-    this.child.stdin!.end();
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 1000);
-    await this.exited;
+    this.child.end();
+    const t = setTimeout(() => this.child.kill(), 1000);
+    await this.child.closed;
     clearTimeout(t);
   }
 
@@ -99,7 +93,7 @@ export class Connection {
     this.queued = [];
     this.inflight = batch;
     const line = batch.length === 1 ? JSON.stringify(batch[0]!.req) : JSON.stringify({ batch: batch.map((p) => p.req) });
-    this.child.stdin!.write(Buffer.from(line + '\n')); // one copy to UTF-8, then a plain buffer write
+    this.child.write(Buffer.from(line + '\n')); // one copy to UTF-8, then a plain buffer write
     const ops = [...new Set(batch.map((p) => p.req.op))].join(', ');
     this.arm(`no answer within ${this.opts.timeoutMs} ms to request ${batch.map((p) => p.req.id).join(', ')} (${ops})`);
   }
@@ -168,9 +162,9 @@ export class Connection {
   private fail(reason: string): void {
     if (this.failure) return;
     clearTimeout(this.timer);
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    if (this.child.alive) this.child.kill();
     // stderr is complete once the process has closed its pipes; a stuck pipe gets 500 ms
-    this.failure = Promise.race([this.exited, new Promise((r) => setTimeout(r, 500))]).then(() => {
+    this.failure = Promise.race([this.child.closed, new Promise((r) => setTimeout(r, 500))]).then(() => {
       const stderr = [...this.stderr, ...(this.stderrPartial ? [this.stderrPartial] : [])].slice(-STDERR_LINES);
       return { status: 'error' as const, reason, ...(stderr.length ? { stderr } : {}) };
     });

@@ -1,0 +1,736 @@
+/*
+ * nvmx-conformance kvm: agent (MIT, part of nvmx-conformance).
+ *
+ * Runs inside the emulated machine (Bochs, which emulates VMX) as the only program of the
+ * initramfs, and answers nvmx-target/1 (targets/PROTOCOL.md) on a serial line with real ioctls on
+ * /dev/kvm: the kernel's own KVM_SET/GET_NESTED_STATE code is what answers. It holds no kernel
+ * code; the facts it needs that are ours (the profile, the vmcs12 revision) come from the kernel
+ * command line that the host-side target writes (nvmx.profile=, nvmx.vmcs12_revision=).
+ *
+ * Usage: nvmx-agent [DEVICE]   (default: stdin/stdout; in the machine: /dev/ttyS1)
+ */
+#define _GNU_SOURCE
+#include "json.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define MAX_LINE (4u << 20)
+#define MAX_VCPUS 64
+#define GUEST_MEM (16u << 20)
+#define PAGE 4096u
+#define MSR_IA32_FEATURE_CONTROL 0x3a
+
+static int in_fd = 0, out_fd = 1;
+static int kvm_fd = -1;
+static int nested_loaded = -1; /* the kvm_intel `nested` parameter the module was loaded with */
+static char profile[64], release[128], kvm_problem[256];
+static uint32_t vmcs12_revision;
+static struct kvm_cpuid2 *supported_cpuid;
+
+struct vcpu {
+	int used, vm, fd;
+	uint8_t *mem;
+	unsigned id;
+};
+static struct vcpu vcpus[MAX_VCPUS];
+static unsigned next_handle = 1;
+
+/* ---- output ---- */
+
+static void write_all(const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(out_fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			exit(3); /* the line is gone: nobody can hear us any more */
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* ---- answers ---- */
+
+typedef struct {
+	const char *status; /* ok | unsupported | error */
+	const char *reason;
+} answer;
+
+static answer OK = { "ok", NULL };
+static answer unsupported(const char *r) { return (answer){ "unsupported", r }; }
+static answer failed(const char *r) { return (answer){ "error", r }; }
+
+static char reason_buf[512];
+static answer failedf(const char *what)
+{
+	snprintf(reason_buf, sizeof(reason_buf), "%s: %s", what, strerror(errno));
+	return failed(reason_buf);
+}
+
+static const char *errno_name(int e)
+{
+	switch (e) {
+	case EINVAL: return "EINVAL";
+	case EFAULT: return "EFAULT";
+	case E2BIG: return "E2BIG";
+	case ENOMEM: return "ENOMEM";
+	case ENOTTY: return "ENOTTY";
+	case EPERM: return "EPERM";
+	case EBUSY: return "EBUSY";
+	case EEXIST: return "EEXIST";
+	case ENXIO: return "ENXIO";
+	case EIO: return "EIO";
+	default: {
+		static char name[16];
+		snprintf(name, sizeof(name), "E%d", e); /* no name here: the number, still an errno answer */
+		return name;
+	}
+	}
+}
+
+/* ---- the KVM module and the VMs ---- */
+
+static int load_module(const char *path, const char *params)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int r = (int)syscall(SYS_finit_module, fd, params, 0);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}
+
+static void destroy(struct vcpu *v)
+{
+	if (!v->used)
+		return;
+	close(v->fd);
+	close(v->vm);
+	munmap(v->mem, GUEST_MEM);
+	v->used = 0;
+}
+
+static int open_kvm(void)
+{
+	if (kvm_fd >= 0)
+		close(kvm_fd);
+	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm_fd < 0) {
+		snprintf(kvm_problem, sizeof(kvm_problem), "cannot open /dev/kvm: %s (did kvm-intel load? see the console log)", strerror(errno));
+		return -1;
+	}
+	int n = 256;
+	free(supported_cpuid);
+	supported_cpuid = calloc(1, sizeof(*supported_cpuid) + n * sizeof(struct kvm_cpuid_entry2));
+	if (!supported_cpuid)
+		return -1;
+	supported_cpuid->nent = n;
+	if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, supported_cpuid) < 0) {
+		snprintf(kvm_problem, sizeof(kvm_problem), "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int read_nested_param(void)
+{
+	char c = 0;
+	int fd = open("/sys/module/kvm_intel/parameters/nested", O_RDONLY);
+	if (fd < 0)
+		return -1;
+	if (read(fd, &c, 1) != 1)
+		c = 0;
+	close(fd);
+	return c == 'Y' || c == '1';
+}
+
+/* The `nested` module parameter is read-only at run time: a vCPU that wants the other value gets a
+ * reloaded kvm_intel, which needs every VM closed first (their handles die with them). */
+static answer ensure_nested(int want)
+{
+	if (nested_loaded == want)
+		return OK;
+	for (unsigned i = 0; i < MAX_VCPUS; i++)
+		destroy(&vcpus[i]);
+	if (kvm_fd >= 0)
+		close(kvm_fd);
+	kvm_fd = -1;
+	if (syscall(SYS_delete_module, "kvm_intel", O_NONBLOCK) < 0)
+		return failedf("rmmod kvm_intel (to change its nested parameter)");
+	if (load_module("/lib/modules/kvm-intel.ko", want ? "nested=1" : "nested=0") < 0)
+		return failedf("insmod kvm-intel.ko");
+	nested_loaded = read_nested_param();
+	if (open_kvm() < 0)
+		return failed(kvm_problem);
+	return nested_loaded == want ? OK : failed("kvm_intel came back with another nested parameter");
+}
+
+static struct vcpu *find_vcpu(const jnode *args)
+{
+	jnode *h = json_get(args, "vcpu");
+	if (!h || h->type != 's' || h->str[0] != 'v')
+		return NULL;
+	unsigned id = (unsigned)strtoul(h->str + 1, NULL, 10);
+	for (unsigned i = 0; i < MAX_VCPUS; i++)
+		if (vcpus[i].used && vcpus[i].id == id)
+			return &vcpus[i];
+	return NULL;
+}
+
+static int cfg_bool(const jnode *cfg, const char *key, int dflt)
+{
+	int v;
+	return json_bool(json_get(cfg, key), &v) ? dflt : v;
+}
+
+static void cpuid_set(struct kvm_cpuid2 *c, uint32_t fn, uint32_t eax, uint32_t ebx, uint32_t ecx, uint32_t edx)
+{
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == fn) {
+			c->entries[i].eax = eax, c->entries[i].ebx = ebx, c->entries[i].ecx = ecx, c->entries[i].edx = edx;
+			return;
+		}
+	struct kvm_cpuid_entry2 *e = &c->entries[c->nent++];
+	memset(e, 0, sizeof(*e));
+	e->function = fn, e->eax = eax, e->ebx = ebx, e->ecx = ecx, e->edx = edx;
+}
+
+/* Guest CPUID as a VMM would set it: KVM's supported set, VMX as configured, MAXPHYADDR, and the
+ * Hyper-V leaves (signature, "Hv#1", and 0x4000000A when the configuration gives its EAX/EBX). */
+static answer set_cpuid(struct vcpu *v, const jnode *cfg)
+{
+	int vmx = cfg_bool(cfg, "vmxInCpuid", 1);
+	uint64_t maxphy = 36, eax = 0, ebx = 0;
+	json_u64(json_get(cfg, "maxPhyAddr"), &maxphy);
+	jnode *hv = json_get(cfg, "hypervCpuid");
+	int hyperv = hv && (hv->type == 't' || hv->type == 'o');
+	int nested_leaf = hv && hv->type == 'o';
+	if (nested_leaf && (json_u64(json_get(hv, "nestedEax"), &eax) || json_u64(json_get(hv, "nestedEbx"), &ebx)))
+		return failed("hypervCpuid needs nestedEax and nestedEbx");
+	size_t n = supported_cpuid->nent + 8;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
+	if (!c)
+		return failed("out of memory");
+	c->nent = 0;
+	for (uint32_t i = 0; i < supported_cpuid->nent; i++) {
+		struct kvm_cpuid_entry2 e = supported_cpuid->entries[i];
+		if (e.function >= 0x40000000 && e.function < 0x40000100)
+			continue; /* KVM's own paravirt leaves; Hyper-V's are added below when configured */
+		if (e.function == 1)
+			e.ecx = vmx ? e.ecx | (1u << 5) : e.ecx & ~(1u << 5);
+		if (e.function == 0x80000008)
+			e.eax = (e.eax & ~0xffu) | (uint32_t)maxphy;
+		c->entries[c->nent++] = e;
+	}
+	int have_80000008 = 0;
+	for (uint32_t i = 0; i < c->nent; i++)
+		have_80000008 |= c->entries[i].function == 0x80000008;
+	if (!have_80000008 && maxphy != 36)
+		cpuid_set(c, 0x80000008, (uint32_t)maxphy, 0, 0, 0);
+	if (hyperv) {
+		cpuid_set(c, 0x40000000, nested_leaf ? 0x4000000A : 0x40000005, 0x7263694d, 0x666f736f, 0x76482074); /* "Microsoft Hv" */
+		cpuid_set(c, 0x40000001, 0x31237648, 0, 0, 0);                                                          /* "Hv#1" */
+		if (nested_leaf)
+			cpuid_set(c, 0x4000000A, (uint32_t)eax, (uint32_t)ebx, 0, 0);
+	}
+	int r = ioctl(v->fd, KVM_SET_CPUID2, c);
+	free(c);
+	return r < 0 ? failedf("KVM_SET_CPUID2") : OK;
+}
+
+static answer set_vmx_msrs(struct vcpu *v, const jnode *cfg)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[40];
+	} m;
+	memset(&m, 0, sizeof(m));
+	/* VMXON needs IA32_FEATURE_CONTROL locked with VMX outside SMX, as firmware leaves it; KVM
+	 * refuses that value unless VMX is in the guest CPUID and nested is on */
+	if (cfg_bool(cfg, "vmxInCpuid", 1) && nested_loaded == 1) {
+		m.e[m.h.nmsrs].index = MSR_IA32_FEATURE_CONTROL;
+		m.e[m.h.nmsrs++].data = 0x5;
+	}
+	jnode *msrs = json_get(cfg, "vmxMsrs");
+	for (jnode *e = msrs && msrs->type == 'o' ? msrs->child : NULL; e && m.h.nmsrs < 40; e = e->next) {
+		uint64_t index = strtoull(e->key, NULL, 0), value;
+		if (json_u64(e, &value))
+			return failed("vmxMsrs values must be \"0x…\" strings");
+		m.e[m.h.nmsrs].index = (uint32_t)index;
+		m.e[m.h.nmsrs++].data = value;
+	}
+	int r = ioctl(v->fd, KVM_SET_MSRS, &m);
+	if (r < 0)
+		return failedf("KVM_SET_MSRS");
+	if ((uint32_t)r < m.h.nmsrs) {
+		snprintf(reason_buf, sizeof(reason_buf), "this KVM refuses host-initiated MSR 0x%x = 0x%llx (its VMX capabilities are narrower than the configuration's)", m.e[r].index, (unsigned long long)m.e[r].data);
+		return unsupported(reason_buf);
+	}
+	return OK;
+}
+
+static answer enable_evmcs(struct vcpu *v)
+{
+	uint16_t version = 0;
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_HYPERV_ENLIGHTENED_VMCS, .args = { (uint64_t)(uintptr_t)&version } };
+	return ioctl(v->fd, KVM_ENABLE_CAP, &cap) < 0 ? failedf("KVM_ENABLE_CAP(KVM_CAP_HYPERV_ENLIGHTENED_VMCS)") : OK;
+}
+
+static answer enter_smm(struct vcpu *v)
+{
+	struct kvm_vcpu_events ev;
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return failedf("KVM_GET_VCPU_EVENTS");
+	ev.flags = KVM_VCPUEVENT_VALID_SMM;
+	ev.smi.smm = 1;
+	return ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0 ? failedf("KVM_SET_VCPU_EVENTS(smm)") : OK;
+}
+
+static answer op_create_vcpu(const jnode *args, jbuf *val)
+{
+	jnode *cfg = json_get(args, "config");
+	if (!cfg || cfg->type != 'o')
+		return failed("create-vcpu needs a config object");
+	answer a = ensure_nested(cfg_bool(cfg, "nested", 1));
+	if (strcmp(a.status, "ok"))
+		return a;
+	struct vcpu *v = NULL;
+	for (unsigned i = 0; i < MAX_VCPUS && !v; i++)
+		if (!vcpus[i].used)
+			v = &vcpus[i];
+	if (!v) /* properties do not always destroy what they create: the oldest goes */
+		for (unsigned i = 0; i < MAX_VCPUS; i++)
+			if (!v || vcpus[i].id < v->id)
+				v = &vcpus[i];
+	destroy(v);
+	v->vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+	if (v->vm < 0)
+		return failedf("KVM_CREATE_VM");
+	v->mem = mmap(NULL, GUEST_MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	struct kvm_userspace_memory_region region = { .slot = 0, .guest_phys_addr = 0, .memory_size = GUEST_MEM, .userspace_addr = (uint64_t)(uintptr_t)v->mem };
+	if (v->mem == MAP_FAILED || ioctl(v->vm, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+		a = failedf("guest memory");
+		close(v->vm);
+		return a;
+	}
+	v->fd = ioctl(v->vm, KVM_CREATE_VCPU, 0);
+	if (v->fd < 0) {
+		a = failedf("KVM_CREATE_VCPU");
+		close(v->vm);
+		munmap(v->mem, GUEST_MEM);
+		return a;
+	}
+	v->used = 1;
+	v->id = next_handle++;
+	a = set_cpuid(v, cfg);
+	if (!strcmp(a.status, "ok"))
+		a = set_vmx_msrs(v, cfg);
+	if (!strcmp(a.status, "ok") && cfg_bool(cfg, "evmcsEnabled", 0))
+		a = enable_evmcs(v);
+	if (!strcmp(a.status, "ok") && cfg_bool(cfg, "inSmm", 0))
+		a = enter_smm(v);
+	if (strcmp(a.status, "ok")) {
+		destroy(v);
+		return a;
+	}
+	char h[24];
+	snprintf(h, sizeof(h), "\"v%u\"", v->id);
+	jb_str(val, h);
+	return OK;
+}
+
+/* A user buffer of exactly `len` bytes that ends where an unmapped page begins, so the kernel's
+ * reads and writes past it fault (-EFAULT) as they would past a VMM's own allocation. */
+static uint8_t *guarded(size_t len, void **base, size_t *maplen)
+{
+	size_t data = (len + PAGE - 1) / PAGE * PAGE;
+	*maplen = data + PAGE;
+	uint8_t *p = mmap(NULL, *maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	mprotect(p + data, PAGE, PROT_NONE);
+	*base = p;
+	return p + data - len;
+}
+
+static int hex_decode(const jnode *n, uint8_t **out, size_t *len)
+{
+	if (!n || n->type != 's' || n->len % 2)
+		return -1;
+	*len = n->len / 2;
+	*out = malloc(*len ? *len : 1);
+	if (!*out)
+		return -1;
+	for (size_t i = 0; i < *len; i++) {
+		int hi = 0, lo = 0;
+		char a = n->str[2 * i], b = n->str[2 * i + 1];
+		hi = a >= '0' && a <= '9' ? a - '0' : a >= 'a' && a <= 'f' ? a - 'a' + 10 : -1;
+		lo = b >= '0' && b <= '9' ? b - '0' : b >= 'a' && b <= 'f' ? b - 'a' + 10 : -1;
+		if (hi < 0 || lo < 0) {
+			free(*out);
+			return -1;
+		}
+		(*out)[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+static answer op_set_nested_state(const jnode *args, jbuf *val)
+{
+	struct vcpu *v = find_vcpu(args);
+	if (!v)
+		return failed("unknown vcpu handle");
+	jnode *blob = json_get(args, "blob");
+	int r;
+	if (blob && blob->type == 'z') {
+		r = ioctl(v->fd, KVM_SET_NESTED_STATE, NULL);
+	} else {
+		uint8_t *bytes;
+		size_t len, maplen;
+		void *base;
+		if (hex_decode(blob, &bytes, &len))
+			return failed("blob must be hex or null");
+		uint8_t *buf = guarded(len, &base, &maplen);
+		if (!buf) {
+			free(bytes);
+			return failed("out of memory");
+		}
+		memcpy(buf, bytes, len);
+		free(bytes);
+		r = ioctl(v->fd, KVM_SET_NESTED_STATE, buf);
+		munmap(base, maplen);
+	}
+	int e = errno;
+	jb_str(val, "{\"ret\":");
+	jb_i64(val, r < 0 ? -e : r);
+	jb_str(val, ",\"errno\":");
+	if (r < 0)
+		jb_qstr(val, errno_name(e));
+	else
+		jb_str(val, "null");
+	jb_str(val, ",\"rule\":\"\"}");
+	return OK;
+}
+
+/* GET twice, into buffers prefilled with 0x00 and with 0xff: a byte KVM stored differs from its
+ * prefill in at least one of them, so `written` is the end of what KVM stored, whatever it stored. */
+static answer op_get_nested_state(const jnode *args, jbuf *val)
+{
+	struct vcpu *v = find_vcpu(args);
+	uint64_t user_size;
+	if (!v)
+		return failed("unknown vcpu handle");
+	if (json_u64(json_get(args, "userSize"), &user_size) || user_size > (1u << 20))
+		return failed("userSize must be 0..1048576");
+	size_t written = 0;
+	int r0 = 0, e0 = 0;
+	uint8_t *answer0 = NULL;
+	for (int pass = 0; pass < 2; pass++) {
+		void *base;
+		size_t maplen;
+		uint8_t fill = pass ? 0xff : 0x00;
+		uint8_t *buf = guarded(user_size, &base, &maplen);
+		if (!buf) {
+			free(answer0);
+			return failed("out of memory");
+		}
+		memset(buf, fill, user_size);
+		if (user_size >= 8) /* the caller's buffer size travels in the header's size field */
+			memcpy(buf + 4, &(uint32_t){ (uint32_t)user_size }, 4);
+		int r = ioctl(v->fd, KVM_GET_NESTED_STATE, buf);
+		int e = errno;
+		for (size_t i = user_size; i > written; i--)
+			if (buf[i - 1] != fill && !(i - 1 >= 4 && i - 1 < 8)) {
+				written = i;
+				break;
+			}
+		if (user_size >= 8 && memcmp(buf + 4, &(uint32_t){ (uint32_t)user_size }, 4) && written < 8)
+			written = 8;
+		if (!pass) {
+			r0 = r, e0 = e;
+			answer0 = malloc(user_size ? user_size : 1);
+			if (answer0)
+				memcpy(answer0, buf, user_size);
+		}
+		munmap(base, maplen);
+		if (!answer0)
+			return failed("out of memory");
+	}
+	uint32_t size = 0;
+	if (user_size >= 8)
+		memcpy(&size, answer0 + 4, 4);
+	jb_str(val, "{\"errno\":");
+	if (r0 < 0)
+		jb_qstr(val, errno_name(e0));
+	else
+		jb_str(val, "null");
+	jb_str(val, ",\"size\":");
+	jb_u64(val, size);
+	jb_str(val, ",\"buffer\":");
+	jb_bytes(val, answer0, user_size);
+	jb_str(val, ",\"written\":");
+	jb_u64(val, written);
+	jb_str(val, "}");
+	free(answer0);
+	return OK;
+}
+
+static answer op_destroy_vcpu(const jnode *args, jbuf *val)
+{
+	struct vcpu *v = find_vcpu(args);
+	if (!v)
+		return failed("unknown vcpu handle");
+	destroy(v);
+	jb_str(val, "null");
+	return OK;
+}
+
+static answer mem_store(struct vcpu *v, uint64_t pa, const void *p, size_t n)
+{
+	if (pa > GUEST_MEM || n > GUEST_MEM - pa) {
+		snprintf(reason_buf, sizeof(reason_buf), "guest-physical 0x%llx is outside this target's %u MiB of guest memory", (unsigned long long)pa, GUEST_MEM >> 20);
+		return unsupported(reason_buf);
+	}
+	memcpy(v->mem + pa, p, n);
+	return OK;
+}
+
+/* The operations a VMM does (capabilities, guest memory). VMX instructions need the L1 guest. */
+static answer op_guest_op(const jnode *args, jbuf *val)
+{
+	struct vcpu *v = find_vcpu(args);
+	jnode *op = json_get(args, "op"), *name = json_get(op, "op");
+	uint64_t pa = 0, value = 0, rev = 1;
+	int shadow = 0;
+	answer a;
+	if (!v)
+		return failed("unknown vcpu handle");
+	if (!name || name->type != 's')
+		return failed("guest-op needs op.op");
+	json_u64(json_get(op, "pa"), &pa);
+	if (!strcmp(name->str, "enable-evmcs")) {
+		a = enable_evmcs(v);
+	} else if (!strcmp(name->str, "write-memory")) {
+		if (json_u64(json_get(op, "value"), &value))
+			return failed("write-memory needs a value");
+		a = mem_store(v, pa & ~7ull, &value, 8);
+	} else if (!strcmp(name->str, "init-vmcs") || !strcmp(name->str, "init-evmcs")) {
+		static const uint8_t zero[PAGE];
+		json_bool(json_get(op, "shadow"), &shadow);
+		json_u64(json_get(op, "revision"), &rev);
+		uint32_t hdr = name->str[5] == 'v' ? vmcs12_revision | (shadow ? 0x80000000u : 0) : (uint32_t)rev;
+		a = mem_store(v, pa & ~(uint64_t)(PAGE - 1), zero, PAGE);
+		if (!strcmp(a.status, "ok"))
+			a = mem_store(v, pa & ~(uint64_t)(PAGE - 1), &hdr, 4);
+	} else {
+		snprintf(reason_buf, sizeof(reason_buf), "guest-op %s needs the L1 guest, which this agent does not have yet", name->str);
+		return unsupported(reason_buf);
+	}
+	if (!strcmp(a.status, "ok"))
+		jb_str(val, "{\"result\":\"ok\"}");
+	return a;
+}
+
+/* ---- dispatch ---- */
+
+static const struct {
+	const char *op;
+	answer (*fn)(const jnode *, jbuf *);
+} OPS[] = {
+	{ "create-vcpu", op_create_vcpu },
+	{ "set-nested-state", op_set_nested_state },
+	{ "get-nested-state", op_get_nested_state },
+	{ "destroy-vcpu", op_destroy_vcpu },
+	{ "guest-op", op_guest_op },
+};
+
+static void respond(jbuf *out, const jnode *req)
+{
+	uint64_t id;
+	jnode *op = json_get(req, "op"), *args = json_get(req, "args");
+	jbuf val = { 0 };
+	answer a = unsupported("unknown op");
+	if (json_u64(json_get(req, "id"), &id) || !op || op->type != 's') {
+		id = 0;
+		a = failed("a request needs a numeric id and an op");
+	} else if (kvm_fd < 0) {
+		a = failed(kvm_problem);
+	} else {
+		for (size_t i = 0; i < sizeof(OPS) / sizeof(OPS[0]); i++)
+			if (!strcmp(OPS[i].op, op->str)) {
+				a = OPS[i].fn(args, &val);
+				break;
+			}
+		if (!strcmp(a.status, "unsupported") && !strcmp(a.reason, "unknown op")) {
+			snprintf(reason_buf, sizeof(reason_buf), "the kvm: agent does not offer %s yet", op->str);
+			a.reason = reason_buf;
+		}
+	}
+	if (val.failed)
+		a = failed("out of memory building the answer");
+	jb_str(out, "{\"id\":");
+	jb_u64(out, id);
+	jb_str(out, ",\"status\":");
+	jb_qstr(out, a.status);
+	if (!strcmp(a.status, "ok")) {
+		jb_str(out, ",\"value\":");
+		jb_raw(out, val.p ? val.p : "null", val.p ? val.len : 4);
+	} else {
+		jb_str(out, ",\"reason\":");
+		jb_qstr(out, a.reason);
+	}
+	jb_str(out, "}");
+	free(val.p);
+}
+
+static void handle_line(char *line, size_t len)
+{
+	const char *err;
+	jbuf out = { 0 };
+	jnode *req = json_parse(line, len, &err);
+	if (!req) {
+		/* the runner never sends a bad line: say so on stderr (the console), answer nothing */
+		fprintf(stderr, "nvmx-agent: unreadable request (%s)\n", err);
+		return;
+	}
+	jnode *batch = json_get(req, "batch");
+	if (batch && batch->type == 'a') {
+		jb_str(&out, "{\"batch\":[");
+		for (jnode *r = batch->child; r; r = r->next) {
+			respond(&out, r);
+			if (r->next)
+				jb_str(&out, ",");
+		}
+		jb_str(&out, "]}");
+	} else {
+		respond(&out, req);
+	}
+	jb_str(&out, "\n");
+	if (out.failed) {
+		static const char oom[] = "{\"id\":0,\"status\":\"error\",\"reason\":\"agent out of memory\"}\n";
+		write_all(oom, sizeof(oom) - 1);
+	} else {
+		write_all(out.p, out.len);
+	}
+	free(out.p);
+}
+
+static void read_cmdline(void)
+{
+	char buf[4096] = { 0 };
+	int fd = open("/proc/cmdline", O_RDONLY);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = 0;
+		close(fd);
+	}
+	for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n")) {
+		if (!strncmp(t, "nvmx.profile=", 13))
+			snprintf(profile, sizeof(profile), "%s", t + 13);
+		if (!strncmp(t, "nvmx.vmcs12_revision=", 21))
+			vmcs12_revision = (uint32_t)strtoul(t + 21, NULL, 0);
+	}
+}
+
+static void hello(void)
+{
+	jbuf b = { 0 };
+	struct utsname u;
+	uname(&u);
+	snprintf(release, sizeof(release), "%s", u.release);
+	jb_str(&b, "{\"type\":\"hello\",\"protocol\":\"nvmx-target/1\",\"name\":\"kvm\",\"version\":");
+	jb_qstr(&b, release);
+	if (profile[0]) {
+		jb_str(&b, ",\"profile\":");
+		jb_qstr(&b, profile);
+	}
+	if (kvm_fd >= 0) {
+		jb_str(&b, ",\"groups\":[\"nested-state\"],\"unsupported\":{");
+		const char *why = "\"needs the agent's L1 guest (VMX instructions inside a VM), which is not built yet\"";
+		const char *groups[] = { "layout", "vmcs12-access", "layout-revisions", "evmcs-sync", "msr-filter", "migration" };
+		for (size_t i = 0; i < 6; i++) {
+			jb_str(&b, i ? ",\"" : "\"");
+			jb_str(&b, groups[i]);
+			jb_str(&b, "\":");
+			jb_str(&b, why);
+		}
+		jb_str(&b, "}}\n");
+	} else {
+		jb_str(&b, ",\"groups\":[],\"unsupported\":{\"nested-state\":");
+		jb_qstr(&b, kvm_problem);
+		jb_str(&b, "}}\n");
+	}
+	write_all(b.p, b.len);
+	free(b.p);
+}
+
+static void raw_serial(int fd)
+{
+	struct termios t;
+	if (tcgetattr(fd, &t) < 0)
+		return; /* a pipe, when run by hand */
+	cfmakeraw(&t);
+	cfsetispeed(&t, B115200);
+	cfsetospeed(&t, B115200);
+	t.c_cflag |= CLOCAL | CREAD;
+	tcsetattr(fd, TCSANOW, &t);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1) {
+		in_fd = out_fd = open(argv[1], O_RDWR | O_NOCTTY);
+		if (in_fd < 0) {
+			perror(argv[1]);
+			return 2;
+		}
+		raw_serial(in_fd);
+	}
+	read_cmdline();
+	nested_loaded = read_nested_param();
+	if (open_kvm() < 0 && !kvm_problem[0])
+		snprintf(kvm_problem, sizeof(kvm_problem), "KVM unusable: %s", strerror(errno));
+	hello();
+	char *line = malloc(MAX_LINE + 1);
+	size_t len = 0;
+	int discarding = 0;
+	if (!line)
+		return 3;
+	for (;;) {
+		ssize_t n = read(in_fd, line + len, MAX_LINE - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return 0;
+		size_t start = 0, end = len + (size_t)n;
+		for (size_t i = len; i < end; i++) {
+			if (line[i] != '\n')
+				continue;
+			if (!discarding)
+				handle_line(line + start, i - start);
+			discarding = 0;
+			start = i + 1;
+		}
+		memmove(line, line + start, end - start);
+		len = end - start;
+		if (len == MAX_LINE) {
+			fprintf(stderr, "nvmx-agent: request line longer than %u bytes, discarded\n", MAX_LINE);
+			discarding = 1;
+			len = 0;
+		}
+	}
+}
