@@ -37,7 +37,7 @@ commands:
   nested encode SPEC.json [--out BLOB] [--profile P]
   nested restore --profile P [--vcpu VCPU.json] --blob BLOB [--json]
           what KVM_SET_NESTED_STATE answers, and the rule that decides it (an errno is an answer: exit 0)
-  nested restore --target T [--vcpu VCPU.json]... --blob BLOB... [--json]
+  nested restore --target T [--vcpu VCPU.json]... --blob BLOB|@null... [--json]
           each blob on a fresh vCPU of a target (e.g. kvm:debian-6.1, real KVM in Bochs), beside
           the model's answer for the profile the target claims
   nested save --profile P [--vcpu VCPU.json] --ops OPS.json [--json] [--out BLOB]

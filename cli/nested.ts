@@ -137,8 +137,11 @@ async function restore(argv: string[]): Promise<number> {
  * Each blob on a fresh vCPU of the target, beside the model's answer for the profile the target
  * claims: a real kernel does not know rule names, the model says which rule its answer comes from.
  */
+const NULL_BLOB = '@null';
+
 async function restoreOnTarget(spec: string, blobs: string[], vcpus: string[], values: { json?: boolean; profile?: string | undefined; 'target-timeout'?: string | undefined }): Promise<number> {
-  const cases = blobs.map((b, i) => ({ blob: new Uint8Array(readInputFile(b)), name: b, config: configFrom(vcpus[vcpus.length > 1 ? i : 0]) }));
+  // `@null`: KVM_SET_NESTED_STATE with a NULL pointer (the selftest's first case)
+  const cases = blobs.map((b, i) => ({ blob: b === NULL_BLOB ? null : new Uint8Array(readInputFile(b)), name: b, config: configFrom(vcpus[vcpus.length > 1 ? i : 0]) }));
   const timeout = durationMs(values['target-timeout']);
   const params = { target: spec, profile: values.profile ?? DEFAULT_PROFILE, ...(timeout !== undefined ? { targetTimeoutMs: timeout } : {}) };
   const problem = targetSpecProblem(params);

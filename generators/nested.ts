@@ -71,11 +71,14 @@ const validL2 = (plan?: ControlPlan) =>
   fc.boolean().chain((evmcsSafe) => validGuest(nestedCaps(undefined), { evmcsCheck: evmcsSafe ? [...CHECK_LINUX_6_1, ...CHECK_LINUX_6_12] : null, ...(plan ? { plan } : {}) }));
 
 /** VMXON and a current VMCS (operations that fail harmlessly where they are already done). */
-const L1_WITH_VMCS: readonly GuestOp[] = [{ op: 'vmxon', pa: PAGES.vmxon }, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }];
+/** VMXON as an L1 hypervisor does it: the region starts with the revision id (KVM checks it). */
+export const VMXON: readonly GuestOp[] = [{ op: 'init-vmcs', pa: PAGES.vmxon }, { op: 'vmxon', pa: PAGES.vmxon }];
+
+const L1_WITH_VMCS: readonly GuestOp[] = [...VMXON, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }];
 
 /** Scenario steps. Each is a few operations a guest (or the VMM) performs. */
 export const step: fc.Arbitrary<GuestOp[]> = fc.oneof(
-  { weight: 4, arbitrary: fc.constant<GuestOp[]>([{ op: 'vmxon', pa: PAGES.vmxon }]) },
+  { weight: 4, arbitrary: fc.constant<GuestOp[]>([...VMXON]) },
   { weight: 3, arbitrary: fc.constantFrom(PAGES.vmcs, PAGES.vmcs2).map((pa): GuestOp[] => [{ op: 'init-vmcs', pa }, { op: 'vmptrld', pa }]) },
   {
     weight: 2,
@@ -108,7 +111,7 @@ export const step: fc.Arbitrary<GuestOp[]> = fc.oneof(
     weight: 2,
     arbitrary: validGuest(nestedCaps(undefined), { evmcsCheck: [...CHECK_LINUX_6_1, ...CHECK_LINUX_6_12] }).map((d): GuestOp[] => [
       { op: 'enable-evmcs' },
-      { op: 'vmxon', pa: PAGES.vmxon },
+      ...VMXON,
       ...writeEvmcsOps(d, PAGES.evmcs),
       { op: 'set-vp-assist', currentNestedVmcs: PAGES.evmcs, enlightenVmentry: true },
       { op: 'evmcs-entry', launch: true },
@@ -124,7 +127,7 @@ export { opsToJson } from '../model/nested/ops-json.js';
 
 /** A vmcs12 that enables shadow VMCS with a valid link pointer, loaded in L1. */
 export const SHADOW_SETUP: readonly GuestOp[] = [
-  { op: 'vmxon', pa: PAGES.vmxon },
+  ...VMXON,
   { op: 'init-vmcs', pa: PAGES.vmcs },
   { op: 'vmptrld', pa: PAGES.vmcs },
   { op: 'init-vmcs', pa: PAGES.shadow, shadow: true },

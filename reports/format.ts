@@ -19,7 +19,7 @@ const MAX_DIFF_LINES = 24;
 export function formatOutcome(o: PropertyOutcome, run: RunIdentity): string[] {
   switch (o.verdict) {
     case 'pass':
-      return [`PASS  ${o.id}  (${o.cases} cases, seed ${o.seed})`];
+      return [`PASS  ${o.id}  (${o.cases} cases, seed ${o.seed}${o.unsupportedCases ? `; ${o.unsupportedCases.count} more cases skipped: ${o.unsupportedCases.reason}` : ''})`];
     case 'unsupported':
       return [`UNSUPPORTED  ${o.id}  (${o.reason})`];
     case 'error':

@@ -79,12 +79,20 @@ export interface Counterexample {
   readonly replayPath?: string;
 }
 
+/** Cases skipped because the target does not offer an operation they need: never counted as checked. */
+export interface UnsupportedCases {
+  readonly count: number;
+  /** the target's reason, from the first such case */
+  readonly reason: string;
+}
+
 export type PropertyOutcome =
-  | { readonly id: string; readonly verdict: 'pass'; readonly cases: number; readonly seed: number }
+  | { readonly id: string; readonly verdict: 'pass'; readonly cases: number; readonly seed: number; readonly unsupportedCases?: UnsupportedCases }
   | {
       readonly id: string;
       readonly verdict: 'fail';
       readonly cases: number;
+      readonly unsupportedCases?: UnsupportedCases;
       readonly seed: number;
       readonly path: string;
       readonly shrinks: number;
@@ -96,6 +104,7 @@ export type PropertyOutcome =
       /** the known bug or quirk the counterexample shows */
       readonly reason: string;
       readonly cases: number;
+      readonly unsupportedCases?: UnsupportedCases;
       readonly seed: number;
       readonly path: string;
       readonly shrinks: number;
@@ -128,21 +137,35 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
   const runs = opts.runs ?? def.runs ?? 100;
   const numRuns = opts.path !== undefined || def.runs === 1 ? 1 : expected ? Math.max(runs, def.runs ?? 100) : runs;
   let details: fc.RunDetails<unknown>;
+  const skipped = skipUnsupported(prop);
   try {
-    details = await fc.check(opts.signal ? stopOnAbort(prop, opts.signal) : prop, { seed: opts.seed, numRuns, ...(opts.path !== undefined ? { path: opts.path, endOnFailure: true } : {}) });
+    details = await fc.check(opts.signal ? stopOnAbort(skipped.prop, opts.signal) : skipped.prop, {
+      seed: opts.seed,
+      numRuns,
+      // a target without some operation skips the cases that need it; the rest still count
+      maxSkipsPerRun: 1000,
+      ...(opts.path !== undefined ? { path: opts.path, endOnFailure: true } : {}),
+    });
   } catch (e) {
     // fast-check refuses a path that does not belong to this property and seed
     return { id: def.id, verdict: 'error', reason: `cannot run: ${e instanceof Error ? e.message : String(e)}` };
   }
+  const unsupportedCases = details.numSkips && skipped.reason ? { unsupportedCases: { count: details.numSkips, reason: skipped.reason } } : {};
+  if (!details.failed && details.numRuns === 0 && skipped.reason)
+    return { id: def.id, verdict: 'unsupported', reason: `every case needs an operation the target does not offer (${details.numSkips} cases): ${skipped.reason}` };
+  // fast-check gives up after too many skipped cases: a failure without a counterexample
+  if (details.failed && !details.interrupted && details.counterexample === null && skipped.reason)
+    return { id: def.id, verdict: 'unsupported', reason: `too few cases the target can run (${details.numRuns} run, ${details.numSkips} skipped): ${skipped.reason}` };
   // fewer cases than asked is not a pass: the evidence is incomplete
   if (!details.failed && details.interrupted)
     return { id: def.id, verdict: 'error', reason: `interrupted after ${details.numRuns} of ${numRuns} cases: the run was cancelled` };
   if (!details.failed) {
-    if (!expected) return { id: def.id, verdict: 'pass', cases: details.numRuns, seed: opts.seed };
+    if (!expected) return { id: def.id, verdict: 'pass', cases: details.numRuns, seed: opts.seed, ...unsupportedCases };
     return {
       id: def.id,
       verdict: 'fail',
       cases: details.numRuns,
+      ...unsupportedCases,
       seed: opts.seed,
       path: '',
       shrinks: 0,
@@ -157,6 +180,7 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
     id: def.id,
     ...(expected && !(err instanceof UnexpectedViolation) ? { verdict: 'expected-fail' as const, reason: expected } : { verdict: 'fail' as const }),
     cases: details.numRuns,
+    ...unsupportedCases,
     seed: details.seed,
     path: details.counterexamplePath ?? '',
     shrinks: details.numShrinks,
@@ -167,6 +191,25 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
       ...(replayPath !== undefined ? { replayPath } : {}),
     },
   };
+}
+
+/**
+ * The same property, except that a case the target cannot run (it answered `unsupported` to an
+ * operation the case needs) is a skipped case, as fc.pre makes one: it is neither a pass nor a
+ * failure, and the report counts it apart.
+ */
+function skipUnsupported<T>(prop: fc.IAsyncPropertyWithHooks<T>): { prop: fc.IAsyncPropertyWithHooks<T>; reason: string } {
+  const out = { prop, reason: '' };
+  const run = async (v: T) => {
+    const r = await prop.run(v);
+    if (r && typeof r === 'object' && 'error' in r && r.error instanceof TargetStop && r.error.result.status === 'unsupported') {
+      out.reason ||= r.error.result.reason;
+      return new fc.PreconditionFailure();
+    }
+    return r;
+  };
+  out.prop = Object.assign(Object.create(prop) as fc.IAsyncPropertyWithHooks<T>, { run });
+  return out;
 }
 
 /**

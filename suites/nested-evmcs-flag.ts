@@ -34,9 +34,14 @@ const nestedAllowed = (m: Model) => m.config.nested && m.config.vmxInCpuid;
 const hasEvmcs = (m: Model) => m.config.hypervCpuid !== false && m.evmcsEnabled;
 
 class Op implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly op: GuestOp) {}
+  /** `before`: guest-memory set-up the operation needs (the VMXON region's revision id) */
+  constructor(
+    readonly op: GuestOp,
+    readonly before: readonly GuestOp[] = [],
+  ) {}
   check = () => true;
   async run(m: Model, r: Real): Promise<void> {
+    for (const b of this.before) must(await r.ctx.target.guestOp(r.vcpu, b));
     const res = must(await r.ctx.target.guestOp(r.vcpu, this.op));
     const okd = res.result === 'ok';
     switch (this.op.op) {
@@ -110,7 +115,7 @@ class Run implements fc.AsyncCommand<Model, Real> {
 
 const commands = [
   fc.constant(new Op({ op: 'enable-evmcs' })),
-  fc.constant(new Op({ op: 'vmxon', pa: PAGES.vmxon })),
+  fc.constant(new Op({ op: 'vmxon', pa: PAGES.vmxon }, [{ op: 'init-vmcs', pa: PAGES.vmxon }])),
   fc.constant(new Op({ op: 'vmxoff' })),
   fc.constantFrom(1, 0x11e57ed0, 7).map((revision) => new Op({ op: 'init-evmcs', pa: PAGES.evmcs, revision })),
   fc.boolean().map((e) => new Op({ op: 'set-vp-assist', currentNestedVmcs: PAGES.evmcs, enlightenVmentry: e })),

@@ -12,14 +12,14 @@ import { draftInput, draftPage, linkHeader, type Vmcs12Draft } from '../model/vm
 import { vmentryRules, type VmentryRule } from '../model/vmentry/rules.js';
 import type { MsrSet } from '../model/vmx-msrs.js';
 import { capabilitySet } from '../generators/capabilities.js';
-import { PAGES, writeGuestOps } from '../generators/nested.js';
+import { PAGES, VMXON, writeGuestOps } from '../generators/nested.js';
 import { BREAK_CAPS, breakRules, capsBreaking, type Broken } from '../generators/one-broken.js';
 import { rawGuest, validGuest } from '../generators/valid-guest.js';
 import { profileOf } from './common.js';
 import { must, Violation, type PropertyContext, type PropertyDef } from './harness.js';
 import { afterRestore, destinationOf, diffBlobs, getFull, reach } from './nested-common.js';
 
-const L1: readonly GuestOp[] = [{ op: 'vmxon', pa: PAGES.vmxon }, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }];
+const L1: readonly GuestOp[] = [...VMXON, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }];
 const launchOps = (d: Vmcs12Draft): GuestOp[] => [...L1, ...writeGuestOps(d), { op: 'vmlaunch' }];
 
 /** A vCPU as a VMM configures one for these checks: its capability MSRs, MAXPHYADDR, eVMCS on or off. */

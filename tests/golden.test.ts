@@ -124,7 +124,7 @@ describe('tampering is caught, naming the blob', () => {
     ['a recorded difference', 'smm-vmxon-no-vmcs.linux-6.12', (e) => (e.consumers['linux-6.12'] = { result: 'valid' }), /^FAIL {2}smm-vmxon-no-vmcs\.linux-6\.12 on linux-6\.12: valid, but 1 field\(s\) read back differently/m],
     ['a missing consumer', 'vmxon.linux-6.1', (e) => delete e.consumers['linux-6.12'], /^FAIL {2}vmxon\.linux-6\.1 on linux-6\.12: no expected result for consumer linux-6\.12/m],
     ['the consumer vCPU', 'smm-guest-mode.linux-6.12', (e) => (e.consumerVcpu = { ...e.consumerVcpu, inSmm: false }), /^FAIL {2}smm-guest-mode\.linux-6\.12 on linux-4\.19: expected valid, got invalid\(EINVAL, V6\)/m],
-    ['a recipe operand', 'l2-running.linux-6.12', (e) => (e.recipe!.ops![3]!.value = '0x401001'), /^FAIL {2}l2-running\.linux-6\.12: the recipe now produces different bytes/m],
+    ['a recipe operand', 'l2-running.linux-6.12', (e) => (e.recipe!.ops![4]!.value = '0x401001'), /^FAIL {2}l2-running\.linux-6\.12: the recipe now produces different bytes/m],
     // vmxon.linux-4.20 holds the same 128 bytes as 4.19's: the hash alone would not notice
     ['the file', 'vmxon.linux-4.19', (e) => (e.file = 'blobs/vmxon.linux-4.20.bin'), /^FAIL {2}vmxon\.linux-4\.19: file blobs\/vmxon\.linux-4\.20\.bin is not blobs\/vmxon\.linux-4\.19\.bin/m],
     ['a schema violation', 'vmxon.linux-5.2', (e) => ((e.consumers['linux-6.12'] as { result: string }).result = 'vaild'), /^FAIL {2}vmxon\.linux-5\.2: manifest: \/consumers\/linux-6\.12/m],
@@ -165,7 +165,7 @@ describe('golden record', () => {
     const dir = copy();
     const before = snapshot(dir);
     const other = join(dir, '..', 'other.json');
-    writeFileSync(other, JSON.stringify({ kind: 'nested-state', profile: 'linux-6.12', ops: [{ op: 'vmxon', pa: '0x3000' }] }));
+    writeFileSync(other, JSON.stringify({ kind: 'nested-state', profile: 'linux-6.12', ops: [{ op: 'init-vmcs', pa: '0x3000' }, { op: 'vmxon', pa: '0x3000' }] }));
     for (const [file, id] of [[recipe, 'shadow-l2.linux-6.12'], [other, 'shadow-l2.linux-6.12'], [other, 'vmxon.linux-6.12']] as const) {
       const r = cli('golden', 'record', '--recipe', file, '--id', id, '--golden', dir);
       expect(r.code).toBe(2);
@@ -204,7 +204,7 @@ describe('golden add', () => {
     const ops = join(dir, '..', 'ops.json');
     // a valid L2 (the minimal guest the migration scenarios launch), so VMLAUNCH and the restore checks pass
     const l2 = opsToJson(writeL2());
-    writeFileSync(ops, JSON.stringify([{ op: 'vmxon', pa: '0x1000' }, { op: 'init-vmcs', pa: '0x2000' }, { op: 'vmptrld', pa: '0x2000' }, ...l2, { op: 'vmwrite', field: '0x681e', value: '0xabc' }, { op: 'vmlaunch' }]));
+    writeFileSync(ops, JSON.stringify([{ op: 'init-vmcs', pa: '0x1000' }, { op: 'vmxon', pa: '0x1000' }, { op: 'init-vmcs', pa: '0x2000' }, { op: 'vmptrld', pa: '0x2000' }, ...l2, { op: 'vmwrite', field: '0x681e', value: '0xabc' }, { op: 'vmlaunch' }]));
     const blob = join(dir, '..', 'dump.bin');
     expect(cli('nested', 'save', '--profile', 'linux-5.8', '--ops', ops, '--out', blob).code).toBe(0);
     const r = cli('golden', 'add', '--file', blob, '--kind', 'nested-state', '--id', 'captured.host-a', '--producer', 'captured from host-a (linux 5.8, QEMU 5.0)', '--profile', 'linux-5.8', '--golden', dir);

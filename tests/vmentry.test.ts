@@ -113,14 +113,14 @@ describe('generators against the table', () => {
 describe('KVM behaviour the vCPU model takes from the table', () => {
   const vcpu = (p: Profile = P612, config: Partial<VcpuConfig> = {}) => new Vcpu({ ...p, nested: p.nested! }, { ...DEFAULT_VCPU, ...config });
   const run = (v: Vcpu, ops: readonly GuestOp[]) => ops.map((o) => applyOp(v, o));
-  const launch = (v: Vcpu, d: Vmcs12Draft) => run(v, [{ op: 'vmxon', pa: PAGES.vmxon }, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }, ...writeGuestOps(d), { op: 'vmlaunch' }]).at(-1)!;
+  const launch = (v: Vcpu, d: Vmcs12Draft) => run(v, [{ op: 'init-vmcs', pa: PAGES.vmxon }, { op: 'vmxon', pa: PAGES.vmxon }, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }, ...writeGuestOps(d), { op: 'vmlaunch' }]).at(-1)!;
   const restore = (v: Vcpu, d: Vmcs12Draft, flags = FLAGS.GUEST_MODE | FLAGS.RUN_PENDING) =>
     setNestedState(v, encodeBlob({ flags, vmxonPa: PAGES.vmxon, vmcs12Pa: PAGES.vmcs }, draftPage(d, P612.vmcs12)));
   const noLink = (d: Vmcs12Draft) => (d.fields.set('vmcs_link_pointer', (1n << 64n) - 1n), d);
 
   test('a zeroed vmcs12 (the old scenarios) no longer enters L2: the pin-based controls lack their default-1 bits', () => {
     const v = vcpu();
-    const r = run(v, [{ op: 'vmxon', pa: PAGES.vmxon }, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }, { op: 'vmlaunch' }]).at(-1)!;
+    const r = run(v, [{ op: 'init-vmcs', pa: PAGES.vmxon }, { op: 'vmxon', pa: PAGES.vmxon }, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }, { op: 'vmlaunch' }]).at(-1)!;
     expect(r).toMatchObject({ result: 'VMfailValid', error: 7, check: 'ctl.pin' });
     expect(v.guestMode).toBe(false);
   });

@@ -17,13 +17,15 @@ export interface Scenario {
 const pa = { vmxon: 0x1000n, vmcs: 0x2000n, evmcs: 0x4000n, shadow: 0x5000n };
 const w = (field: number, value: bigint): GuestOp => ({ op: 'vmwrite', field: BigInt(field), value });
 const HYPERV: VcpuConfig = { ...DEFAULT_VCPU, hypervCpuid: { nestedEax: 0x0101, nestedEbx: 1 }, evmcsEnabled: true };
-const loaded: GuestOp[] = [{ op: 'vmxon', pa: pa.vmxon }, { op: 'init-vmcs', pa: pa.vmcs }, { op: 'vmptrld', pa: pa.vmcs }];
+/** VMXON as an L1 hypervisor does it: the region starts with the revision id (KVM checks it) */
+const vmxon: GuestOp[] = [{ op: 'init-vmcs', pa: pa.vmxon }, { op: 'vmxon', pa: pa.vmxon }];
+const loaded: GuestOp[] = [...vmxon, { op: 'init-vmcs', pa: pa.vmcs }, { op: 'vmptrld', pa: pa.vmcs }];
 /** a valid L2 (VMLAUNCH runs the VM-entry checks), with its entry point */
 const l2 = (controls: Parameters<typeof writeL2>[0] = {}): GuestOp[] => [...writeL2(controls), w(0x681e, 0xfff0n)];
 
 export const SCENARIOS: readonly Scenario[] = [
   { name: 'never-nested', description: 'VMX in CPUID, the guest never ran VMXON', vm: DEFAULT_VCPU, ops: [] },
-  { name: 'l1-only', description: 'VMXON, no current VMCS', vm: DEFAULT_VCPU, ops: [{ op: 'vmxon', pa: pa.vmxon }] },
+  { name: 'l1-only', description: 'VMXON, no current VMCS', vm: DEFAULT_VCPU, ops: vmxon },
   { name: 'vmcs12-loaded', description: 'VMXON and VMPTRLD, L1 running', vm: DEFAULT_VCPU, ops: [...loaded, w(0x681e, 0xfff0n)] },
   { name: 'l2-running', description: 'L2 entered with VMLAUNCH and run', vm: DEFAULT_VCPU, ops: [...loaded, ...l2(), { op: 'vmlaunch' }, { op: 'run' }] },
   { name: 'l2-run-pending', description: 'VMLAUNCH emulated, L2 not yet entered', vm: DEFAULT_VCPU, ops: [...loaded, ...l2(), { op: 'vmlaunch' }] },
@@ -42,7 +44,7 @@ export const SCENARIOS: readonly Scenario[] = [
     vm: HYPERV,
     needs: 'evmcs',
     ops: [
-      { op: 'vmxon', pa: pa.vmxon },
+      ...vmxon,
       { op: 'init-evmcs', pa: pa.evmcs },
       { op: 'set-vp-assist', currentNestedVmcs: pa.evmcs, enlightenVmentry: true },
       { op: 'evmcs-entry', launch: true },

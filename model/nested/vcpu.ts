@@ -222,6 +222,16 @@ export type GuestOp =
   /** the guest (or the VMM restoring guest memory) stores 8 bytes at a guest-physical address */
   | { op: 'write-memory'; pa: bigint; value: bigint };
 
+/**
+ * nested_vmx_fail: VMfailValid records its error in the current VMCS; with none (no vmcs12 and no
+ * eVMCS) there is nowhere to record it, and the instruction is VMfailInvalid instead (quirk
+ * VMFAIL_VALID_WITHOUT_VMCS; seen on real KVM: a second VMXON before any VMPTRLD is VMfailInvalid).
+ */
+function failValid(v: Vcpu, reason: string, error: number): OpResult {
+  if (v.currentVmptr === INVALID_GPA && !v.evmcsMapped()) return { result: 'VMfailInvalid', reason: `${reason} (no current VMCS to hold error ${error})` };
+  return { result: 'VMfailValid', reason, error };
+}
+
 const ok = (value?: bigint): OpResult => (value === undefined ? { result: 'ok' } : { result: 'ok', value });
 const fail = (result: Exclude<OpResult['result'], 'ok' | 'vmexit'>, reason: string, error?: number): OpResult => ({ result, reason, ...(error !== undefined ? { error } : {}) });
 
@@ -303,8 +313,10 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
     case 'vmxon':
       if (!v.nestedAllowed()) return fail('#UD', 'VMX is not allowed for this vCPU');
       if (v.inSmm) return fail('#UD', 'VMXON in SMM');
-      if (v.vmxon) return fail('VMfailValid', 'already in VMX operation', VMXERR.VMXON_IN_VMX_ROOT_OPERATION);
+      if (v.vmxon) return failValid(v, 'already in VMX operation', VMXERR.VMXON_IN_VMX_ROOT_OPERATION);
       if (!v.pageAddressValid(o.pa)) return fail('VMfailInvalid', 'VMXON pointer is not a valid page address');
+      // handle_vmxon reads the region's first 32 bits from guest memory (found on real KVM, kvm:debian-6.1)
+      if (readBytes(v.page(o.pa), 0, 4) !== BigInt(VMCS12_REVISION)) return fail('VMfailInvalid', 'the VMXON region does not start with VMCS12_REVISION');
       v.vmxon = true;
       v.vmxonPtr = o.pa;
       v.vmcs12 = new Uint8Array(VMCS12_SIZE); // enter_vmx_operation allocates zeroed caches
@@ -331,11 +343,11 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
       return ok();
     case 'vmptrld': {
       if (!v.vmxon || v.guestMode) return fail('#UD', 'VMPTRLD outside VMX root operation');
-      if (!v.pageAddressValid(o.pa)) return fail('VMfailValid', 'VMPTRLD of an invalid address', VMXERR.VMPTRLD_INVALID_ADDRESS);
-      if (o.pa === v.vmxonPtr) return fail('VMfailValid', 'VMPTRLD of the VMXON pointer', VMXERR.VMPTRLD_VMXON_POINTER);
+      if (!v.pageAddressValid(o.pa)) return failValid(v, 'VMPTRLD of an invalid address', VMXERR.VMPTRLD_INVALID_ADDRESS);
+      if (o.pa === v.vmxonPtr) return failValid(v, 'VMPTRLD of the VMXON pointer', VMXERR.VMPTRLD_VMXON_POINTER);
       if (v.evmcsMapped()) return fail('VMfailInvalid', 'VMPTRLD while an eVMCS is in use (model assumption)');
       const page = v.page(o.pa);
-      if (Number(readBytes(page, 0, 4) & 0x7fff_ffffn) !== VMCS12_REVISION) return fail('VMfailValid', 'VMCS revision id mismatch', VMXERR.VMPTRLD_INCORRECT_VMCS_REVISION_ID);
+      if (Number(readBytes(page, 0, 4) & 0x7fff_ffffn) !== VMCS12_REVISION) return failValid(v, 'VMCS revision id mismatch', VMXERR.VMPTRLD_INCORRECT_VMCS_REVISION_ID);
       if (v.currentVmptr !== o.pa) {
         if (v.currentVmptr !== INVALID_GPA) v.page(v.currentVmptr).set(v.vmcs12);
         v.currentVmptr = o.pa;
@@ -345,8 +357,8 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
     }
     case 'vmclear': {
       if (!v.vmxon || v.guestMode) return fail('#UD', 'VMCLEAR outside VMX root operation');
-      if (!v.pageAddressValid(o.pa)) return fail('VMfailValid', 'VMCLEAR of an invalid address', VMXERR.VMCLEAR_INVALID_ADDRESS);
-      if (o.pa === v.vmxonPtr) return fail('VMfailValid', 'VMCLEAR of the VMXON pointer', VMXERR.VMCLEAR_VMXON_POINTER);
+      if (!v.pageAddressValid(o.pa)) return failValid(v, 'VMCLEAR of an invalid address', VMXERR.VMCLEAR_INVALID_ADDRESS);
+      if (o.pa === v.vmxonPtr) return failValid(v, 'VMCLEAR of the VMXON pointer', VMXERR.VMCLEAR_VMXON_POINTER);
       if (o.pa === v.currentVmptr) {
         v.page(o.pa).set(v.vmcs12);
         v.currentVmptr = INVALID_GPA;

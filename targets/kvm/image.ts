@@ -128,12 +128,12 @@ function findModule(dir: string, name: string): Uint8Array | null {
 /** The agent, compiled static from our C sources (cached by their hash). */
 function agentBinary(log: (l: string) => void): Uint8Array {
   const src = join(packageRoot(), 'targets', 'kvm', 'agent');
-  const files = ['agent.c', 'json.c', 'json.h'];
+  const files = ['agent.c', 'json.c', 'json.h', 'l1.S', 'l1.h'];
   if (!files.every((f) => existsSync(join(src, f)))) throw new KvmSetupError(`kvm: the agent's sources are missing from ${src}`);
   const key = sha(...files.map((f) => readFileSync(join(src, f))));
   const dir = cached(join(cacheRoot(), 'agent', key.slice(0, 16)), (tmp) => {
     log('kvm: compiling the agent (gcc -static)');
-    run('gcc', ['-static', '-O2', '-Wall', '-o', join(tmp, 'nvmx-agent'), join(src, 'agent.c'), join(src, 'json.c')]);
+    run('gcc', ['-static', '-O2', '-Wall', '-o', join(tmp, 'nvmx-agent'), ...['agent.c', 'json.c', 'l1.S'].map((f) => join(src, f))]);
   });
   return readFileSync(join(dir, 'nvmx-agent'));
 }
@@ -160,7 +160,8 @@ B=/bin/busybox
 $B mount -t proc proc /proc
 $B mount -t sysfs sys /sys
 $B mount -t devtmpfs dev /dev
-${modules.map((m) => `$B insmod /lib/modules/${m}.ko${m === 'kvm-intel' ? ' nested=1' : ''} || echo "nvmx: insmod ${m} failed"`).join('\n')}
+${modules.filter((m) => m !== 'kvm-intel').map((m) => `$B insmod /lib/modules/${m}.ko || echo "nvmx: insmod ${m} failed"`).join('\n')}
+# kvm-intel is loaded by the agent, with the parameters of nvmx.kvm_intel= (it reloads it to change them)
 echo "nvmx: agent starting at $($B cut -d' ' -f1 /proc/uptime) s"
 /nvmx-agent /dev/ttyS1
 echo "nvmx: agent exited with $?"
@@ -208,7 +209,8 @@ export function buildImage(spec: KvmSpec, log: (l: string) => void = () => {}): 
   const profile = profileForKernel(version[0], version[1]).name;
   const agent = agentBinary(log);
   const busybox = readFileSync('/bin/busybox');
-  const cmdline = `console=ttyS0,115200 quiet loglevel=4 nokaslr mitigations=off tsc=reliable no_timer_check clocksource=tsc panic=-1 rdinit=/init nvmx.profile=${profile} nvmx.vmcs12_revision=0x${VMCS12_REVISION.toString(16)}`;
+  const kvmIntel = `enable_shadow_vmcs=${spec.shadowVmcs ? 1 : 0}`;
+  const cmdline = `console=ttyS0,115200 quiet loglevel=4 nokaslr mitigations=off tsc=reliable no_timer_check clocksource=tsc panic=-1 rdinit=/init nvmx.profile=${profile} nvmx.vmcs12_revision=0x${VMCS12_REVISION.toString(16)} nvmx.kvm_intel=${kvmIntel}`;
   const init = INIT(MODULES);
   const key = sha('image/1', kernel, ...modules.map((m) => m.bytes), agent, busybox, cmdline, init);
   const dir = cached(join(cacheRoot(), 'images', key.slice(0, 20)), (tmp) => {
@@ -236,5 +238,5 @@ export function buildImage(spec: KvmSpec, log: (l: string) => void = () => {}): 
     run('syslinux', ['--install', disk]);
     for (const f of ['vmlinuz', 'initrd.gz']) rmSync(join(tmp, f));
   });
-  return { disk: join(dir, 'disk.img'), release, profile, kernelSource, modulesSource: spec.modules ?? `${kernelSource} (its own)` };
+  return { disk: join(dir, 'disk.img'), release, profile, kernelSource, modulesSource: `${spec.modules ?? `${kernelSource} (its own)`}, kvm_intel ${kvmIntel}` };
 }

@@ -4,7 +4,7 @@
 // process exits. Settings from spec/realkvm-notes.md: no `nogui` in Debian's build (rfb without
 // waiting for a client), dummy sound (ALSA aborts Bochs), the debugger continues from an rc file.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { openSync, writeFileSync } from 'node:fs';
+import { copyFileSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { DISK_GEOMETRY, type KvmImage } from './image.js';
@@ -73,7 +73,12 @@ export class KvmMachine {
     const bochsLog = join(dir, 'bochs.log');
     writeFileSync(consoleLog, '');
     const port = await freePort();
-    writeFileSync(join(dir, 'bochsrc'), bochsrc({ disk: image.disk, consoleLog, port, bochsLog }));
+    // Bochs locks its disk image with a file beside it that a killed Bochs leaves behind: every
+    // boot gets its own copy, so a stale lock or a second machine never blocks the next one
+    const disk = join(dir, 'disk.img');
+    rmSync(`${disk}.lock`, { force: true });
+    copyFileSync(image.disk, disk);
+    writeFileSync(join(dir, 'bochsrc'), bochsrc({ disk, consoleLog, port, bochsLog }));
     writeFileSync(join(dir, 'continue.rc'), 'c\n');
     const out = openSync(join(dir, 'bochs.out'), 'w');
     const child = spawn('bochs', ['-q', '-f', 'bochsrc', '-rc', 'continue.rc'], { cwd: dir, stdio: ['ignore', out, out], detached: true });

@@ -4,6 +4,7 @@
 //
 //   kvm:debian-6.12                      kvm:linux-image-6.12.117+deb12-amd64
 //   kvm:debian-6.12,modules=DIR          kvm:/path/bzImage,modules=/path/lib/modules/<release>
+//   kvm:debian-6.1,shadow-vmcs=on        (kvm_intel's VMCS shadowing; off by default, see below)
 
 /** Short names for the Debian kernels the model's profiles were written from. */
 export const KVM_ALIASES: Readonly<Record<string, string>> = {
@@ -18,6 +19,12 @@ export interface KvmSpec {
   readonly kernel: KernelSource;
   /** a directory searched for irqbypass.ko, kvm.ko and kvm-intel.ko (.ko or .ko.xz) */
   readonly modules?: string;
+  /**
+   * kvm_intel's enable_shadow_vmcs. Off by default: the model is KVM without VMCS shadowing (every
+   * L1 VMREAD/VMWRITE exits to handle_vmread/handle_vmwrite; GET never copies from a hardware
+   * shadow VMCS). On, real KVM shows what the model does not know (README, K5).
+   */
+  readonly shadowVmcs: boolean;
 }
 
 const PACKAGE = /^linux-image-[0-9][A-Za-z0-9.+~-]*$/;
@@ -26,10 +33,13 @@ const PACKAGE = /^linux-image-[0-9][A-Za-z0-9.+~-]*$/;
 export function parseKvmSpec(text: string): KvmSpec | { problem: string } {
   const [kernel = '', ...opts] = text.split(',');
   let modules: string | undefined;
+  let shadowVmcs = false;
   for (const o of opts) {
     const m = /^modules=(.+)$/.exec(o);
-    if (!m) return { problem: `kvm: unknown option "${o}" (expected modules=DIR)` };
-    modules = m[1];
+    const sh = /^shadow-vmcs=(on|off)$/.exec(o);
+    if (m) modules = m[1];
+    else if (sh) shadowVmcs = sh[1] === 'on';
+    else return { problem: `kvm: unknown option "${o}" (expected modules=DIR or shadow-vmcs=on|off)` };
   }
   const pkg = KVM_ALIASES[kernel] ?? kernel;
   let source: KernelSource;
@@ -41,7 +51,7 @@ export function parseKvmSpec(text: string): KvmSpec | { problem: string } {
   } else {
     return { problem: `kvm: "${kernel}" is neither an alias (${Object.keys(KVM_ALIASES).join(', ')}), a Debian package linux-image-…, nor a path to a bzImage` };
   }
-  return { text, kernel: source, ...(modules ? { modules } : {}) };
+  return { text, kernel: source, shadowVmcs, ...(modules ? { modules } : {}) };
 }
 
 /**
