@@ -10,6 +10,7 @@ import { findProperty } from '../suites/registry.js';
 import { referenceTarget } from '../targets/reference.js';
 import { openExecTarget } from '../targets/exec.js';
 import { openLinuxTarget } from '../targets/linux/target.js';
+import { openKvmTarget, startKvmRun } from '../targets/kvm/target.js';
 import type { Target } from '../targets/target.js';
 import { packageRoot } from '../reports/schemas.js';
 import { join } from 'node:path';
@@ -109,4 +110,25 @@ if (best.linux) line(`  the same through linux: (kernel 6.12 harness)`, best.lin
   const s = (performance.now() - t0) / 1000;
   console.log(`${`nested.restore.random-bytes: ${runs.toLocaleString('en-US')} random blobs, verdict ${o.verdict}`.padEnd(58)} ${Math.round(runs / s).toLocaleString('en-US').padStart(9)} cases/s  (${s.toFixed(1)} s)`);
   if (o.verdict !== 'pass') process.exitCode = 1;
+}
+
+// real KVM (NVMX_BENCH_KVM=debian-6.12): the boot, then cases/s of nested-state properties on the
+// machine; minutes, so only on request
+const kvmSpec = process.env.NVMX_BENCH_KVM;
+if (kvmSpec) {
+  const t0 = performance.now();
+  const run = await startKvmRun(kvmSpec, { log: () => {} });
+  const kvm = await openKvmTarget(kvmSpec, { link: run.link });
+  console.log(`${`kvm:${kvmSpec}: image (cached) and boot to the agent's hello`.padEnd(58)} ${((performance.now() - t0) / 1000).toFixed(0).padStart(9)} s`);
+  for (const id of ['nested.restore.random-bytes', 'nested.restore.rejects-malformed', 'nested.round-trip', 'nested.get.size-protocol']) {
+    const def = findProperty(id)!;
+    const t1 = performance.now();
+    const o = await runProperty(def, kvm, { seed: 1, runs: 20 });
+    const s = (performance.now() - t1) / 1000;
+    const cases = o.verdict === 'pass' ? o.cases : 0;
+    const skipped = o.verdict === 'pass' ? (o.unsupportedCases?.count ?? 0) : 0;
+    console.log(`${`  ${id} on kvm: (${o.verdict}; ${skipped} cases skipped)`.padEnd(58)} ${(cases / s).toFixed(2).padStart(9)} cases/s  (${s.toFixed(0)} s)`);
+  }
+  await kvm.close();
+  await run.close();
 }

@@ -2,7 +2,7 @@
 // write report.json, report.md, report.html (reports/) beside vitest's junit.xml.
 import { mkdirSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { ALL_PROPERTIES, SUITES, findProperty } from '../suites/registry.js';
+import { ALL_PROPERTIES, SUITES, findProperty, selectedBy } from '../suites/registry.js';
 import type { RunParams } from '../suites/vitest/register.js';
 import { formatOutcome } from '../reports/format.js';
 import { buildReport, propertyRecord, type PropertyRecord, type Sections, type Shard } from '../reports/report.js';
@@ -106,7 +106,9 @@ export async function checkCommand(argv: string[]): Promise<number> {
     'time-budget': { type: 'string' },
     waivers: { type: 'string' },
     'layout-diff': { type: 'string', multiple: true },
+    only: { type: 'string', multiple: true },
   });
+  for (const p of values.only ?? []) if (!ALL_PROPERTIES.some((d) => selectedBy([p])(d.id))) throw new UsageError(`--only ${p} matches no property (known: ${ALL_PROPERTIES.map((d) => d.id).join(', ')})`);
   const runs = intOption('runs', values.runs, 1, 10_000_000);
   const seed = intOption('seed', values.seed, -(2 ** 31), 2 ** 31 - 1) ?? (Math.random() * 2 ** 31) | 0;
   const timeBudgetSeconds = intOption('time-budget', values['time-budget'], 1, 7 * 24 * 3600);
@@ -116,7 +118,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     ...(values.waivers !== undefined ? { waivers: waiversOrThrow(values.waivers) } : {}),
     ...(values['layout-diff'] ? { layoutBaselines: values['layout-diff'] } : {}),
   };
-  return run({ target: values.target, profile: values.profile, seed, ...(runs !== undefined ? { runs } : {}), ...targetOptions(values) }, values.report, extras);
+  return run({ target: values.target, profile: values.profile, seed, ...(runs !== undefined ? { runs } : {}), ...(values.only ? { only: values.only } : {}), ...targetOptions(values) }, values.report, extras);
 }
 
 export async function replayCommand(argv: string[]): Promise<number> {
@@ -128,7 +130,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
   if (seed === undefined || values.path === undefined) throw new UsageError('replay needs --seed and --path (from the failure report)');
   if (!/^\d+(:\d+)*$/.test(values.path)) throw new UsageError(`--path must look like 12:0:3, got "${values.path}"`);
   const replayPath = values['replay-path'];
-  return run({ target: values.target, profile: values.profile, seed, only: id, path: values.path, ...(replayPath !== undefined ? { replayPath } : {}), ...targetOptions(values) }, values.report, {});
+  return run({ target: values.target, profile: values.profile, seed, only: [id], path: values.path, ...(replayPath !== undefined ? { replayPath } : {}), ...targetOptions(values) }, values.report, {});
 }
 
 function parseShard(spec: string): Shard {
@@ -189,6 +191,7 @@ async function runWith(params: RunParams, reportDir: string, extras: CheckExtras
     throw new UsageError(`cannot create report directory ${dir}: ${(e as Error).message}`);
   }
   const startedAt = new Date();
+  const selected = selectedBy(params.only);
   const waived = new Map((extras.waivers ?? []).map((w) => [w.id, w]));
   let progress: Progress | undefined;
   const suiteRun = await runSuites({
@@ -199,8 +202,9 @@ async function runWith(params: RunParams, reportDir: string, extras: CheckExtras
     onPlan: (suites) => {
       const n = suites.reduce((k, s) => k + s.properties.length, 0);
       const shard = extras.shard ? `, shard ${extras.shard.index}/${extras.shard.count}` : '';
-      if (!params.only) console.log(`running ${n} properties from ${suites.length} suite(s)${shard}, seed ${params.seed}`);
-      progress = new Progress(params.only ? 1 : n);
+      const m = suites.reduce((k, s) => k + s.properties.filter((p) => selected(p.id)).length, 0);
+      if (params.path === undefined) console.log(`running ${params.only ? `${m} of ${n}` : n} properties from ${suites.length} suite(s)${shard}, seed ${params.seed}`);
+      progress = new Progress(m);
     },
     events: {
       onStart: (id) => progress?.start(id),
@@ -212,7 +216,7 @@ async function runWith(params: RunParams, reportDir: string, extras: CheckExtras
     },
   });
   progress?.stop();
-  const wanted = suiteRun.suites.flatMap((s) => s.properties).filter((p) => !params.only || p.id === params.only);
+  const wanted = suiteRun.suites.flatMap((s) => s.properties).filter((p) => selected(p.id));
   const records: PropertyRecord[] = [];
   for (const def of wanted) {
     const c = suiteRun.collector.outcomes.get(def.id);
@@ -235,7 +239,8 @@ async function runWith(params: RunParams, reportDir: string, extras: CheckExtras
     waivers: extras.waivers,
   });
   // the golden corpus, read back through the target: results per blob id
-  const golden = params.only ? undefined : await goldenOn(params);
+  // a stopped run (signal, time budget) stops here too: the golden section is not started
+  const golden = params.only || suiteRun.stopped ? undefined : await goldenOn(params);
   if (golden) console.log(`golden: ${golden.blobs.length} blobs on ${golden.profile}: ${golden.summary.pass} pass, ${golden.summary.fail} fail, ${golden.summary['not-applicable']} not applicable`);
   for (const b of golden?.blobs ?? []) if (b.verdict === 'fail') console.log(`    FAIL golden ${b.id}: ${b.reason}`);
   writeReportFiles(dir, golden ? { ...report, golden } : report);

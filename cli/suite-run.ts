@@ -5,7 +5,7 @@
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
-import { SUITES, type Suite } from '../suites/registry.js';
+import { SUITES, selectedBy, type Suite } from '../suites/registry.js';
 import type { RunParams } from '../suites/vitest/register.js';
 import { OutcomeCollector, type CollectorEvents } from '../reports/collector.js';
 import type { Shard, StopReason } from '../reports/report.js';
@@ -31,7 +31,8 @@ export async function runSuites(o: {
 }): Promise<SuiteRun> {
   const root = packageRoot();
   const suitesDir = relative(root, join(dirname(fileURLToPath(import.meta.url)), '..', 'suites', 'vitest'));
-  const selected = o.params.only ? SUITES.filter((s) => s.properties.some((p) => p.id === o.params.only)) : SUITES;
+  const wanted = selectedBy(o.params.only);
+  const selected = SUITES.filter((s) => s.properties.some((p) => wanted(p.id)));
   const collector = new OutcomeCollector(o.events);
   // a test seam: this tool's own tests inject a broken model function into a real run through it
   const setupFiles = process.env.NVMX_VITEST_SETUP ? [process.env.NVMX_VITEST_SETUP] : [];

@@ -114,6 +114,10 @@ export type PropertyOutcome =
   | { readonly id: string; readonly verdict: 'error'; readonly reason: string; readonly stderr?: readonly string[] };
 
 const MAX_INPUT_CHARS = 2000;
+/** skipped cases allowed per case run (fast-check's budget): a target may be unable to run 9 in 10 */
+const MAX_SKIPS_PER_RUN = 10;
+/** with no case run yet, this many skipped cases in a row make the property unsupported */
+const FIRST_SKIPS_GIVE_UP = 20;
 
 export async function runProperty(def: PropertyDef, target: Target, opts: RunOptions, model: ModelDeps = MODEL_DEPS): Promise<PropertyOutcome> {
   const missing = def.groups.filter((g) => !target.groups.has(g));
@@ -143,22 +147,24 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
       seed: opts.seed,
       numRuns,
       // a target without some operation skips the cases that need it; the rest still count
-      maxSkipsPerRun: 1000,
+      maxSkipsPerRun: MAX_SKIPS_PER_RUN,
       ...(opts.path !== undefined ? { path: opts.path, endOnFailure: true } : {}),
     });
   } catch (e) {
     // fast-check refuses a path that does not belong to this property and seed
     return { id: def.id, verdict: 'error', reason: `cannot run: ${e instanceof Error ? e.message : String(e)}` };
   }
+  if (skipped.gaveUp)
+    return { id: def.id, verdict: 'unsupported', reason: `the first ${FIRST_SKIPS_GIVE_UP} cases all need an operation the target does not offer: ${skipped.reason}` };
+  // fewer cases than asked is not a pass: the evidence is incomplete
+  if (details.interrupted && details.counterexample === null)
+    return { id: def.id, verdict: 'error', reason: `interrupted after ${details.numRuns} of ${numRuns} cases: the run was cancelled` };
   const unsupportedCases = details.numSkips && skipped.reason ? { unsupportedCases: { count: details.numSkips, reason: skipped.reason } } : {};
   if (!details.failed && details.numRuns === 0 && skipped.reason)
     return { id: def.id, verdict: 'unsupported', reason: `every case needs an operation the target does not offer (${details.numSkips} cases): ${skipped.reason}` };
   // fast-check gives up after too many skipped cases: a failure without a counterexample
   if (details.failed && !details.interrupted && details.counterexample === null && skipped.reason)
     return { id: def.id, verdict: 'unsupported', reason: `too few cases the target can run (${details.numRuns} run, ${details.numSkips} skipped): ${skipped.reason}` };
-  // fewer cases than asked is not a pass: the evidence is incomplete
-  if (!details.failed && details.interrupted)
-    return { id: def.id, verdict: 'error', reason: `interrupted after ${details.numRuns} of ${numRuns} cases: the run was cancelled` };
   if (!details.failed) {
     if (!expected) return { id: def.id, verdict: 'pass', cases: details.numRuns, seed: opts.seed, ...unsupportedCases };
     return {
@@ -198,14 +204,23 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
  * operation the case needs) is a skipped case, as fc.pre makes one: it is neither a pass nor a
  * failure, and the report counts it apart.
  */
-function skipUnsupported<T>(prop: fc.IAsyncPropertyWithHooks<T>): { prop: fc.IAsyncPropertyWithHooks<T>; reason: string } {
-  const out = { prop, reason: '' };
+function skipUnsupported<T>(prop: fc.IAsyncPropertyWithHooks<T>): { prop: fc.IAsyncPropertyWithHooks<T>; reason: string; gaveUp: boolean } {
+  const out = { prop, reason: '', gaveUp: false };
+  let ran = 0;
+  let skips = 0;
   const run = async (v: T) => {
+    // a property no case of which the target can run stops early: each case may cost a second on a slow target
+    if (!ran && skips >= FIRST_SKIPS_GIVE_UP) {
+      out.gaveUp = true;
+      return new fc.PreconditionFailure(true);
+    }
     const r = await prop.run(v);
     if (r && typeof r === 'object' && 'error' in r && r.error instanceof TargetStop && r.error.result.status === 'unsupported') {
       out.reason ||= r.error.result.reason;
+      skips++;
       return new fc.PreconditionFailure();
     }
+    ran++;
     return r;
   };
   out.prop = Object.assign(Object.create(prop) as fc.IAsyncPropertyWithHooks<T>, { run });

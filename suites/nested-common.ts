@@ -22,14 +22,20 @@ export interface Reached {
 const MEMORY_OPS = new Set<GuestOp['op']>(['init-vmcs', 'init-evmcs', 'write-memory']);
 
 export async function reach(ctx: Pick<PropertyContext, 'target'>, config: VcpuConfig, ops: readonly GuestOp[]): Promise<Reached> {
+  // an operation the target said it does not offer: skip the case before it costs anything
+  const lacking = ops.find((o) => ctx.target.unsupportedGuestOps?.[o.op] !== undefined);
+  if (lacking) must({ status: 'unsupported', reason: `guest-op ${lacking.op}: ${ctx.target.unsupportedGuestOps![lacking.op]}` });
   const vcpu = must(await ctx.target.createVcpu(config));
   const results: OpResult[] = [];
   const memory: GuestOp[] = [];
   let evmcsEnabledAfterEntry = false;
   let evmcsEnabled = config.evmcsEnabled;
   let inSmm = config.inSmm;
-  for (const o of ops) {
-    const r = must(await ctx.target.guestOp(vcpu, o));
+  // issued together, the operations travel as one batch (one round trip to a process or machine
+  // target), carried out in order
+  const answers = await Promise.all(ops.map((o) => ctx.target.guestOp(vcpu, o)));
+  for (const [i, o] of ops.entries()) {
+    const r = must(answers[i]!);
     results.push(r);
     if (r.result !== 'ok') continue;
     if (MEMORY_OPS.has(o.op)) memory.push(o);
@@ -45,7 +51,7 @@ export async function reach(ctx: Pick<PropertyContext, 'target'>, config: VcpuCo
 /** A destination vCPU configured as the VMM would, with the guest memory migrated, before SET. */
 export async function destinationOf(ctx: PropertyContext, src: Reached): Promise<string> {
   const dst = must(await ctx.target.createVcpu(src.destination));
-  for (const o of src.memory) must(await ctx.target.guestOp(dst, o));
+  for (const r of await Promise.all(src.memory.map((o) => ctx.target.guestOp(dst, o)))) must(r);
   return dst;
 }
 

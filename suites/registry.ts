@@ -39,4 +39,11 @@ export const SUITES: readonly Suite[] = [
 
 export const ALL_PROPERTIES: readonly PropertyDef[] = SUITES.flatMap((s) => s.properties);
 
+/** `--only` patterns: property ids, `*` matching any run of characters (e.g. `nested.*`). */
+export function selectedBy(only: readonly string[] | undefined): (id: string) => boolean {
+  if (!only?.length) return () => true;
+  const res = only.map((p) => new RegExp(`^${p.split('*').map((x) => x.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`));
+  return (id) => res.some((r) => r.test(id));
+}
+
 export const findProperty = (id: string): PropertyDef | undefined => ALL_PROPERTIES.find((p) => p.id === id);

@@ -41,6 +41,7 @@ export async function openExecTarget(launchOptions: LaunchOptions, name?: string
     identity,
     groups,
     ...(hello!.unsupported ? { unsupportedReasons: hello!.unsupported as Partial<Record<Group, string>> } : {}),
+    ...(hello!.unsupportedGuestOps ? { unsupportedGuestOps: hello!.unsupportedGuestOps } : {}),
     async beforeProperty() {
       if (!conn.broken) return { status: 'ok', value: null };
       await conn.close();
@@ -53,7 +54,13 @@ export async function openExecTarget(launchOptions: LaunchOptions, name?: string
   async function call(m: OpMethod, args: unknown[]): Promise<TargetResult<unknown>> {
     const codec = OPS[m] as unknown as { op: string; encodeArgs(...a: unknown[]): Record<string, unknown>; decodeValue(w: unknown): unknown };
     const r = await conn.call(codec.op, codec.encodeArgs(...args));
-    if (r.status === 'ok') return { status: 'ok', value: codec.decodeValue(r.value) };
+    if (r.status === 'ok') {
+      try {
+        return { status: 'ok', value: codec.decodeValue(r.value) };
+      } catch (e) {
+        return { status: 'error', reason: `target's ${codec.op} value does not decode: ${(e as Error).message}` };
+      }
+    }
     if ('id' in r) return { status: r.status, reason: r.reason }; // the target's own answer
     return r; // the connection broke
   }

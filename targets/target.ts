@@ -90,6 +90,8 @@ export interface Target {
   readonly groups: ReadonlySet<Group>;
   /** why a group is missing, when the target knows (e.g. which kernel file lacked what) */
   readonly unsupportedReasons?: Readonly<Partial<Record<Group, string>>>;
+  /** guest operations (by `op`) the target does not carry out, with why: a case needing one is skipped up front */
+  readonly unsupportedGuestOps?: Readonly<Record<string, string>>;
   /** called before each property: a process target that broke restarts here (DESIGN §4) */
   beforeProperty?(): Promise<TargetResult<null>>;
   /** group `layout`: the structure's layout descriptor */

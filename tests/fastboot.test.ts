@@ -1,7 +1,7 @@
 // kvm/fastboot: the parts of lz4Kernel that need no kernel material — the boot header, the version
 // banner, payload formats, voffset symbols from ELF section headers (Debian ships a stub System.map),
 // the LZ4 config edit — on synthetic images; and that a mismatched kernel release fails at once.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -115,7 +115,11 @@ describe('kvm/fastboot helpers', () => {
     writeFileSync(join(dir, 'vmlinuz'), fakeBzImage(Buffer.concat([Buffer.from('fd377a585a00', 'hex'), Buffer.alloc(16)])));
     writeFileSync(join(dir, 'config'), 'CONFIG_KERNEL_XZ=y\n');
     writeFileSync(join(dir, 'System.map'), '');
-    await expect(lz4Kernel({ vmlinuz: join(dir, 'vmlinuz'), config: join(dir, 'config'), systemMap: join(dir, 'System.map'), kernelRelease: '6.12.117+deb12-amd64', cacheDir: join(dir, 'cache') }))
-      .rejects.toThrow(/is kernel 6\.1\.0-57-amd64, not 6\.12\.117\+deb12-amd64/);
+    try {
+      await expect(lz4Kernel({ vmlinuz: join(dir, 'vmlinuz'), config: join(dir, 'config'), systemMap: join(dir, 'System.map'), kernelRelease: '6.12.117+deb12-amd64', cacheDir: join(dir, 'cache') }))
+        .rejects.toThrow(/is kernel 6\.1\.0-57-amd64, not 6\.12\.117\+deb12-amd64/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -4,7 +4,7 @@
 // annotation.
 import { afterAll, inject, test } from 'vitest';
 import { runProperty, type PropertyOutcome } from '../harness.js';
-import type { Suite } from '../registry.js';
+import { selectedBy, type Suite } from '../registry.js';
 import { openTarget } from '../../targets/resolve.js';
 import type { Target, TargetIdentity } from '../../targets/target.js';
 import { TargetStartError } from '../../targets/exec.js';
@@ -23,8 +23,8 @@ export interface RunParams {
   targetPackage?: string;
   seed: number;
   runs?: number;
-  /** replay: only this property, at this path */
-  only?: string;
+  /** check --only (ids or globs), replay (the one id it replays) */
+  only?: string[];
   path?: string;
   replayPath?: string;
 }
@@ -51,7 +51,7 @@ export function registerSuite(suite: Suite): void {
   for (const def of suite.properties) {
     test(def.id, async (ctx) => {
       const run = inject('nvmxRun');
-      if (run.only !== undefined && run.only !== def.id) ctx.skip(`not selected (replaying ${run.only})`);
+      if (!selectedBy(run.only)(def.id)) ctx.skip(`not selected (--only ${run.only!.join(' ')})`);
       let outcome: PropertyOutcome;
       try {
         // properties of the tool itself never touch the target: a broken one must not fail them

@@ -5,7 +5,7 @@
 // does not answer in time, or a machine that dies, takes the machine down: every client sees its
 // connection close (its property gets `error`, with the console's last lines), and the next
 // client that connects boots a fresh machine.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,7 +144,10 @@ export class KvmBroker {
           job.client.destroy();
           continue;
         }
+        const t0 = Date.now();
         const answer = await this.ask(live, job.line);
+        // NVMX_KVM_TRACE=FILE: one line per request (ops, bytes each way, milliseconds), for finding where time goes
+        if (process.env.NVMX_KVM_TRACE) appendFileSync(process.env.NVMX_KVM_TRACE, `${Date.now() - t0} ms ${job.line.length} B -> ${answer?.length ?? 0} B ${[...job.line.matchAll(/"op":"([a-z-]+)"/g)].map((m) => m[1]).join(',').slice(0, 300)}\n`);
         if (answer === null) continue; // the machine went down; the client was closed with it
         if (!job.client.destroyed) job.client.write(answer);
       }

@@ -44,6 +44,13 @@ export interface Lz4KernelOptions {
 /** Bump when the recipe changes, so that cached images built by an older recipe are not reused. */
 const RECIPE = 'nvmx-fastboot-lz4/1';
 
+/** Options that shape the setup code or the decompressor; olddefconfig must leave them as the distro had them. */
+const STUB_OPTIONS = [
+  'CONFIG_X86_64', 'CONFIG_PHYSICAL_START', 'CONFIG_PHYSICAL_ALIGN', 'CONFIG_RELOCATABLE', 'CONFIG_RANDOMIZE_BASE', 'CONFIG_X86_NEED_RELOCS',
+  'CONFIG_X86_5LEVEL', 'CONFIG_AMD_MEM_ENCRYPT', 'CONFIG_INTEL_TDX_GUEST', 'CONFIG_UNACCEPTED_MEMORY', 'CONFIG_ACPI', 'CONFIG_EARLY_PRINTK',
+  'CONFIG_EFI', 'CONFIG_EFI_STUB', 'CONFIG_EFI_MIXED', 'CONFIG_EFI_HANDOVER_PROTOCOL', 'CONFIG_X86_APM_BOOT',
+];
+
 export async function lz4Kernel(opts: Lz4KernelOptions): Promise<string> {
   const log = opts.log ?? (() => {});
   const image = await fs.readFile(opts.vmlinuz);
@@ -79,6 +86,7 @@ export async function lz4Kernel(opts: Lz4KernelOptions): Promise<string> {
 
   const t0 = Date.now();
   const jobs = String(Math.max(1, availableParallelism()));
+  if (/[\s:$#'"\\]/.test(tmpdir())) throw new Error(`lz4Kernel: Kbuild cannot work under ${tmpdir()} (spaces, colons or shell characters); set TMPDIR to a plain path`);
   const work = await fs.mkdtemp(join(tmpdir(), 'nvmx-fastboot-'));
   const buildLog = join(work, 'build.log');
   const logFd = await fs.open(buildLog, 'a');
@@ -121,13 +129,17 @@ export async function lz4Kernel(opts: Lz4KernelOptions): Promise<string> {
     const env = buildEnv(banner);
     // In-tree build and --no-print-directory: the top-level Makefile then does not re-invoke itself
     // (6.12 recurses once just to add that flag), which would drop `-o vmlinux` below.
+    // KERNELRELEASE names the tree in 6.3+, KERNELVERSION (+ an empty setlocalversion) in 6.1.
+    // CC is the distro's compiler, so that olddefconfig keeps the compiler-dependent options.
     const mk = (args: string[], guard?: (line: string) => string | undefined) => run('make', ['--no-print-directory', `CC=${cc}`, `HOSTCC=${cc}`, 'ARCH=x86_64', `KERNELRELEASE=${opts.kernelRelease}`, `KERNELVERSION=${opts.kernelRelease}`, ...args], { cwd: tree, env, logFd, guard });
     await step('make olddefconfig', () => mk(['olddefconfig']));
     const newCfg = parseConfig(await fs.readFile(join(tree, '.config'), 'utf8'));
     if (newCfg.get('CONFIG_KERNEL_LZ4') !== 'y') throw new Error('lz4Kernel: CONFIG_KERNEL_LZ4=y did not survive olddefconfig');
     const changed = configDiff(cfg, newCfg).filter((n) => !/^CONFIG_KERNEL_(GZIP|BZIP2|LZMA|XZ|LZO|LZ4|ZSTD)$/.test(n));
-    if (changed.length) log(`fastboot: olddefconfig changed ${changed.length} other option(s) (toolchain-dependent, not in the stub): ${changed.slice(0, 12).join(' ')}${changed.length > 12 ? ' ...' : ''}`);
-    for (const n of ['CONFIG_PHYSICAL_START', 'CONFIG_PHYSICAL_ALIGN', 'CONFIG_RELOCATABLE', 'CONFIG_RANDOMIZE_BASE', 'CONFIG_X86_NEED_RELOCS', 'CONFIG_EFI_STUB', 'CONFIG_AMD_MEM_ENCRYPT', 'CONFIG_X86_5LEVEL']) {
+    // With Debian's configs these are pahole/BTF, module signing and rustc options of the build
+    // machine's toolchain; the options the stub is built from are checked one by one below.
+    if (changed.length) log(`fastboot: olddefconfig changed ${changed.length} other option(s) here: ${changed.slice(0, 12).join(' ')}${changed.length > 12 ? ' ...' : ''}`);
+    for (const n of STUB_OPTIONS) {
       if (cfg.get(n) !== newCfg.get(n)) throw new Error(`lz4Kernel: olddefconfig changed ${n} (${cfg.get(n)} -> ${newCfg.get(n)}), the stub would not match the kernel proper`);
     }
 

@@ -31,7 +31,7 @@ export interface KvmRun {
 export async function startKvmRun(specText: string, o: { timeoutMs?: number; log: (line: string) => void }): Promise<KvmRun> {
   const spec = parseKvmSpec(specText);
   if ('problem' in spec) throw new KvmSetupError(spec.problem);
-  const image = buildImage(spec, o.log);
+  const image = await buildImage(spec, o.log);
   const broker = new KvmBroker(image, { timeoutMs: o.timeoutMs ?? KVM_DEFAULT_TIMEOUT_MS, bootTimeoutMs: KVM_BOOT_TIMEOUT_MS, log: o.log });
   await broker.start();
   return { image, broker, link: { broker: broker.path, consoleLog: broker.consoleLog }, close: () => broker.close() };

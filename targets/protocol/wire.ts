@@ -10,7 +10,25 @@ import type { GuestOp, OpResult, VcpuConfig } from '../../model/nested/vcpu.js';
 export const PROTOCOL = 'nvmx-target/1';
 
 export const bytesToHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
-export const hexToBytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
+/** The most bytes one field may decode to: a target that claims more is lying, not answering. */
+const MAX_DECODED = 64 << 20;
+
+/** Hex, where a target may write a run of zero bytes as `~<count in hex>.` (schema $defs/bytes). */
+export function hexToBytes(s: string): Uint8Array {
+  if (!s.includes('~')) return new Uint8Array(Buffer.from(s, 'hex'));
+  const parts = s.split('~');
+  const chunks: Uint8Array[] = [Buffer.from(parts[0]!, 'hex')];
+  let total = chunks[0]!.length;
+  for (const p of parts.slice(1)) {
+    const dot = p.indexOf('.');
+    const zeros = parseInt(p.slice(0, dot), 16);
+    const rest = Buffer.from(p.slice(dot + 1), 'hex');
+    total += zeros + rest.length;
+    if (dot < 1 || !(zeros >= 0) || total > MAX_DECODED) throw new RangeError(`bytes that decode to more than ${MAX_DECODED} bytes, or a malformed zero run`);
+    chunks.push(new Uint8Array(zeros), rest);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
 export const hex64 = (v: bigint): string => '0x' + v.toString(16);
 
 /** The Target methods that are protocol operations (everything but identity, groups, close). */
@@ -184,6 +202,10 @@ export interface HelloMessage {
   profile?: string;
   groups: string[];
   unsupported?: Record<string, string>;
+  /** optional framing the target understands (`deflate`: compressed request lines) */
+  features?: string[];
+  /** guest operations the target does not carry out, with why */
+  unsupportedGuestOps?: Record<string, string>;
 }
 
 export interface WireRequest {

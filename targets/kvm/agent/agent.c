@@ -14,6 +14,7 @@
 #include "l1.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -26,6 +27,7 @@
 #include <sys/utsname.h>
 #include <termios.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define MAX_LINE (4u << 20)
 #define MAX_VCPUS 64
@@ -125,15 +127,63 @@ static int load_module(const char *path, const char *params)
 	return r;
 }
 
-static void destroy(struct vcpu *v)
+/* Tearing a VM down takes KVM 300-400 ms in Bochs. A thread does it, so the answer goes out at
+ * once and the teardown uses the time the guest spends waiting for the next request on the slow
+ * serial line. Reloading kvm_intel waits for every teardown (wait_reaped). */
+static pthread_mutex_t reap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reap_cond = PTHREAD_COND_INITIALIZER;
+static int reaping;
+
+static void *reap(void *p)
 {
-	if (!v->used)
-		return;
+	struct vcpu *v = p;
 	if (v->run)
 		munmap(v->run, v->run_size);
 	close(v->fd);
 	close(v->vm);
 	munmap(v->mem, GUEST_MEM);
+	free(v);
+	pthread_mutex_lock(&reap_lock);
+	reaping--;
+	pthread_cond_broadcast(&reap_cond);
+	pthread_mutex_unlock(&reap_lock);
+	return NULL;
+}
+
+static void wait_reaped(void)
+{
+	pthread_mutex_lock(&reap_lock);
+	while (reaping)
+		pthread_cond_wait(&reap_cond, &reap_lock);
+	pthread_mutex_unlock(&reap_lock);
+}
+
+static void destroy(struct vcpu *v)
+{
+	if (!v->used)
+		return;
+	struct vcpu *copy = malloc(sizeof(*copy));
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_mutex_lock(&reap_lock);
+	reaping++;
+	pthread_mutex_unlock(&reap_lock);
+	if (copy)
+		*copy = *v;
+	if (!copy || pthread_create(&t, &attr, reap, copy)) {
+		struct vcpu *inline_copy = copy ? copy : malloc(sizeof(*v));
+		if (inline_copy) {
+			*inline_copy = *v;
+			reap(inline_copy);
+		} else { /* no memory for the hand-over: leak the VM rather than lose the run */
+			pthread_mutex_lock(&reap_lock);
+			reaping--;
+			pthread_mutex_unlock(&reap_lock);
+		}
+	}
+	pthread_attr_destroy(&attr);
 	memset(v, 0, sizeof(*v));
 }
 
@@ -180,6 +230,7 @@ static answer ensure_nested(int want)
 		return OK;
 	for (unsigned i = 0; i < MAX_VCPUS; i++)
 		destroy(&vcpus[i]);
+	wait_reaped();
 	if (kvm_fd >= 0)
 		close(kvm_fd);
 	kvm_fd = -1;
@@ -871,6 +922,57 @@ static void respond(jbuf *out, const jnode *req)
 	free(val.p);
 }
 
+static int b64val(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 : c >= '0' && c <= '9' ? c - '0' + 52 : c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* {"deflate": base64 of a raw-deflated request line} (the `deflate` feature of our hello): the
+ * inflated line, NUL-terminated, at most MAX_LINE bytes; NULL with *err set otherwise. */
+static char *inflate_request(const jnode *d, size_t *len, const char **err)
+{
+	size_t n = 0;
+	uint8_t *raw = malloc(d->len / 4 * 3 + 3);
+	char *outp = malloc(MAX_LINE + 1);
+	unsigned acc = 0;
+	int bits = 0;
+	if (!raw || !outp) {
+		*err = "out of memory";
+		goto fail;
+	}
+	for (size_t i = 0; i < d->len && d->str[i] != '='; i++) {
+		int v = b64val((unsigned char)d->str[i]);
+		if (v < 0) {
+			*err = "bad base64";
+			goto fail;
+		}
+		acc = acc << 6 | (unsigned)v;
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			raw[n++] = (uint8_t)(acc >> bits);
+		}
+	}
+	z_stream z = { .next_in = raw, .avail_in = (uInt)n, .next_out = (Bytef *)outp, .avail_out = MAX_LINE };
+	if (inflateInit2(&z, -15) != Z_OK) {
+		*err = "inflateInit2";
+		goto fail;
+	}
+	int r = inflate(&z, Z_FINISH);
+	*len = MAX_LINE - z.avail_out;
+	inflateEnd(&z);
+	if (r != Z_STREAM_END) {
+		*err = r == Z_BUF_ERROR ? "deflated line too long or truncated" : "bad deflate stream";
+		goto fail;
+	}
+	free(raw);
+	outp[*len] = 0;
+	return outp;
+fail:
+	free(raw);
+	free(outp);
+	return NULL;
+}
+
 static void handle_line(char *line, size_t len)
 {
 	const char *err;
@@ -879,6 +981,18 @@ static void handle_line(char *line, size_t len)
 	if (!req) {
 		/* the runner never sends a bad line: say so on stderr (the console), answer nothing */
 		fprintf(stderr, "nvmx-agent: unreadable request (%s)\n", err);
+		return;
+	}
+	jnode *deflated = json_get(req, "deflate");
+	if (deflated && deflated->type == 's') {
+		size_t inner_len;
+		char *inner = inflate_request(deflated, &inner_len, &err);
+		if (!inner) {
+			fprintf(stderr, "nvmx-agent: unreadable deflated request (%s)\n", err);
+			return;
+		}
+		handle_line(inner, inner_len);
+		free(inner);
 		return;
 	}
 	jnode *batch = json_get(req, "batch");
@@ -926,20 +1040,56 @@ static void read_cmdline(void)
 	}
 }
 
+/* The VMX capability MSRs a fresh vCPU of this KVM reports (host-initiated reads), on the console:
+ * what this kernel on this CPU offers L1, for comparing with the model's default set. */
+static void log_vmx_msrs(void)
+{
+	int vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+	int fd = vm < 0 ? -1 : ioctl(vm, KVM_CREATE_VCPU, 0);
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[18];
+	} m = { .h = { .nmsrs = 18 } };
+	for (unsigned i = 0; i < 18; i++)
+		m.e[i].index = 0x480 + i;
+	if (fd >= 0 && ioctl(fd, KVM_SET_CPUID2, supported_cpuid) == 0) {
+		int n = ioctl(fd, KVM_GET_MSRS, &m);
+		fprintf(stderr, "nvmx-agent: vmx msrs");
+		for (int i = 0; i < n; i++)
+			fprintf(stderr, " 0x%x=0x%llx", m.e[i].index, (unsigned long long)m.e[i].data);
+		fprintf(stderr, "\n");
+	}
+	if (fd >= 0)
+		close(fd);
+	if (vm >= 0)
+		close(vm);
+}
+
 static void hello(void)
 {
 	jbuf b = { 0 };
 	struct utsname u;
 	uname(&u);
 	snprintf(release, sizeof(release), "%s", u.release);
-	jb_str(&b, "{\"type\":\"hello\",\"protocol\":\"nvmx-target/1\",\"name\":\"kvm\",\"version\":");
+	jb_str(&b, "{\"type\":\"hello\",\"protocol\":\"nvmx-target/1\",\"name\":\"kvm\",\"features\":[\"deflate\"],\"version\":");
 	jb_qstr(&b, release);
 	if (profile[0]) {
 		jb_str(&b, ",\"profile\":");
 		jb_qstr(&b, profile);
 	}
 	if (kvm_fd >= 0) {
-		jb_str(&b, ",\"groups\":[\"nested-state\"],\"unsupported\":{");
+		jb_str(&b, ",\"unsupportedGuestOps\":{");
+		const char *l2 = "\"needs an L2 guest the agent can run, which it does not have yet\"";
+		const char *entry_ops[] = { "vmlaunch", "vmresume", "evmcs-entry", "vmexit", "mtf" };
+		for (size_t i = 0; i < 5; i++) {
+			jb_str(&b, i ? ",\"" : "\"");
+			jb_str(&b, entry_ops[i]);
+			jb_str(&b, "\":");
+			jb_str(&b, l2);
+		}
+		if (!getenv("NVMX_AGENT_SMM"))
+			jb_str(&b, ",\"smm-entry\":\"not reliable in the agent yet\",\"rsm\":\"not reliable in the agent yet\"");
+		jb_str(&b, "},\"groups\":[\"nested-state\"],\"unsupported\":{");
 		const char *why = "\"not offered by the kvm: agent yet (its L1 guest runs VMX instructions, but not these operations)\"";
 		const char *groups[] = { "layout", "vmcs12-access", "layout-revisions", "evmcs-sync", "msr-filter", "migration" };
 		for (size_t i = 0; i < 6; i++) {
@@ -988,6 +1138,8 @@ int main(int argc, char **argv)
 		ensure_nested(1); /* kvm_intel is ours to load, with nvmx.kvm_intel='s parameters; a failure stays in kvm_problem */
 	else if (open_kvm() < 0 && !kvm_problem[0])
 		snprintf(kvm_problem, sizeof(kvm_problem), "KVM unusable: %s", strerror(errno));
+	if (kvm_fd >= 0)
+		log_vmx_msrs();
 	hello();
 	char *line = malloc(MAX_LINE + 1);
 	size_t len = 0;

@@ -1,6 +1,7 @@
 /* nvmx-conformance kvm: agent (MIT): the bounded JSON reader and writer of json.h. */
 #include "json.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -322,18 +323,31 @@ void jb_hex64(jbuf *b, uint64_t v)
 	jb_raw(b, p, (size_t)(t + sizeof(t) - p));
 }
 
+/* Hex, with every run of 8 or more zero bytes written as ~<count in hex>. (at most ~fffff.): the
+ * serial line is slow and nested-state pages are mostly zero. */
 void jb_bytes(jbuf *b, const uint8_t *p, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	char t[512];
+	size_t k = 0;
 	jb_raw(b, "\"", 1);
 	for (size_t i = 0; i < n;) {
-		size_t k = 0;
-		for (; i < n && k < sizeof(t); i++) {
-			t[k++] = hex[p[i] >> 4];
-			t[k++] = hex[p[i] & 15];
+		size_t z = 0;
+		while (i + z < n && !p[i + z] && z < 0xfffff)
+			z++;
+		if (k + 16 > sizeof(t)) {
+			jb_raw(b, t, k);
+			k = 0;
 		}
-		jb_raw(b, t, k);
+		if (z >= 8) {
+			k += (size_t)snprintf(t + k, sizeof(t) - k, "~%zx.", z);
+			i += z;
+			continue;
+		}
+		t[k++] = hex[p[i] >> 4];
+		t[k++] = hex[p[i] & 15];
+		i++;
 	}
+	jb_raw(b, t, k);
 	jb_raw(b, "\"", 1);
 }

@@ -1,0 +1,133 @@
+// The kvm: target's parts that need no emulator: the spec, the bzImage header, the wire's zero runs,
+// --only patterns, the runner's accounting of cases a target cannot run, and the agent's JSON
+// handling (compiled here with gcc and driven on stdin; without /dev/kvm it must still say hello).
+// The machine itself is tested by `npm run test:kvm` (tests/kvm/).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { deflateRawSync } from 'node:zlib';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { bzImageRelease, parseKvmSpec } from '../targets/kvm/spec.js';
+import { hexToBytes } from '../targets/protocol/wire.js';
+import { selectedBy } from '../suites/registry.js';
+import { must, runProperty, type PropertyDef } from '../suites/harness.js';
+import { referenceTarget } from '../targets/reference.js';
+import { DEFAULT_VCPU } from '../model/nested/vcpu.js';
+import type { Target } from '../targets/target.js';
+
+describe('kvm:<spec>', () => {
+  test.each([
+    ['debian-6.12', { kind: 'package', package: 'linux-image-6.12.117+deb12-amd64' }, undefined, false],
+    ['linux-image-6.1.0-57-amd64,modules=/m', { kind: 'package', package: 'linux-image-6.1.0-57-amd64' }, '/m', false],
+    ['/k/bzImage,modules=/k/lib/modules/6.13.0', { kind: 'bzImage', path: '/k/bzImage' }, '/k/lib/modules/6.13.0', false],
+    ['debian-6.1,shadow-vmcs=on', { kind: 'package', package: 'linux-image-6.1.0-57-amd64' }, undefined, true],
+  ])('%s', (text, kernel, modules, shadowVmcs) => {
+    const s = parseKvmSpec(text);
+    expect(s).toEqual({ text, kernel, shadowVmcs, ...(modules ? { modules } : {}) });
+  });
+
+  test.each([
+    ['/k/bzImage', /needs its modules/],
+    ['debian-6.12,frob=1', /unknown option "frob=1"/],
+    ['fedora-40', /neither an alias/],
+  ])('%s is refused in one line', (text, problem) => {
+    const s = parseKvmSpec(text);
+    expect('problem' in s && s.problem).toMatch(problem);
+  });
+
+  test('the release comes from the bzImage setup header', () => {
+    const img = new Uint8Array(0x1000);
+    img.set([...'HdrS'].map((c) => c.charCodeAt(0)), 0x202);
+    img[0x20e] = 0x00;
+    img[0x20f] = 0x04; // version string at 0x400 + 0x200
+    img.set([...'6.12.117+deb12-amd64 (debian-kernel@lists.debian.org) #1 SMP'].map((c) => c.charCodeAt(0)), 0x600);
+    expect(bzImageRelease(img)).toBe('6.12.117+deb12-amd64');
+    expect(bzImageRelease(new Uint8Array(0x1000))).toBeNull();
+  });
+});
+
+test('bytes on the wire: hex, with runs of zero bytes as ~<count>.; a target that claims too many is refused', () => {
+  expect([...hexToBytes('01~4.02')]).toEqual([1, 0, 0, 0, 0, 2]);
+  expect(hexToBytes('~1080.').length).toBe(4224);
+  expect(() => hexToBytes('~fffff.'.repeat(65))).toThrow(/more than/);
+});
+
+test('--only patterns', () => {
+  const only = selectedBy(['nested.restore.*', 'vmcs12.codec.round-trip']);
+  expect(['nested.restore.random-bytes', 'vmcs12.codec.round-trip', 'nested.round-trip', 'vmcs12.codec.round-trips'].map(only)).toEqual([true, true, false, false]);
+  expect(selectedBy(undefined)('anything')).toBe(true);
+});
+
+describe('cases a target cannot run are skipped and counted, never passed', () => {
+  /** the reference, except that it does not offer VMLAUNCH (as the kvm: agent today) */
+  const withoutVmlaunch = (): Target => {
+    const t = referenceTarget({ profile: 'linux-6.12' });
+    return { ...t, guestOp: async (v, o) => (o.op === 'vmlaunch' ? { status: 'unsupported', reason: 'no L2 here' } : t.guestOp(v, o)) };
+  };
+  const property = (launches: fc.Arbitrary<boolean>): PropertyDef => ({
+    id: 'test.launch-maybe',
+    invariant: 'a VMXON succeeds',
+    groups: ['nested-state'],
+    runs: 50,
+    async build(ctx) {
+      return fc.asyncProperty(launches, async (launch) => {
+        const v = must(await ctx.target.createVcpu(DEFAULT_VCPU));
+        must(await ctx.target.guestOp(v, { op: 'init-vmcs', pa: 0x1000n }));
+        must(await ctx.target.guestOp(v, { op: 'vmxon', pa: 0x1000n }));
+        if (launch) must(await ctx.target.guestOp(v, { op: 'vmlaunch' }));
+      });
+    },
+  });
+
+  test('some cases skipped: pass, with the cases that reached the check and the skipped ones apart', async () => {
+    const o = await runProperty(property(fc.boolean()), withoutVmlaunch(), { seed: 7 });
+    expect(o.verdict).toBe('pass');
+    if (o.verdict !== 'pass') return;
+    expect(o.cases).toBe(50);
+    expect(o.unsupportedCases).toMatchObject({ reason: 'no L2 here' });
+    expect(o.unsupportedCases!.count).toBeGreaterThan(10);
+  });
+
+  test('every case skipped: unsupported', async () => {
+    const o = await runProperty(property(fc.constant(true)), withoutVmlaunch(), { seed: 7 });
+    expect(o).toMatchObject({ verdict: 'unsupported' });
+    expect(o.verdict === 'unsupported' && o.reason).toMatch(/no L2 here/);
+  });
+});
+
+describe('the agent (C) on stdin, where there is no /dev/kvm', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nvmx-agent-'));
+  const bin = join(dir, 'agent');
+  const src = new URL('../targets/kvm/agent/', import.meta.url).pathname;
+  const cc = spawnSync('gcc', ['-O1', '-Wall', '-Werror', '-pthread', '-fsanitize=address,undefined', '-o', bin, ...['agent.c', 'json.c', 'l1.S'].map((f) => join(src, f)), '-lz'], { encoding: 'utf8' });
+
+  test('compiles without warnings (with AddressSanitizer)', () => expect(cc.stderr).toBe(''));
+
+  test('says hello without KVM, answers every request line, and survives malformed ones', () => {
+    const lines = [
+      '{"id":1,"op":"create-vcpu","args":{"config":{"nested":true}}}',
+      '{"id":2,"op":"x","args":{"s":"ends in a backslash\\',
+      '{"id":3,"op":"x","args":{"s":"\\u12"}}',
+      '{"batch":[{"id":4,"op":"get-nested-state","args":{"vcpu":"v1","userSize":8}},{"id":5,"op":"frob","args":{}}]}',
+      '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]',
+      // the deflate feature: a whole batch, compressed
+      JSON.stringify({ deflate: deflateRawSync(JSON.stringify({ batch: [{ id: 6, op: 'destroy-vcpu', args: { vcpu: 'v1' } }, { id: 7, op: 'frob', args: {} }] })).toString('base64') }),
+      JSON.stringify({ deflate: deflateRawSync('x'.repeat(5 << 20)).toString('base64') }),
+    ];
+    const r = spawnSync(bin, [], { input: lines.join('\n') + '\n', encoding: 'utf8', env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' } });
+    expect(r.status).toBe(0);
+    const out = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(out[0]).toMatchObject({ type: 'hello', protocol: 'nvmx-target/1', name: 'kvm', groups: [], features: ['deflate'] });
+    expect(out[0].unsupported['nested-state']).toBeTruthy();
+    expect(out[1]).toMatchObject({ id: 1, status: 'error' });
+    expect(out[2].batch.map((x: { id: number }) => x.id)).toEqual([4, 5]);
+    expect(out[3].batch.map((x: { id: number }) => x.id)).toEqual([6, 7]);
+    expect(r.stderr).toMatch(/deflated line too long/);
+    expect(r.stderr).toMatch(/unreadable request \(unterminated string\)/);
+    expect(r.stderr).toMatch(/unreadable request \(bad \\u escape\)/);
+    expect(r.stderr).toMatch(/nested too deeply/);
+    expect(r.stderr).not.toMatch(/AddressSanitizer|runtime error/);
+  });
+});
