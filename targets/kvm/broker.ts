@@ -163,8 +163,11 @@ export class KvmBroker {
       const done = (answer: string | null) => {
         clearTimeout(timer);
         machine.socket.off('data', onData);
+        machine.socket.off('close', onClose);
         resolve(answer);
       };
+      // the serial socket closes when Bochs exits or is killed: no answer will come
+      const onClose = () => done(null);
       const timer = setTimeout(() => {
         this.down(machine, `the agent did not answer within ${this.opts.timeoutMs} ms (the emulated machine hangs?)`);
         done(null);
@@ -175,7 +178,7 @@ export class KvmBroker {
         if (nl >= 0) done(buf.slice(0, nl + 1));
       };
       machine.socket.on('data', onData);
-      void machine.exited.then(() => done(null));
+      machine.socket.once('close', onClose);
       machine.socket.write(line);
     });
   }

@@ -685,6 +685,16 @@ static int hex_decode(const jnode *n, uint8_t **out, size_t *len)
 	return 0;
 }
 
+/* "errno": the ioctl's errno name, or null when it succeeded */
+static void jb_errno(jbuf *val, int r, int e)
+{
+	jb_str(val, "\"errno\":");
+	if (r < 0)
+		jb_qstr(val, errno_name(e));
+	else
+		jb_str(val, "null");
+}
+
 static answer op_set_nested_state(const jnode *args, jbuf *val)
 {
 	struct vcpu *v = find_vcpu(args);
@@ -713,11 +723,8 @@ static answer op_set_nested_state(const jnode *args, jbuf *val)
 	int e = errno;
 	jb_str(val, "{\"ret\":");
 	jb_i64(val, r < 0 ? -e : r);
-	jb_str(val, ",\"errno\":");
-	if (r < 0)
-		jb_qstr(val, errno_name(e));
-	else
-		jb_str(val, "null");
+	jb_str(val, ",");
+	jb_errno(val, r, e);
 	jb_str(val, ",\"rule\":\"\"}");
 	return OK;
 }
@@ -770,11 +777,8 @@ static answer op_get_nested_state(const jnode *args, jbuf *val)
 	}
 	uint32_t size;
 	memcpy(&size, answer0 + 4, 4);
-	jb_str(val, "{\"errno\":");
-	if (r0 < 0)
-		jb_qstr(val, errno_name(e0));
-	else
-		jb_str(val, "null");
+	jb_str(val, "{");
+	jb_errno(val, r0, e0);
 	jb_str(val, ",\"size\":");
 	jb_u64(val, size);
 	jb_str(val, ",\"buffer\":");
