@@ -43,6 +43,39 @@ export const capabilitySet: fc.Arbitrary<MsrSet> = fc
     return m;
   });
 
+const lo32 = (v: bigint) => Number(v & 0xffffffffn) >>> 0;
+const hi32 = (v: bigint) => Number(v >> 32n) >>> 0;
+/** the TRUE control MSRs and the secondary controls: what a VMM restores and KVM narrows */
+const RESTORABLE: readonly { index: number; defaultOnes: number; twin?: number }[] = [
+  ...(['pin', 'proc', 'exit', 'entry'] as const).map((c) => {
+    const twin = CONTROL_MSRS.find((x) => x.controls === c && x.defaultOnes !== undefined)!;
+    return { index: CONTROL_MSRS.find((x) => x.trueOf === twin.index)!.index, defaultOnes: ALWAYSON[c], twin: twin.index };
+  }),
+  { index: MSR.PROCBASED_CTLS2, defaultOnes: 0 },
+];
+
+/**
+ * Capability sets a target that reports its vCPU's VMX MSRs (`Target.vmxMsrs`) accepts from a VMM
+ * (host-initiated KVM_SET_MSRS): each TRUE control MSR and the secondary controls keep their
+ * allowed-0 bits and lose some allowed-1 bits, the non-TRUE twins are derived as KVM derives them
+ * (allowed-0 | *_ALWAYSON_WITHOUT_TRUE_MSR), VMFUNC loses bits, and every other MSR is the target's.
+ */
+export function capabilitySetWithin(caps: MsrSet): fc.Arbitrary<MsrSet> {
+  const present = RESTORABLE.filter((r) => caps.has(r.index));
+  return fc.record({ keep: fc.array(allowed1, { minLength: present.length, maxLength: present.length }), vmfunc: fc.oneof(fc.constant(0xffffffff), fc.nat()) }).map(({ keep, vmfunc }) => {
+    const m = new Map(caps);
+    present.forEach((r, k) => {
+      const v = caps.get(r.index)!;
+      const low = lo32(v);
+      const high = ((hi32(v) & keep[k]!) | low | (r.defaultOnes & hi32(v))) >>> 0;
+      m.set(r.index, join(low, high));
+      if (r.twin !== undefined && caps.has(r.twin)) m.set(r.twin, join((low | r.defaultOnes) >>> 0, high));
+    });
+    if (caps.has(MSR.VMFUNC)) m.set(MSR.VMFUNC, caps.get(MSR.VMFUNC)! & BigInt(vmfunc >>> 0));
+    return m;
+  });
+}
+
 /** Hyper-V CPUID 0x4000000A EBX: bit 0 (PERF_GLOBAL_CTRL) is the one that matters; others ride along. */
 export const hvNestedEbx = fc.oneof(fc.constant(0), fc.constant(1), fc.nat());
 

@@ -70,6 +70,9 @@ export function vmwrite(table: AccessTable, page: Uint8Array, encoding: bigint, 
 const AR_BYTES_MASK = 0x1f0ffn;
 const isArBytes = (enc: number): boolean => enc >= 0x4814 && enc <= 0x4822 && (enc & 1) === 0;
 
+/** The bits of a VMWRITE value that handle_vmwrite keeps before storing it (quirk VMWRITE_AR_BYTES_MASK). */
+export const vmwriteInstructionMask = (encoding: number): bigint => (isArBytes(encoding) ? AR_BYTES_MASK : (1n << 64n) - 1n);
+
 /**
  * handle_vmwrite's rules on top of vmwrite: read-only (VM-exit information) fields fail unless L1's
  * IA32_VMX_MISC grants "VMWRITE to any field" (bit 29); guest AR bytes are masked with 0x1f0ff.
@@ -86,7 +89,30 @@ export function vmwriteInstruction(
   const enc = Number(encoding);
   if (isReadOnly(enc) && !opts.vmwriteAnyField)
     return { ok: false, vmfail: 'valid', error: VMXERR_VMWRITE_READ_ONLY_VMCS_COMPONENT, reason: `read-only VMCS component 0x${enc.toString(16)}` };
-  return vmwrite(table, page, encoding, isArBytes(enc) ? value & AR_BYTES_MASK : value);
+  return vmwrite(table, page, encoding, value & vmwriteInstructionMask(enc));
+}
+
+/**
+ * How a target carries out VMREAD/VMWRITE on a page: `table` is vmcs12_read_any/vmcs12_write_any;
+ * `instruction` is L1's VMREAD/VMWRITE on a vCPU with KVM's default VMX MSRs, which grant
+ * "VMWRITE to any field" (IA32_VMX_MISC bit 29), so only handle_vmwrite's AR-byte mask adds to it.
+ */
+export type AccessPath = 'table' | 'instruction';
+
+/** nested_vmx_failValid: the VM-instruction error goes into the current vmcs12's vm_instruction_error. */
+export function recordInstructionError(table: AccessTable, page: Uint8Array, error: number): void {
+  const f = table.layout.fields.find((x) => x.member === 'vm_instruction_error' && !x.high);
+  if (f) writeBytes(page, f.offset, widthBytes(f.width), BigInt(error));
+}
+
+/**
+ * One VMREAD or VMWRITE on `page` (in place), as a target with this access path answers it; the
+ * instruction path records a VMfailValid's error in the page, as nested_vmx_failValid does.
+ */
+export function access(table: AccessTable, page: Uint8Array, op: { op: 'read'; encoding: bigint } | { op: 'write'; encoding: bigint; value: bigint }, path: AccessPath = 'table'): AccessOutcome {
+  const r = op.op === 'read' ? vmread(table, page, op.encoding) : path === 'instruction' ? vmwriteInstruction(table, page, op.encoding, op.value, { vmwriteAnyField: true }) : vmwrite(table, page, op.encoding, op.value);
+  if (!r.ok && path === 'instruction') recordInstructionError(table, page, r.error);
+  return r;
 }
 
 /** The value a read returns after writing `value`: truncated to the encoding's width. */

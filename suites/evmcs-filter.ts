@@ -8,6 +8,7 @@ import { failedControlRule, filterFactsFor, filterMsr, ruleField, type FilterFac
 import { writeBytes } from '../model/vmcs12-access.js';
 import type { Profile } from '../model/profiles.js';
 import { profileOf } from './common.js';
+import { capabilitiesFor } from './msr-filter.js';
 import { expectNoDiff, must, Violation, type PropertyDef } from './harness.js';
 
 function factsOf(profile: Profile): FilterFacts {
@@ -29,7 +30,11 @@ export const filterMatchesProfile: PropertyDef = {
   runs: 200,
   async build(ctx) {
     const facts = factsOf(profileOf(ctx.target));
-    const msrs = fc.array(fc.record({ index: msrIndex, value: msrValue }), { minLength: 1, maxLength: 19 });
+    // any values, any order, repeats, a stray index; a target that reports its VMX MSRs accepts only
+    // capability sets inside them from a VMM, so it gets such a set, every MSR once, shuffled
+    const msrs = ctx.target.vmxMsrs
+      ? capabilitiesFor(ctx.target).chain((caps) => fc.shuffledSubarray([...caps].map(([index, value]) => ({ index, value })), { minLength: caps.size, maxLength: caps.size }))
+      : fc.array(fc.record({ index: msrIndex, value: msrValue }), { minLength: 1, maxLength: 19 });
     return fc.asyncProperty(msrs, fc.nat(0xffffffff), async (list, ebx) => {
       const got = must(await ctx.target.filterVmxMsrs(list, ebx));
       if (got.length !== list.length) throw new Violation(`target filtered ${got.length} of ${list.length} MSRs`);

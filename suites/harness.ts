@@ -142,8 +142,9 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
   const numRuns = opts.path !== undefined || def.runs === 1 ? 1 : expected ? Math.max(runs, def.runs ?? 100) : runs;
   let details: fc.RunDetails<unknown>;
   const skipped = skipUnsupported(prop);
+  const bounded = boundShrinking(skipped.prop, target.shrinkBudget);
   try {
-    details = await fc.check(opts.signal ? stopOnAbort(skipped.prop, opts.signal) : skipped.prop, {
+    details = await fc.check(opts.signal ? stopOnAbort(bounded.prop, opts.signal) : bounded.prop, {
       seed: opts.seed,
       numRuns,
       // a target without some operation skips the cases that need it; the rest still count
@@ -191,7 +192,7 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
     path: details.counterexamplePath ?? '',
     shrinks: details.numShrinks,
     counterexample: {
-      summary: err instanceof Error ? err.message : String(err),
+      summary: (err instanceof Error ? err.message : String(err)) + (bounded.cut ? ` (shrinking stopped after ${target.shrinkBudget} attempts, this target's budget)` : ''),
       diff: err instanceof Violation ? err.diff : [],
       input: input.length > MAX_INPUT_CHARS ? input.slice(0, MAX_INPUT_CHARS) + ' …' : input,
       ...(replayPath !== undefined ? { replayPath } : {}),
@@ -233,6 +234,29 @@ function skipUnsupported<T>(prop: fc.IAsyncPropertyWithHooks<T>): { prop: fc.IAs
  * run never leaves the microtask queue; yielding to the event loop every 50 ms lets the abort
  * (a message from vitest's main process) arrive at all.
  */
+/**
+ * A slow target (kvm: costs seconds per case) bounds shrinking by a number of attempts after the
+ * first failure: later candidates count as passing, so fast-check keeps the smallest failure found
+ * so far. A count, not a time, so the same seed shrinks to the same counterexample.
+ */
+function boundShrinking<T>(prop: fc.IAsyncPropertyWithHooks<T>, budget: number | undefined): { prop: fc.IAsyncPropertyWithHooks<T>; cut: boolean } {
+  const out = { prop, cut: false };
+  if (budget === undefined) return out;
+  let attempts = -1;
+  const run = async (v: T) => {
+    if (attempts >= budget) {
+      out.cut = true;
+      return null;
+    }
+    const r = await prop.run(v);
+    if (attempts >= 0) attempts++;
+    else if (r !== null && !(r instanceof fc.PreconditionFailure)) attempts = 0;
+    return r;
+  };
+  out.prop = Object.assign(Object.create(prop) as fc.IAsyncPropertyWithHooks<T>, { run });
+  return out;
+}
+
 function stopOnAbort<T>(prop: fc.IAsyncPropertyWithHooks<T>, signal: AbortSignal): fc.IAsyncPropertyWithHooks<T> {
   let lastYield = Date.now();
   const run = async (v: T) => {

@@ -6,14 +6,18 @@ import type { FieldDiff } from '../model/codec.js';
 import { hex } from '../model/encoding.js';
 import { capabilityProblems, MSR_NAMES, meet, type MsrSet } from '../model/vmx-msrs.js';
 import type { Target } from '../targets/target.js';
-import { capabilitySet, hvNestedEbx } from '../generators/capabilities.js';
-import { expectNoDiff, must, type PropertyDef } from './harness.js';
+import { capabilitySet, capabilitySetWithin, hvNestedEbx } from '../generators/capabilities.js';
+import { expectNoDiff, must, Violation, type PropertyDef } from './harness.js';
 
 async function filtered(t: Target, msrs: MsrSet, ebx: number): Promise<Map<number, bigint>> {
   const list = [...msrs].map(([index, value]) => ({ index, value }));
   const out = must(await t.filterVmxMsrs(list, ebx));
+  if (out.length !== list.length) throw new Violation(`target filtered ${out.length} of ${list.length} MSRs`);
   return new Map(list.map((m, i) => [m.index, out[i]!]));
 }
+
+/** Capability sets the target can be given: inside the VMX MSRs it reports, when it reports them. */
+export const capabilitiesFor = (t: Target): fc.Arbitrary<MsrSet> => (t.vmxMsrs ? capabilitySetWithin(t.vmxMsrs) : capabilitySet);
 
 const name = (i: number) => MSR_NAMES[i] ?? hex(i);
 const row = (i: number, what: string, expected: bigint, actual: bigint): FieldDiff => ({ field: `${name(i)} ${what}`, offset: -1, expected: hex(expected, 16), actual: hex(actual, 16) });
@@ -25,7 +29,7 @@ export const filterOnlyNarrows: PropertyDef = {
   groups: ['msr-filter'],
   runs: 300,
   async build(ctx) {
-    return fc.asyncProperty(capabilitySet, hvNestedEbx, async (caps, ebx) => {
+    return fc.asyncProperty(capabilitiesFor(ctx.target), hvNestedEbx, async (caps, ebx) => {
       const once = await filtered(ctx.target, caps, ebx);
       const twice = await filtered(ctx.target, once, ebx);
       const diff: FieldDiff[] = [];
@@ -49,7 +53,7 @@ export const filterMonotoneInCpuid: PropertyDef = {
   groups: ['msr-filter'],
   runs: 300,
   async build(ctx) {
-    return fc.asyncProperty(capabilitySet, hvNestedEbx, async (caps, ebx) => {
+    return fc.asyncProperty(capabilitiesFor(ctx.target), hvNestedEbx, async (caps, ebx) => {
       const withBit = await filtered(ctx.target, caps, ebx | 1);
       const without = await filtered(ctx.target, caps, ebx & ~1);
       const diff: FieldDiff[] = [];
@@ -66,7 +70,7 @@ export const filterDistributesOverMeet: PropertyDef = {
   groups: ['msr-filter'],
   runs: 300,
   async build(ctx) {
-    return fc.asyncProperty(capabilitySet, capabilitySet, hvNestedEbx, async (a, b, ebx) => {
+    return fc.asyncProperty(capabilitiesFor(ctx.target), capabilitiesFor(ctx.target), hvNestedEbx, async (a, b, ebx) => {
       const left = await filtered(ctx.target, meet(a, b), ebx);
       const right = meet(await filtered(ctx.target, a, ebx), await filtered(ctx.target, b, ebx));
       const diff: FieldDiff[] = [];

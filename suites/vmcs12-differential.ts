@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { diffBytes, type FieldDiff } from '../model/codec.js';
 import { hex } from '../model/encoding.js';
-import { accessTableFor, vmread, vmwrite, type AccessOutcome } from '../model/vmcs12-access.js';
+import { access, accessTableFor, type AccessOutcome } from '../model/vmcs12-access.js';
 import type { Vmcs12Op } from '../targets/target.js';
 import { profileOf } from './common.js';
 import { expectNoDiff, must, type PropertyDef } from './harness.js';
@@ -20,6 +20,7 @@ export const accessMatchesProfile: PropertyDef = {
   async build(ctx) {
     const layout = profileOf(ctx.target).vmcs12;
     const table = accessTableFor(layout);
+    const path = ctx.target.vmcs12AccessPath ?? 'table';
     // mostly encodings the profile knows, and their neighbours (holes, _HIGH of narrow fields, bit 15)
     const encoding = fc.oneof(
       { weight: 6, arbitrary: fc.constantFrom(...table.encodings).map(BigInt) },
@@ -35,7 +36,7 @@ export const accessMatchesProfile: PropertyDef = {
       const want = page.slice();
       const diff: FieldDiff[] = [];
       ops.forEach((o, i) => {
-        const w = o.op === 'read' ? vmread(table, want, o.encoding) : vmwrite(table, want, o.encoding, o.value);
+        const w = access(table, want, o, path);
         const g = got.results[i];
         if (!g || show(g) !== show(w)) diff.push({ field: `#${i} ${o.op} ${hex(o.encoding)}${o.op === 'write' ? ` = ${hex(o.value)}` : ''}`, offset: -1, expected: show(w), actual: g ? show(g) : 'no result' });
       });

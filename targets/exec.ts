@@ -42,6 +42,8 @@ export async function openExecTarget(launchOptions: LaunchOptions, name?: string
     groups,
     ...(hello!.unsupported ? { unsupportedReasons: hello!.unsupported as Partial<Record<Group, string>> } : {}),
     ...(hello!.unsupportedGuestOps ? { unsupportedGuestOps: hello!.unsupportedGuestOps } : {}),
+    ...(hello!.vmcs12Access ? { vmcs12AccessPath: hello!.vmcs12Access } : {}),
+    ...(hello!.vmxMsrs ? { vmxMsrs: new Map(Object.entries(hello!.vmxMsrs).map(([k, v]) => [Number(k), BigInt(v)])) } : {}),
     async beforeProperty() {
       if (!conn.broken) return { status: 'ok', value: null };
       await conn.close();

@@ -2,7 +2,8 @@
 // targets only through it. A KVM-style errno or VMfail is an `ok` answer; `error` means the
 // target itself broke; `unsupported` means it does not offer the operation.
 import type { LayoutDescriptor } from '../model/layout.js';
-import type { AccessOutcome } from '../model/vmcs12-access.js';
+import type { AccessOutcome, AccessPath } from '../model/vmcs12-access.js';
+import type { MsrSet } from '../model/vmx-msrs.js';
 import type { GuestOp, OpResult, VcpuConfig } from '../model/nested/vcpu.js';
 import type { Errno } from '../model/nested/constants.js';
 import type { Outcome } from '../model/migration/outcome.js';
@@ -92,6 +93,15 @@ export interface Target {
   readonly unsupportedReasons?: Readonly<Partial<Record<Group, string>>>;
   /** guest operations (by `op`) the target does not carry out, with why: a case needing one is skipped up front */
   readonly unsupportedGuestOps?: Readonly<Record<string, string>>;
+  /**
+   * how `vmcs12Access` is carried out: `table` (the default) is vmcs12_read_any/vmcs12_write_any on
+   * the page; `instruction` is L1's VMREAD/VMWRITE, where handle_vmwrite's own rules apply too
+   */
+  readonly vmcs12AccessPath?: AccessPath;
+  /** the VMX MSRs a fresh vCPU of the target reports: capability sets it refuses lie outside them */
+  readonly vmxMsrs?: MsrSet;
+  /** at most this many shrinking attempts after a failure (a slow target); unbounded when absent */
+  readonly shrinkBudget?: number;
   /** called before each property: a process target that broke restarts here (DESIGN §4) */
   beforeProperty?(): Promise<TargetResult<null>>;
   /** group `layout`: the structure's layout descriptor */

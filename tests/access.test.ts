@@ -1,7 +1,7 @@
 // KVM's VMREAD/VMWRITE rules on a vmcs12 page, case by case.
 import { expect, test } from 'vitest';
 import { findProfile } from '../model/profiles.js';
-import { accessTableFor, vmread, vmwrite, vmwriteInstruction, VMXERR_UNSUPPORTED_VMCS_COMPONENT, VMXERR_VMWRITE_READ_ONLY_VMCS_COMPONENT } from '../model/vmcs12-access.js';
+import { access, accessTableFor, vmread, vmwrite, vmwriteInstruction, VMXERR_UNSUPPORTED_VMCS_COMPONENT, VMXERR_VMWRITE_READ_ONLY_VMCS_COMPONENT } from '../model/vmcs12-access.js';
 
 const layout = findProfile('linux-6.12')!.vmcs12;
 const t = accessTableFor(layout);
@@ -36,4 +36,14 @@ test('handle_vmwrite: read-only fields need VMWRITE-any-field, AR bytes are mask
   expect(r.ok ? 0 : r.error).toBe(VMXERR_VMWRITE_READ_ONLY_VMCS_COMPONENT);
   expect(vmwriteInstruction(t, p, 0x4402n, 1n, { vmwriteAnyField: true }).ok).toBe(true);
   expect(vmwriteInstruction(t, p, 0x4814n, 0xffffffffn, { vmwriteAnyField: true })).toEqual({ ok: true, value: 0x1f0ffn });
+});
+
+test("the instruction path (a target running L1's VMWRITE) masks guest AR bytes with 0x1f0ff; the table path stores all 32 bits", () => {
+  const viaTable = new Uint8Array(4096);
+  const viaInstr = new Uint8Array(4096);
+  expect(access(t, viaTable, { op: 'write', encoding: 0x4814n, value: 0xffff_ffffn })).toEqual({ ok: true, value: 0xffff_ffffn });
+  expect(access(t, viaInstr, { op: 'write', encoding: 0x4814n, value: 0xffff_ffffn }, 'instruction')).toEqual({ ok: true, value: 0x1f0ffn });
+  // read-only fields stay writable: KVM's default IA32_VMX_MISC grants VMWRITE to any field
+  expect(access(t, viaInstr, { op: 'write', encoding: 0x4402n, value: 7n }, 'instruction')).toEqual({ ok: true, value: 7n });
+  expect(access(t, viaInstr, { op: 'read', encoding: 0x4814n }, 'instruction')).toEqual({ ok: true, value: 0x1f0ffn });
 });

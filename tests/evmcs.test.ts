@@ -6,9 +6,9 @@ import { CLEAN_FIELDS, EVMCS_FIELDS, EVMCS_MEMBERS, EVMCS_VERSION_RANGE } from '
 import { CHECK_LINUX_6_1, CHECK_LINUX_6_12, FILTER_LINUX_6_1, FILTER_LINUX_6_12 } from '../model/catalog/vmx-controls.js';
 import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened, evmcsVmread } from '../model/evmcs.js';
 import { findProfile } from '../model/profiles.js';
-import { capabilityProblems, evmcsCheckControls, filterVmxMsr } from '../model/vmx-msrs.js';
+import { capabilityProblems, evmcsCheckControls, filterVmxMsr, type MsrSet } from '../model/vmx-msrs.js';
 import { writeBytes, readBytes } from '../model/vmcs12-access.js';
-import { capabilitySet } from '../generators/capabilities.js';
+import { capabilitySet, capabilitySetWithin } from '../generators/capabilities.js';
 
 const load = (v: string, f: string) => JSON.parse(readFileSync(new URL(`./fixtures/kernel-tables/${v}/${f}.json`, import.meta.url), 'utf8'));
 const strip = (g: string) => g.replace('HV_VMX_ENLIGHTENED_CLEAN_FIELD_', '');
@@ -106,4 +106,39 @@ test('the secondary field is checked raw, even with ACTIVATE_SECONDARY_CONTROLS 
 
 test('generated capability sets are consistent', () => {
   fc.assert(fc.property(capabilitySet, (m) => capabilityProblems(m).length === 0));
+});
+
+// What a fresh vCPU of Debian's 6.12.117 reports in Bochs (corei7_skylake_x): the kvm: agent's hello.
+const BOCHS_612: MsrSet = new Map(
+  Object.entries({
+    0x480: 0xd8100011e57ed0n, 0x481: 0x7f00000016n, 0x482: 0xf7f9fffe0401e172n, 0x483: 0x7fffff00036dffn, 0x484: 0xf3ff000011ffn, 0x485: 0x20000165n,
+    0x486: 0x80000021n, 0x487: 0xffffffffn, 0x488: 0x2000n, 0x489: 0x332fffn, 0x48a: 0x32n, 0x48b: 0x2037bff00000000n, 0x48c: 0xf0106334041n,
+    0x48d: 0x7f00000016n, 0x48e: 0xf7f9fffe04006172n, 0x48f: 0x7fffff00036dfbn, 0x490: 0xf3ff000011fbn, 0x491: 0x1n,
+  }).map(([k, v]) => [Number(k), v]),
+);
+
+/** KVM's host-initiated restore rules for the VMX MSRs (vmx_set_vmx_msr), restated as the test's own oracle. */
+function kvmAccepts(caps: MsrSet, m: MsrSet): string | null {
+  const lo = (v: bigint) => v & 0xffffffffn;
+  const hi = (v: bigint) => v >> 32n;
+  for (const [i, v] of m) {
+    const c = caps.get(i)!;
+    if ([0x48b, 0x48d, 0x48e, 0x48f, 0x490].includes(i)) {
+      if ((lo(c) & ~lo(v)) !== 0n) return `${i.toString(16)}: a must-be-1 bit cleared`;
+      if ((hi(v) & ~hi(c)) !== 0n) return `${i.toString(16)}: an allowed-1 bit added`;
+    } else if (i >= 0x481 && i <= 0x484) {
+      const twin = m.get(i + 0xc)!; // KVM derives PINBASED..ENTRY from TRUE_* (0x48d..0x490)
+      const always = { 0x481: 0x16n, 0x482: 0x0401e172n, 0x483: 0x00036dffn, 0x484: 0x000011ffn }[i]!;
+      if (v !== ((hi(twin) << 32n) | lo(twin) | always)) return `${i.toString(16)}: not what KVM derives from its TRUE twin`;
+    } else if (i === 0x491) {
+      if ((v & ~c) !== 0n) return 'vmfunc widened';
+    } else if (v !== c) return `${i.toString(16)}: changed`;
+  }
+  return null;
+}
+
+test('capability sets generated inside a target-reported set are ones KVM accepts from a VMM, and consistent', () => {
+  fc.assert(fc.property(capabilitySetWithin(BOCHS_612), (m) => kvmAccepts(BOCHS_612, m) === null && capabilityProblems(m).length === 0 && m.size === BOCHS_612.size));
+  // and they vary: some allowed-1 bit of the TRUE procbased controls is dropped in some set
+  expect(fc.sample(capabilitySetWithin(BOCHS_612), 50).some((m) => m.get(0x48e) !== BOCHS_612.get(0x48e))).toBe(true);
 });

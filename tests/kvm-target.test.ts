@@ -131,3 +131,28 @@ describe('the agent (C) on stdin, where there is no /dev/kvm', () => {
     expect(r.stderr).not.toMatch(/AddressSanitizer|runtime error/);
   });
 });
+
+test("a slow target's shrink budget: shrinking stops after that many attempts, says so, and the path replays the failure", async () => {
+  const failsAbove100: PropertyDef = {
+    id: 'test.fails-above-100',
+    invariant: 'every number is at most 100',
+    groups: ['nested-state'],
+    runs: 200,
+    async build() {
+      return fc.asyncProperty(fc.array(fc.integer({ min: 0, max: 1_000_000 }), { minLength: 20, maxLength: 40 }), async (xs) => {
+        if (xs.some((x) => x > 100)) throw new Error('a number above 100');
+      });
+    },
+  };
+  const slow: Target = { ...referenceTarget({ profile: 'linux-6.12' }), shrinkBudget: 5 };
+  const bounded = await runProperty(failsAbove100, slow, { seed: 3 });
+  const free = await runProperty(failsAbove100, referenceTarget({ profile: 'linux-6.12' }), { seed: 3 });
+  expect(bounded.verdict).toBe('fail');
+  expect(free.verdict).toBe('fail');
+  if (bounded.verdict !== 'fail' || free.verdict !== 'fail') return;
+  expect(bounded.counterexample.summary).toMatch(/shrinking stopped after 5 attempts/);
+  expect(bounded.shrinks).toBeLessThanOrEqual(5);
+  expect(free.shrinks).toBeGreaterThan(bounded.shrinks);
+  const again = await runProperty(failsAbove100, slow, { seed: 3, path: bounded.path });
+  expect(again).toMatchObject({ verdict: 'fail' });
+});

@@ -4,7 +4,7 @@ import { EVMCS_ACCEPTED_REVISIONS } from '../catalog/evmcs.js';
 import { VMCS12_REVISION, VMCS12_SIZE } from '../catalog/vmcs12.js';
 import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened, HV_CLEAN_FIELDS_OFFSET } from '../evmcs.js';
 import type { Profile } from '../profiles.js';
-import { accessTableFor, readBytes, vmread, vmwriteInstruction, writeBytes } from '../vmcs12-access.js';
+import { accessTableFor, readBytes, recordInstructionError, vmread, vmwriteInstruction, writeBytes } from '../vmcs12-access.js';
 import { evmcsVmread } from '../evmcs.js';
 import { INVALID_GPA } from './constants.js';
 import type { NestedBehaviour } from './behaviour.js';
@@ -226,10 +226,14 @@ export type GuestOp =
  * nested_vmx_fail: VMfailValid records its error in the current VMCS; with none (no vmcs12 and no
  * eVMCS) there is nowhere to record it, and the instruction is VMfailInvalid instead (quirk
  * VMFAIL_VALID_WITHOUT_VMCS; seen on real KVM: a second VMXON before any VMPTRLD is VMfailInvalid).
+ * The error lands in the cached vmcs12's vm_instruction_error, where GET and VMREAD see it (F7,
+ * seen on real KVM 6.12: a VMWRITE of an unknown encoding leaves 12 there). Not modelled: the
+ * eVMCS sync KVM schedules with it.
  */
-function failValid(v: Vcpu, reason: string, error: number): OpResult {
+function failValid(v: Vcpu, reason: string, error: number, check?: string): OpResult {
   if (v.currentVmptr === INVALID_GPA && !v.evmcsMapped()) return { result: 'VMfailInvalid', reason: `${reason} (no current VMCS to hold error ${error})` };
-  return { result: 'VMfailValid', reason, error };
+  recordInstructionError(accessTableFor(v.profile.vmcs12), v.vmcs12, error);
+  return { result: 'VMfailValid', reason, error, ...(check !== undefined ? { check } : {}) };
 }
 
 const ok = (value?: bigint): OpResult => (value === undefined ? { result: 'ok' } : { result: 'ok', value });
@@ -237,11 +241,11 @@ const fail = (result: Exclude<OpResult['result'], 'ok' | 'vmexit'>, reason: stri
 
 function vmentry(v: Vcpu, launch: boolean): OpResult {
   const launchState = readBytes(v.vmcs12, 8, 4);
-  if (launch && launchState !== 0n) return fail('VMfailValid', 'VMLAUNCH of a launched VMCS', VMXERR.VMLAUNCH_NONCLEAR_VMCS);
-  if (!launch && launchState !== 1n) return fail('VMfailValid', 'VMRESUME of a VMCS that was not launched', VMXERR.VMRESUME_NONLAUNCHED_VMCS);
+  if (launch && launchState !== 0n) return failValid(v, 'VMLAUNCH of a launched VMCS', VMXERR.VMLAUNCH_NONCLEAR_VMCS);
+  if (!launch && launchState !== 1n) return failValid(v, 'VMRESUME of a VMCS that was not launched', VMXERR.VMRESUME_NONLAUNCHED_VMCS);
   const bad = v.hooks.vmentryChecks(v, v.vmcs12, true);
   if (bad && (bad.stage === 'guest' || bad.stage === 'prepare')) return entryFailureExit(v, bad.rule, bad.qualification ?? 0);
-  if (bad) return { result: 'VMfailValid', reason: `VM-entry check ${bad.rule}`, error: bad.stage === 'host' ? VMXERR.ENTRY_INVALID_HOST_STATE_FIELD : VMXERR.ENTRY_INVALID_CONTROL_FIELD, check: bad.rule };
+  if (bad) return failValid(v, `VM-entry check ${bad.rule}`, bad.stage === 'host' ? VMXERR.ENTRY_INVALID_HOST_STATE_FIELD : VMXERR.ENTRY_INVALID_CONTROL_FIELD, bad.rule);
   writeBytes(v.vmcs12, 8, 4, 1n);
   // nested_cache_shadow_vmcs12: the shadow vmcs12 is read from the link pointer's page on entry
   const link = v.linkPointer();
@@ -370,17 +374,17 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
       if (!v.vmxon || v.guestMode) return fail('#UD', 'VMWRITE outside VMX root operation');
       if (v.currentVmptr === INVALID_GPA) return fail('VMfailInvalid', v.evmcsMapped() ? 'VMWRITE with an eVMCS: there is no current vmcs12' : 'no current VMCS');
       const r = vmwriteInstruction(table, v.vmcs12, o.field, o.value, { vmwriteAnyField: true });
-      return r.ok ? ok() : fail('VMfailValid', r.reason, r.error);
+      return r.ok ? ok() : failValid(v, r.reason, r.error);
     }
     case 'vmread': {
       if (!v.vmxon || v.guestMode) return fail('#UD', 'VMREAD outside VMX root operation');
       if (v.evmcsMapped()) {
         const r = evmcsVmread(v.page(v.evmptr as bigint), o.field); // the Windows 11 workaround
-        return r.ok ? ok(r.value) : fail('VMfailValid', r.reason, r.error);
+        return r.ok ? ok(r.value) : failValid(v, r.reason, r.error);
       }
       if (v.currentVmptr === INVALID_GPA) return fail('VMfailInvalid', 'no current VMCS');
       const r = vmread(table, v.vmcs12, o.field);
-      return r.ok ? ok(r.value) : fail('VMfailValid', r.reason, r.error);
+      return r.ok ? ok(r.value) : failValid(v, r.reason, r.error);
     }
     case 'vmlaunch':
     case 'vmresume': {

@@ -14,6 +14,9 @@ export const KVM_BOOT_TIMEOUT_MS = 15 * 60_000;
 /** One request may reload kvm_intel (5 s in Bochs) or wait behind another worker's requests. */
 export const KVM_DEFAULT_TIMEOUT_MS = 120_000;
 
+/** Shrinking attempts after a failure: about a second each in Bochs, so a counterexample takes minutes, not hours. */
+export const KVM_SHRINK_BUDGET = 150;
+
 /** The broker of a machine a whole run shares, as vitest workers receive it. */
 export interface KvmRunLink {
   readonly broker: string;
@@ -44,7 +47,7 @@ export async function openKvmTarget(specText: string, o: { timeoutMs?: number; l
   // the broker owns the per-request watchdog; the connection waits a little longer than it does
   const timeoutMs = (o.timeoutMs ?? KVM_DEFAULT_TIMEOUT_MS) + 5_000;
   try {
-    const t = await openExecTarget({ endpoint: () => socketEndpoint(link.broker, link.consoleLog), timeoutMs, helloTimeoutMs: KVM_BOOT_TIMEOUT_MS + 60_000 });
+    const t = { ...(await openExecTarget({ endpoint: () => socketEndpoint(link.broker, link.consoleLog), timeoutMs, helloTimeoutMs: KVM_BOOT_TIMEOUT_MS + 60_000 })), shrinkBudget: KVM_SHRINK_BUDGET };
     if (!own) return t;
     return { ...t, close: async () => (await t.close(), await own.close()) };
   } catch (e) {

@@ -206,6 +206,10 @@ export interface HelloMessage {
   features?: string[];
   /** guest operations the target does not carry out, with why */
   unsupportedGuestOps?: Record<string, string>;
+  /** how vmcs12-access is carried out (Target.vmcs12AccessPath) */
+  vmcs12Access?: 'table' | 'instruction';
+  /** the VMX MSRs a fresh vCPU reports, "0x480": "0x…" (Target.vmxMsrs) */
+  vmxMsrs?: Record<string, string>;
 }
 
 export interface WireRequest {

@@ -321,34 +321,65 @@ static answer set_cpuid(struct vcpu *v, const jnode *cfg)
 	return r < 0 ? failedf("KVM_SET_CPUID2") : OK;
 }
 
-static answer set_vmx_msrs(struct vcpu *v, const jnode *cfg)
+/* The non-TRUE control MSRs (PINBASED..ENTRY_CTLS): KVM derives them from their TRUE twins and
+ * refuses to set them, so a configuration's value is checked against what KVM derived instead. */
+static int derived_msr(uint32_t index) { return index >= 0x481 && index <= 0x484; }
+
+static int get_msr(struct vcpu *v, uint32_t index, uint64_t *value)
 {
 	struct {
 		struct kvm_msrs h;
-		struct kvm_msr_entry e[40];
-	} m;
-	memset(&m, 0, sizeof(m));
-	/* VMXON needs IA32_FEATURE_CONTROL locked with VMX outside SMX, as firmware leaves it; KVM
-	 * refuses that value unless VMX is in the guest CPUID and nested is on */
-	if (cfg_bool(cfg, "vmxInCpuid", 1) && nested_loaded == 1) {
-		m.e[m.h.nmsrs].index = MSR_IA32_FEATURE_CONTROL;
-		m.e[m.h.nmsrs++].data = 0x5;
-	}
-	jnode *msrs = json_get(cfg, "vmxMsrs");
-	for (jnode *e = msrs && msrs->type == 'o' ? msrs->child : NULL; e && m.h.nmsrs < 40; e = e->next) {
-		uint64_t index = strtoull(e->key, NULL, 0), value;
-		if (json_u64(e, &value))
-			return failed("vmxMsrs values must be \"0x…\" strings");
-		m.e[m.h.nmsrs].index = (uint32_t)index;
-		m.e[m.h.nmsrs++].data = value;
-	}
+		struct kvm_msr_entry e[1];
+	} m = { .h = { .nmsrs = 1 }, .e = { { .index = index } } };
+	if (ioctl(v->fd, KVM_GET_MSRS, &m) != 1)
+		return -1;
+	*value = m.e[0].data;
+	return 0;
+}
+
+static answer set_msr(struct vcpu *v, uint32_t index, uint64_t value)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[1];
+	} m = { .h = { .nmsrs = 1 }, .e = { { .index = index, .data = value } } };
 	int r = ioctl(v->fd, KVM_SET_MSRS, &m);
 	if (r < 0)
 		return failedf("KVM_SET_MSRS");
-	if ((uint32_t)r < m.h.nmsrs) {
-		snprintf(reason_buf, sizeof(reason_buf), "this KVM refuses host-initiated MSR 0x%x = 0x%llx (its VMX capabilities are narrower than the configuration's)", m.e[r].index, (unsigned long long)m.e[r].data);
+	if (r < 1) {
+		snprintf(reason_buf, sizeof(reason_buf), "this KVM refuses host-initiated MSR 0x%x = 0x%llx (its VMX capabilities are narrower than the configuration's)", index, (unsigned long long)value);
 		return unsupported(reason_buf);
 	}
+	return OK;
+}
+
+/* Host-initiated VMX MSRs, as a VMM restores them before the nested state. A value equal to what
+ * the vCPU already reports is not written (KVM refuses some writes, e.g. CR0_FIXED1, even of the
+ * same value); a value KVM refuses makes the configuration one this target cannot run. */
+static answer set_vmx_msrs(struct vcpu *v, const jnode *cfg)
+{
+	answer a;
+	/* VMXON needs IA32_FEATURE_CONTROL locked with VMX outside SMX, as firmware leaves it; KVM
+	 * refuses that value unless VMX is in the guest CPUID and nested is on */
+	if (cfg_bool(cfg, "vmxInCpuid", 1) && nested_loaded == 1 && strcmp((a = set_msr(v, MSR_IA32_FEATURE_CONTROL, 0x5)).status, "ok"))
+		return a;
+	jnode *msrs = json_get(cfg, "vmxMsrs");
+	for (int pass = 0; pass < 2; pass++)
+		for (jnode *e = msrs && msrs->type == 'o' ? msrs->child : NULL; e; e = e->next) {
+			uint64_t index = strtoull(e->key, NULL, 0), value, now = 0;
+			if (json_u64(e, &value))
+				return failed("vmxMsrs values must be \"0x…\" strings");
+			if (derived_msr((uint32_t)index) != pass)
+				continue;
+			if (get_msr(v, (uint32_t)index, &now) == 0 && now == value)
+				continue;
+			if (pass) {
+				snprintf(reason_buf, sizeof(reason_buf), "KVM derives MSR 0x%x from its TRUE twin and refuses to set it: the configuration wants 0x%llx, KVM derived 0x%llx", (unsigned)index, (unsigned long long)value, (unsigned long long)now);
+				return unsupported(reason_buf);
+			}
+			if (strcmp((a = set_msr(v, (uint32_t)index, value)).status, "ok"))
+				return a;
+		}
 	return OK;
 }
 
@@ -489,8 +520,8 @@ static const char *internal_error_name(int sub)
 	}
 }
 
-/* One request to L1 (or to the SMM handler); the result as the guest saw it. */
-static answer l1_op(struct vcpu *v, uint64_t op, uint64_t arg0, uint64_t arg1, const char *what, jbuf *val)
+/* Puts one request in the mailbox and runs L1 until it waits again (*port: where it stopped). */
+static answer l1_request(struct vcpu *v, uint64_t op, uint64_t arg0, uint64_t arg1, const char *what, int *port)
 {
 	answer a = l1_ready(v);
 	if (strcmp(a.status, "ok"))
@@ -499,11 +530,19 @@ static answer l1_op(struct vcpu *v, uint64_t op, uint64_t arg0, uint64_t arg1, c
 	put64(mb + MB_OP, op);
 	put64(mb + MB_ARG0, arg0);
 	put64(mb + MB_ARG1, arg1);
+	a = l1_run(v, what, port);
+	put64(mb + MB_OP, OP_NOP);
+	return a;
+}
+
+/* One request to L1 (or to the SMM handler); the result as the guest saw it. */
+static answer l1_op(struct vcpu *v, uint64_t op, uint64_t arg0, uint64_t arg1, const char *what, jbuf *val)
+{
+	uint8_t *mb = v->mem + L1_MAILBOX;
 	int port;
-	a = l1_run(v, what, &port);
+	answer a = l1_request(v, op, arg0, arg1, what, &port);
 	if (strcmp(a.status, "ok"))
 		return a;
-	put64(mb + MB_OP, OP_NOP);
 	if (port < 0) {
 		jb_str(val, "{\"result\":\"internal-error\",\"reason\":");
 		jb_qstr(val, internal_error_name(-port - 1));
@@ -586,11 +625,9 @@ static answer set_vp_assist(struct vcpu *v, const jnode *op)
 	return OK;
 }
 
-static answer op_create_vcpu(const jnode *args, jbuf *val)
+/* A vCPU configured as a VMM would before restoring (create-vcpu's config); *out on success. */
+static answer new_vcpu(const jnode *cfg, struct vcpu **out)
 {
-	jnode *cfg = json_get(args, "config");
-	if (!cfg || cfg->type != 'o')
-		return failed("create-vcpu needs a config object");
 	answer a = ensure_nested(cfg_bool(cfg, "nested", 1));
 	if (strcmp(a.status, "ok"))
 		return a;
@@ -643,6 +680,19 @@ static answer op_create_vcpu(const jnode *args, jbuf *val)
 		destroy(v);
 		return a;
 	}
+	*out = v;
+	return OK;
+}
+
+static answer op_create_vcpu(const jnode *args, jbuf *val)
+{
+	jnode *cfg = json_get(args, "config");
+	struct vcpu *v;
+	if (!cfg || cfg->type != 'o')
+		return failed("create-vcpu needs a config object");
+	answer a = new_vcpu(cfg, &v);
+	if (strcmp(a.status, "ok"))
+		return a;
 	char h[24];
 	snprintf(h, sizeof(h), "\"v%u\"", v->id);
 	jb_str(val, h);
@@ -874,6 +924,214 @@ static answer op_guest_op(const jnode *args, jbuf *val)
 	return a;
 }
 
+/* ---- scripts: many L1 instructions in one KVM_RUN ---- */
+
+#define SCRIPT_MAX ((L1_AREA_END - L1_SCRIPT) / SCRIPT_ENTRY)
+
+static uint8_t *script_entry(struct vcpu *v, size_t i) { return v->mem + L1_SCRIPT + i * SCRIPT_ENTRY; }
+
+static void script_put(struct vcpu *v, size_t i, uint64_t op, uint64_t arg0, uint64_t arg1)
+{
+	uint8_t *e = script_entry(v, i);
+	memset(e, 0, SCRIPT_ENTRY);
+	put64(e + MB_OP, op);
+	put64(e + MB_ARG0, arg0);
+	put64(e + MB_ARG1, arg1);
+}
+
+/* Runs the n entries at L1_SCRIPT; each entry then holds its RFLAGS, value and VM-instruction error. */
+static answer l1_script(struct vcpu *v, size_t n, const char *what)
+{
+	int port;
+	answer a = l1_request(v, OP_SCRIPT, n, 0, what, &port);
+	if (strcmp(a.status, "ok"))
+		return a;
+	uint64_t exc = get64(v->mem + L1_MAILBOX + MB_EXCEPTION);
+	if (port < 0 || port != L1_PORT_READY || exc) {
+		snprintf(reason_buf, sizeof(reason_buf), "%s: the L1 guest's script stopped (%s%llu)", what,
+			 port < 0 ? internal_error_name(-port - 1) : exc ? "exception " : "port ", (unsigned long long)(port < 0 ? 0 : exc ? exc - 1 : (uint64_t)port));
+		return failed(reason_buf);
+	}
+	return OK;
+}
+
+/* A temporary vCPU for an operation that needs one of its own; `cfg_text` is a create-vcpu config. */
+static answer scratch_vcpu(char *cfg_text, size_t len, struct vcpu **out)
+{
+	const char *err;
+	jnode *cfg = json_parse_more(cfg_text, len, &err); /* the request's nodes stay valid */
+	return cfg ? new_vcpu(cfg, out) : failed("internal: a scratch vCPU config did not parse");
+}
+
+#define VMXON_PA 0x1000
+#define VMCS_PA 0x2000
+
+/* vmcs12-access through the instruction path: L1 executes VMXON, VMPTRLD of the page, and each
+ * VMREAD/VMWRITE (a write is followed by a VMREAD of the same field: the value now stored), so
+ * KVM's handle_vmread/handle_vmwrite answer; the page comes back from KVM_GET_NESTED_STATE. The
+ * page's header dword is made this KVM's vmcs12 revision (else VMPTRLD refuses it) and restored in
+ * the answer: VMREAD/VMWRITE never touch it. */
+static answer op_vmcs12_access(const jnode *args, jbuf *val)
+{
+	uint8_t *page;
+	size_t len, n = 2;
+	jnode *ops = json_get(args, "ops");
+	if (hex_decode(json_get(args, "page"), &page, &len))
+		return failed("page must be hex");
+	if (len > PAGE || len < 8 || !ops || ops->type != 'a') {
+		free(page);
+		return failed("vmcs12-access needs a page of 8..4096 bytes and an ops array");
+	}
+	for (jnode *o = ops->child; o; o = o->next)
+		n += strcmp(json_get(o, "op") && json_get(o, "op")->type == 's' ? json_get(o, "op")->str : "", "write") ? 1 : 2;
+	if (n > SCRIPT_MAX) {
+		free(page);
+		snprintf(reason_buf, sizeof(reason_buf), "vmcs12-access: at most %u instructions per request", (unsigned)SCRIPT_MAX);
+		return failed(reason_buf);
+	}
+	char cfg[] = "{}";
+	struct vcpu *v;
+	answer a = scratch_vcpu(cfg, 2, &v);
+	if (strcmp(a.status, "ok")) {
+		free(page);
+		return a;
+	}
+	memset(v->mem + VMXON_PA, 0, 2 * PAGE);
+	memcpy(v->mem + VMXON_PA, &vmcs12_revision, 4);
+	memcpy(v->mem + VMCS_PA, page, len);
+	memcpy(v->mem + VMCS_PA, &vmcs12_revision, 4);
+	size_t i = 0;
+	script_put(v, i++, OP_VMXON, VMXON_PA, 0);
+	script_put(v, i++, OP_VMPTRLD, VMCS_PA, 0);
+	for (jnode *o = ops->child; o; o = o->next) {
+		uint64_t enc = 0, value = 0;
+		int write = !strcmp(json_get(o, "op") && json_get(o, "op")->type == 's' ? json_get(o, "op")->str : "", "write");
+		if (json_u64(json_get(o, "encoding"), &enc) || (write && json_u64(json_get(o, "value"), &value))) {
+			destroy(v);
+			free(page);
+			return failed("every op needs an encoding (and a write a value)");
+		}
+		if (write)
+			script_put(v, i++, OP_VMWRITE, enc, value);
+		script_put(v, i++, OP_VMREAD, enc, 0);
+	}
+	a = l1_script(v, i, "vmcs12-access");
+	for (size_t k = 0; k < 2 && !strcmp(a.status, "ok"); k++)
+		if (get64(script_entry(v, k) + MB_RFLAGS) & 0x41) {
+			snprintf(reason_buf, sizeof(reason_buf), "vmcs12-access: %s failed (error %llu)", k ? "VMPTRLD" : "VMXON", (unsigned long long)get64(script_entry(v, k) + MB_ERROR));
+			a = failed(reason_buf);
+		}
+	uint8_t *state = NULL;
+	if (!strcmp(a.status, "ok")) {
+		uint32_t size = 128 + 2 * PAGE;
+		state = calloc(1, size);
+		if (!state) {
+			a = failed("out of memory");
+		} else {
+			memcpy(state + 4, &size, 4);
+			if (ioctl(v->fd, KVM_GET_NESTED_STATE, state) < 0)
+				a = failedf("vmcs12-access: KVM_GET_NESTED_STATE");
+		}
+	}
+	if (!strcmp(a.status, "ok")) {
+		jb_str(val, "{\"results\":[");
+		i = 2;
+		for (jnode *o = ops->child; o; o = o->next) {
+			int write = !strcmp(json_get(o, "op")->str, "write");
+			uint8_t *e = script_entry(v, i);
+			if (write && !(get64(e + MB_RFLAGS) & 0x41))
+				e = script_entry(v, i + 1); /* the write succeeded: the VMREAD after it says what is stored */
+			i += write ? 2 : 1;
+			uint64_t fl = get64(e + MB_RFLAGS);
+			if (fl & 1) {
+				a = failed("vmcs12-access: VMfailInvalid with a current VMCS loaded");
+				break;
+			}
+			if (fl & 0x40) {
+				jb_str(val, "{\"ok\":false,\"vmfail\":\"valid\",\"error\":");
+				jb_u64(val, get64(e + MB_ERROR));
+				jb_str(val, ",\"reason\":\"VMfailValid\"}");
+			} else {
+				jb_str(val, "{\"ok\":true,\"value\":");
+				jb_hex64(val, get64(e + MB_VALUE));
+				jb_str(val, "}");
+			}
+			if (o->next)
+				jb_str(val, ",");
+		}
+		memcpy(state + 128, page, 4);
+		jb_str(val, "],\"page\":");
+		jb_bytes(val, state + 128, len);
+		jb_str(val, "}");
+	}
+	free(state);
+	free(page);
+	destroy(v);
+	return a;
+}
+
+/* filter-vmx-msrs: what the guest's RDMSR sees. A scratch vCPU with the Hyper-V CPUID (0x4000000A
+ * EBX as given), the eVMCS capability on, and the given values restored host-initiated (a value
+ * KVM refuses makes the case one this target cannot run: unsupported); then L1 reads each MSR. */
+static answer op_evmcs_check_controls(const jnode *args, jbuf *val)
+{
+	(void)args, (void)val;
+	return unsupported("nested_evmcs_check_controls runs only inside VM-entry and restore checks, after checks a bare vmcs12 page fails first; the agent cannot isolate it");
+}
+
+static answer op_filter_vmx_msrs(const jnode *args, jbuf *val)
+{
+	jnode *msrs = json_get(args, "msrs");
+	uint64_t ebx = 0;
+	size_t n = 0;
+	if (!msrs || msrs->type != 'a' || json_u64(json_get(args, "hvNestedEbx"), &ebx))
+		return failed("filter-vmx-msrs needs msrs and hvNestedEbx");
+	jbuf cfg = { 0 };
+	jb_str(&cfg, "{\"evmcsEnabled\":true,\"hypervCpuid\":{\"nestedEax\":0,\"nestedEbx\":");
+	jb_u64(&cfg, ebx & 0xffffffffu);
+	jb_str(&cfg, "},\"vmxMsrs\":{");
+	for (jnode *m = msrs->child; m; m = m->next, n++) {
+		uint64_t index, value;
+		if (json_u64(json_get(m, "index"), &index) || json_u64(json_get(m, "value"), &value) || index < 0x480 || index > 0x491) {
+			free(cfg.p);
+			return failed("every msr needs an index 0x480..0x491 and a value");
+		}
+		char kv[64];
+		snprintf(kv, sizeof(kv), "%s\"0x%llx\":", n ? "," : "", (unsigned long long)index);
+		jb_str(&cfg, kv);
+		jb_hex64(&cfg, value);
+	}
+	jb_str(&cfg, "}}");
+	jb_raw(&cfg, "", 1); /* the parser terminates strings in place: one writable byte past the end */
+	cfg.len--;
+	if (cfg.failed || n > SCRIPT_MAX) {
+		free(cfg.p);
+		return failed("filter-vmx-msrs: request too large");
+	}
+	struct vcpu *v;
+	answer a = scratch_vcpu(cfg.p, cfg.len, &v);
+	free(cfg.p);
+	if (strcmp(a.status, "ok"))
+		return a;
+	size_t i = 0;
+	for (jnode *m = msrs->child; m; m = m->next) {
+		uint64_t index;
+		json_u64(json_get(m, "index"), &index);
+		script_put(v, i++, OP_RDMSR, index, 0);
+	}
+	a = l1_script(v, i, "filter-vmx-msrs (RDMSR)");
+	if (!strcmp(a.status, "ok")) {
+		jb_str(val, "[");
+		for (size_t k = 0; k < i; k++) {
+			jb_str(val, k ? "," : "");
+			jb_hex64(val, get64(script_entry(v, k) + MB_VALUE));
+		}
+		jb_str(val, "]");
+	}
+	destroy(v);
+	return a;
+}
+
 /* ---- dispatch ---- */
 
 static const struct {
@@ -885,6 +1143,9 @@ static const struct {
 	{ "get-nested-state", op_get_nested_state },
 	{ "destroy-vcpu", op_destroy_vcpu },
 	{ "guest-op", op_guest_op },
+	{ "vmcs12-access", op_vmcs12_access },
+	{ "filter-vmx-msrs", op_filter_vmx_msrs },
+	{ "evmcs-check-controls", op_evmcs_check_controls },
 };
 
 static void respond(jbuf *out, const jnode *req)
@@ -1046,6 +1307,9 @@ static void read_cmdline(void)
 
 /* The VMX capability MSRs a fresh vCPU of this KVM reports (host-initiated reads), on the console:
  * what this kernel on this CPU offers L1, for comparing with the model's default set. */
+static struct kvm_msr_entry default_vmx_msrs[18];
+static int n_default_vmx_msrs;
+
 static void log_vmx_msrs(void)
 {
 	int vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
@@ -1058,6 +1322,8 @@ static void log_vmx_msrs(void)
 		m.e[i].index = 0x480 + i;
 	if (fd >= 0 && ioctl(fd, KVM_SET_CPUID2, supported_cpuid) == 0) {
 		int n = ioctl(fd, KVM_GET_MSRS, &m);
+		n_default_vmx_msrs = n < 0 ? 0 : n;
+		memcpy(default_vmx_msrs, m.e, sizeof(default_vmx_msrs));
 		fprintf(stderr, "nvmx-agent: vmx msrs");
 		for (int i = 0; i < n; i++)
 			fprintf(stderr, " 0x%x=0x%llx", m.e[i].index, (unsigned long long)m.e[i].data);
@@ -1093,15 +1359,20 @@ static void hello(void)
 		}
 		if (!getenv("NVMX_AGENT_SMM"))
 			jb_str(&b, ",\"smm-entry\":\"not reliable in the agent yet\",\"rsm\":\"not reliable in the agent yet\"");
-		jb_str(&b, "},\"groups\":[\"nested-state\"],\"unsupported\":{");
-		const char *why = "\"not offered by the kvm: agent yet (its L1 guest runs VMX instructions, but not these operations)\"";
-		const char *groups[] = { "layout", "vmcs12-access", "layout-revisions", "evmcs-sync", "msr-filter", "migration" };
-		for (size_t i = 0; i < 6; i++) {
-			jb_str(&b, i ? ",\"" : "\"");
-			jb_str(&b, groups[i]);
-			jb_str(&b, "\":");
-			jb_str(&b, why);
+		/* vmcs12-access goes through L1's VMREAD/VMWRITE (handle_vmwrite's rules apply); the VMX
+		 * MSRs are what a fresh vCPU reports, so generators can stay inside what KVM accepts */
+		jb_str(&b, "},\"groups\":[\"nested-state\",\"vmcs12-access\",\"msr-filter\"],\"vmcs12Access\":\"instruction\",\"vmxMsrs\":{");
+		for (int i = 0; i < n_default_vmx_msrs; i++) {
+			char k[32];
+			snprintf(k, sizeof(k), "%s\"0x%x\":", i ? "," : "", default_vmx_msrs[i].index);
+			jb_str(&b, k);
+			jb_hex64(&b, default_vmx_msrs[i].data);
 		}
+		jb_str(&b, "},\"unsupported\":{");
+		jb_str(&b, "\"layout\":\"a layout descriptor is not observable in KVM (member names, the eVMCS); vmcs12.access.* check every encoded field's bytes on the real page against the profile's layout instead\","
+			   "\"layout-revisions\":\"KVM knows one vmcs12 layout (its VMCS12_REVISION) and translates no other\","
+			   "\"evmcs-sync\":\"KVM copies between eVMCS and vmcs12 only around an L2 entry or exit, and the agent has no L2 guest yet\","
+			   "\"migration\":\"a migration path runs across a fleet of hosts, not inside one kernel\"");
 		jb_str(&b, "}}\n");
 	} else {
 		jb_str(&b, ",\"groups\":[],\"unsupported\":{\"nested-state\":");

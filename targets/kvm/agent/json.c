@@ -183,6 +183,11 @@ static jnode *value(int depth)
 jnode *json_parse(char *buf, size_t len, const char **err)
 {
 	used = 0;
+	return json_parse_more(buf, len, err);
+}
+
+jnode *json_parse_more(char *buf, size_t len, const char **err)
+{
 	cur = buf;
 	end = buf + len;
 	error = NULL;

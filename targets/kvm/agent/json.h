@@ -21,6 +21,9 @@ typedef struct jnode {
 
 /* Parses buf[0..len) (modified in place; buf[len] must be writable). NULL on error, with *err set. */
 jnode *json_parse(char *buf, size_t len, const char **err);
+/* The same, keeping every node parsed before (json_parse reuses the pool): for a second document
+ * read while the request's nodes are still in use. */
+jnode *json_parse_more(char *buf, size_t len, const char **err);
 
 jnode *json_get(const jnode *obj, const char *key);
 /* "0x…" strings and non-negative JSON integers; 0 on success */

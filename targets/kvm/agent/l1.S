@@ -7,7 +7,7 @@
  * The agent and this code share a mailbox at a fixed guest-physical address (l1.h). The loop:
  * `out` to port L1_PORT_READY (an exit to the agent, which fills the mailbox and re-enters), run
  * the requested instruction, store RFLAGS (and for VMfailValid the VM-instruction error, read with
- * VMREAD), loop. An exception (a #UD from a VMX instruction KVM refuses) lands in a stub of the
+ * VMREAD), loop. A script (OP_SCRIPT) runs many such requests in one KVM_RUN. An exception (a #UD from a VMX instruction KVM refuses) lands in a stub of the
  * IDT, which stores the vector and goes back to the loop.
  */
 #include "l1.h"
@@ -24,11 +24,38 @@ l1_entry:
 l1_loop:
 	outb	%al, $L1_PORT_READY
 	movq	$0, MB(MB_EXCEPTION)
-	movq	$0, MB(MB_ERROR)
-	movq	$0, MB(MB_VALUE)
 	movq	MB(MB_OP), %rax
-	movq	MB(MB_ARG1), %rbx
+	cmpq	$OP_SCRIPT, %rax
+	je	l1_script
 	movq	MB(MB_ARG0), %rdx
+	movq	MB(MB_ARG1), %rbx
+	movq	$L1_MAILBOX, %rdi
+	call	l1_exec
+	jmp	l1_loop
+
+/* OP_SCRIPT: MB_ARG0 entries at L1_SCRIPT, each laid out as the mailbox (op, arg0, arg1, then the
+ * results), run in one KVM_RUN: only the VMX instructions exit, to KVM, not to the agent. */
+l1_script:
+	movq	MB(MB_ARG0), %rcx
+	movq	$L1_SCRIPT, %rdi
+1:	testq	%rcx, %rcx
+	jz	l1_loop
+	movq	MB_OP(%rdi), %rax
+	movq	MB_ARG0(%rdi), %rdx
+	movq	MB_ARG1(%rdi), %rbx
+	pushq	%rcx
+	pushq	%rdi
+	call	l1_exec
+	popq	%rdi
+	popq	%rcx
+	addq	$SCRIPT_ENTRY, %rdi
+	decq	%rcx
+	jmp	1b
+
+/* One instruction: op in %rax, arg0 in %rdx, arg1 in %rbx, results into the block at %rdi. */
+l1_exec:
+	movq	$0, MB_ERROR(%rdi)
+	movq	$0, MB_VALUE(%rdi)
 	cmpq	$OP_VMXON, %rax
 	je	1f
 	cmpq	$OP_VMXOFF, %rax
@@ -43,38 +70,48 @@ l1_loop:
 	je	6f
 	cmpq	$OP_RSM, %rax
 	je	7f
+	cmpq	$OP_RDMSR, %rax
+	je	8f
 	/* OP_NOP (and anything else): only a round trip through KVM_RUN */
 	pushfq
-	popq	MB(MB_RFLAGS)
-	jmp	l1_loop
-1:	vmxon	MB(MB_ARG0)
+	popq	MB_RFLAGS(%rdi)
+	ret
+1:	vmxon	MB_ARG0(%rdi)
 	jmp	l1_done
 2:	vmxoff
 	jmp	l1_done
-3:	vmptrld	MB(MB_ARG0)
+3:	vmptrld	MB_ARG0(%rdi)
 	jmp	l1_done
-4:	vmclear	MB(MB_ARG0)
+4:	vmclear	MB_ARG0(%rdi)
 	jmp	l1_done
 5:	vmwrite	%rbx, %rdx		/* field in %rdx (arg0), value in %rbx (arg1) */
 	jmp	l1_done
 6:	vmread	%rdx, %rbx		/* field in %rdx (arg0), value to %rbx */
 	pushfq
-	popq	MB(MB_RFLAGS)
-	movq	%rbx, MB(MB_VALUE)
+	popq	MB_RFLAGS(%rdi)
+	movq	%rbx, MB_VALUE(%rdi)
 	jmp	l1_error
 7:	rsm				/* outside SMM: #UD, as the model says */
 	jmp	l1_done
+8:	movq	%rdx, %rcx		/* RDMSR of the index in arg0: a #GP lands in the vector stubs */
+	rdmsr
+	shlq	$32, %rdx
+	movl	%eax, %eax
+	orq	%rdx, %rax
+	movq	%rax, MB_VALUE(%rdi)
+	movq	$0, MB_RFLAGS(%rdi)
+	ret
 l1_done:
 	pushfq
-	popq	MB(MB_RFLAGS)
+	popq	MB_RFLAGS(%rdi)
 l1_error:
 	/* VMfailValid (ZF): the VM-instruction error field of the current VMCS says why */
-	testq	$0x40, MB(MB_RFLAGS)
-	jz	l1_loop
+	testq	$0x40, MB_RFLAGS(%rdi)
+	jz	1f
 	movq	$0x4400, %rdx
 	vmread	%rdx, %rbx
-	movq	%rbx, MB(MB_ERROR)
-	jmp	l1_loop
+	movq	%rbx, MB_ERROR(%rdi)
+1:	ret
 
 	/* one stub per vector, 16 bytes apart: the agent's IDT points at them */
 	.balign 16

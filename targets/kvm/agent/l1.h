@@ -17,6 +17,8 @@
 #define L1_TSS 0xe06000
 #define L1_VP_ASSIST 0xe07000     /* the Hyper-V VP-assist page (set-vp-assist) */
 #define L1_CODE 0xe10000
+#define L1_SCRIPT 0xe40000        /* OP_SCRIPT entries, up to L1_AREA_END */
+#define SCRIPT_ENTRY 64           /* bytes per entry: the mailbox layout below */
 #define L1_STACK_TOP 0xe40000
 
 #define SMM_BASE 0x30000          /* the default SMBASE: the handler runs at SMBASE + 0x8000 */
@@ -43,5 +45,7 @@
 #define OP_VMWRITE 5
 #define OP_VMREAD 6
 #define OP_RSM 7
+#define OP_RDMSR 8
+#define OP_SCRIPT 9               /* MB_ARG0 entries at L1_SCRIPT */
 
 #endif
