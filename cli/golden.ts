@@ -4,14 +4,18 @@
 import { resolve } from 'node:path';
 import type { FieldDiff } from '../model/codec.js';
 import type { VcpuConfig } from '../model/nested/vcpu.js';
-import { defaultGoldenDir, type GoldenKind, type Recipe } from '../golden/manifest.js';
+import { defaultGoldenDir, loadManifest, type GoldenKind, type Recipe } from '../golden/manifest.js';
+import { KvmSetupError } from '../targets/kvm/image.js';
+import { openTarget, targetSpecProblem } from '../targets/resolve.js';
+import type { Target } from '../targets/target.js';
 import { buildEntry, commitEntry, draftFromRecipe, type Draft } from '../golden/record.js';
 import { RecipeError } from '../golden/recipe.js';
 import { referencePool, verifyGolden } from '../golden/verify.js';
 import { findProfile, profileNames } from '../model/profiles.js';
-import { EXIT, UsageError } from './errors.js';
+import { EXIT, TargetError, UsageError } from './errors.js';
 import { readInputFile, readJsonFile } from './json-input.js';
 import { parse } from './options.js';
+import { durationMs } from './check.js';
 
 export async function goldenCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -70,7 +74,17 @@ async function commit(dir: string, draft: Draft, update: boolean): Promise<numbe
 }
 
 async function record(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { ...dirOption, recipe: { type: 'string' }, id: { type: 'string' }, update: { type: 'boolean', default: false } });
+  const { values } = parse(argv, {
+    ...dirOption,
+    recipe: { type: 'string' },
+    id: { type: 'string' },
+    from: { type: 'string', multiple: true },
+    target: { type: 'string' },
+    'target-timeout': { type: 'string' },
+    update: { type: 'boolean', default: false },
+  });
+  if (values.from?.length) return recordFrom(values.from, values);
+  if (values.target) throw new UsageError('golden record --target records existing entries again: give them with --from ID');
   if (!values.recipe) throw new UsageError('golden record needs --recipe FILE (reports/schema/golden-recipe.schema.json)');
   const id = checkId(values.id);
   const recipe = readJsonFile(values.recipe, 'golden-recipe') as Recipe;
@@ -78,6 +92,54 @@ async function record(argv: string[]): Promise<number> {
   const dir = goldenDir(values.golden);
   const draft = await draftFromRecipe(dir, id, recipe, referencePool());
   return commit(dir, draft, values.update);
+}
+
+/**
+ * `golden record --from ID… --target T`: each entry's stored recipe again, on another producer (a
+ * real kernel: `kvm:debian-6.12`), re-profiled to the profile the target claims, as a new entry
+ * `<ID without its .linux-x.y>.<target>`. One target (one boot) for all of them.
+ */
+async function recordFrom(ids: string[], values: { golden?: string | undefined; target?: string | undefined; 'target-timeout'?: string | undefined; update?: boolean | undefined }): Promise<number> {
+  if (!values.target) throw new UsageError('golden record --from needs --target T (the producer, e.g. kvm:debian-6.12)');
+  const dir = goldenDir(values.golden);
+  const { manifest, problems } = loadManifest(dir);
+  if (problems.length) throw new UsageError(`${dir}/manifest.json: ${problems[0]!.id}: ${problems[0]!.reason}`);
+  const entries = ids.map((id) => {
+    const e = manifest.entries.find((x) => x.id === id);
+    if (!e) throw new UsageError(`--from ${id}: no such golden entry`);
+    if (!e.recipe || e.kind !== 'nested-state') throw new UsageError(`--from ${id}: only nested-state entries with a recipe can be recorded on a target`);
+    return e;
+  });
+  const timeout = durationMs(values['target-timeout']);
+  const params = { target: values.target, profile: 'linux-6.12', ...(timeout !== undefined ? { targetTimeoutMs: timeout } : {}) };
+  const problem = targetSpecProblem(params);
+  if (problem) throw new UsageError(problem);
+  let target: Target;
+  try {
+    target = await openTarget(params);
+  } catch (e) {
+    if (e instanceof KvmSetupError) throw new UsageError(e.message);
+    throw new TargetError(`${values.target}: ${(e as Error).message}`);
+  }
+  try {
+    const profile = target.identity.profile;
+    if (!profile || !findProfile(profile)) throw new TargetError(`${values.target} claims no known profile (${profile ?? 'none'}): its blobs cannot be read as any profile's`);
+    const slug = values.target.toLowerCase().replace(/[^a-z0-9.]+/g, '-').replace(/^-|-$/g, '');
+    const by = `${values.target}: ${target.identity.name} ${target.identity.version}`;
+    for (const e of entries) {
+      const id = `${e.id.replace(/\.linux-[0-9.]+$/, '')}.${slug}`;
+      const recipe: Recipe = { ...e.recipe!, profile, scenario: `${e.scenario} (recorded on ${values.target})` };
+      try {
+        await commit(dir, await draftFromRecipe(dir, id, recipe, () => target, by), values.update ?? false);
+      } catch (err) {
+        if (err instanceof RecipeError || err instanceof UsageError) console.log(`SKIP  ${id}: ${err.message}`);
+        else throw err;
+      }
+    }
+    return EXIT.ok;
+  } finally {
+    await target.close();
+  }
 }
 
 const KINDS: readonly GoldenKind[] = ['nested-state', 'vmcs12', 'evmcs'];

@@ -81,7 +81,8 @@ export async function buildEntry(dir: string, d: Draft, targets: (p: string) => 
 }
 
 /** A recipe's draft: runs it on a target of its profile. */
-export async function draftFromRecipe(dir: string, id: string, r: Recipe, targets: (p: string) => Target): Promise<Draft> {
+/** `by`: who produced the bytes, when not the model (a real kernel, through its target) */
+export async function draftFromRecipe(dir: string, id: string, r: Recipe, targets: (p: string) => Target, by?: string): Promise<Draft> {
   const profile = r.profile ?? 'linux-6.12';
   const produced = await produce(dir, { ...r, profile }, r.kind === 'nested-state' ? targets(profile) : undefined);
   const { scenario, comment, ...recipe } = r; // the rest is stored: enough to record the entry again
@@ -89,7 +90,7 @@ export async function draftFromRecipe(dir: string, id: string, r: Recipe, target
     id,
     kind: r.kind,
     bytes: produced.bytes,
-    producer: { profile, by: `model nvmx-conformance ${TOOL_VERSION}`, ...(r.layout ? { layout: r.layout } : {}) },
+    producer: { profile, by: by ?? `model nvmx-conformance ${TOOL_VERSION}`, ...(r.layout ? { layout: r.layout } : {}) },
     scenario: scenario ?? '(no scenario given)',
     ...(comment ? { comment } : {}),
     recipe: { ...recipe, profile },

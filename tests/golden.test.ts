@@ -196,6 +196,21 @@ describe('golden record', () => {
     expect(u.out).toContain('shadow-l2.copy: recipe changed');
     expect(cli('golden', 'verify', '--golden', dir).code).toBe(0);
   });
+
+  test('--from ID --target T records existing entries again on another producer, re-profiled to what it claims', () => {
+    const dir = copy();
+    const r = cli('golden', 'record', '--from', 'vmxon.linux-6.1', '--from', 'vmcs12-loaded.linux-6.12', '--target', 'exec:node bin/nvmx-conformance.js serve --profile linux-6.1', '--golden', dir);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^added vmxon\.exec-node-bin-nvmx-conformance\.js-serve-profile-linux-6\.1: nested-state, 128 bytes/m);
+    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    const e = m.entries.find((x: { id: string }) => x.id === 'vmcs12-loaded.exec-node-bin-nvmx-conformance.js-serve-profile-linux-6.1');
+    expect(e.producer).toMatchObject({ profile: 'linux-6.1', by: expect.stringMatching(/^exec:node bin\/nvmx-conformance\.js serve --profile linux-6\.1: /) });
+    expect(e.recipe.profile).toBe('linux-6.1');
+    expect(cli('golden', 'verify', '--golden', dir).code).toBe(0);
+    const bad = cli('golden', 'record', '--from', 'no-such-entry', '--target', 'reference', '--golden', dir);
+    expect(bad.code).toBe(2);
+    expect(bad.err.trim()).toBe('nvmx-conformance: --from no-such-entry: no such golden entry');
+  });
 });
 
 describe('golden add', () => {
