@@ -118,6 +118,26 @@ describe('KVM behaviour the vCPU model takes from the table', () => {
     setNestedState(v, encodeBlob({ flags, vmxonPa: PAGES.vmxon, vmcs12Pa: PAGES.vmcs }, draftPage(d, P612.vmcs12)));
   const noLink = (d: Vmcs12Draft) => (d.fields.set('vmcs_link_pointer', (1n << 64n) - 1n), d);
 
+  test('F3: VMLAUNCH of a current VMCS with the shadow bit in its header is VMfailInvalid, before the launch-state and control checks', () => {
+    const v = vcpu();
+    const r = run(v, [{ op: 'init-vmcs', pa: PAGES.vmxon }, { op: 'vmxon', pa: PAGES.vmxon }, { op: 'init-vmcs', pa: PAGES.vmcs, shadow: true }, { op: 'vmptrld', pa: PAGES.vmcs }, ...writeGuestOps(noLink(sample())), { op: 'vmlaunch' }]);
+    expect(r.at(-1)).toMatchObject({ result: 'VMfailInvalid' });
+    expect(v.guestMode).toBe(false);
+  });
+
+  test('F9: launch_state is compared with the instruction as a bool: 2 enters by VMLAUNCH and by VMRESUME', () => {
+    for (const op of ['vmlaunch', 'vmresume'] as const) {
+      const v = vcpu();
+      const r = run(v, [{ op: 'init-vmcs', pa: PAGES.vmxon }, { op: 'vmxon', pa: PAGES.vmxon }, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'write-memory', pa: PAGES.vmcs + 8n, value: 2n }, { op: 'vmptrld', pa: PAGES.vmcs }, ...writeGuestOps(noLink(sample())), { op }]);
+      expect(r.at(-1)).toMatchObject({ result: 'ok' });
+    }
+    const v = vcpu();
+    const r = run(v, [{ op: 'init-vmcs', pa: PAGES.vmxon }, { op: 'vmxon', pa: PAGES.vmxon }, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }, { op: 'vmresume' }]);
+    expect(r.at(-1)).toMatchObject({ result: 'VMfailValid', error: 5 });
+    // the error lands in vm_instruction_error (F7), where VMREAD sees it
+    expect(applyOp(v, { op: 'vmread', field: 0x4400n })).toEqual({ result: 'ok', value: 5n });
+  });
+
   test('a zeroed vmcs12 (the old scenarios) no longer enters L2: the pin-based controls lack their default-1 bits', () => {
     const v = vcpu();
     const r = run(v, [{ op: 'init-vmcs', pa: PAGES.vmxon }, { op: 'vmxon', pa: PAGES.vmxon }, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }, { op: 'vmlaunch' }]).at(-1)!;

@@ -240,9 +240,13 @@ const ok = (value?: bigint): OpResult => (value === undefined ? { result: 'ok' }
 const fail = (result: Exclude<OpResult['result'], 'ok' | 'vmexit'>, reason: string, error?: number): OpResult => ({ result, reason, ...(error !== undefined ? { error } : {}) });
 
 function vmentry(v: Vcpu, launch: boolean): OpResult {
+  // nested_vmx_run: a current VMCS whose header has the shadow bit cannot be entered, before any other check (F3)
+  if (readBytes(v.vmcs12, 0, 4) & 0x8000_0000n) return fail('VMfailInvalid', `${launch ? 'VMLAUNCH' : 'VMRESUME'} of a shadow VMCS (header bit 31)`);
+  // `launch_state == launch`: a u32 compared with a bool, so only 1 stops VMLAUNCH and only 0 stops
+  // VMRESUME; any other value enters either way (F9, quirk Q4)
   const launchState = readBytes(v.vmcs12, 8, 4);
-  if (launch && launchState !== 0n) return failValid(v, 'VMLAUNCH of a launched VMCS', VMXERR.VMLAUNCH_NONCLEAR_VMCS);
-  if (!launch && launchState !== 1n) return failValid(v, 'VMRESUME of a VMCS that was not launched', VMXERR.VMRESUME_NONLAUNCHED_VMCS);
+  if (launch && launchState === 1n) return failValid(v, 'VMLAUNCH of a launched VMCS', VMXERR.VMLAUNCH_NONCLEAR_VMCS);
+  if (!launch && launchState === 0n) return failValid(v, 'VMRESUME of a VMCS that was not launched', VMXERR.VMRESUME_NONLAUNCHED_VMCS);
   const bad = v.hooks.vmentryChecks(v, v.vmcs12, true);
   if (bad && (bad.stage === 'guest' || bad.stage === 'prepare')) return entryFailureExit(v, bad.rule, bad.qualification ?? 0);
   if (bad) return failValid(v, `VM-entry check ${bad.rule}`, bad.stage === 'host' ? VMXERR.ENTRY_INVALID_HOST_STATE_FIELD : VMXERR.ENTRY_INVALID_CONTROL_FIELD, bad.rule);
