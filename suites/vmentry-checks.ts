@@ -11,7 +11,7 @@ import { allFailures, ENTRY_FAILURE_INVALID_STATE, entryOutcome } from '../model
 import { draftInput, draftPage, linkHeader, type Vmcs12Draft } from '../model/vmentry/draft.js';
 import { vmentryRules, type VmentryRule } from '../model/vmentry/rules.js';
 import type { MsrSet } from '../model/vmx-msrs.js';
-import { capabilitySet } from '../generators/capabilities.js';
+import { capabilitySet, capabilitySetWithin } from '../generators/capabilities.js';
 import { PAGES, VMXON, writeGuestOps } from '../generators/nested.js';
 import { BREAK_CAPS, breakRules, capsBreaking, type Broken } from '../generators/one-broken.js';
 import { rawGuest, validGuest } from '../generators/valid-guest.js';
@@ -30,11 +30,21 @@ const configFor = (msrs: MsrSet | undefined, maxPhyAddr: number, evmcs: boolean)
   ...(evmcs ? { hypervCpuid: true, evmcsEnabled: true } : {}),
 });
 
-/** Capabilities (KVM's default or a generated KVM-shaped set), MAXPHYADDR, eVMCS, and a guest valid for them. */
+/**
+ * The vCPU's VMX MSRs: KVM's default (none restored) or a generated KVM-shaped set. A target that
+ * reports its vCPU's MSRs gets them said explicitly (its defaults are not the model's) or a set
+ * inside them, since it refuses wider ones from a VMM.
+ */
+const vcpuCapabilities = (ctx: PropertyContext): fc.Arbitrary<MsrSet | undefined> => {
+  const own = ctx.target.vmxMsrs;
+  return own ? fc.oneof(fc.constant(own), capabilitySetWithin(own)) : fc.option(capabilitySet, { nil: undefined });
+};
+
+/** Capabilities, MAXPHYADDR, eVMCS, and a guest valid for them. */
 const validCase = (ctx: PropertyContext) => {
   const evmcsCheck = profileOf(ctx.target).evmcs?.check ?? null;
   return fc
-    .record({ msrs: fc.option(capabilitySet, { nil: undefined }), maxPhyAddr: fc.constantFrom(36, 39, 46, 52), evmcs: evmcsCheck ? fc.boolean() : fc.constant(false) })
+    .record({ msrs: vcpuCapabilities(ctx), maxPhyAddr: fc.constantFrom(36, 39, 46, 52), evmcs: evmcsCheck ? fc.boolean() : fc.constant(false) })
     .chain(({ msrs, maxPhyAddr, evmcs }) =>
       validGuest(nestedCaps(msrs), { maxPhyAddr, evmcsCheck: evmcs ? evmcsCheck : null }).map((d) => ({ config: configFor(msrs, maxPhyAddr, evmcs), draft: d })),
     );
