@@ -143,7 +143,9 @@ export class Connection {
     return this.failure !== null;
   }
 
+  /** Ends the target; a request still open (a run being stopped) is answered with an error, not left waiting. */
   async close(): Promise<void> {
+    if (this.inflight || this.queued.length) this.fail(`the runner closed the connection while request ${[...(this.inflight ?? []), ...this.queued].map((p) => `${p.req.id} (${p.req.op})`).join(', ')} was open`);
     this.closing = true;
     this.child.end();
     const t = setTimeout(() => this.child.kill(), 1000);
