@@ -1,7 +1,7 @@
-// `check` and `replay`: run the suites against a target through vitest (cli/suite-run.ts), then
-// write report.json, report.md, report.html (reports/) beside vitest's junit.xml.
-import { mkdirSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+// `check` and `replay`: run the suites against a target through vitest (cli/suite-run.ts), read the
+// golden corpus through it, then write report.json, report.md, report.html and junit.xml (reports/)
+// into the locked report directory as one set (cli/report-dir.ts).
+import { join, relative } from 'node:path';
 import { ALL_PROPERTIES, SUITES, findProperty, selectedBy } from '../suites/registry.js';
 import type { RunParams } from '../suites/vitest/register.js';
 import { formatOutcome } from '../reports/format.js';
@@ -9,7 +9,8 @@ import { buildReport, propertyRecord, type PropertyRecord, type Sections, type S
 import { layoutDiffFinding } from '../reports/sections.js';
 import { exitCodeFor } from '../reports/verdict.js';
 import { loadWaivers, unmatchedWaiverWarnings, type WaiverEntry } from '../reports/waivers.js';
-import { REPORT_FILES, writeReportFiles } from '../reports/write.js';
+import { REPORT_FILES } from '../reports/write.js';
+import type { ReportSet } from '../reports/report-set.js';
 import { diffLayouts } from '../model/layout-diff.js';
 import { openTarget, targetSpecProblem } from '../targets/resolve.js';
 import { TargetStartError } from '../targets/exec.js';
@@ -24,6 +25,8 @@ import { EXIT, UsageError } from './errors.js';
 import { loadLayout } from './load-layout.js';
 import { intOption, parse } from './options.js';
 import { Progress } from './progress.js';
+import { commitReport, openReportSet } from './report-dir.js';
+import { RunStop } from './stop.js';
 import { runSuites } from './suite-run.js';
 
 const common = {
@@ -61,17 +64,25 @@ function targetOptions(values: CommonValues): Pick<RunParams, 'targetTimeoutMs' 
  * every vitest worker, a command that cannot be started is bad input, and the report records what
  * the target said it is. A target that starts but fails its hello is left to the run (error verdicts).
  */
-/** The golden corpus read through the target; a target that cannot start leaves the section out (its properties already say why). */
-async function goldenOn(params: RunParams): Promise<Awaited<ReturnType<typeof goldenSection>> | undefined> {
-  let target;
+/**
+ * The golden corpus read through the target; a target that cannot start leaves the section out (its
+ * properties already say why). A stop (signal, time budget) ends it: the target is closed at once,
+ * so a request in flight ends too, and there is no section.
+ */
+async function goldenOn(params: RunParams, signal: AbortSignal): Promise<Awaited<ReturnType<typeof goldenSection>>> {
+  if (signal.aborted) return undefined;
+  let target: Awaited<ReturnType<typeof openTarget>>;
   try {
     target = await openTarget(params);
   } catch {
     return undefined;
   }
+  const onAbort = () => void target.close();
+  signal.addEventListener('abort', onAbort);
   try {
-    return await goldenSection(target);
+    return await goldenSection(target, undefined, signal);
   } finally {
+    signal.removeEventListener('abort', onAbort);
     await target.close();
   }
 }
@@ -163,11 +174,23 @@ async function startKvm(params: RunParams): Promise<KvmRun | undefined> {
 async function run(params: RunParams, reportDir: string, extras: CheckExtras): Promise<number> {
   const problem = targetSpecProblem(params);
   if (problem) throw new UsageError(problem);
-  const kvm = await startKvm(params);
+  // locked before anything slow starts: a second run into the directory is refused at once
+  const set = openReportSet(reportDir);
+  const stop = new RunStop();
+  const unhandle = stop.handleSignals();
   try {
-    return await runWith(kvm ? { ...params, kvm: kvm.link } : params, reportDir, extras, kvm);
+    const kvm = await startKvm(params);
+    // the budget covers the run itself: the suites and the golden section
+    const unbudget = stop.budget(extras.timeBudgetSeconds);
+    try {
+      return await runWith(kvm ? { ...params, kvm: kvm.link } : params, set, extras, kvm, stop);
+    } finally {
+      unbudget();
+      await kvm?.close();
+    }
   } finally {
-    await kvm?.close();
+    unhandle();
+    set.release(); // after a commit, nothing left to do; else the previous set stays as it was
   }
 }
 
@@ -178,27 +201,21 @@ function kvmIdentity(kvm: KvmRun, params: RunParams): TargetIdentityRecord {
   return { name: 'kvm', version: i.release, claimedProfile: i.profile, package: params.targetPackage ?? pkg };
 }
 
-async function runWith(params: RunParams, reportDir: string, extras: CheckExtras, kvm: KvmRun | undefined): Promise<number> {
+async function runWith(params: RunParams, set: ReportSet, extras: CheckExtras, kvm: KvmRun | undefined, stop: RunStop): Promise<number> {
   // layout baselines are loaded before the run, so a bad one fails fast
   const baselines = await Promise.all((extras.layoutBaselines ?? []).map((b) => loadLayout(b, 'vmcs12')));
   const identity = kvm ? kvmIdentity(kvm, params) : await probeTarget(params);
   // a process target claims its profile; properties and replay commands go by that claim
   if (identity?.claimedProfile !== undefined && findProfile(identity.claimedProfile)) params = { ...params, profile: identity.claimedProfile };
-  const dir = resolve(reportDir);
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    throw new UsageError(`cannot create report directory ${dir}: ${(e as Error).message}`);
-  }
+  const dir = set.dir;
   const startedAt = new Date();
   const selected = selectedBy(params.only);
   const waived = new Map((extras.waivers ?? []).map((w) => [w.id, w]));
   let progress: Progress | undefined;
   const suiteRun = await runSuites({
     params,
-    junitFile: join(dir, REPORT_FILES.junit),
     shard: extras.shard,
-    timeBudgetSeconds: extras.timeBudgetSeconds,
+    stop,
     onPlan: (suites) => {
       const n = suites.reduce((k, s) => k + s.properties.length, 0);
       const shard = extras.shard ? `, shard ${extras.shard.index}/${extras.shard.count}` : '';
@@ -226,24 +243,31 @@ async function runWith(params: RunParams, reportDir: string, extras: CheckExtras
   // the target's own layout equals its profile's (layout.target-matches-profile checks that)
   const current = baselines.length ? await loadLayout(params.profile, 'vmcs12') : null;
   const sections: Sections = current ? { layoutDiffs: baselines.map((b) => layoutDiffFinding(diffLayouts(b, current))) } : {};
-  const report = buildReport({
+  // the golden corpus, read back through the target: results per blob id; a stop (signal, time
+  // budget) before or during it leaves it out, and the report says the run stopped
+  const golden = params.only || stop.reason ? undefined : await goldenOn(params, stop.signal);
+  const built = buildReport({
     run: params,
     targetIdentity: { ...suiteRun.collector.target, ...identity },
     records,
     expected: wanted.map((p) => p.id),
     startedAt,
     finishedAt: new Date(),
-    stopped: suiteRun.stopped,
+    stopped: stop.reason,
     shard: extras.shard,
     sections,
     waivers: extras.waivers,
   });
-  // the golden corpus, read back through the target: results per blob id
-  // a stopped run (signal, time budget) stops here too: the golden section is not started
-  const golden = params.only || suiteRun.stopped ? undefined : await goldenOn(params);
-  if (golden) console.log(`golden: ${golden.blobs.length} blobs on ${golden.profile}: ${golden.summary.pass} pass, ${golden.summary.fail} fail, ${golden.summary['not-applicable']} not applicable`);
-  for (const b of golden?.blobs ?? []) if (b.verdict === 'fail') console.log(`    FAIL golden ${b.id}: ${b.reason}`);
-  writeReportFiles(dir, golden ? { ...report, golden } : report);
+  const report = golden ? { ...built, golden } : built;
+  if (golden) {
+    const g = golden.summary;
+    console.log(`golden: ${golden.blobs.length} blobs on ${golden.profile}: ${g.pass} pass, ${g.fail} fail, ${g['not-applicable']} not applicable${g.error ? `, ${g.error} error` : ''}`);
+    for (const b of golden.blobs) if (b.verdict === 'fail') console.log(`    FAIL golden ${b.id}: ${b.reason}`);
+    const errors = golden.blobs.filter((b) => b.verdict === 'error');
+    for (const b of errors.slice(0, 3)) console.log(`    ERROR golden ${b.id}: ${b.reason}`);
+    if (errors.length > 3) console.log(`    … ${errors.length - 3} more golden errors in report.json`);
+  }
+  commitReport(set, report);
   for (const w of unmatchedWaiverWarnings(report.waivers)) console.error(`nvmx-conformance: warning: ${w}`);
   const s = report.summary;
   if (report.run.stopped) console.log(`stopped: ${report.run.stopped === 'interrupted' ? 'interrupted by a signal' : 'time budget reached'}; the report is marked incomplete`);

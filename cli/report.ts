@@ -1,16 +1,16 @@
 // `report render DIR` (report.md and report.html again from a validated report.json) and
-// `report merge DIR... [--out DIR]` (shard reports -> one report, with junit.xml merged too).
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+// `report merge DIR... [--out DIR]` (shard reports -> one report; junit.xml from the merged report).
+import { existsSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { TOOL_VERSION } from '../targets/reference.js';
-import { mergeJunit } from '../reports/junit-merge.js';
 import { mergeReports, type MergeInput } from '../reports/merge.js';
-import { readReport, writeTextAtomically, type Report } from '../reports/report.js';
+import { readReport, type Report } from '../reports/report.js';
 import { exitCodeFor } from '../reports/verdict.js';
 import { unmatchedWaiverWarnings } from '../reports/waivers.js';
-import { REPORT_FILES, writeRenderings, writeReportFiles } from '../reports/write.js';
+import { REPORT_FILES, writeRenderings } from '../reports/write.js';
 import { UsageError } from './errors.js';
+import { commitReport, openReportSet } from './report-dir.js';
 import { parse } from './options.js';
 
 export async function reportCommand(argv: string[]): Promise<number> {
@@ -47,21 +47,14 @@ function merge(argv: string[]): number {
   if (foreign) throw new UsageError(`${foreign.source} was written by nvmx-conformance ${foreign.report.tool.version}; merge it with that version (this is ${TOOL_VERSION})`);
   const merged = mergeReports(inputs, ALL_PROPERTIES.map((p) => p.id));
   if ('problem' in merged) throw new UsageError(merged.problem);
-  const out = resolve(values.out);
-  try {
-    mkdirSync(out, { recursive: true });
-  } catch (e) {
-    throw new UsageError(`cannot create ${out}: ${(e as Error).message}`);
-  }
   const report = merged.report;
-  writeReportFiles(out, report);
-  const junits = dirs.map((d) => join(d, REPORT_FILES.junit));
-  const lacking = junits.filter((f) => !existsSync(f));
-  if (lacking.length) console.error(`nvmx-conformance: warning: junit.xml not merged: ${lacking.map((f) => relative(process.cwd(), f)).join(', ')} missing`);
-  else {
-    const j = mergeJunit(junits.map((f) => ({ source: relative(process.cwd(), f), xml: readFileSync(f, 'utf8') })));
-    if ('problem' in j) throw new UsageError(j.problem);
-    writeTextAtomically(join(out, REPORT_FILES.junit), j.xml);
+  const set = openReportSet(values.out);
+  const out = set.dir;
+  try {
+    // junit.xml agrees with the merged report.json: it is written from it, not pasted from the shards'
+    commitReport(set, report);
+  } finally {
+    set.release();
   }
   for (const w of unmatchedWaiverWarnings(report.waivers)) console.error(`nvmx-conformance: warning: ${w}`);
   const s = report.summary;

@@ -1,7 +1,7 @@
-// Runs the suites through vitest's Node API: vitest's runner, its JUnit reporter and its shard
-// option (one entry file per suite, so a shard is a set of suites). A run can be cut short by
-// SIGINT/SIGTERM or a time budget: vitest cancels it cleanly and the caller still gets every
-// outcome recorded so far, with the reason it stopped.
+// Runs the suites through vitest's Node API: vitest's runner and its shard option (one entry file
+// per suite, so a shard is a set of suites). A run can be cut short (the caller's RunStop: a
+// signal or a time budget): vitest cancels it cleanly and the caller still gets every outcome
+// recorded so far, with the reason it stopped. junit.xml is written by `check` from the report.
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import type { RunParams } from '../suites/vitest/register.js';
 import { OutcomeCollector, type CollectorEvents } from '../reports/collector.js';
 import type { Shard, StopReason } from '../reports/report.js';
 import { packageRoot } from '../reports/schemas.js';
+import { STOP_SIGNALS, type RunStop } from './stop.js';
 
 export interface SuiteRun {
   collector: OutcomeCollector;
@@ -18,13 +19,11 @@ export interface SuiteRun {
   stopped?: StopReason;
 }
 
-const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
-
 export async function runSuites(o: {
   params: RunParams;
-  junitFile: string;
   shard?: Shard | undefined;
-  timeBudgetSeconds?: number | undefined;
+  /** its signal cancels the run; the caller handles signals and the time budget */
+  stop: RunStop;
   /** called once the suites to run are known, before any runs */
   onPlan?: (suites: readonly Suite[]) => void;
   events: CollectorEvents;
@@ -42,6 +41,7 @@ export async function runSuites(o: {
   // vitest forgets a cancel that comes before its run has begun (it resets the flag as the run
   // starts), so a stop is repeated when each test module starts
   const cancel = () => void vitest.cancelCurrentRun('keyboard-input');
+  const stopped = () => o.stop.reason !== undefined;
   const vitest = await createVitest(
     'test',
     {
@@ -49,7 +49,7 @@ export async function runSuites(o: {
       config: false,
       watch: false,
       include: selected.map((s) => `${suitesDir}/${s.name}.suite.{js,ts}`),
-      reporters: [collector, ['junit', { outputFile: o.junitFile, suiteName: 'nvmx-conformance' }], { onTestModuleStart: () => run.stopped && cancel() }],
+      reporters: [collector, { onTestModuleStart: () => void (stopped() && cancel()) }],
       provide: { nvmxRun: o.params },
       testTimeout: 0,
       setupFiles,
@@ -57,16 +57,9 @@ export async function runSuites(o: {
     },
     { cacheDir: join(tmpdir(), 'nvmx-conformance-vite'), logLevel: 'silent' },
   );
-  // vitest's logger exits the process on SIGINT/SIGTERM; we cancel instead, so the report is written
+  // vitest's logger exits the process on SIGINT/SIGTERM; the caller's RunStop cancels instead, so the report is written
   for (const s of STOP_SIGNALS) for (const l of process.listeners(s)) if (!before.get(s)!.has(l)) process.off(s, l as () => void);
-  const stop = (why: StopReason) => {
-    if (run.stopped) return;
-    run.stopped = why;
-    cancel();
-  };
-  const onSignal = () => (run.stopped ? process.exit(130) : stop('interrupted'));
-  for (const s of STOP_SIGNALS) process.on(s, onSignal);
-  const budget = o.timeBudgetSeconds !== undefined ? setTimeout(() => stop('time-budget'), o.timeBudgetSeconds * 1000) : undefined;
+  o.stop.signal.addEventListener('abort', cancel);
   try {
     let specs = await vitest.globTestSpecifications();
     // the same sequencer vitest shards with, so the report knows which properties this shard owes
@@ -74,11 +67,12 @@ export async function runSuites(o: {
     const files = new Set(specs.map((s) => basename(s.moduleId)));
     run.suites = selected.filter((s) => [...files].some((f) => f.startsWith(`${s.name}.suite.`)));
     o.onPlan?.(run.suites);
-    if (!run.stopped) await vitest.start();
+    if (!stopped()) await vitest.start();
   } finally {
-    if (budget) clearTimeout(budget);
+    o.stop.signal.removeEventListener('abort', cancel);
     await vitest.close();
-    for (const s of STOP_SIGNALS) process.off(s, onSignal);
   }
+  // a stop that came after the last property finished stopped nothing here; the caller sees it in its RunStop
+  if (o.stop.reason) run.stopped = o.stop.reason;
   return run;
 }

@@ -55,6 +55,11 @@ class TargetStop extends Error {
   }
 }
 
+/** The target's `error` answer behind a thrown TargetStop (the target broke: crashed, hung, lied), else undefined. */
+export function targetErrorOf(e: unknown): Extract<TargetResult<unknown>, { status: 'error' }> | undefined {
+  return e instanceof TargetStop && e.result.status === 'error' ? e.result : undefined;
+}
+
 export function must<T>(r: TargetResult<T>): T {
   if (r.status === 'ok') return r.value;
   throw new TargetStop(r);

@@ -1,14 +1,19 @@
 // exec: targets and nvmx-target/1: `serve` gives the reference's verdicts; targets that crash, hang
-// or lie give `error` verdicts with the reason and their stderr, a complete report and exit 3; the
-// runner restarts a broken target for the next property; messages are checked against the schema.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+// or lie give `error` verdicts with the reason and their stderr, a complete report and exit 3 (and
+// golden results `error`); the runner restarts a broken target for the next property, without
+// waiting for a background child of a shell wrapper; output is bounded (a stderr flood, a line
+// without end); the hello wait follows --target-timeout; messages are checked against the schema;
+// a stop signal ends the golden section.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { validate, validateDef } from '../reports/schemas.js';
 import { openExecTarget, splitCommandLine, TargetStartError } from '../targets/exec.js';
+import { MAX_LINE, OutputTail } from '../targets/protocol/connection.js';
+import { junitCounts, junitTestcases } from './junit-helpers.js';
 import { referenceTarget } from '../targets/reference.js';
 import { answer, helloOf } from '../targets/protocol/serve.js';
 
@@ -20,17 +25,22 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'nvmx-exec-'));
 interface Report {
   properties: { id: string; verdict: string; reason?: string; stderr?: string[] }[];
   summary: Record<string, number>;
-  run: { complete: boolean };
+  run: { complete: boolean; stopped?: string };
   target: Record<string, string>;
+  verdict: string;
+  golden?: { summary: Record<string, number>; blobs: { id: string; verdict: string; reason?: string }[] };
 }
 
-function check(target: string, ...extra: string[]): { code: number | null; out: string; err: string; report: Report } {
+function check(target: string, ...extra: string[]): { code: number | null; out: string; err: string; report: Report; dir: string } {
   const dir = tmp();
   const r = spawnSync(process.execPath, [BIN, 'check', '--target', target, '--seed', '7', '--runs', '10', '--report', dir, ...extra], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
   const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as Report;
   expect(validate('report', report)).toEqual([]);
-  return { code: r.status, out: r.stdout, err: r.stderr, report };
+  return { code: r.status, out: r.stdout, err: r.stderr, report, dir };
 }
+
+/** Two properties that need the target (one suite file each), for runs that cost a restart or a timeout per property. */
+const TWO = ['--only', 'vmcs12.access.write-read', '--only', 'layout.target-matches-profile'];
 
 const verdicts = (r: Report) => Object.fromEntries(r.properties.map((p) => [p.id, p.verdict]));
 /** properties whose reason names the vmcs12 operations the misbehaving target breaks on first */
@@ -50,15 +60,16 @@ test('exec:"… serve" gives the same verdicts as the in-process reference', () 
 });
 
 describe('a target that breaks gives error verdicts, a complete report and exit 3', () => {
+  // the timeout is long: none of these waits for it (a hang has its own test below), and the hello
+  // of a node process must not miss it on a loaded machine
   test.each([
     ['crash', /target exited with code 3 while request 1 \((layout|read-revisions|vmcs12-access)\) was open/],
-    ['hang', /no answer within 300 ms to request 1/],
     ['garbage', /target sent malformed JSON: "\{\\"id\\": 1, \\"status\\": ok"/],
     ['wrong-id', /target answered id 1001 to request 1: /],
     ['bad-value', /value breaks nvmx-target\/1 \(\/: must have required property '(format|page|accepted)'\)/],
     ['bad-hello', /target did not start: bad hello \(\/: must have required property 'groups'\)/],
   ])('%s', (mode, reason) => {
-    const r = check(`exec:${MISBEHAVING} ${mode}`, '--target-timeout', '300ms');
+    const r = check(`exec:${MISBEHAVING} ${mode}`, '--target-timeout', '60s');
     expect(r.code).toBe(3);
     expect(r.report.run.complete).toBe(true);
     for (const p of r.report.properties) {
@@ -69,6 +80,22 @@ describe('a target that breaks gives error verdicts, a complete report and exit 
     }
     if (mode === 'crash') expect(r.report.properties.find((p) => p.id === 'vmcs12.access.write-read')!.stderr).toEqual(['misbehaving target: crashing on request 1 (vmcs12-access)']);
     expect(r.out).toContain(`verdict: unknown (${TOOL_COUNT} pass, 0 expected-fail, 0 fail, 0 waived, 0 unsupported, ${ALL_PROPERTIES.length - TOOL_COUNT} error`);
+    // the golden corpus read through the broken target: no answer is an error, never a failure of a blob
+    if (mode === 'bad-hello') expect(r.report.golden).toBeUndefined();
+    else {
+      const g = r.report.golden!;
+      expect(g.blobs.filter((b) => b.verdict !== 'error' && b.verdict !== 'not-applicable')).toEqual([]);
+      expect(g.summary.error).toBeGreaterThan(0);
+      expect(r.out).toMatch(new RegExp(`^golden: ${g.blobs.length} blobs on linux-6.12: 0 pass, 0 fail, ${g.summary['not-applicable']} not applicable, ${g.summary.error} error$`, 'm'));
+    }
+  });
+
+  test('hang: no answer within --target-timeout', () => {
+    // a second of margin for the hello (it waits as long as a request now); two properties, a timeout each
+    const r = check(`exec:${MISBEHAVING} hang`, '--target-timeout', '3s', ...TWO);
+    expect(r.code).toBe(3);
+    expect(r.report.properties.map((p) => [p.id, p.verdict]).sort()).toEqual([['layout.target-matches-profile', 'error'], ['vmcs12.access.write-read', 'error']]);
+    for (const p of r.report.properties) expect(p.reason).toMatch(/^no answer within 3000 ms to request 1 \((layout|vmcs12-access)\)$/);
   });
 
   test('a crash costs one property: the target is restarted for the next one', () => {
@@ -79,6 +106,97 @@ describe('a target that breaks gives error verdicts, a complete report and exit 
     expect(readFileSync(marker, 'utf8')).toContain('misbehaved once');
   });
 });
+
+describe('bounded targets', () => {
+  test('the hello wait follows --target-timeout', () => {
+    const r = check(`exec:${MISBEHAVING} no-hello`, '--target-timeout', '1s', '--only', 'vmcs12.access.write-read');
+    expect(r.code).toBe(3);
+    expect(r.report.properties).toMatchObject([{ id: 'vmcs12.access.write-read', verdict: 'error', reason: 'target did not start: no hello within 1000 ms' }]);
+  });
+
+  test('a target writing 30 MB to stderr without a newline gives a small report and junit.xml', () => {
+    const r = check(`exec:${MISBEHAVING} stderr-flood`, '--target-timeout', '60s', ...TWO);
+    expect(r.code).toBe(3);
+    for (const p of r.report.properties) {
+      expect(p).toMatchObject({ verdict: 'error', reason: expect.stringMatching(/^target exited with code 3 while request 1 /) });
+      // the first 1000 characters of the line, and how much was cut; the rest never held in memory
+      expect(p.stderr).toEqual([`${'x'.repeat(1000)}… (${30 * 2 ** 20 - 1000} more characters cut)`]);
+    }
+    expect(statSync(join(r.dir, 'report.json')).size).toBeLessThan(64 * 1024);
+    expect(statSync(join(r.dir, 'junit.xml')).size).toBeLessThan(64 * 1024);
+  });
+
+  test('a captured stderr tail holds a bounded amount whatever comes in', () => {
+    const tail = new OutputTail();
+    const chunk = 'y'.repeat(64 * 1024);
+    for (let i = 0; i < 480; i++) tail.push(chunk); // 30 MiB, no newline
+    expect(tail.retained).toBe(1000);
+    tail.push('\nshort line\n' + 'z\n'.repeat(100) + 'partial');
+    expect(tail.retained).toBeLessThanOrEqual(12 * 1100);
+    expect(tail.tail()).toEqual([...Array(11).fill('z'), 'partial']);
+  });
+
+  test('a line longer than the cap is "line too long" at once, not a timeout', () => {
+    const r = check(`exec:${MISBEHAVING} long-line`, '--target-timeout', '600s', ...TWO);
+    expect(r.code).toBe(3);
+    for (const p of r.report.properties) {
+      expect(p.verdict).toBe('error');
+      // the reason quotes the line's beginning, cut
+      expect(p.reason).toMatch(new RegExp(`^line too long: the target sent more than ${MAX_LINE} characters without a newline: "\\{\\\\"id\\\\": 1, \\\\"status\\\\": \\\\"ok\\\\", \\\\"value\\\\": \\\\"a{200,}…"$`));
+    }
+    expect(statSync(join(r.dir, 'report.json')).size).toBeLessThan(64 * 1024);
+  });
+
+  test('--target-shell: a wrapper whose background child holds stdout is restarted without waiting for the child', () => {
+    const marker = join(tmp(), 'crashed');
+    // the sleep inherits the wrapper's stdout and outlives the crash of the target it started
+    const r = check(`exec:sleep 3171 & exec ${MISBEHAVING} crash ${marker}`, '--target-shell', '--target-timeout', '600s', ...TWO);
+    expect(r.code).toBe(3);
+    const verdicts = r.report.properties.map((p) => p.verdict).sort();
+    expect(verdicts).toEqual(['error', 'pass']);
+    // the crash is seen when the target exits, not when the request times out
+    expect(r.report.properties.find((p) => p.verdict === 'error')!.reason).toMatch(/^target exited with code 3 while request 1 /);
+    // and nothing of the target's process groups is left
+    const sleeping = readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((d) => {
+        try {
+          return readFileSync(`/proc/${d}/cmdline`, 'utf8') === 'sleep\u00003171\u0000';
+        } catch {
+          return false;
+        }
+      });
+    expect(sleeping).toEqual([]);
+  });
+});
+
+test('a stop signal ends the golden section too: the report has no golden section and says the run was interrupted', async () => {
+  const dir = tmp();
+  const marker = join(tmp(), 'golden-started');
+  // the suites get answers; the golden section's first request never does (until --target-timeout, 600 s);
+  // one shard of one suite is enough: the golden section runs after any shard
+  const child = spawn(process.execPath, [BIN, 'check', '--target', `exec:${MISBEHAVING} hang-in-golden ${marker}`, '--target-timeout', '600s', '--runs', '5', '--seed', '7', '--shard', '1/14', '--report', dir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  while (!existsSync(marker) && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+  expect(child.exitCode).toBeNull();
+  child.kill('SIGINT');
+  expect(await exited).toBe(130);
+  const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as Report;
+  expect(validate('report', report)).toEqual([]);
+  expect(report.golden).toBeUndefined();
+  expect(report.run).toMatchObject({ complete: false, stopped: 'interrupted' });
+  expect(report.verdict).toBe('unknown');
+  // every property of the shard had ended, and passed
+  expect((report.run as { missing?: string[] }).missing).toBeUndefined();
+  expect(report.properties.length).toBeGreaterThan(0);
+  expect(report.properties.filter((p) => p.verdict !== 'pass' && p.verdict !== 'expected-fail')).toEqual([]);
+  expect(out).toContain('stopped: interrupted by a signal');
+  const junit = readFileSync(join(dir, 'junit.xml'), 'utf8');
+  expect(junitTestcases(junit).map((c) => c.name)).toEqual(report.properties.map((p) => p.id));
+  expect(junitCounts(junit)).toEqual({ tests: report.properties.length, errors: 0, failures: 0, skipped: 0 });
+}, 300_000);
 
 describe('the exec: command line', () => {
   test('is split into argv without a shell', () => {

@@ -1,8 +1,10 @@
 // The report files as CI uses them: a fresh check writes all four, shards merge into what an
-// unsharded run writes, SIGINT and --time-budget leave a valid incomplete report, waivers and
-// replay on a real failure (a mutant injected through NVMX_VITEST_SETUP), and bad input.
+// unsharded run writes, SIGINT and --time-budget leave a valid incomplete report whose junit.xml
+// agrees with it, kill -9 leaves the previous set as it was, a second run into a directory in use
+// is refused, waivers and replay on a real failure (a mutant injected through NVMX_VITEST_SETUP),
+// and bad input.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { validate } from '../reports/schemas.js';
@@ -10,6 +12,7 @@ import type { Report } from '../reports/report.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { BIN, cli, tmp } from './cli-helpers.js';
 import { sampleReport } from './fixtures/sample-report.js';
+import { junitCounts, junitTestcases, wellFormed } from './junit-helpers.js';
 
 const MUTANT = { env: { ...process.env, NVMX_VITEST_SETUP: new URL('./fixtures/mutant-round-trip.setup.js', import.meta.url).pathname } };
 const FILES = ['report.json', 'report.md', 'report.html', 'junit.xml'];
@@ -19,6 +22,55 @@ function validReport(dir: string): Report {
   const r = readJson(dir);
   expect(validate('report', r)).toEqual([]);
   return r;
+}
+
+/** junit.xml says what report.json says: the same properties, each with its outcome, and the same counts. */
+function junitAgrees(dir: string, report: Report): void {
+  const xml = readFileSync(join(dir, 'junit.xml'), 'utf8');
+  expect(wellFormed(xml)).toEqual([]);
+  const cases = junitTestcases(xml);
+  expect(cases.map((c) => c.name).sort()).toEqual(report.properties.map((p) => p.id).sort());
+  const outcome = { fail: 'failure', error: 'error', unsupported: 'skipped', waived: 'skipped', pass: 'pass', 'expected-fail': 'pass' } as const;
+  for (const p of report.properties) expect(cases.find((c) => c.name === p.id)!.outcome, p.id).toBe(outcome[p.verdict]);
+  const s = report.summary;
+  expect(junitCounts(xml)).toEqual({ tests: report.properties.length, failures: s.fail, errors: s.error, skipped: s.unsupported + s.waived });
+}
+
+/**
+ * A check in its own process group, with its stdout so far. Each property, as it starts, leaves a
+ * file in `started` (tests/fixtures/started-marker.setup.js): `running()` waits until a property of
+ * many cases runs, so a signal or a kill lands while one is under way, whatever the machine's load.
+ */
+function startCheck(args: string[]) {
+  const started = tmp();
+  const env = { ...process.env, NVMX_VITEST_SETUP: new URL('./fixtures/started-marker.setup.js', import.meta.url).pathname, NVMX_STARTED_DIR: started };
+  const child = spawn(process.execPath, [BIN, 'check', ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env });
+  const io = { out: '', err: '' };
+  child.stdout.on('data', (d: Buffer) => (io.out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (io.err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  const until = async (what: RegExp) => {
+    while (!what.test(io.out) && alive()) await new Promise((r) => setTimeout(r, 100));
+  };
+  const manyCases = new Set(ALL_PROPERTIES.filter((p) => p.runs !== 1).map((p) => p.id));
+  /** the id of a property of many cases that has started */
+  const running = async (): Promise<string | undefined> => {
+    for (;;) {
+      const id = readdirSync(started).find((f) => manyCases.has(f));
+      if (id || !alive()) return id;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  /** the process and whatever it left in its group (vitest's workers) */
+  const killGroup = () => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  return { child, io, exited, until, running, killGroup };
 }
 
 /** Drops what legitimately differs between a sharded and an unsharded run: timing and shard bookkeeping. */
@@ -69,21 +121,23 @@ test('report merge of a 2-shard run equals the unsharded run apart from timing',
 });
 
 // 'as the run starts': vitest resets a cancel that comes before its run begins; the stop must survive that
-test.each([
-  ['mid-run', 1500],
-  ['as the run starts', 0],
-])('SIGINT %s leaves a valid report marked incomplete with verdict unknown', async (_when, delayMs) => {
+test.each(['mid-run', 'as the run starts'])('SIGINT %s leaves a valid report marked incomplete with verdict unknown, and junit.xml agrees', async (when) => {
   const dir = tmp();
-  const child = spawn(process.execPath, [BIN, 'check', '--runs', '10000000', '--seed', '8', '--report', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  // wait until the suites are running (signals are handled from then on), then a little longer
-  while (!out.includes(`running ${ALL_PROPERTIES.length} properties`) && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
-  await new Promise((r) => setTimeout(r, delayMs));
+  const run = startCheck(['--runs', '10000000', '--seed', '8', '--report', dir]);
+  const { child } = run;
+  // wait until the suites are running; mid-run, until a property of many cases is under way
+  await run.until(new RegExp(`running ${ALL_PROPERTIES.length} properties`));
+  const interrupted = when === 'mid-run' ? await run.running() : undefined;
   expect(child.exitCode).toBeNull(); // still running: the interrupt lands during the run
+  if (when === 'mid-run') {
+    // meanwhile a second run into the same directory is refused: one line, exit 2
+    const second = cli(['check', '--runs', '1', '--report', dir]);
+    expect(second.code).toBe(2);
+    expect(second.err).toMatch(new RegExp(`^nvmx-conformance: report directory \\S+ is in use by another run \\(pid ${child.pid} on [^,]+, since [^)]+\\); wait for it to end or write the report elsewhere\n$`));
+  }
   child.kill('SIGINT');
-  expect(await exited).toBe(130);
+  expect(await run.exited).toBe(130);
+  const out = run.io.out;
   const report = validReport(dir);
   expect(report.run).toMatchObject({ complete: false, stopped: 'interrupted' });
   expect(report.verdict).toBe('unknown');
@@ -92,7 +146,38 @@ test.each([
   expect(out).toContain('stopped: interrupted by a signal');
   expect(out).not.toMatch(/^PASS {2}vmcs12\.codec\.round-trip/m);
   expect(readFileSync(join(dir, 'report.md'), 'utf8')).toContain('INCOMPLETE (interrupted)');
+  // a property cut short is an error in both files; those that never started are in neither
+  if (interrupted) expect(report.properties.find((p) => p.id === interrupted)).toMatchObject({ verdict: 'error', reason: expect.stringMatching(/^interrupted after \d+ of 10000000 cases/) });
+  junitAgrees(dir, report);
+  expect(readFileSync(join(dir, 'junit.xml'), 'utf8')).toContain('<property name="stopped" value="interrupted"/>');
+  expect(readdirSync(dir).filter((e) => e.startsWith('.'))).toEqual([]); // lock and staging directory gone
 }, 60_000);
+
+test('kill -9 mid-run leaves the previous report set as it was; the next run takes the stale lock over', async () => {
+  const dir = tmp();
+  expect(cli(['check', '--runs', '3', '--seed', '4', '--only', 'vmcs12.*', '--report', dir]).code).toBe(0);
+  const before = Object.fromEntries(FILES.map((f) => [f, readFileSync(join(dir, f), 'utf8')]));
+  expect(before['junit.xml']).toContain('<testcase ');
+  const run = startCheck(['--runs', '10000000', '--seed', '8', '--report', dir]);
+  try {
+    // a property of many cases is under way
+    expect(await run.running()).toBeDefined();
+    expect(run.child.exitCode).toBeNull();
+    run.child.kill('SIGKILL');
+    await run.exited;
+  } finally {
+    run.killGroup();
+  }
+  expect(Object.fromEntries(FILES.map((f) => [f, readFileSync(join(dir, f), 'utf8')]))).toEqual(before);
+  expect(readdirSync(dir).filter((e) => e.startsWith('.')).sort()).toEqual(['.nvmx-lock', expect.stringMatching(/^\.nvmx-staging-/)]);
+  const next = cli(['check', '--runs', '3', '--seed', '5', '--only', 'vmcs12.codec.round-trip', '--report', dir]);
+  expect(next.code).toBe(0);
+  expect(next.err).toMatch(new RegExp(`^nvmx-conformance: warning: report directory \\S+ was locked by pid ${run.child.pid} \\(since [^)]+\\), which is no longer running: taking the lock over\n$`));
+  const report = validReport(dir);
+  expect(report.run.seed).toBe(5);
+  junitAgrees(dir, report);
+  expect(readdirSync(dir).sort()).toEqual([...FILES].sort());
+}, 120_000);
 
 test('--time-budget ends the run cleanly: incomplete, unknown, exit 3', () => {
   const dir = tmp();

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { bytesOfDiff, hexdumpLines } from '../reports/hexdump.js';
-import { mergeJunit } from '../reports/junit-merge.js';
+import { renderJunit } from '../reports/junit.js';
 import { mergeReports } from '../reports/merge.js';
 import { renderMarkdown } from '../reports/render-md.js';
 import { buildReport, readReport, type Report } from '../reports/report.js';
@@ -13,6 +13,7 @@ import { exitCodeFor } from '../reports/verdict.js';
 import { loadWaivers, unmatchedWaiverWarnings } from '../reports/waivers.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { sampleRecords, sampleReport, sampleSections } from './fixtures/sample-report.js';
+import { junitCounts, junitTestcases, wellFormed } from './junit-helpers.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'nvmx-reports-'));
 const RUN = { target: 'reference', profile: 'linux-6.12', seed: 5, runs: 50 };
@@ -178,16 +179,6 @@ describe('merge', () => {
     const r = mergeReports(reports().map((report, i) => ({ source: 'ab'[i]!, report })), ids);
     expect('problem' in r && r.problem).toContain(message);
   });
-
-  test('junit files merge under one root with summed counts', () => {
-    const j = (name: string, tests: number) =>
-      `<?xml version="1.0" encoding="UTF-8" ?>\n<testsuites name="x" tests="${tests}" failures="0" errors="0" time="0.5">\n    <testsuite name="${name}" tests="${tests}">\n        <testcase name="t"/>\n    </testsuite>\n</testsuites>\n`;
-    const r = mergeJunit([{ source: 'a', xml: j('one', 2) }, { source: 'b', xml: j('two', 1) }]);
-    if (!('xml' in r)) throw new Error(r.problem);
-    expect(r.xml).toContain('<testsuites name="nvmx-conformance" tests="3" failures="0" errors="0" time="1">');
-    expect(r.xml.match(/<testsuite /g)).toHaveLength(2);
-    expect(mergeJunit([{ source: 'c', xml: '<html/>' }])).toEqual({ problem: 'c: not a JUnit file (no <testsuites> element)' });
-  });
 });
 
 test('readReport validates what it reads', () => {
@@ -197,4 +188,45 @@ test('readReport validates what it reads', () => {
   expect((readReport(f('bad.json', '{')) as { problem: string }).problem).toContain('is not JSON');
   expect((readReport(f('wrong.json', JSON.stringify({ ...build(), verdict: 'fine' }))) as { problem: string }).problem).toContain('/verdict: must be one of');
   expect(readReport(f('good.json', JSON.stringify(sampleReport())))).toEqual({ report: JSON.parse(JSON.stringify(sampleReport())) });
+});
+
+describe('junit.xml, written from the report', () => {
+  const suiteOf = (id: string) => id.split('.')[0];
+
+  test('has one testcase per finding, counts that match the summary, and well-formed XML', () => {
+    const report = sampleReport();
+    const xml = renderJunit(report, suiteOf);
+    expect(wellFormed(xml)).toEqual([]);
+    const cases = junitTestcases(xml);
+    const findings = report.properties.length + 2 + 1 + 4 + 1; // properties, layout diffs, filter difference, matrix cells, golden
+    expect(cases).toHaveLength(findings);
+    const s = report.summary;
+    expect(junitCounts(xml)).toEqual({ tests: findings, failures: s.fail, errors: s.error, skipped: s.unsupported + s.waived });
+    expect(s.fail * s.error * s.waived * s.unsupported).toBeGreaterThan(0); // the sample has one of each
+    const byId = new Map(cases.map((c) => [c.name, c]));
+    for (const p of report.properties) expect(byId.get(p.id)?.outcome, p.id).toBe({ fail: 'failure', error: 'error', unsupported: 'skipped', waived: 'skipped' }[p.verdict as string] ?? 'pass');
+    const failed = report.properties.find((p) => p.verdict === 'fail')!;
+    expect(xml).toContain(`replay: ${failed.replay as string}`);
+    expect(xml).toContain('<property name="seed" value="5"/>');
+  });
+
+  test('an incomplete run: properties that did not run are absent, interrupted ones are errors, and the run says so', () => {
+    const records = sampleRecords().slice(4, 9);
+    records[0] = { ...records[0]!, verdict: 'error', reason: 'interrupted after 3 of 100 cases: the run was cancelled' };
+    const report = buildReport({ run: RUN, records, expected: ALL_PROPERTIES.map((p) => p.id), startedAt: new Date(), finishedAt: new Date(), stopped: 'interrupted' });
+    const xml = renderJunit(report, suiteOf);
+    expect(junitTestcases(xml).map((c) => c.name)).toEqual(records.map((r) => r.id));
+    expect(junitCounts(xml)).toEqual({ tests: 5, failures: 0, errors: 1, skipped: 0 });
+    expect(xml).toContain('<property name="complete" value="false"/><property name="stopped" value="interrupted"/>');
+    expect(junitTestcases(xml)[0]!.outcome).toBe('error');
+  });
+
+  test('target output that is not XML text is escaped or replaced', () => {
+    const records = sampleRecords().slice(4, 5).map((r) => ({ ...r, verdict: 'error' as const, reason: 'bad <answer> & "quotes"', stderr: ['\u0000\u001b[31mred\u0007 ]]> \ud800'] }));
+    const report = buildReport({ run: RUN, records, expected: records.map((r) => r.id), startedAt: new Date(), finishedAt: new Date() });
+    const xml = renderJunit(report, suiteOf);
+    expect(wellFormed(xml)).toEqual([]);
+    expect(xml).toContain('message="bad &lt;answer&gt; &amp; &quot;quotes&quot;"');
+    expect(xml).toContain('stderr: \ufffd\ufffd[31mred\ufffd ]]&gt; \ufffd');
+  });
 });

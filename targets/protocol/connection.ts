@@ -19,14 +19,72 @@ export interface LaunchOptions extends Partial<ProcessLaunch> {
 type Failure = Extract<TargetResult<never>, { status: 'error' }>;
 
 const STDERR_LINES = 12;
+/** a stderr line kept for the report is cut here: a target flooding stderr costs neither memory nor report size */
+const STDERR_LINE_CHARS = 1000;
 const QUOTE_CHARS = 300;
-const MAX_LINE = 64 * 1024 * 1024;
+/**
+ * The longest line a target may send (characters before the newline). The largest real answers are
+ * `migrate` paths, about 150 KB; a longer line is refused as "line too long" as soon as it passes
+ * the cap, so a target streaming output without newlines neither hangs the run nor fills memory.
+ */
+export const MAX_LINE = 4 * 1024 * 1024;
 
 /** Request lines at least this long go deflated to a target that offers it. */
 const DEFLATE_FROM = 1024;
 
 /** A line quoted in a reason: long lines are cut, so a reason stays one readable line. */
 export const quote = (line: string): string => JSON.stringify(line.length > QUOTE_CHARS ? line.slice(0, QUOTE_CHARS) + '…' : line);
+
+/**
+ * The last lines of free text a target printed (stderr, a machine's console), bounded: at most
+ * `maxLines` lines of at most `maxChars` characters each are kept, whatever the target writes.
+ * A longer line keeps its beginning and says how much was cut.
+ */
+export class OutputTail {
+  private readonly lines: string[] = [];
+  private partial = '';
+  private cut = 0;
+  constructor(
+    private readonly maxLines = STDERR_LINES,
+    private readonly maxChars = STDERR_LINE_CHARS,
+  ) {}
+
+  push(chunk: string): void {
+    let start = 0;
+    let nl: number;
+    while ((nl = chunk.indexOf('\n', start)) >= 0) {
+      this.append(chunk, start, nl);
+      this.lines.push(this.current());
+      if (this.lines.length > this.maxLines) this.lines.shift();
+      this.partial = '';
+      this.cut = 0;
+      start = nl + 1;
+    }
+    this.append(chunk, start, chunk.length);
+  }
+
+  /** the kept lines, the unfinished one last */
+  tail(): string[] {
+    return [...this.lines, ...(this.partial || this.cut ? [this.current()] : [])].slice(-this.maxLines);
+  }
+
+  /** characters held (a test shows a flood does not grow it) */
+  get retained(): number {
+    return this.lines.reduce((n, l) => n + l.length, this.partial.length);
+  }
+
+  private append(chunk: string, from: number, to: number): void {
+    const room = Math.max(0, this.maxChars - this.partial.length);
+    const take = Math.min(room, to - from);
+    // a copy, not a slice: a slice would keep the whole chunk alive
+    if (take) this.partial += Buffer.from(chunk.slice(from, from + take)).toString();
+    this.cut += to - from - take;
+  }
+
+  private current(): string {
+    return this.cut ? `${this.partial}… (${this.cut} more characters cut)` : this.partial;
+  }
+}
 
 interface Pending {
   readonly req: WireRequest;
@@ -35,9 +93,9 @@ interface Pending {
 
 export class Connection {
   private readonly child: Endpoint;
+  /** the unfinished line from the target: always shorter than MAX_LINE */
   private buffer = '';
-  private readonly stderr: string[] = [];
-  private stderrPartial = '';
+  private readonly stderr = new OutputTail();
   private queued: Pending[] = [];
   /** the line on the wire, waiting for its answer; one at a time keeps ids and timeouts simple */
   private inflight: Pending[] | null = null;
@@ -85,7 +143,9 @@ export class Connection {
     return this.failure !== null;
   }
 
+  /** Ends the target; a request still open (a run being stopped) is answered with an error, not left waiting. */
   async close(): Promise<void> {
+    if (this.inflight || this.queued.length) this.fail(`the runner closed the connection while request ${[...(this.inflight ?? []), ...this.queued].map((p) => `${p.req.id} (${p.req.op})`).join(', ')} was open`);
     this.closing = true;
     this.child.end();
     const t = setTimeout(() => this.child.kill(), 1000);
@@ -112,14 +172,24 @@ export class Connection {
   }
 
   private onData(chunk: string): void {
-    this.buffer += chunk;
+    let start = 0;
     let nl: number;
-    while (!this.failure && (nl = this.buffer.indexOf('\n')) >= 0) {
-      const line = this.buffer.slice(0, nl);
-      this.buffer = this.buffer.slice(nl + 1);
+    // a newline is looked for in the new chunk only, so a long line costs linear time
+    while (!this.failure && (nl = chunk.indexOf('\n', start)) >= 0) {
+      const line = this.buffer + chunk.slice(start, nl);
+      this.buffer = '';
+      start = nl + 1;
+      if (line.length > MAX_LINE) return this.tooLong(line);
       if (line.trim()) this.onLine(line);
     }
-    if (this.buffer.length > MAX_LINE) this.fail(`target sent a line longer than ${MAX_LINE} bytes`);
+    if (this.failure) return; // nothing more is read from a broken connection
+    this.buffer += chunk.slice(start);
+    if (this.buffer.length > MAX_LINE) this.tooLong(this.buffer);
+  }
+
+  private tooLong(line: string): void {
+    this.buffer = '';
+    this.fail(`line too long: the target sent more than ${MAX_LINE} characters without a newline: ${quote(line.slice(0, QUOTE_CHARS + 1))}`);
   }
 
   private onLine(line: string): void {
@@ -161,10 +231,7 @@ export class Connection {
   }
 
   private onStderr(chunk: string): void {
-    const lines = (this.stderrPartial + chunk).split('\n');
-    this.stderrPartial = lines.pop()!;
-    this.stderr.push(...lines);
-    if (this.stderr.length > STDERR_LINES) this.stderr.splice(0, this.stderr.length - STDERR_LINES);
+    this.stderr.push(chunk);
   }
 
   /** Breaks the connection: kills the process, then answers everything open with the reason. */
@@ -174,7 +241,7 @@ export class Connection {
     if (this.child.alive) this.child.kill();
     // stderr is complete once the process has closed its pipes; a stuck pipe gets 500 ms
     this.failure = Promise.race([this.child.closed, new Promise((r) => setTimeout(r, 500))]).then(() => {
-      const stderr = [...this.stderr, ...(this.stderrPartial ? [this.stderrPartial] : [])].slice(-STDERR_LINES);
+      const stderr = this.stderr.tail();
       return { status: 'error' as const, reason, ...(stderr.length ? { stderr } : {}) };
     });
     void this.failure.then((f) => {

@@ -31,14 +31,21 @@ export interface ProcessLaunch {
 
 /**
  * A target process in a process group of its own: killing it kills what it started too (a shell
- * wrapper's background children), so a restart never waits for a stray grandchild.
+ * wrapper's background children), so a restart never waits for a stray grandchild. When the
+ * process itself exits, the rest of its group is killed as well: a background child that still
+ * holds stdout would otherwise keep the pipes (and so the close) open until the request timeout.
  */
 export function processEndpoint(launch: ProcessLaunch): Endpoint {
   const [cmd, ...args] = launch.argv;
   const child = spawn(cmd!, launch.shell ? [] : args, { shell: launch.shell, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   let alive = true;
   const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  child.once('exit', () => (alive = false));
+  let exit = '';
+  child.once('exit', (code, signal) => {
+    alive = false;
+    exit = signal ? `target killed by signal ${signal}` : `target exited with code ${code}`;
+    killGroup();
+  });
   child.stdin.on('error', () => {}); // EPIPE after a crash: the close handler reports it
   child.stdout.setEncoding('utf8');
   child.stderr.setEncoding('utf8');
@@ -58,7 +65,8 @@ export function processEndpoint(launch: ProcessLaunch): Endpoint {
     kill: killGroup,
     onStdout: (cb) => void child.stdout.on('data', cb),
     onStderr: (cb) => void child.stderr.on('data', cb),
-    onClose: (cb) => void child.once('close', (code, signal) => cb(signal ? `target killed by signal ${signal}` : `target exited with code ${code}`)),
+    // how the target itself ended, not the stragglers of its group killed after it
+    onClose: (cb) => void child.once('close', (code, signal) => cb(exit || (signal ? `target killed by signal ${signal}` : `target exited with code ${code}`))),
     onError: (cb) => void child.once('error', (e) => cb(`cannot run target: ${e.message}`)),
     get alive() {
       return alive;
