@@ -12,14 +12,14 @@ import { validate } from '../reports/schemas.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { cli, tmp } from './cli-helpers.js';
 import { sampleReport } from './fixtures/sample-report.js';
+import { CHROMIUM, missingLine } from './setup/system-packages.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
 let browser: Browser;
 beforeAll(async () => {
-  // no silent skip: without the browser this test fails and says how to get it
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)`);
+  // no silent skip: without the browser (which the test setup installs where apt-get can) this fails and says how to get it
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: ${missingLine(['chromium'])}`);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
 });
 afterAll(async () => browser?.close());
