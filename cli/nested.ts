@@ -1,6 +1,5 @@
 // `nested decode | encode | restore | save`: blobs as JSON and back, and the model's KVM answering
 // a restore (with the rule that decided it) or producing a blob from guest operations.
-import { writeFileSync } from 'node:fs';
 import { decodeBlob } from '../model/nested/blob.js';
 import { getNestedState } from '../model/nested/get.js';
 import { setNestedState } from '../model/nested/set.js';
@@ -16,15 +15,65 @@ import { durationMs } from './check.js';
 import { openTarget, targetSpecProblem } from '../targets/resolve.js';
 import { KvmSetupError } from '../targets/kvm/image.js';
 import type { TargetResult } from '../targets/target.js';
+import { writeOutFile } from './fs-out.js';
 import { readInputFile, readJsonFile } from './json-input.js';
-import { parse } from './options.js';
+import { command, dispatch, parse, type GroupSpec } from './options.js';
+
+const profileOpt = { type: 'string', arg: 'P', help: `the kernel profile (default ${DEFAULT_PROFILE})` } as const;
+const jsonOpt = { type: 'boolean', default: false, help: 'JSON output' } as const;
+const vcpuHelp = 'the vCPU configuration (reports/schema/vcpu.schema.json; default: nested VMX on, nothing else)';
+
+const decodeSpec = command({
+  name: 'nested decode',
+  args: 'BLOB',
+  positionals: 1,
+  summary: 'a KVM_GET/SET_NESTED_STATE blob: header and vmcs12 fields by name, and what does not add up; --json re-encodes',
+  options: { json: { type: 'boolean', default: false, help: 'the blob as a SPEC (reports/schema/nested-spec.schema.json) that `nested encode` takes back' }, profile: profileOpt },
+});
+
+const encodeSpec = command({
+  name: 'nested encode',
+  args: 'SPEC.json',
+  positionals: 1,
+  summary: 'a blob from its JSON description (reports/schema/nested-spec.schema.json)',
+  options: { out: { type: 'string', arg: 'BLOB', help: 'the file to write (default: stdout, never a terminal)' }, profile: profileOpt },
+});
+
+const restoreSpec = command({
+  name: 'nested restore',
+  summary: 'what KVM_SET_NESTED_STATE answers on a vCPU so configured, and the rule that decides it (an errno is an answer: exit 0)',
+  options: {
+    blob: { type: 'string', multiple: true, arg: 'BLOB', help: 'the blob (several, or @null for a NULL pointer, only with --target)' },
+    profile: profileOpt,
+    vcpu: { type: 'string', multiple: true, arg: 'VCPU.json', help: `${vcpuHelp}; with --target, one for all blobs or one per blob` },
+    memory: {
+      type: 'string',
+      arg: 'FILE',
+      help: "guest memory as the VMM restores it before the nested state: a guest-ops file of write-memory, init-vmcs, init-evmcs and set-vp-assist (eVMCS page, VP-assist page, link page); the shadow vmcs12's link page is seeded from the blob first, as golden verify does",
+    },
+    json: jsonOpt,
+    target: { type: 'string', arg: 'T', help: 'answer on a target (e.g. kvm:debian-6.1), beside the model for the profile it claims' },
+    'target-timeout': { type: 'string', arg: 'DURATION', help: 'per request to the target (10, 2.5s, 500ms)' },
+  },
+  notes: ['exit: 0 (an errno is an answer), 2 usage, 3 the target failed'],
+});
+
+const saveSpec = command({
+  name: 'nested save',
+  summary: 'run guest operations (reports/schema/guest-ops.schema.json), then KVM_GET_NESTED_STATE',
+  options: {
+    ops: { type: 'string', arg: 'OPS.json', help: 'the guest operations (required)' },
+    profile: profileOpt,
+    vcpu: { type: 'string', arg: 'VCPU.json', help: vcpuHelp },
+    json: { type: 'boolean', default: false, help: 'each operation\'s result and the blob as a SPEC' },
+    out: { type: 'string', arg: 'BLOB', help: 'the file to write (default: stdout, never a terminal)' },
+  },
+});
+
+export const nestedGroup: GroupSpec = { name: 'nested', summary: 'KVM_GET/SET_NESTED_STATE blobs: decode, encode, restore on the model or a target, save from guest operations', commands: [decodeSpec, encodeSpec, restoreSpec, saveSpec] };
 
 export async function nestedCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  const commands: Record<string, (a: string[]) => number | Promise<number>> = { decode, encode, restore, save };
-  const run = sub ? commands[sub] : undefined;
-  if (!run) throw new UsageError(sub ? `unknown nested command "${sub}" (expected decode, encode, restore or save)` : 'nested needs decode, encode, restore or save');
-  return run(rest);
+  return dispatch(nestedGroup, argv, { decode, encode, restore, save });
 }
 
 function nestedProfile(name: string | undefined): Profile & { nested: NestedBehaviour } {
@@ -37,7 +86,7 @@ function nestedProfile(name: string | undefined): Profile & { nested: NestedBeha
 const jsonOut = (x: unknown) => console.log(JSON.stringify(x, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2));
 
 function decode(argv: string[]): number {
-  const { values, positionals } = parse(argv, { json: { type: 'boolean', default: false }, profile: { type: 'string' } }, 1);
+  const { values, positionals } = parse(argv, decodeSpec);
   if (!positionals[0]) throw new UsageError('nested decode needs a blob file');
   const p = nestedProfile(values.profile);
   const d = decodeBlob(new Uint8Array(readInputFile(positionals[0])));
@@ -63,7 +112,7 @@ function decode(argv: string[]): number {
 }
 
 function encode(argv: string[]): number {
-  const { values, positionals } = parse(argv, { out: { type: 'string' }, profile: { type: 'string' } }, 1);
+  const { values, positionals } = parse(argv, encodeSpec);
   if (!positionals[0]) throw new UsageError('nested encode needs a SPEC.json (as `nested decode --json` prints)');
   const p = nestedProfile(values.profile);
   const spec = readJsonFile(positionals[0], 'nested-spec') as NestedSpec;
@@ -77,7 +126,7 @@ function encode(argv: string[]): number {
 }
 
 function writeBlob(blob: Uint8Array, out: string | undefined): number {
-  if (out) writeFileSync(out, blob);
+  if (out) writeOutFile(out, blob);
   else if (process.stdout.isTTY) throw new UsageError('refusing to write a binary blob to a terminal: use --out FILE or redirect');
   else process.stdout.write(blob);
   return EXIT.ok;
@@ -94,14 +143,7 @@ function vcpuFor(p: Profile & { nested: NestedBehaviour }, path: string | undefi
 }
 
 async function restore(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    profile: { type: 'string' },
-    vcpu: { type: 'string', multiple: true },
-    blob: { type: 'string', multiple: true },
-    json: { type: 'boolean', default: false },
-    target: { type: 'string' },
-    'target-timeout': { type: 'string' },
-  });
+  const { values } = parse(argv, restoreSpec);
   const blobs = values.blob ?? [];
   const vcpus = values.vcpu ?? [];
   if (!blobs.length) throw new UsageError('nested restore needs --blob FILE');
@@ -183,7 +225,7 @@ function parseOps(path: string): GuestOp[] {
 }
 
 function save(argv: string[]): number {
-  const { values } = parse(argv, { profile: { type: 'string' }, vcpu: { type: 'string' }, ops: { type: 'string' }, json: { type: 'boolean', default: false }, out: { type: 'string' } });
+  const { values } = parse(argv, saveSpec);
   const p = nestedProfile(values.profile);
   if (!values.ops) throw new UsageError('nested save needs --ops OPS.json (a list of guest operations)');
   const v = vcpuFor(p, values.vcpu);

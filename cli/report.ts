@@ -1,6 +1,6 @@
 // `report render DIR` (report.md and report.html again from a validated report.json) and
 // `report merge DIR... [--out DIR]` (shard reports -> one report, with junit.xml merged too).
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { TOOL_VERSION } from '../targets/reference.js';
@@ -11,13 +11,30 @@ import { exitCodeFor } from '../reports/verdict.js';
 import { unmatchedWaiverWarnings } from '../reports/waivers.js';
 import { REPORT_FILES, writeRenderings, writeReportFiles } from '../reports/write.js';
 import { UsageError } from './errors.js';
-import { parse } from './options.js';
+import { ensureDir } from './fs-out.js';
+import { command, dispatch, parse, type GroupSpec } from './options.js';
+
+const renderSpec = command({
+  name: 'report render',
+  args: 'DIR',
+  positionals: 1,
+  summary: 're-render DIR/report.md and DIR/report.html from DIR/report.json (validated on read)',
+  options: {},
+});
+
+const mergeSpec = command({
+  name: 'report merge',
+  args: 'DIR...',
+  positionals: Number.MAX_SAFE_INTEGER,
+  summary: 'merge shard reports (and their junit.xml) into one; a property that ran twice is refused, a missing one makes the verdict unknown',
+  options: { out: { type: 'string', default: 'reports/merged', arg: 'DIR', help: 'where the merged report goes' } },
+  notes: ['exit: as check; 2 bad input'],
+});
+
+export const reportGroup: GroupSpec = { name: 'report', summary: 'reports after the run: render again, merge shards', commands: [renderSpec, mergeSpec] };
 
 export async function reportCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === 'render') return render(rest);
-  if (sub === 'merge') return merge(rest);
-  throw new UsageError(sub ? `unknown report command "${sub}" (expected render or merge)` : 'report needs render or merge');
+  return dispatch(reportGroup, argv, { render, merge });
 }
 
 function reportIn(dir: string): Report {
@@ -28,7 +45,7 @@ function reportIn(dir: string): Report {
 }
 
 function render(argv: string[]): number {
-  const { positionals } = parse(argv, {}, 1);
+  const { positionals } = parse(argv, renderSpec);
   if (!positionals[0]) throw new UsageError('report render needs a report directory (one with report.json)');
   const dir = resolve(positionals[0]);
   const report = reportIn(dir);
@@ -38,7 +55,7 @@ function render(argv: string[]): number {
 }
 
 function merge(argv: string[]): number {
-  const { values, positionals } = parse(argv, { out: { type: 'string', default: 'reports/merged' } }, Number.MAX_SAFE_INTEGER);
+  const { values, positionals } = parse(argv, mergeSpec);
   if (!positionals.length) throw new UsageError('report merge needs the shard report directories');
   const dirs = positionals.map((p) => resolve(p));
   const inputs: MergeInput[] = dirs.map((d, i) => ({ source: positionals[i]!, report: reportIn(d) }));
@@ -47,12 +64,7 @@ function merge(argv: string[]): number {
   if (foreign) throw new UsageError(`${foreign.source} was written by nvmx-conformance ${foreign.report.tool.version}; merge it with that version (this is ${TOOL_VERSION})`);
   const merged = mergeReports(inputs, ALL_PROPERTIES.map((p) => p.id));
   if ('problem' in merged) throw new UsageError(merged.problem);
-  const out = resolve(values.out);
-  try {
-    mkdirSync(out, { recursive: true });
-  } catch (e) {
-    throw new UsageError(`cannot create ${out}: ${(e as Error).message}`);
-  }
+  const out = ensureDir(values.out, 'output directory');
   const report = merged.report;
   writeReportFiles(out, report);
   const junits = dirs.map((d) => join(d, REPORT_FILES.junit));

@@ -24,6 +24,8 @@ export interface PropertyDef {
   /** target operation groups the property needs; [] for properties of the tool itself */
   readonly groups: readonly Group[];
   readonly runs?: number;
+  /** model-based (fc.commands): a replay needs the failure's --replay-path as well as its path */
+  readonly modelBased?: boolean;
   /**
    * Where the kernel is known to break the invariant (a historical bug, a named quirk), the reason;
    * the property must then fail, and its counterexample is reported as the expected verdict.
