@@ -6,6 +6,7 @@ import type { FieldDiff } from '../model/codec.js';
 import type { VcpuConfig } from '../model/nested/vcpu.js';
 import { defaultGoldenDir, type GoldenKind, type Recipe } from '../golden/manifest.js';
 import { buildEntry, commitEntry, draftFromRecipe, type Draft } from '../golden/record.js';
+import { plausibilityWarnings } from '../golden/plausible.js';
 import { RecipeError } from '../golden/recipe.js';
 import { referencePool, verifyGolden } from '../golden/verify.js';
 import { findProfile, profileNames } from '../model/profiles.js';
@@ -127,6 +128,7 @@ async function add(argv: string[]): Promise<number> {
   if (!findProfile(values.profile)) throw new UsageError(`unknown profile "${values.profile}" (known: ${profileNames().join(', ')})`);
   const bytes = new Uint8Array(readInputFile(values.file));
   if (bytes.length > 8320) throw new UsageError(`${values.file}: ${bytes.length} bytes; golden blobs are at most 8320 bytes`);
+  for (const w of plausibilityWarnings(kind, findProfile(values.profile)!, bytes)) console.error(`nvmx-conformance: warning: ${values.file}: ${w}`);
   const consumerVcpu = values.vcpu ? (readJsonFile(values.vcpu, 'vcpu') as Partial<VcpuConfig>) : undefined;
   const draft: Draft = {
     id,

@@ -7,7 +7,8 @@ import { blobToSpec, specToBlob, type NestedSpec } from '../model/nested/spec.js
 import { msrSetFromJson } from './filter.js';
 import { applyOp, DEFAULT_VCPU, Vcpu, type GuestOp, type VcpuConfig } from '../model/nested/vcpu.js';
 import { SIZE_WITH_SHADOW } from '../model/nested/constants.js';
-import { opsFromJson } from '../model/nested/ops-json.js';
+import { isMemoryOp, linkPageSeed, MEMORY_OPS } from '../model/nested/guest-memory.js';
+import { opsFromJson, opsToJson } from '../model/nested/ops-json.js';
 import { DEFAULT_PROFILE, findProfile, profileNames, type Profile } from '../model/profiles.js';
 import type { NestedBehaviour } from '../model/nested/behaviour.js';
 import { EXIT, TargetError, UsageError } from './errors.js';
@@ -152,7 +153,13 @@ async function restore(argv: string[]): Promise<number> {
   if (blobs.length > 1) throw new UsageError('nested restore answers several --blob only on a --target (the model answers one at a time, with its state)');
   const p = nestedProfile(values.profile);
   const v = vcpuFor(p, vcpus[0]);
-  const r = setNestedState(v, new Uint8Array(readInputFile(blobs[0]!)));
+  const bytes = new Uint8Array(readInputFile(blobs[0]!));
+  const memory = memoryFor(bytes, p, memoryFile(values.memory));
+  for (const m of memory) {
+    const done = applyOp(v, m.op);
+    if (done.result !== 'ok') throw new UsageError(`${m.from}: ${m.op.op} at 0x${('pa' in m.op ? m.op.pa : 0n).toString(16)} failed: ${done.result}${'reason' in done ? ` (${done.reason})` : ''}`);
+  }
+  const r = setNestedState(v, bytes);
   const state = {
     vmxon: v.vmxon,
     vmxonPtr: v.vmxonPtr,
@@ -165,14 +172,58 @@ async function restore(argv: string[]): Promise<number> {
     preemptionTimerDeadline: v.hasPreemptionTimerDeadline ? v.preemptionTimerDeadline : null,
   };
   const check = r.vmentryCheck !== undefined ? { vmentryCheck: r.vmentryCheck } : {};
-  const out = r.errno === null ? { ok: r.ret === 0, ret: r.ret, rule: r.rule, why: r.why, quirks: r.quirks, notModelled: r.notModelled, state } : { ok: false, ret: r.ret, errno: r.errno, rule: r.rule, ...check, why: r.why, quirks: r.quirks, state };
+  const seeded = memory.length ? { memory: memory.map((m) => ({ ...opsToJson([m.op])[0], from: m.from })) } : {};
+  const out = r.errno === null ? { ok: r.ret === 0, ret: r.ret, rule: r.rule, why: r.why, quirks: r.quirks, notModelled: r.notModelled, ...seeded, state } : { ok: false, ret: r.ret, errno: r.errno, rule: r.rule, ...check, why: r.why, quirks: r.quirks, ...seeded, state };
   if (values.json) jsonOut(out);
   else {
+    for (const m of memory) console.log(`memory: ${describeMemoryOp(m.op)} (${m.from})`);
     console.log(`${p.name}: KVM_SET_NESTED_STATE returns ${r.ret}${r.errno ? ` (-${r.errno})` : ''} at rule ${r.rule}: ${r.why}`);
     if (r.quirks.length) console.log(`  quirks: ${r.quirks.join(', ')}`);
     for (const n of r.notModelled) console.log(`  note: ${n}`);
   }
   return EXIT.ok;
+}
+
+interface MemorySeed {
+  readonly op: GuestOp;
+  /** where it comes from: the blob (its link page), or the --memory file */
+  readonly from: string;
+}
+
+/**
+ * Guest memory before SET, as the VMM restores it with the nested state: the shadow vmcs12's header
+ * at the link pointer, from the blob (as golden verify seeds it), then the --memory file's writes
+ * (the eVMCS page, the VP-assist page, anything else a restore reads).
+ */
+function memoryFor(blob: Uint8Array | null, p: Profile, fromFile: readonly MemorySeed[]): MemorySeed[] {
+  const link = blob ? linkPageSeed(blob, p.vmcs12) : null;
+  return [...(link ? [{ op: link, from: "the blob's shadow vmcs12 at its link pointer" }] : []), ...fromFile];
+}
+
+/** The --memory file: guest-ops JSON holding only operations that restore memory. */
+function memoryFile(file: string | undefined): MemorySeed[] {
+  if (file === undefined) return [];
+  const ops = opsFromJson(readJsonFile(file, 'guest-ops') as Record<string, unknown>[]);
+  return ops.map((o, i) => {
+    if (!isMemoryOp(o)) throw new UsageError(`${file}: /${i}/op: --memory takes only ${MEMORY_OPS.join(', ')} (guest memory a restore reads), got "${o.op}"; guest operations go to \`nested save --ops\``);
+    return { op: o, from: `${file}#${i}` };
+  });
+}
+
+function describeMemoryOp(o: GuestOp): string {
+  const hex = (n: bigint) => `0x${n.toString(16)}`;
+  switch (o.op) {
+    case 'write-memory':
+      return `8 bytes ${hex(o.value)} at ${hex(o.pa)}`;
+    case 'init-vmcs':
+      return `a ${o.shadow ? 'shadow ' : ''}VMCS region at ${hex(o.pa)}`;
+    case 'init-evmcs':
+      return `an eVMCS page (revision ${o.revision ?? 1}) at ${hex(o.pa)}`;
+    case 'set-vp-assist':
+      return `VP-assist page: current nested VMCS ${hex(o.currentNestedVmcs)}, enlightened VM-entry ${o.enlightenVmentry ? 'on' : 'off'}`;
+    default:
+      return o.op;
+  }
 }
 
 /**
@@ -181,9 +232,10 @@ async function restore(argv: string[]): Promise<number> {
  */
 const NULL_BLOB = '@null';
 
-async function restoreOnTarget(spec: string, blobs: string[], vcpus: string[], values: { json?: boolean; profile?: string | undefined; 'target-timeout'?: string | undefined }): Promise<number> {
+async function restoreOnTarget(spec: string, blobs: string[], vcpus: string[], values: { json?: boolean; profile?: string | undefined; memory?: string | undefined; 'target-timeout'?: string | undefined }): Promise<number> {
   // `@null`: KVM_SET_NESTED_STATE with a NULL pointer (the selftest's first case)
   const cases = blobs.map((b, i) => ({ blob: b === NULL_BLOB ? null : new Uint8Array(readInputFile(b)), name: b, config: configFrom(vcpus[vcpus.length > 1 ? i : 0]) }));
+  const fromFile = memoryFile(values.memory);
   const timeout = durationMs(values['target-timeout']);
   const params = { target: spec, profile: values.profile ?? DEFAULT_PROFILE, ...(timeout !== undefined ? { targetTimeoutMs: timeout } : {}) };
   const problem = targetSpecProblem(params);
@@ -199,10 +251,14 @@ async function restoreOnTarget(spec: string, blobs: string[], vcpus: string[], v
     const p = nestedProfile(target.identity.profile ?? params.profile);
     const out = [];
     for (const c of cases) {
+      const memory = memoryFor(c.blob, p, fromFile);
       const v = must(await target.createVcpu(c.config), 'create-vcpu');
+      for (const s of memory) must(await target.guestOp(v, s.op), `${s.op.op} (${s.from})`);
       const r = must(await target.setNestedState(v, c.blob), 'set-nested-state');
       await target.destroyVcpu(v);
-      const m = setNestedState(new Vcpu(p, c.config), c.blob);
+      const mv = new Vcpu(p, c.config);
+      for (const s of memory) applyOp(mv, s.op);
+      const m = setNestedState(mv, c.blob);
       const agrees = m.ret === r.ret && m.errno === r.errno;
       out.push({ blob: c.name, ok: r.errno === null && r.ret === 0, ret: r.ret, errno: r.errno, ...(r.rule ? { rule: r.rule } : {}), model: { profile: p.name, ret: m.ret, errno: m.errno, rule: m.rule }, agrees });
       if (!values.json)
