@@ -171,6 +171,7 @@ export function dispatch(g: GroupSpec, argv: string[], handlers: Record<string, 
   if (sub === '--help' || sub === '-h') throw new HelpRequested(groupHelp(g));
   const run = sub ? handlers[sub] : undefined;
   const names = g.commands.map((c) => c.name.split(' ').pop()!);
-  if (!run) throw new UsageError(sub ? `unknown ${g.name} command "${sub}" (expected ${names.join(', ')}; try ${g.name} --help)` : `${g.name} needs ${names.join(', ')} (try ${g.name} --help)`);
+  const list = `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;
+  if (!run) throw new UsageError(sub ? `unknown ${g.name} command "${sub}" (expected ${list}; try ${g.name} --help)` : `${g.name} needs ${list} (try ${g.name} --help)`);
   return run(rest);
 }
