@@ -4,6 +4,7 @@
 import fc from 'fast-check';
 import type { FieldDiff } from '../model/codec.js';
 import type { Group, Target, TargetResult } from '../targets/target.js';
+import { describeInput, type InputPart } from './input-view.js';
 import { MODEL_DEPS, type ModelDeps } from './model-deps.js';
 
 export interface PropertyContext {
@@ -77,6 +78,8 @@ export interface Counterexample {
   readonly diff: readonly FieldDiff[];
   /** fast-check's rendering of the shrunk input */
   readonly input: string;
+  /** the shrunk input as named fields and hex (suites/input-view.ts) */
+  readonly view?: readonly InputPart[];
   /** for model-based properties: fc.commands' replay path, needed with the path to replay */
   readonly replayPath?: string;
 }
@@ -196,6 +199,7 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
       summary: err instanceof Error ? err.message : String(err),
       diff: err instanceof Violation ? err.diff : [],
       input: input.length > MAX_INPUT_CHARS ? input.slice(0, MAX_INPUT_CHARS) + ' …' : input,
+      view: describeInput(details.counterexample),
       ...(replayPath !== undefined ? { replayPath } : {}),
     },
   };
