@@ -103,7 +103,7 @@ test('the report.html a fresh check writes renders too', async () => {
   const cx = page.locator('#properties tr.p-expected-fail details.counterexample').first();
   await cx.locator(':scope > summary').click();
   const input = cx.locator('details.input');
-  if (!(await input.getAttribute('open'))) await input.locator(':scope > summary').click();
+  if ((await input.getAttribute('open')) === null) await input.locator(':scope > summary').click();
   await expect(cx.locator('.input-part').first().isVisible()).resolves.toBe(true);
   await expect(cx.locator('.input-part').first().innerText()).resolves.toMatch(/nested|#1/);
   await expect(cx.locator('details.raw-input pre').isVisible()).resolves.toBe(false);
