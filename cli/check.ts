@@ -23,21 +23,52 @@ import { DEFAULT_PROFILE, findProfile } from '../model/profiles.js';
 import { goldenSection } from '../golden/report-section.js';
 import { EXIT, UsageError } from './errors.js';
 import { loadLayout } from './load-layout.js';
-import { intOption, parse } from './options.js';
+import { command, intValue, parse } from './options.js';
 import { Progress } from './progress.js';
 import { commitReport, openReportSet } from './report-dir.js';
 import { RunStop } from './stop.js';
 import { runSuites } from './suite-run.js';
 
+const SEED_RANGE = [-(2 ** 31), 2 ** 31 - 1] as const;
+
 const common = {
-  target: { type: 'string', default: 'reference' },
-  profile: { type: 'string', default: DEFAULT_PROFILE },
-  report: { type: 'string', default: 'reports/latest' },
-  seed: { type: 'string' },
-  'target-timeout': { type: 'string' },
-  'target-shell': { type: 'boolean', default: false },
-  'target-package': { type: 'string' },
+  target: { type: 'string', default: 'reference', arg: 'T', help: 'reference, exec:"<command line>" (nvmx-target/1 on stdin/stdout), linux:<kernel tree> or kvm:<kernel> (real KVM in Bochs)' },
+  profile: { type: 'string', default: DEFAULT_PROFILE, arg: 'P', help: 'the kernel profile the properties compare against (a process target claims its own)' },
+  seed: { type: 'string', arg: 'S', int: SEED_RANGE, help: 'fast-check seed' },
+  'target-timeout': { type: 'string', arg: 'DURATION', help: 'per request to a process target: seconds, or with ms/s (10, 2.5s, 500ms)' },
+  'target-shell': { type: 'boolean', default: false, help: 'run an exec: command line through /bin/sh instead of splitting it into argv' },
+  'target-package': { type: 'string', arg: 'TEXT', help: 'what the target was built from, recorded in the report' },
 } as const;
+
+export const checkSpec = command({
+  name: 'check',
+  summary: 'run every property against a target; writes DIR/report.json, report.md, report.html and junit.xml',
+  options: {
+    ...common,
+    runs: { type: 'string', arg: 'N', int: [1, 10_000_000], help: 'cases per property (default: each property\'s own)' },
+    report: { type: 'string', default: 'reports/latest', arg: 'DIR', help: 'where the report files go' },
+    only: { type: 'string', multiple: true, arg: 'ID', help: "only the properties whose id matches (* matches any run of characters, e.g. 'nested.*'); leaves the golden section out" },
+    shard: { type: 'string', arg: 'i/N', help: 'run the i-th of N slices of the suites' },
+    'time-budget': { type: 'string', arg: 'SECONDS', int: [1, 7 * 24 * 3600], help: 'end the run cleanly when spent: report marked incomplete, exit 3' },
+    waivers: { type: 'string', arg: 'FILE', help: 'known failures (nvmx-waivers/1) become waived' },
+    'layout-diff': { type: 'string', multiple: true, arg: 'OLD', help: 'add `layout diff OLD <profile>` to the report' },
+  },
+  notes: ['exit: 0 pass, 1 unwaived failure, 2 usage, 3 target error or incomplete run, 130 interrupted'],
+});
+
+export const replaySpec = command({
+  name: 'replay',
+  args: '<property-id>',
+  positionals: 1,
+  summary: 're-run one failure exactly, from the seed and path (and replay path) a failure printed',
+  options: {
+    ...common,
+    path: { type: 'string', arg: 'P', help: "fast-check's path, e.g. 0:1:3 (required)" },
+    'replay-path': { type: 'string', arg: 'R', help: "fc.commands' replay path: model-based properties print it with the failure, and need it" },
+    report: { type: 'string', default: 'reports/replay', arg: 'DIR', help: 'where the replay report goes' },
+  },
+  notes: ['exit: 1 while it still fails, 0 once fixed, 2 usage'],
+});
 
 type CommonValues = { 'target-timeout'?: string | undefined; 'target-shell'?: boolean | undefined; 'target-package'?: string | undefined };
 
@@ -110,19 +141,11 @@ interface CheckExtras {
 }
 
 export async function checkCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    ...common,
-    runs: { type: 'string' },
-    shard: { type: 'string' },
-    'time-budget': { type: 'string' },
-    waivers: { type: 'string' },
-    'layout-diff': { type: 'string', multiple: true },
-    only: { type: 'string', multiple: true },
-  });
+  const { values } = parse(argv, checkSpec);
   for (const p of values.only ?? []) if (!ALL_PROPERTIES.some((d) => selectedBy([p])(d.id))) throw new UsageError(`--only ${p} matches no property (known: ${ALL_PROPERTIES.map((d) => d.id).join(', ')})`);
-  const runs = intOption('runs', values.runs, 1, 10_000_000);
-  const seed = intOption('seed', values.seed, -(2 ** 31), 2 ** 31 - 1) ?? (Math.random() * 2 ** 31) | 0;
-  const timeBudgetSeconds = intOption('time-budget', values['time-budget'], 1, 7 * 24 * 3600);
+  const runs = intValue(checkSpec, 'runs', values.runs);
+  const seed = intValue(checkSpec, 'seed', values.seed) ?? (Math.random() * 2 ** 31) | 0;
+  const timeBudgetSeconds = intValue(checkSpec, 'time-budget', values['time-budget']);
   const extras: CheckExtras = {
     ...(values.shard !== undefined ? { shard: parseShard(values.shard) } : {}),
     ...(timeBudgetSeconds !== undefined ? { timeBudgetSeconds } : {}),
@@ -133,14 +156,16 @@ export async function checkCommand(argv: string[]): Promise<number> {
 }
 
 export async function replayCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { ...common, path: { type: 'string' }, 'replay-path': { type: 'string' } }, 1);
+  const { values, positionals } = parse(argv, replaySpec);
   const id = positionals[0];
   if (!id) throw new UsageError('replay needs a property id (see report.json)');
-  if (!findProperty(id)) throw new UsageError(`unknown property "${id}" (known: ${ALL_PROPERTIES.map((p) => p.id).join(', ')})`);
-  const seed = intOption('seed', values.seed, -(2 ** 31), 2 ** 31 - 1);
+  const def = findProperty(id);
+  if (!def) throw new UsageError(`unknown property "${id}" (known: ${ALL_PROPERTIES.map((p) => p.id).join(', ')})`);
+  const seed = intValue(replaySpec, 'seed', values.seed);
   if (seed === undefined || values.path === undefined) throw new UsageError('replay needs --seed and --path (from the failure report)');
   if (!/^\d+(:\d+)*$/.test(values.path)) throw new UsageError(`--path must look like 12:0:3, got "${values.path}"`);
   const replayPath = values['replay-path'];
+  if (def.modelBased && replayPath === undefined) throw new UsageError(`replay ${id} also needs --replay-path R: a model-based property replays its command sequence from it (the failure's replay command has it)`);
   return run({ target: values.target, profile: values.profile, seed, only: [id], path: values.path, ...(replayPath !== undefined ? { replayPath } : {}), ...targetOptions(values) }, values.report, {});
 }
 

@@ -9,28 +9,67 @@ import { KvmSetupError } from '../targets/kvm/image.js';
 import { openTarget, targetSpecProblem } from '../targets/resolve.js';
 import type { Target } from '../targets/target.js';
 import { buildEntry, commitEntry, draftFromRecipe, type Draft } from '../golden/record.js';
+import { plausibilityWarnings } from '../golden/plausible.js';
 import { RecipeError } from '../golden/recipe.js';
 import { referencePool, verifyGolden } from '../golden/verify.js';
 import { findProfile, profileNames } from '../model/profiles.js';
 import { EXIT, TargetError, UsageError } from './errors.js';
 import { readInputFile, readJsonFile } from './json-input.js';
-import { parse } from './options.js';
+import { command, dispatch, parse, type GroupSpec } from './options.js';
 import { durationMs } from './check.js';
 
+const dirOpt = { type: 'string', arg: 'DIR', help: 'the corpus (default: the golden/ shipped with this tool)' } as const;
+const updateOpt = { type: 'boolean', default: false, help: 'replace an existing id (refused without it)' } as const;
+
+const verifySpec = command({
+  name: 'golden verify',
+  summary: "every golden blob: sha256, expected content, each consumer profile's result, its recipe",
+  options: { golden: dirOpt, json: { type: 'boolean', default: false, help: 'JSON output' } },
+  notes: ['exit: 0, 1 any failure, 2 usage'],
+});
+
+const recordSpec = command({
+  name: 'golden record',
+  summary: "add the blob a recipe produces (reports/schema/golden-recipe.schema.json), or record existing entries again on a real kernel (--from … --target), with the expected content and every consumer's result",
+  options: {
+    recipe: { type: 'string', arg: 'FILE', help: 'the recipe (required, unless --from)' },
+    id: { type: 'string', arg: 'ID', help: 'the blob id: lower case letters, digits, dots and dashes (required with --recipe)' },
+    from: { type: 'string', multiple: true, arg: 'ID', help: "an existing entry whose recipe is recorded again on --target, as <ID without .linux-x.y>.<target>" },
+    target: { type: 'string', arg: 'T', help: 'with --from: the producer (e.g. kvm:debian-6.12), re-profiled to the profile it claims; one start for all' },
+    'target-timeout': { type: 'string', arg: 'DURATION', help: "with --target: per request (default: the target's own)" },
+    update: updateOpt,
+    golden: dirOpt,
+  },
+});
+
+const addSpec = command({
+  name: 'golden add',
+  summary: 'import a captured blob: decoded with --profile\'s layout, expected content and consumer results filled in from the model, for review before commit; warns when it does not decode plausibly',
+  options: {
+    file: { type: 'string', arg: 'BLOB', help: 'the captured blob (required)' },
+    kind: { type: 'string', arg: 'nested-state|vmcs12|evmcs', help: 'what it is (required)' },
+    id: { type: 'string', arg: 'ID', help: 'the blob id: lower case letters, digits, dots and dashes (required)' },
+    producer: { type: 'string', arg: 'TEXT', help: 'where it comes from, e.g. "captured from host-a (linux 5.8, QEMU 5.0)" (required)' },
+    profile: { type: 'string', default: 'linux-6.12', arg: 'P', help: 'the producer\'s profile' },
+    vcpu: { type: 'string', arg: 'VCPU.json', help: 'the consumer vCPU for a nested-state blob' },
+    scenario: { type: 'string', arg: 'TEXT', help: 'what state it holds' },
+    comment: { type: 'string', arg: 'TEXT', help: 'a note for the manifest' },
+    update: updateOpt,
+    golden: dirOpt,
+  },
+});
+
+export const goldenGroup: GroupSpec = { name: 'golden', summary: 'the golden corpus of vmcs12 pages, eVMCS pages and nested-state blobs', commands: [verifySpec, recordSpec, addSpec] };
+
 export async function goldenCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  const commands: Record<string, (a: string[]) => Promise<number>> = { verify, record, add };
-  const run = sub ? commands[sub] : undefined;
-  if (!run) throw new UsageError(sub ? `unknown golden command "${sub}" (expected verify, record or add)` : 'golden needs verify, record or add');
   try {
-    return await run(rest);
+    return await dispatch(goldenGroup, argv, { verify, record, add });
   } catch (e) {
     if (e instanceof RecipeError) throw new UsageError(e.message);
     throw e;
   }
 }
 
-const dirOption = { golden: { type: 'string' } } as const;
 const goldenDir = (v: string | undefined) => (v ? resolve(v) : defaultGoldenDir());
 
 const MAX_DIFF_LINES = 24;
@@ -44,7 +83,7 @@ export function diffLines(diff: readonly FieldDiff[]): string[] {
 }
 
 async function verify(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { ...dirOption, json: { type: 'boolean', default: false } });
+  const { values } = parse(argv, verifySpec);
   const verdicts = await verifyGolden(goldenDir(values.golden));
   const findings = verdicts.flatMap((v) => v.findings);
   const results = verdicts.reduce((n, v) => n + Object.keys(v.consumers).length, 0);
@@ -74,15 +113,7 @@ async function commit(dir: string, draft: Draft, update: boolean): Promise<numbe
 }
 
 async function record(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    ...dirOption,
-    recipe: { type: 'string' },
-    id: { type: 'string' },
-    from: { type: 'string', multiple: true },
-    target: { type: 'string' },
-    'target-timeout': { type: 'string' },
-    update: { type: 'boolean', default: false },
-  });
+  const { values } = parse(argv, recordSpec);
   if (values.from?.length) return recordFrom(values.from, values);
   if (values.target) throw new UsageError('golden record --target records existing entries again: give them with --from ID');
   if (!values.recipe) throw new UsageError('golden record needs --recipe FILE (reports/schema/golden-recipe.schema.json)');
@@ -145,18 +176,7 @@ async function recordFrom(ids: string[], values: { golden?: string | undefined; 
 const KINDS: readonly GoldenKind[] = ['nested-state', 'vmcs12', 'evmcs'];
 
 async function add(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    ...dirOption,
-    file: { type: 'string' },
-    kind: { type: 'string' },
-    id: { type: 'string' },
-    producer: { type: 'string' },
-    profile: { type: 'string', default: 'linux-6.12' },
-    vcpu: { type: 'string' },
-    scenario: { type: 'string' },
-    comment: { type: 'string' },
-    update: { type: 'boolean', default: false },
-  });
+  const { values } = parse(argv, addSpec);
   if (!values.file) throw new UsageError('golden add needs --file BLOB');
   const kind = values.kind as GoldenKind;
   if (!KINDS.includes(kind)) throw new UsageError(`--kind must be one of ${KINDS.join(', ')}${values.kind ? `, got "${values.kind}"` : ''}`);
@@ -165,6 +185,7 @@ async function add(argv: string[]): Promise<number> {
   if (!findProfile(values.profile)) throw new UsageError(`unknown profile "${values.profile}" (known: ${profileNames().join(', ')})`);
   const bytes = new Uint8Array(readInputFile(values.file));
   if (bytes.length > 8320) throw new UsageError(`${values.file}: ${bytes.length} bytes; golden blobs are at most 8320 bytes`);
+  for (const w of plausibilityWarnings(kind, findProfile(values.profile)!, bytes)) console.error(`nvmx-conformance: warning: ${values.file}: ${w}`);
   const consumerVcpu = values.vcpu ? (readJsonFile(values.vcpu, 'vcpu') as Partial<VcpuConfig>) : undefined;
   const draft: Draft = {
     id,

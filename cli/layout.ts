@@ -5,19 +5,35 @@ import { diffLayouts, type Direction, type LayoutDiff } from '../model/layout-di
 import { FINDING_TEXT, layoutDiffDocument } from '../reports/sections.js';
 import { EXIT, UsageError } from './errors.js';
 import { loadLayout } from './load-layout.js';
-import { parse } from './options.js';
+import { command, dispatch, parse, type GroupSpec } from './options.js';
 
-const opts = { json: { type: 'boolean', default: false }, structure: { type: 'string', default: 'vmcs12' }, all: { type: 'boolean', default: false } } as const;
+const structure = { type: 'string', default: 'vmcs12', arg: 'vmcs12|evmcs', help: 'which structure' } as const;
+
+const showSpec = command({
+  name: 'layout show',
+  args: '<profile|file.json|linux:TREE>',
+  positionals: 1,
+  summary: 'a vmcs12 (or eVMCS) layout as a table, or as an nvmx-layout/1 descriptor',
+  options: { json: { type: 'boolean', default: false, help: 'the nvmx-layout/1 descriptor' }, structure },
+});
+
+const diffSpec = command({
+  name: 'layout diff',
+  args: '<OLD> <NEW>',
+  positionals: 2,
+  summary: 'classify every member and judge both directions; OLD and NEW are profiles, nvmx-layout/1 files or linux:<tree>',
+  options: { json: { type: 'boolean', default: false, help: 'the diff as JSON (reports/schema/layout-diff.schema.json)' }, all: { type: 'boolean', default: false, help: 'list unchanged members too' }, structure },
+  notes: ['exit: 0 compatible, 1 incompatible, 2 bad input'],
+});
+
+export const layoutGroup: GroupSpec = { name: 'layout', summary: 'vmcs12 and eVMCS layouts: show and diff', commands: [showSpec, diffSpec] };
 
 export async function layoutCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === 'show') return show(rest);
-  if (sub === 'diff') return diff(rest);
-  throw new UsageError(sub ? `unknown layout command "${sub}" (expected show or diff)` : 'layout needs show or diff');
+  return dispatch(layoutGroup, argv, { show, diff });
 }
 
 async function show(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, opts, 1);
+  const { values, positionals } = parse(argv, showSpec);
   if (!positionals[0]) throw new UsageError('layout show needs a profile or a descriptor file');
   const layout = await loadLayout(positionals[0], values.structure);
   if (values.json) {
@@ -36,7 +52,7 @@ async function show(argv: string[]): Promise<number> {
 }
 
 async function diff(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, opts, 2);
+  const { values, positionals } = parse(argv, diffSpec);
   if (positionals.length !== 2) throw new UsageError('layout diff needs OLD and NEW (profiles or descriptor files)');
   const d = diffLayouts(await loadLayout(positionals[0]!, values.structure), await loadLayout(positionals[1]!, values.structure));
   if (values.json) {

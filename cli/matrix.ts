@@ -1,8 +1,7 @@
 // `matrix`: the migration compatibility matrix across profiles, one table per scenario, written as
 // matrix.json (schema'd) and matrix.md, with generated variants per cell checked against the
 // static prediction.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { join, relative } from 'node:path';
 import fc from 'fast-check';
 import { HOSTS } from '../model/migration/hosts.js';
 import { buildMatrix, cellLabel, simulateCell, type MatrixTable } from '../model/migration/matrix.js';
@@ -12,25 +11,33 @@ import { findHost } from '../model/migration/hosts.js';
 import { step } from '../generators/nested.js';
 import { writeJsonAtomically } from '../reports/report.js';
 import { EXIT, UsageError } from './errors.js';
-import { intOption, parse } from './options.js';
+import { ensureDir, writeOutFile } from './fs-out.js';
+import { command, intValue, parse } from './options.js';
 
 const list = (v: string | undefined) => (v ? v.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
 
+export const matrixSpec = command({
+  name: 'matrix',
+  summary: 'the migration compatibility matrix: one table per scenario, source profile x destination host; writes DIR/matrix.json and DIR/matrix.md',
+  options: {
+    profiles: { type: 'string', arg: 'A,B,…', help: 'hosts to include (default: all)' },
+    scenarios: { type: 'string', arg: 'X,Y,…', help: 'scenarios to include (default: all)' },
+    'qemu-drops-vmx-flags': { type: 'boolean', default: false, help: "model a QEMU that drops hdr.vmx.flags" },
+    paths: { type: 'string', arg: 'N', int: [0, 10_000], help: 'generated variants per cell, checked against the static prediction (default 5)' },
+    seed: { type: 'string', arg: 'S', int: [-(2 ** 31), 2 ** 31 - 1], help: 'seed of the generated variants (default 1)' },
+    report: { type: 'string', default: 'reports/latest', arg: 'DIR', help: 'where matrix.json and matrix.md go' },
+  },
+  notes: ['exit: 0, 1 if a generated path disagreed with the static check, 2 usage'],
+});
+
 export async function matrixCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    profiles: { type: 'string' },
-    scenarios: { type: 'string' },
-    'qemu-drops-vmx-flags': { type: 'boolean', default: false },
-    paths: { type: 'string' },
-    seed: { type: 'string' },
-    report: { type: 'string', default: 'reports/latest' },
-  });
+  const { values } = parse(argv, matrixSpec);
   const hostNames = list(values.profiles) ?? HOSTS.map((h) => h.name);
   for (const h of hostNames) if (!findHost(h)) throw new UsageError(`unknown profile or host "${h}" (known: ${HOSTS.map((x) => x.name).join(', ')})`);
   const scenarioNames = list(values.scenarios) ?? SCENARIOS.map((s) => s.name);
   const scenarios = scenarioNames.map((n) => SCENARIOS.find((s) => s.name === n) ?? usage(`unknown scenario "${n}" (known: ${SCENARIOS.map((s) => s.name).join(', ')})`));
-  const paths = intOption('paths', values.paths, 0, 10_000) ?? 5;
-  const seed = intOption('seed', values.seed, -(2 ** 31), 2 ** 31 - 1) ?? 1;
+  const paths = intValue(matrixSpec, 'paths', values.paths) ?? 5;
+  const seed = intValue(matrixSpec, 'seed', values.seed) ?? 1;
   // a source must be able to run a nested guest at all
   const sources = hostNames.filter((h) => findProfile(findHost(h)!.profile)?.nested && findHost(h)!.nested);
   const drops = values['qemu-drops-vmx-flags'];
@@ -46,12 +53,11 @@ export async function matrixCommand(argv: string[]): Promise<number> {
         if (r.predicted.kind === r.outcome.kind) c.agreed++;
       }
   }
-  const dir = resolve(values.report);
-  mkdirSync(dir, { recursive: true });
+  const dir = ensureDir(values.report, 'report directory');
   const json = { format: 'nvmx-matrix/1', generatedAt: new Date().toISOString(), qemuDropsVmxFlags: drops, pathsPerCell: paths, seed, tables };
   writeJsonAtomically(join(dir, 'matrix.json'), 'matrix', JSON.parse(JSON.stringify(json)));
   const md = renderMarkdown(tables, drops, paths);
-  writeFileSync(join(dir, 'matrix.md'), md);
+  writeOutFile(join(dir, 'matrix.md'), md);
   console.log(md);
   console.log(`matrix: ${relative(process.cwd(), join(dir, 'matrix.json')) || 'matrix.json'}, ${relative(process.cwd(), join(dir, 'matrix.md'))}`);
   const disagreements = tables.flatMap((t) => t.cells).filter((c) => c.agreed !== c.paths).length;

@@ -1,6 +1,5 @@
 // `nested decode | encode | restore | save`: blobs as JSON and back, and the model's KVM answering
 // a restore (with the rule that decided it) or producing a blob from guest operations.
-import { writeFileSync } from 'node:fs';
 import { decodeBlob } from '../model/nested/blob.js';
 import { getNestedState } from '../model/nested/get.js';
 import { setNestedState } from '../model/nested/set.js';
@@ -8,7 +7,8 @@ import { blobToSpec, specToBlob, type NestedSpec } from '../model/nested/spec.js
 import { msrSetFromJson } from './filter.js';
 import { applyOp, DEFAULT_VCPU, Vcpu, type GuestOp, type VcpuConfig } from '../model/nested/vcpu.js';
 import { SIZE_WITH_SHADOW } from '../model/nested/constants.js';
-import { opsFromJson } from '../model/nested/ops-json.js';
+import { isMemoryOp, linkPageSeed, MEMORY_OPS } from '../model/nested/guest-memory.js';
+import { opsFromJson, opsToJson } from '../model/nested/ops-json.js';
 import { DEFAULT_PROFILE, findProfile, profileNames, type Profile } from '../model/profiles.js';
 import type { NestedBehaviour } from '../model/nested/behaviour.js';
 import { EXIT, TargetError, UsageError } from './errors.js';
@@ -16,15 +16,65 @@ import { durationMs } from './check.js';
 import { openTarget, targetSpecProblem } from '../targets/resolve.js';
 import { KvmSetupError } from '../targets/kvm/image.js';
 import type { TargetResult } from '../targets/target.js';
+import { writeOutFile } from './fs-out.js';
 import { readInputFile, readJsonFile } from './json-input.js';
-import { parse } from './options.js';
+import { command, dispatch, parse, type GroupSpec } from './options.js';
+
+const profileOpt = { type: 'string', arg: 'P', help: `the kernel profile (default ${DEFAULT_PROFILE})` } as const;
+const jsonOpt = { type: 'boolean', default: false, help: 'JSON output' } as const;
+const vcpuHelp = 'the vCPU configuration (reports/schema/vcpu.schema.json; default: nested VMX on, nothing else)';
+
+const decodeSpec = command({
+  name: 'nested decode',
+  args: 'BLOB',
+  positionals: 1,
+  summary: 'a KVM_GET/SET_NESTED_STATE blob: header and vmcs12 fields by name, and what does not add up; --json re-encodes',
+  options: { json: { type: 'boolean', default: false, help: 'the blob as a SPEC (reports/schema/nested-spec.schema.json) that `nested encode` takes back' }, profile: profileOpt },
+});
+
+const encodeSpec = command({
+  name: 'nested encode',
+  args: 'SPEC.json',
+  positionals: 1,
+  summary: 'a blob from its JSON description (reports/schema/nested-spec.schema.json)',
+  options: { out: { type: 'string', arg: 'BLOB', help: 'the file to write (default: stdout, never a terminal)' }, profile: profileOpt },
+});
+
+const restoreSpec = command({
+  name: 'nested restore',
+  summary: 'what KVM_SET_NESTED_STATE answers on a vCPU so configured, and the rule that decides it (an errno is an answer: exit 0)',
+  options: {
+    blob: { type: 'string', multiple: true, arg: 'BLOB', help: 'the blob (several, or @null for a NULL pointer, only with --target)' },
+    profile: profileOpt,
+    vcpu: { type: 'string', multiple: true, arg: 'VCPU.json', help: `${vcpuHelp}; with --target, one for all blobs or one per blob` },
+    memory: {
+      type: 'string',
+      arg: 'FILE',
+      help: "guest memory as the VMM restores it before the nested state: a guest-ops file of write-memory, init-vmcs, init-evmcs and set-vp-assist (eVMCS page, VP-assist page, link page); the shadow vmcs12's link page is seeded from the blob first, as golden verify does",
+    },
+    json: jsonOpt,
+    target: { type: 'string', arg: 'T', help: 'answer on a target (e.g. kvm:debian-6.1), beside the model for the profile it claims' },
+    'target-timeout': { type: 'string', arg: 'DURATION', help: 'per request to the target (10, 2.5s, 500ms)' },
+  },
+  notes: ['exit: 0 (an errno is an answer), 2 usage, 3 the target failed'],
+});
+
+const saveSpec = command({
+  name: 'nested save',
+  summary: 'run guest operations (reports/schema/guest-ops.schema.json), then KVM_GET_NESTED_STATE',
+  options: {
+    ops: { type: 'string', arg: 'OPS.json', help: 'the guest operations (required)' },
+    profile: profileOpt,
+    vcpu: { type: 'string', arg: 'VCPU.json', help: vcpuHelp },
+    json: { type: 'boolean', default: false, help: 'each operation\'s result and the blob as a SPEC' },
+    out: { type: 'string', arg: 'BLOB', help: 'the file to write (default: stdout, never a terminal)' },
+  },
+});
+
+export const nestedGroup: GroupSpec = { name: 'nested', summary: 'KVM_GET/SET_NESTED_STATE blobs: decode, encode, restore on the model or a target, save from guest operations', commands: [decodeSpec, encodeSpec, restoreSpec, saveSpec] };
 
 export async function nestedCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  const commands: Record<string, (a: string[]) => number | Promise<number>> = { decode, encode, restore, save };
-  const run = sub ? commands[sub] : undefined;
-  if (!run) throw new UsageError(sub ? `unknown nested command "${sub}" (expected decode, encode, restore or save)` : 'nested needs decode, encode, restore or save');
-  return run(rest);
+  return dispatch(nestedGroup, argv, { decode, encode, restore, save });
 }
 
 function nestedProfile(name: string | undefined): Profile & { nested: NestedBehaviour } {
@@ -37,7 +87,7 @@ function nestedProfile(name: string | undefined): Profile & { nested: NestedBeha
 const jsonOut = (x: unknown) => console.log(JSON.stringify(x, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2));
 
 function decode(argv: string[]): number {
-  const { values, positionals } = parse(argv, { json: { type: 'boolean', default: false }, profile: { type: 'string' } }, 1);
+  const { values, positionals } = parse(argv, decodeSpec);
   if (!positionals[0]) throw new UsageError('nested decode needs a blob file');
   const p = nestedProfile(values.profile);
   const d = decodeBlob(new Uint8Array(readInputFile(positionals[0])));
@@ -63,7 +113,7 @@ function decode(argv: string[]): number {
 }
 
 function encode(argv: string[]): number {
-  const { values, positionals } = parse(argv, { out: { type: 'string' }, profile: { type: 'string' } }, 1);
+  const { values, positionals } = parse(argv, encodeSpec);
   if (!positionals[0]) throw new UsageError('nested encode needs a SPEC.json (as `nested decode --json` prints)');
   const p = nestedProfile(values.profile);
   const spec = readJsonFile(positionals[0], 'nested-spec') as NestedSpec;
@@ -77,7 +127,7 @@ function encode(argv: string[]): number {
 }
 
 function writeBlob(blob: Uint8Array, out: string | undefined): number {
-  if (out) writeFileSync(out, blob);
+  if (out) writeOutFile(out, blob);
   else if (process.stdout.isTTY) throw new UsageError('refusing to write a binary blob to a terminal: use --out FILE or redirect');
   else process.stdout.write(blob);
   return EXIT.ok;
@@ -94,14 +144,7 @@ function vcpuFor(p: Profile & { nested: NestedBehaviour }, path: string | undefi
 }
 
 async function restore(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    profile: { type: 'string' },
-    vcpu: { type: 'string', multiple: true },
-    blob: { type: 'string', multiple: true },
-    json: { type: 'boolean', default: false },
-    target: { type: 'string' },
-    'target-timeout': { type: 'string' },
-  });
+  const { values } = parse(argv, restoreSpec);
   const blobs = values.blob ?? [];
   const vcpus = values.vcpu ?? [];
   if (!blobs.length) throw new UsageError('nested restore needs --blob FILE');
@@ -110,7 +153,13 @@ async function restore(argv: string[]): Promise<number> {
   if (blobs.length > 1) throw new UsageError('nested restore answers several --blob only on a --target (the model answers one at a time, with its state)');
   const p = nestedProfile(values.profile);
   const v = vcpuFor(p, vcpus[0]);
-  const r = setNestedState(v, new Uint8Array(readInputFile(blobs[0]!)));
+  const bytes = new Uint8Array(readInputFile(blobs[0]!));
+  const memory = memoryFor(bytes, p, memoryFile(values.memory));
+  for (const m of memory) {
+    const done = applyOp(v, m.op);
+    if (done.result !== 'ok') throw new UsageError(`${m.from}: ${m.op.op} at 0x${('pa' in m.op ? m.op.pa : 0n).toString(16)} failed: ${done.result}${'reason' in done ? ` (${done.reason})` : ''}`);
+  }
+  const r = setNestedState(v, bytes);
   const state = {
     vmxon: v.vmxon,
     vmxonPtr: v.vmxonPtr,
@@ -123,14 +172,58 @@ async function restore(argv: string[]): Promise<number> {
     preemptionTimerDeadline: v.hasPreemptionTimerDeadline ? v.preemptionTimerDeadline : null,
   };
   const check = r.vmentryCheck !== undefined ? { vmentryCheck: r.vmentryCheck } : {};
-  const out = r.errno === null ? { ok: r.ret === 0, ret: r.ret, rule: r.rule, why: r.why, quirks: r.quirks, notModelled: r.notModelled, state } : { ok: false, ret: r.ret, errno: r.errno, rule: r.rule, ...check, why: r.why, quirks: r.quirks, state };
+  const seeded = memory.length ? { memory: memory.map((m) => ({ ...opsToJson([m.op])[0], from: m.from })) } : {};
+  const out = r.errno === null ? { ok: r.ret === 0, ret: r.ret, rule: r.rule, why: r.why, quirks: r.quirks, notModelled: r.notModelled, ...seeded, state } : { ok: false, ret: r.ret, errno: r.errno, rule: r.rule, ...check, why: r.why, quirks: r.quirks, ...seeded, state };
   if (values.json) jsonOut(out);
   else {
+    for (const m of memory) console.log(`memory: ${describeMemoryOp(m.op)} (${m.from})`);
     console.log(`${p.name}: KVM_SET_NESTED_STATE returns ${r.ret}${r.errno ? ` (-${r.errno})` : ''} at rule ${r.rule}: ${r.why}`);
     if (r.quirks.length) console.log(`  quirks: ${r.quirks.join(', ')}`);
     for (const n of r.notModelled) console.log(`  note: ${n}`);
   }
   return EXIT.ok;
+}
+
+interface MemorySeed {
+  readonly op: GuestOp;
+  /** where it comes from: the blob (its link page), or the --memory file */
+  readonly from: string;
+}
+
+/**
+ * Guest memory before SET, as the VMM restores it with the nested state: the shadow vmcs12's header
+ * at the link pointer, from the blob (as golden verify seeds it), then the --memory file's writes
+ * (the eVMCS page, the VP-assist page, anything else a restore reads).
+ */
+function memoryFor(blob: Uint8Array | null, p: Profile, fromFile: readonly MemorySeed[]): MemorySeed[] {
+  const link = blob ? linkPageSeed(blob, p.vmcs12) : null;
+  return [...(link ? [{ op: link, from: "the blob's shadow vmcs12 at its link pointer" }] : []), ...fromFile];
+}
+
+/** The --memory file: guest-ops JSON holding only operations that restore memory. */
+function memoryFile(file: string | undefined): MemorySeed[] {
+  if (file === undefined) return [];
+  const ops = opsFromJson(readJsonFile(file, 'guest-ops') as Record<string, unknown>[]);
+  return ops.map((o, i) => {
+    if (!isMemoryOp(o)) throw new UsageError(`${file}: /${i}/op: --memory takes only ${MEMORY_OPS.join(', ')} (guest memory a restore reads), got "${o.op}"; guest operations go to \`nested save --ops\``);
+    return { op: o, from: `${file}#${i}` };
+  });
+}
+
+function describeMemoryOp(o: GuestOp): string {
+  const hex = (n: bigint) => `0x${n.toString(16)}`;
+  switch (o.op) {
+    case 'write-memory':
+      return `8 bytes ${hex(o.value)} at ${hex(o.pa)}`;
+    case 'init-vmcs':
+      return `a ${o.shadow ? 'shadow ' : ''}VMCS region at ${hex(o.pa)}`;
+    case 'init-evmcs':
+      return `an eVMCS page (revision ${o.revision ?? 1}) at ${hex(o.pa)}`;
+    case 'set-vp-assist':
+      return `VP-assist page: current nested VMCS ${hex(o.currentNestedVmcs)}, enlightened VM-entry ${o.enlightenVmentry ? 'on' : 'off'}`;
+    default:
+      return o.op;
+  }
 }
 
 /**
@@ -139,9 +232,10 @@ async function restore(argv: string[]): Promise<number> {
  */
 const NULL_BLOB = '@null';
 
-async function restoreOnTarget(spec: string, blobs: string[], vcpus: string[], values: { json?: boolean; profile?: string | undefined; 'target-timeout'?: string | undefined }): Promise<number> {
+async function restoreOnTarget(spec: string, blobs: string[], vcpus: string[], values: { json?: boolean; profile?: string | undefined; memory?: string | undefined; 'target-timeout'?: string | undefined }): Promise<number> {
   // `@null`: KVM_SET_NESTED_STATE with a NULL pointer (the selftest's first case)
   const cases = blobs.map((b, i) => ({ blob: b === NULL_BLOB ? null : new Uint8Array(readInputFile(b)), name: b, config: configFrom(vcpus[vcpus.length > 1 ? i : 0]) }));
+  const fromFile = memoryFile(values.memory);
   const timeout = durationMs(values['target-timeout']);
   const params = { target: spec, profile: values.profile ?? DEFAULT_PROFILE, ...(timeout !== undefined ? { targetTimeoutMs: timeout } : {}) };
   const problem = targetSpecProblem(params);
@@ -157,10 +251,14 @@ async function restoreOnTarget(spec: string, blobs: string[], vcpus: string[], v
     const p = nestedProfile(target.identity.profile ?? params.profile);
     const out = [];
     for (const c of cases) {
+      const memory = memoryFor(c.blob, p, fromFile);
       const v = must(await target.createVcpu(c.config), 'create-vcpu');
+      for (const s of memory) must(await target.guestOp(v, s.op), `${s.op.op} (${s.from})`);
       const r = must(await target.setNestedState(v, c.blob), 'set-nested-state');
       await target.destroyVcpu(v);
-      const m = setNestedState(new Vcpu(p, c.config), c.blob);
+      const mv = new Vcpu(p, c.config);
+      for (const s of memory) applyOp(mv, s.op);
+      const m = setNestedState(mv, c.blob);
       const agrees = m.ret === r.ret && m.errno === r.errno;
       out.push({ blob: c.name, ok: r.errno === null && r.ret === 0, ret: r.ret, errno: r.errno, ...(r.rule ? { rule: r.rule } : {}), model: { profile: p.name, ret: m.ret, errno: m.errno, rule: m.rule }, agrees });
       if (!values.json)
@@ -183,7 +281,7 @@ function parseOps(path: string): GuestOp[] {
 }
 
 function save(argv: string[]): number {
-  const { values } = parse(argv, { profile: { type: 'string' }, vcpu: { type: 'string' }, ops: { type: 'string' }, json: { type: 'boolean', default: false }, out: { type: 'string' } });
+  const { values } = parse(argv, saveSpec);
   const p = nestedProfile(values.profile);
   if (!values.ops) throw new UsageError('nested save needs --ops OPS.json (a list of guest operations)');
   const v = vcpuFor(p, values.vcpu);

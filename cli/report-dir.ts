@@ -1,6 +1,5 @@
 // The report directory of a run (check, replay, report merge): created, locked and written as one
 // set (reports/report-set.ts), with junit.xml generated from the same report as report.json.
-import { mkdirSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { SUITES } from '../suites/registry.js';
 import { renderJunit } from '../reports/junit.js';
@@ -8,16 +7,13 @@ import type { Report } from '../reports/report.js';
 import { ReportDirBusy, ReportSet } from '../reports/report-set.js';
 import { writeReportFiles } from '../reports/write.js';
 import { UsageError } from './errors.js';
+import { ensureDir } from './fs-out.js';
 
 /** Creates and locks the directory; another live run's lock is a usage error (one line, exit 2). */
 export function openReportSet(reportDir: string): ReportSet {
   const dir = resolve(reportDir);
   const name = relative(process.cwd(), dir) || '.';
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    throw new UsageError(`cannot create report directory ${dir}: ${(e as Error).message}`);
-  }
+  ensureDir(dir, 'report directory'); // step by step: a recursive mkdir never returns on /proc/x
   try {
     return ReportSet.open(dir, (line) => console.error(`nvmx-conformance: warning: ${line}`), name);
   } catch (e) {

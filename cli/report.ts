@@ -11,13 +11,29 @@ import { unmatchedWaiverWarnings } from '../reports/waivers.js';
 import { REPORT_FILES, writeRenderings } from '../reports/write.js';
 import { UsageError } from './errors.js';
 import { commitReport, openReportSet } from './report-dir.js';
-import { parse } from './options.js';
+import { command, dispatch, parse, type GroupSpec } from './options.js';
+
+const renderSpec = command({
+  name: 'report render',
+  args: 'DIR',
+  positionals: 1,
+  summary: 're-render DIR/report.md and DIR/report.html from DIR/report.json (validated on read)',
+  options: {},
+});
+
+const mergeSpec = command({
+  name: 'report merge',
+  args: 'DIR...',
+  positionals: Number.MAX_SAFE_INTEGER,
+  summary: 'merge shard reports (and their junit.xml) into one; a property that ran twice is refused, a missing one makes the verdict unknown',
+  options: { out: { type: 'string', default: 'reports/merged', arg: 'DIR', help: 'where the merged report goes' } },
+  notes: ['exit: as check; 2 bad input'],
+});
+
+export const reportGroup: GroupSpec = { name: 'report', summary: 'reports after the run: render again, merge shards', commands: [renderSpec, mergeSpec] };
 
 export async function reportCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === 'render') return render(rest);
-  if (sub === 'merge') return merge(rest);
-  throw new UsageError(sub ? `unknown report command "${sub}" (expected render or merge)` : 'report needs render or merge');
+  return dispatch(reportGroup, argv, { render, merge });
 }
 
 function reportIn(dir: string): Report {
@@ -28,7 +44,7 @@ function reportIn(dir: string): Report {
 }
 
 function render(argv: string[]): number {
-  const { positionals } = parse(argv, {}, 1);
+  const { positionals } = parse(argv, renderSpec);
   if (!positionals[0]) throw new UsageError('report render needs a report directory (one with report.json)');
   const dir = resolve(positionals[0]);
   const report = reportIn(dir);
@@ -38,7 +54,7 @@ function render(argv: string[]): number {
 }
 
 function merge(argv: string[]): number {
-  const { values, positionals } = parse(argv, { out: { type: 'string', default: 'reports/merged' } }, Number.MAX_SAFE_INTEGER);
+  const { values, positionals } = parse(argv, mergeSpec);
   if (!positionals.length) throw new UsageError('report merge needs the shard report directories');
   const dirs = positionals.map((p) => resolve(p));
   const inputs: MergeInput[] = dirs.map((d, i) => ({ source: positionals[i]!, report: reportIn(d) }));

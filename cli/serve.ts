@@ -4,10 +4,16 @@ import { DEFAULT_PROFILE, findProfile, profileNames } from '../model/profiles.js
 import { referenceTarget } from '../targets/reference.js';
 import { serveTarget } from '../targets/protocol/serve.js';
 import { EXIT, UsageError } from './errors.js';
-import { parse } from './options.js';
+import { command, parse } from './options.js';
+
+export const serveSpec = command({
+  name: 'serve',
+  summary: 'the reference model as an nvmx-target/1 process on stdin/stdout (targets/PROTOCOL.md)',
+  options: { profile: { type: 'string', default: DEFAULT_PROFILE, arg: 'P', help: 'the profile the model answers as' } },
+});
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { profile: { type: 'string', default: DEFAULT_PROFILE } });
+  const { values } = parse(argv, serveSpec);
   if (!findProfile(values.profile)) throw new UsageError(`unknown profile "${values.profile}" (known: ${profileNames().join(', ')})`);
   await serveTarget(referenceTarget({ profile: values.profile }), process.stdin, process.stdout, (l) => console.error(`nvmx-conformance serve: ${l}`));
   return EXIT.ok;

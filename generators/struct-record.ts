@@ -6,6 +6,11 @@ import { emptyRecord, type Codec, type StructRecord } from '../model/codec.js';
 
 export type RecordMode = 'dense' | 'sparse';
 
+/** The codec each generated (or shrunk) record was made for, so a counterexample can name its fields. */
+const recordCodecs = new WeakMap<StructRecord, Codec>();
+export const codecOfRecord = (r: StructRecord): Codec | undefined => recordCodecs.get(r);
+const tag = (r: StructRecord, c: Codec): StructRecord => (recordCodecs.set(r, c), r);
+
 /** Boundary-biased 32-bit words: 0, all ones, small, single high bit, or uniform. */
 function word(mrng: fc.Random): number {
   const r = mrng.nextInt() >>> 0;
@@ -51,7 +56,7 @@ class StructRecordArbitrary extends fc.Arbitrary<StructRecord> {
     // now and then, bytes the layout gives no meaning: they must survive untouched
     if (this.unknownOffsets.length && (mrng.nextInt() & 7) === 0)
       for (let k = mrng.nextInt(1, 4); k > 0; k--) rec.rest[this.unknownOffsets[mrng.nextInt(0, this.unknownOffsets.length - 1)]!] = mrng.nextInt(1, 255);
-    return new fc.Value(rec, undefined);
+    return new fc.Value(tag(rec, this.codec), undefined);
   }
 
   canShrinkWithoutContext(value: unknown): value is StructRecord {
@@ -60,7 +65,7 @@ class StructRecordArbitrary extends fc.Arbitrary<StructRecord> {
   }
 
   shrink(value: StructRecord): fc.Stream<fc.Value<StructRecord>> {
-    return new fc.Stream(shrinkRecord(value)).map((r) => new fc.Value(r, undefined));
+    return new fc.Stream(shrinkRecord(value)).map((r) => new fc.Value(tag(r, this.codec), undefined));
   }
 }
 

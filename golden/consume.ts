@@ -10,9 +10,7 @@ import type { Errno } from '../model/nested/constants.js';
 import { must } from '../suites/harness.js';
 import { afterRestore, getFull } from '../suites/nested-common.js';
 import type { Target } from '../targets/target.js';
-import { readHeader } from '../model/nested/blob.js';
-import { FLAGS, INVALID_GPA, OFFSET, SIZE_WITH_SHADOW } from '../model/nested/constants.js';
-import { memberReader } from '../model/vmentry/input.js';
+import { linkPageSeed } from '../model/nested/guest-memory.js';
 import { decodeContent, diffFlat, flatten, type Flat } from './content.js';
 import type { ExpectedResult, GoldenEntry } from './manifest.js';
 
@@ -33,19 +31,10 @@ async function targetLayout(target: Target, structure: 'vmcs12' | 'evmcs'): Prom
   return c.value;
 }
 
-/**
- * Guest memory travels with nested state: the L1's shadow VMCS region at the link pointer keeps its
- * header, which KVM re-reads on restore (LINK_PAGE_REREAD_ON_RESTORE). A consumer given only the blob
- * puts the shadow vmcs12's header there, as the migrated guest memory would have it.
- */
+/** The shadow vmcs12's header at its link pointer, as migrated guest memory has it (model/nested/guest-memory.ts). */
 async function seedLinkPage(target: Target, vcpu: string, bytes: Uint8Array, layout: Layout): Promise<void> {
-  if (bytes.length < SIZE_WITH_SHADOW) return;
-  const h = readHeader(bytes);
-  if (!(h.flags & FLAGS.GUEST_MODE) || h.size < SIZE_WITH_SHADOW) return;
-  const link = memberReader(layout, bytes.subarray(OFFSET.vmcs12, OFFSET.shadowVmcs12))('vmcs_link_pointer');
-  if (link === INVALID_GPA || link & 0xfffn) return;
-  const header = new DataView(bytes.buffer, bytes.byteOffset + OFFSET.shadowVmcs12, 8).getBigUint64(0, true);
-  must(await target.guestOp(vcpu, { op: 'write-memory', pa: link, value: header }));
+  const seed = linkPageSeed(bytes, layout);
+  if (seed) must(await target.guestOp(vcpu, seed));
 }
 
 /** What the target does with the blob. `layout` is the producer's: fields are compared by its names. */

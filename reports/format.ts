@@ -15,6 +15,7 @@ export function replayCommand(o: { id: string; seed: number; path: string; count
 }
 
 const MAX_DIFF_LINES = 24;
+const MAX_INPUT_PARTS = 6;
 
 export function formatOutcome(o: PropertyOutcome, run: RunIdentity): string[] {
   switch (o.verdict) {
@@ -36,7 +37,14 @@ export function formatOutcome(o: PropertyOutcome, run: RunIdentity): string[] {
       for (const d of o.counterexample.diff.slice(0, MAX_DIFF_LINES))
         lines.push(`    ${d.field.padEnd(width)}  ${d.expected}  ->  ${d.actual}${d.offset >= 0 ? `   (offset ${d.offset})` : ''}`);
       if (o.counterexample.diff.length > MAX_DIFF_LINES) lines.push(`    … ${o.counterexample.diff.length - MAX_DIFF_LINES} more differences in report.json`);
-      if (o.counterexample.input) lines.push(`    input: ${o.counterexample.input.slice(0, 300)}${o.counterexample.input.length > 300 ? ' …' : ''}`);
+      const view = o.counterexample.view ?? [];
+      // the input as fields (one line per input part), fast-check's literal only when there is no view
+      for (const part of view.slice(0, MAX_INPUT_PARTS)) {
+        const text = [...(part.fields ?? []).map((f) => (f.field.startsWith('#') ? `${f.field} ${f.value}` : `${f.field}=${f.value}`)), ...(part.hex ?? []).map((h) => `@0x${h.offset.toString(16)}: ${h.bytes}`), ...(part.note ? [`(${part.note})`] : [])].join('; ');
+        lines.push(`    ${part.label}: ${text.length > 200 ? `${text.slice(0, 200)} …` : text}`);
+      }
+      if (view.length > MAX_INPUT_PARTS) lines.push(`    … ${view.length - MAX_INPUT_PARTS} more input parts in report.html`);
+      if (!view.length && o.counterexample.input) lines.push(`    input: ${o.counterexample.input.slice(0, 300)}${o.counterexample.input.length > 300 ? ' …' : ''}`);
       lines.push(`    replay: ${replayCommand(o, run)}`);
       return lines;
     }

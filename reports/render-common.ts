@@ -1,17 +1,32 @@
-// What the markdown and HTML renderers share: the run line, verdict labels, record shapes.
+// What the markdown and HTML renderers share: the run line, verdict labels, record shapes, the
+// order of verdicts in a summary, and which findings are the failures a reader looks at first.
+import type { InputPart } from '../suites/input-view.js';
 import type { DiffBytes } from './hexdump.js';
-import type { Report } from './report.js';
+import type { FindingVerdict, PropertyRecord, Report } from './report.js';
 
 export interface CounterexampleRecord {
   seed: number;
   path: string;
   replay: string;
+  shrinks?: number;
+  cases?: number;
   counterexample: {
     summary: string;
     input: string;
+    view?: InputPart[];
     diff: { field: string; offset: number; expected: string; actual: string; bytes?: DiffBytes }[];
   };
 }
+
+/** Every verdict, in the order a summary lists them. */
+export const VERDICTS: readonly FindingVerdict[] = ['pass', 'expected-fail', 'fail', 'waived', 'unsupported', 'error'];
+
+/** Properties whose counterexample is a failure to act on (waived ones too: accepted for now, not fixed). */
+export const failedProperties = (r: Report): (PropertyRecord & CounterexampleRecord)[] =>
+  r.properties.filter((p) => (p.verdict === 'fail' || p.verdict === 'waived') && p.counterexample) as unknown as (PropertyRecord & CounterexampleRecord)[];
+
+/** The anchor of a failure in report.html. */
+export const failureAnchor = (id: string): string => `fail-${id}`;
 
 export const verdictLabel = (v: Report['verdict']): string => ({ compatible: '✅ compatible', incompatible: '❌ incompatible', unknown: '⚠️ unknown' })[v];
 

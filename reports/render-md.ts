@@ -1,12 +1,16 @@
-// report.md: a short summary for a pull-request comment. Failures get their field diff (capped)
-// and replay command; everything else is a count or one line. report.json has the rest.
+// report.md: a short summary for a pull-request comment. A count for every verdict; failures get
+// their replay command first, then the field diff and the input's fields (capped); everything else
+// is a count or one line. report.json has the rest.
 import { hexdumpLines } from './hexdump.js';
 import type { Finding, Report } from './report.js';
 import { allFindings } from './verdict.js';
 import { unmatchedWaiverWarnings } from './waivers.js';
-import { runLine, verdictLabel, type CounterexampleRecord } from './render-common.js';
+import { runLine, verdictLabel, VERDICTS, type CounterexampleRecord } from './render-common.js';
 
 const MAX_DIFF_ROWS = 8;
+/** input lines in all, and field rows per input part */
+const MAX_INPUT_LINES = 10;
+const MAX_PART_ROWS = 4;
 
 export function renderMarkdown(r: Report): string {
   const s = r.summary;
@@ -15,7 +19,11 @@ export function renderMarkdown(r: Report): string {
     '',
     runLine(r),
     '',
-    `**${r.verdictReason}** — ${s.pass} pass, ${s.fail} fail, ${s.waived} waived, ${s.unsupported} unsupported, ${s.error} error`,
+    `**${r.verdictReason}**`,
+    '',
+    `| ${VERDICTS.join(' | ')} |`,
+    `|${VERDICTS.map(() => '---:').join('|')}|`,
+    `| ${VERDICTS.map((v) => String((s as unknown as Record<string, number>)[v] ?? 0)).join(' | ')} |`,
   ];
   const findings = allFindings(r);
   const failed = r.properties.filter((p) => p.verdict === 'fail');
@@ -46,10 +54,21 @@ function failureMd(id: string, p: CounterexampleRecord): string[] {
     ...(d.bytes ? [...hexdumpLines(d.offset, d.bytes.expected).map((l) => `  expected ${l}`), ...hexdumpLines(d.offset, d.bytes.actual).map((l) => `  actual   ${l}`)] : []),
   ]);
   if (c.diff.length > MAX_DIFF_ROWS) rows.push(`… ${c.diff.length - MAX_DIFF_ROWS} more in report.json`);
+  const input: string[] = [];
+  for (const part of c.view ?? []) {
+    if (input.length >= MAX_INPUT_LINES) break;
+    const fields = part.fields ?? [];
+    const hex = (part.hex ?? []).flatMap((h) => hexdumpLines(h.offset, h.bytes));
+    input.push(`${part.label}${part.note ? ` (${part.note})` : ''}`, ...fields.slice(0, MAX_PART_ROWS).map((f) => `  ${f.field} = ${f.value}`), ...hex.slice(0, 2).map((l) => `  ${l}`));
+    if (fields.length > MAX_PART_ROWS || hex.length > 2) input.push('  …');
+  }
+  if (input.length > MAX_INPUT_LINES) input.splice(MAX_INPUT_LINES, Infinity, '… more in report.html');
   return [
     `**\`${id}\`** — ${c.summary} (seed ${p.seed}, path \`${p.path}\`)`,
-    ...(rows.length ? ['```', ...rows, '```'] : []),
+    '',
     `replay: \`${p.replay}\``,
+    ...(rows.length ? ['```', ...rows, '```'] : []),
+    ...(input.length ? ['<details><summary>input</summary>', '', '```', ...input, '```', '</details>'] : []),
   ];
 }
 

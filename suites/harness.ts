@@ -4,6 +4,7 @@
 import fc from 'fast-check';
 import type { FieldDiff } from '../model/codec.js';
 import type { Group, Target, TargetResult } from '../targets/target.js';
+import { describeInput, type InputPart } from './input-view.js';
 import { MODEL_DEPS, type ModelDeps } from './model-deps.js';
 
 export interface PropertyContext {
@@ -24,6 +25,8 @@ export interface PropertyDef {
   /** target operation groups the property needs; [] for properties of the tool itself */
   readonly groups: readonly Group[];
   readonly runs?: number;
+  /** model-based (fc.commands): a replay needs the failure's --replay-path as well as its path */
+  readonly modelBased?: boolean;
   /**
    * Where the kernel is known to break the invariant (a historical bug, a named quirk), the reason;
    * the property must then fail, and its counterexample is reported as the expected verdict.
@@ -80,6 +83,8 @@ export interface Counterexample {
   readonly diff: readonly FieldDiff[];
   /** fast-check's rendering of the shrunk input */
   readonly input: string;
+  /** the shrunk input as named fields and hex (suites/input-view.ts) */
+  readonly view?: readonly InputPart[];
   /** for model-based properties: fc.commands' replay path, needed with the path to replay */
   readonly replayPath?: string;
 }
@@ -200,6 +205,7 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
       summary: (err instanceof Error ? err.message : String(err)) + (bounded.cut ? ` (shrinking stopped after ${target.shrinkBudget} attempts, this target's budget)` : ''),
       diff: err instanceof Violation ? err.diff : [],
       input: input.length > MAX_INPUT_CHARS ? input.slice(0, MAX_INPUT_CHARS) + ' …' : input,
+      view: describeInput(details.counterexample),
       ...(replayPath !== undefined ? { replayPath } : {}),
     },
   };

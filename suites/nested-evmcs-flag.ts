@@ -133,6 +133,7 @@ export const evmcsFlagWhenActive: PropertyDef = {
   invariant: 'GET sets KVM_STATE_NESTED_EVMCS iff an eVMCS is active or map-pending, never merely because the capability is enabled, and the flag survives back-to-back GET/SET cycles before KVM_RUN',
   groups: ['nested-state'],
   runs: 150,
+  modelBased: true,
   expectedFailure(ctx) {
     return profileOf(ctx.target).nested?.evmcsFlag === 'when-enabled'
       ? 'the 4.20-5.1 meaning: the flag is set whenever eVMCS is enabled, which forces nested state into the stream (seed 003)'

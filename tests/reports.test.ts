@@ -18,7 +18,7 @@ import { junitCounts, junitTestcases, wellFormed } from './junit-helpers.js';
 const tmp = () => mkdtempSync(join(tmpdir(), 'nvmx-reports-'));
 const RUN = { target: 'reference', profile: 'linux-6.12', seed: 5, runs: 50 };
 const ids = ALL_PROPERTIES.map((p) => p.id);
-const passRecords = () => sampleRecords().map((r, i) => (i < 4 ? { id: r.id, invariant: r.invariant, groups: r.groups, verdict: 'pass' as const, cases: 50, seed: 5 } : r));
+const passRecords = () => sampleRecords().map((r, i) => (i < 5 ? { id: r.id, invariant: r.invariant, groups: r.groups, verdict: 'pass' as const, cases: 50, seed: 5 } : r));
 const build = (over: Partial<Parameters<typeof buildReport>[0]> = {}) =>
   buildReport({ run: RUN, records: passRecords(), expected: ids, startedAt: new Date(0), finishedAt: new Date(1000), ...over });
 
@@ -50,7 +50,7 @@ describe('verdict', () => {
     expect(build({ records: noFail }).verdict).toBe('unknown');
     const r = build({ records });
     expect(r.verdict).toBe('incompatible');
-    expect(r.summary).toEqual({ pass: ALL_PROPERTIES.length - 4, 'expected-fail': 0, fail: 2, unsupported: 1, error: 1, waived: 0 });
+    expect(r.summary).toEqual({ pass: ALL_PROPERTIES.length - 5, 'expected-fail': 1, fail: 2, unsupported: 1, error: 1, waived: 0 });
     expect(exitCodeFor(r)).toBe(1);
   });
 
@@ -139,6 +139,13 @@ test('report.md is short and names failures, waivers, gaps and warnings', () => 
   expect(md).toContain(`**\`${ids[0]}\`** — decode(encode(r)) differs from r`);
   expect(md).toContain('  expected 0x0220: 00 00 00 00 01 00 00 00');
   expect(md).toContain(`replay: \`nvmx-conformance replay ${ids[0]} --seed 5 --path 0:1:0 --profile linux-6.12\``);
+  // every verdict is a column, expected-fail included; the replay command comes before the diff
+  expect(md).toContain('| pass | expected-fail | fail | waived | unsupported | error |');
+  expect(md.indexOf('replay: `nvmx-conformance replay')).toBeLessThan(md.indexOf('guest_rip: 0x0000000100000000 -> 0x0000000000000000'));
+  // the input as fields and hex, not fast-check's literal
+  expect(md).toContain('  guest_rip = 0x0000000100000000');
+  expect(md).toContain('  0x0010: a1 b2 c3 00');
+  expect(md).not.toContain('Uint32Array.from');
   expect(md).toContain(`- \`${ids[1]}\`: known bug, see issue 42 (until 2999-01-01)`);
   expect(md).toContain('- `filter.ia32-vmx-procbased-ctls2`: fail');
   expect(md).toContain(`- \`${ids[2]}\`: unsupported — unsupported by target x: needs layout`);
