@@ -170,7 +170,8 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
   // fewer cases than asked is not a pass: the evidence is incomplete
   if (details.interrupted && details.counterexample === null)
     return { id: def.id, verdict: 'error', reason: `interrupted after ${details.numRuns} of ${numRuns} cases: the run was cancelled` };
-  const unsupportedCases = details.numSkips && skipped.reason ? { unsupportedCases: { count: details.numSkips, reason: skipped.reason } } : {};
+  // cases the target could not run; cases a property's own fc.pre discarded are neither run nor counted
+  const unsupportedCases = skipped.skips && skipped.reason ? { unsupportedCases: { count: skipped.skips, reason: skipped.reason } } : {};
   if (!details.failed && details.numRuns === 0 && skipped.reason)
     return { id: def.id, verdict: 'unsupported', reason: `every case needs an operation the target does not offer (${details.numSkips} cases): ${skipped.reason}` };
   // fast-check gives up after too many skipped cases: a failure without a counterexample
@@ -216,20 +217,19 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
  * operation the case needs) is a skipped case, as fc.pre makes one: it is neither a pass nor a
  * failure, and the report counts it apart.
  */
-function skipUnsupported<T>(prop: fc.IAsyncPropertyWithHooks<T>): { prop: fc.IAsyncPropertyWithHooks<T>; reason: string; gaveUp: boolean } {
-  const out = { prop, reason: '', gaveUp: false };
+function skipUnsupported<T>(prop: fc.IAsyncPropertyWithHooks<T>): { prop: fc.IAsyncPropertyWithHooks<T>; reason: string; gaveUp: boolean; skips: number } {
+  const out = { prop, reason: '', gaveUp: false, skips: 0 };
   let ran = 0;
-  let skips = 0;
   const run = async (v: T) => {
     // a property no case of which the target can run stops early: each case may cost a second on a slow target
-    if (!ran && skips >= FIRST_SKIPS_GIVE_UP) {
+    if (!ran && out.skips >= FIRST_SKIPS_GIVE_UP) {
       out.gaveUp = true;
       return new fc.PreconditionFailure(true);
     }
     const r = await prop.run(v);
     if (r && typeof r === 'object' && 'error' in r && r.error instanceof TargetStop && r.error.result.status === 'unsupported') {
       out.reason ||= r.error.result.reason;
-      skips++;
+      out.skips++;
       return new fc.PreconditionFailure();
     }
     ran++;

@@ -108,9 +108,10 @@ export const restoreValidation: PropertyDef = {
     return fc.asyncProperty(vcpuConfig, guestOps, fc.constantFrom(...MALFORMATIONS), async (config, ops, mal) => {
       const src = await reach(ctx, config, ops);
       const b = await getFull(ctx, src.vcpu);
-      if (readHeader(b).flags & ~behaviour.setFlagsMask) return; // 5.6: the base blob is already refused at W3
+      fc.pre((readHeader(b).flags & ~behaviour.setFlagsMask) === 0); // 5.6: the base blob is already refused at W3: not a case of this property
       const m = mal.apply(readHeader(b), b, { behaviour, config: src.destination });
-      if (!m) return; // this malformation does not apply to this state
+      fc.pre(m !== null && m !== undefined); // this malformation does not apply to this state: not counted as a case
+      if (!m) return;
       const dst = await destinationOf(ctx, src);
       const s = must(await ctx.target.setNestedState(dst, m.blob));
       if (s.errno !== m.errno || (s.rule !== '' && s.rule !== m.rule))

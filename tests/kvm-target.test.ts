@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { bzImageRelease, parseKvmSpec } from '../targets/kvm/spec.js';
 import { hexToBytes } from '../targets/protocol/wire.js';
-import { selectedBy } from '../suites/registry.js';
+import { findProperty, selectedBy } from '../suites/registry.js';
 import { must, runProperty, type PropertyDef } from '../suites/harness.js';
 import { referenceTarget } from '../targets/reference.js';
 import { DEFAULT_VCPU } from '../model/nested/vcpu.js';
@@ -160,4 +160,16 @@ test("a slow target's shrink budget: shrinking stops after that many attempts, s
   expect(free.shrinks).toBeGreaterThan(bounded.shrinks);
   const again = await runProperty(failsAbove100, slow, { seed: 3, path: bounded.path });
   expect(again).toMatchObject({ verdict: 'fail' });
+});
+
+test('a case counts only when it reaches the check: nested.restore.rejects-malformed reports as many cases as it made restore calls', async () => {
+  const t = referenceTarget({ profile: 'linux-6.12' });
+  let restores = 0;
+  const counting: Target = { ...t, setNestedState: async (v, b) => (restores++, t.setNestedState(v, b)) };
+  const o = await runProperty(findProperty('nested.restore.rejects-malformed')!, counting, { seed: 11, runs: 60 });
+  expect(o.verdict).toBe('pass');
+  if (o.verdict !== 'pass') return;
+  expect(o.cases).toBe(60);
+  expect(restores).toBe(60);
+  expect(o.unsupportedCases).toBeUndefined(); // malformations that do not apply are not the target's doing
 });
