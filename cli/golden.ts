@@ -5,15 +5,13 @@ import { resolve } from 'node:path';
 import type { FieldDiff } from '../model/codec.js';
 import type { VcpuConfig } from '../model/nested/vcpu.js';
 import { defaultGoldenDir, loadManifest, type GoldenKind, type Recipe } from '../golden/manifest.js';
-import { KvmSetupError } from '../targets/kvm/image.js';
-import { openTarget, targetSpecProblem } from '../targets/resolve.js';
-import type { Target } from '../targets/target.js';
 import { buildEntry, commitEntry, draftFromRecipe, type Draft } from '../golden/record.js';
 import { plausibilityWarnings } from '../golden/plausible.js';
 import { RecipeError } from '../golden/recipe.js';
 import { referencePool, verifyGolden } from '../golden/verify.js';
 import { findProfile, profileNames } from '../model/profiles.js';
 import { EXIT, TargetError, UsageError } from './errors.js';
+import { openCommandTarget } from './open-target.js';
 import { readInputFile, readJsonFile } from './json-input.js';
 import { command, dispatch, parse, type GroupSpec } from './options.js';
 import { durationMs } from './check.js';
@@ -143,15 +141,7 @@ async function recordFrom(ids: string[], values: { golden?: string | undefined; 
   });
   const timeout = durationMs(values['target-timeout']);
   const params = { target: values.target, profile: 'linux-6.12', ...(timeout !== undefined ? { targetTimeoutMs: timeout } : {}) };
-  const problem = targetSpecProblem(params);
-  if (problem) throw new UsageError(problem);
-  let target: Target;
-  try {
-    target = await openTarget(params);
-  } catch (e) {
-    if (e instanceof KvmSetupError) throw new UsageError(e.message);
-    throw new TargetError(`${values.target}: ${(e as Error).message}`);
-  }
+  const target = await openCommandTarget(params);
   try {
     const profile = target.identity.profile;
     if (!profile || !findProfile(profile)) throw new TargetError(`${values.target} claims no known profile (${profile ?? 'none'}): its blobs cannot be read as any profile's`);

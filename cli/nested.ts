@@ -12,9 +12,8 @@ import { opsFromJson, opsToJson } from '../model/nested/ops-json.js';
 import { DEFAULT_PROFILE, findProfile, profileNames, type Profile } from '../model/profiles.js';
 import type { NestedBehaviour } from '../model/nested/behaviour.js';
 import { EXIT, TargetError, UsageError } from './errors.js';
+import { openCommandTarget } from './open-target.js';
 import { durationMs } from './check.js';
-import { openTarget, targetSpecProblem } from '../targets/resolve.js';
-import { KvmSetupError } from '../targets/kvm/image.js';
 import type { TargetResult } from '../targets/target.js';
 import { writeOutFile } from './fs-out.js';
 import { readInputFile, readJsonFile } from './json-input.js';
@@ -238,15 +237,7 @@ async function restoreOnTarget(spec: string, blobs: string[], vcpus: string[], v
   const fromFile = memoryFile(values.memory);
   const timeout = durationMs(values['target-timeout']);
   const params = { target: spec, profile: values.profile ?? DEFAULT_PROFILE, ...(timeout !== undefined ? { targetTimeoutMs: timeout } : {}) };
-  const problem = targetSpecProblem(params);
-  if (problem) throw new UsageError(problem);
-  let target;
-  try {
-    target = await openTarget(params);
-  } catch (e) {
-    if (e instanceof KvmSetupError) throw new UsageError(e.message);
-    throw new TargetError(`${spec}: ${(e as Error).message}`);
-  }
+  const target = await openCommandTarget(params);
   try {
     const p = nestedProfile(target.identity.profile ?? params.profile);
     const out = [];

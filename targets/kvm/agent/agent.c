@@ -971,6 +971,12 @@ static answer scratch_vcpu(char *cfg_text, size_t len, struct vcpu **out)
  * KVM's handle_vmread/handle_vmwrite answer; the page comes back from KVM_GET_NESTED_STATE. The
  * page's header dword is made this KVM's vmcs12 revision (else VMPTRLD refuses it) and restored in
  * the answer: VMREAD/VMWRITE never touch it. */
+static int is_write(const jnode *op)
+{
+	const jnode *name = json_get(op, "op");
+	return name && name->type == 's' && !strcmp(name->str, "write");
+}
+
 static answer op_vmcs12_access(const jnode *args, jbuf *val)
 {
 	uint8_t *page;
@@ -983,7 +989,7 @@ static answer op_vmcs12_access(const jnode *args, jbuf *val)
 		return failed("vmcs12-access needs a page of 8..4096 bytes and an ops array");
 	}
 	for (jnode *o = ops->child; o; o = o->next)
-		n += strcmp(json_get(o, "op") && json_get(o, "op")->type == 's' ? json_get(o, "op")->str : "", "write") ? 1 : 2;
+		n += is_write(o) ? 2 : 1;
 	if (n > SCRIPT_MAX) {
 		free(page);
 		snprintf(reason_buf, sizeof(reason_buf), "vmcs12-access: at most %u instructions per request", (unsigned)SCRIPT_MAX);
@@ -1005,7 +1011,7 @@ static answer op_vmcs12_access(const jnode *args, jbuf *val)
 	script_put(v, i++, OP_VMPTRLD, VMCS_PA, 0);
 	for (jnode *o = ops->child; o; o = o->next) {
 		uint64_t enc = 0, value = 0;
-		int write = !strcmp(json_get(o, "op") && json_get(o, "op")->type == 's' ? json_get(o, "op")->str : "", "write");
+		int write = is_write(o);
 		if (json_u64(json_get(o, "encoding"), &enc) || (write && json_u64(json_get(o, "value"), &value))) {
 			destroy(v);
 			free(page);
@@ -1037,7 +1043,7 @@ static answer op_vmcs12_access(const jnode *args, jbuf *val)
 		jb_str(val, "{\"results\":[");
 		i = 2;
 		for (jnode *o = ops->child; o; o = o->next) {
-			int write = !strcmp(json_get(o, "op")->str, "write");
+			int write = is_write(o);
 			uint8_t *e = script_entry(v, i);
 			if (write && !(get64(e + MB_RFLAGS) & 0x41))
 				e = script_entry(v, i + 1); /* the write succeeded: the VMREAD after it says what is stored */
