@@ -10,6 +10,7 @@ import { LINK_PAGE, type Vmcs12Draft } from '../model/vmentry/draft.js';
 import type { VmentryRule } from '../model/vmentry/rules.js';
 import { MSR, type MsrSet } from '../model/vmx-msrs.js';
 import { buildValidGuest, rawGuest, type ControlPlan, type RawGuest } from './valid-guest.js';
+import type { GuestMemory } from '../model/nested/guest-memory.js';
 
 type Cls = 'pin' | 'proc' | 'proc2' | 'exit' | 'entry';
 const FIELD: Record<Cls, string> = { pin: 'pin_based_vm_exec_control', proc: 'cpu_based_vm_exec_control', proc2: 'secondary_vm_exec_control', exit: 'vm_exit_controls', entry: 'vm_entry_controls' };
@@ -196,6 +197,8 @@ export interface BreakOptions {
   readonly maxPhyAddr?: number;
   /** the profile's eVMCS check (for the evmcs.* rules) */
   readonly evmcsCheck?: readonly CheckRule[];
+  /** the target's guest memory (GuestOptions.memory) */
+  readonly memory?: GuestMemory;
 }
 
 const mergePlans = (plans: readonly (ControlPlan | undefined)[]): ControlPlan => {
@@ -217,7 +220,7 @@ export function breakRules(caps: NestedCaps, rules: readonly VmentryRule[], r: R
   if (bs.some((b) => !b)) return null;
   const evmcs = bs.some((b) => b!.evmcs);
   const maxPhyAddr = opts.maxPhyAddr ?? 36;
-  const d = buildValidGuest(caps, r, { maxPhyAddr, evmcsCheck: evmcs ? (opts.evmcsCheck ?? []) : null, plan: mergePlans(bs.map((b) => b!.plan)) });
+  const d = buildValidGuest(caps, r, { maxPhyAddr, evmcsCheck: evmcs ? (opts.evmcsCheck ?? []) : null, plan: mergePlans(bs.map((b) => b!.plan)), ...(opts.memory ? { memory: opts.memory } : {}) });
   const c = { caps, maxPhyAddr, evmcsCheck: opts.evmcsCheck ?? [] };
   return bs.every((b) => !b!.apply || b!.apply(d, c)) ? { draft: d, evmcs } : null;
 }
@@ -245,8 +248,17 @@ export const BREAK_CAPS: Readonly<Record<string, MsrSet>> = {
 
 const ZERO_RAW: RawGuest = { pin: 0, proc: 0, proc2: 0, exit: 0, entry: 0, words: Array(32).fill(0n), ia32e: false, link: false, inject: 0, activity: 0n };
 
-/** The capability sets (names of BREAK_CAPS) under which these rules can be broken (breakers depend on capabilities only). */
-export const capsBreaking = (rules: readonly VmentryRule[], opts: BreakOptions = {}): string[] =>
-  Object.entries(BREAK_CAPS)
+/**
+ * The capability sets a target that reports its vCPU's VMX MSRs (real KVM) accepts: its own, and its
+ * own without EPT A/D bits (narrower is accepted; wider, as `every-control`, is refused).
+ */
+export const breakCapsWithin = (own: MsrSet): Readonly<Record<string, MsrSet>> => ({
+  target: own,
+  'target-no-ept-ad': new Map([...own, [MSR.EPT_VPID_CAP, (own.get(MSR.EPT_VPID_CAP) ?? 0n) & ~0x20_0000n]]),
+});
+
+/** The capability sets (names in `table`, BREAK_CAPS by default) under which these rules can be broken (breakers depend on capabilities only). */
+export const capsBreaking = (rules: readonly VmentryRule[], opts: BreakOptions = {}, table: Readonly<Record<string, MsrSet>> = BREAK_CAPS): string[] =>
+  Object.entries(table)
     .filter(([, m]) => breakRules(nestedCaps(m), rules, ZERO_RAW, opts) !== null)
     .map(([n]) => n);

@@ -9,6 +9,7 @@ import { BIT, CR0, CR4, EFER, EPT_CAP, EXCEPTIONS_WITH_ERROR_CODE, INTR, INTR_TY
 import { cr3TargetCount, type NestedCaps } from '../model/vmentry/caps.js';
 import { INVALID_LINK, LINK_PAGE, linkHeader, type Vmcs12Draft } from '../model/vmentry/draft.js';
 import { GUEST_CPU } from '../model/vmentry/guest-cpu.js';
+import { usablePages, type GuestMemory } from '../model/nested/guest-memory.js';
 
 /** Controls a breaker needs on (`on`) or off (`off`), by class. */
 export interface ControlPlan {
@@ -21,6 +22,8 @@ export interface GuestOptions {
   /** the eVMCS control check applies (guest_cpuid_has_evmcs): controls stay within it */
   readonly evmcsCheck?: readonly CheckRule[] | null;
   readonly plan?: ControlPlan;
+  /** the target's guest memory: every address the state points at lies inside it */
+  readonly memory?: GuestMemory;
 }
 
 const U32 = fc.integer({ min: 0, max: 0xffff_ffff });
@@ -49,7 +52,7 @@ export function buildValidGuest(caps: NestedCaps, r: RawGuest, opts: GuestOption
   let w = 0;
   const word = () => r.words[w++ % r.words.length]!;
   /** a page address in [1 MiB, 2^MAXPHYADDR): clear of the pages scenarios use for VMXON, VMCS and eVMCS */
-  const page = () => 0x10_0000n + (word() % (((1n << maxPhy) - 0x10_0000n) >> 12n)) * 0x1000n;
+  const page = opts.memory ? pageIn(opts.memory, maxPhy, word) : () => 0x10_0000n + (word() % (((1n << maxPhy) - 0x10_0000n) >> 12n)) * 0x1000n;
   const canon = () => { const x = word() & 0xffff_ffff_ffffn; return x & 0x8000_0000_0000n ? x | 0xffff_0000_0000_0000n : x; };
   const on = opts.plan?.on ?? {};
   const off = opts.plan?.off ?? {};
@@ -116,7 +119,7 @@ export function buildValidGuest(caps: NestedCaps, r: RawGuest, opts: GuestOption
   set('guest_cr0', gcr0);
   set('guest_cr4', gcr4);
   // below 4 GiB (a PAE CR3 is 32 bits), in memory no scenario writes: the PDPTEs read as not present
-  set('guest_cr3', 0x10_0000n + (word() % 0xff00n) * 0x1000n + (word() & 0xfe0n));
+  set('guest_cr3', (opts.memory ? page() : 0x10_0000n + (word() % 0xff00n) * 0x1000n) + (word() & 0xfe0n));
   set('guest_dr7', word() & 0xffff_ffffn);
   set('guest_ia32_debugctl', word() & GUEST_CPU.debugctlValid);
   const pat = () => { let p = 0n; for (let i = 0n; i < 64n; i += 8n) p |= [0n, 1n, 4n, 5n, 6n, 7n][Number(word() % 6n)]! << i; return p; };
@@ -147,6 +150,21 @@ export function buildValidGuest(caps: NestedCaps, r: RawGuest, opts: GuestOption
   // the rest of the guest state KVM does not check: random
   for (const m of ['guest_rip', 'guest_rsp', 'guest_rflags', 'guest_cs_base', 'guest_es_selector', 'guest_interruptibility_info', 'tsc_offset']) set(m, word());
   return { fields: F, linkHdr: linkHeader(shadow) };
+}
+
+/** Page addresses in [1 MiB, 2^MAXPHYADDR) that a target's guest memory has (a target's memory ends below 4 GiB). */
+function pageIn(m: GuestMemory, maxPhy: bigint, word: () => bigint): () => bigint {
+  const ranges = usablePages(m, 0x10_0000n, 1n << maxPhy);
+  const total = ranges.reduce((n, [a, b]) => n + (b - a), 0n);
+  if (total === 0n) throw new Error('the target announces no guest memory above 1 MiB');
+  return () => {
+    let i = word() % total;
+    for (const [a, b] of ranges) {
+      if (i < b - a) return (a + i) << 12n;
+      i -= b - a;
+    }
+    throw new Error('unreachable');
+  };
 }
 
 function injection(kind: number, x: bigint, caps: NestedCaps, realMode: boolean): { info: bigint; errorCode: bigint; len: bigint } {

@@ -5,6 +5,7 @@ import type { LayoutDescriptor } from '../model/layout.js';
 import type { AccessOutcome, AccessPath } from '../model/vmcs12-access.js';
 import type { MsrSet } from '../model/vmx-msrs.js';
 import type { GuestOp, OpResult, VcpuConfig } from '../model/nested/vcpu.js';
+import type { GuestMemory } from '../model/nested/guest-memory.js';
 import type { Errno } from '../model/nested/constants.js';
 import type { Outcome } from '../model/migration/outcome.js';
 
@@ -100,6 +101,12 @@ export interface Target {
   readonly vmcs12AccessPath?: AccessPath;
   /** the VMX MSRs a fresh vCPU of the target reports: capability sets it refuses lie outside them */
   readonly vmxMsrs?: MsrSet;
+  /**
+   * the guest memory a vCPU has (a real VM's has an end, the model's does not): generated addresses
+   * stay inside, since real KVM answers differently for memory that does not exist (an APIC-access
+   * page without backing is KVM_EXIT_INTERNAL_ERROR; an MSR-list or PDPTE read fails)
+   */
+  readonly guestMemory?: GuestMemory;
   /** at most this many shrinking attempts after a failure (a slow target); unbounded when absent */
   readonly shrinkBudget?: number;
   /** called before each property: a process target that broke restarts here (DESIGN §4) */

@@ -24,3 +24,27 @@ export function linkPageSeed(blob: Uint8Array, layout: Layout): Extract<GuestOp,
   const value = new DataView(blob.buffer, blob.byteOffset + OFFSET.shadowVmcs12, 8).getBigUint64(0, true);
   return { op: 'write-memory', pa: link, value };
 }
+
+/**
+ * The guest-physical memory a real vCPU has: `bytes` from address 0, less the `reserved` [from, to)
+ * ranges its VMM's own code uses. The model's memory has no end; a target's does (Target.guestMemory).
+ */
+export interface GuestMemory {
+  readonly bytes: bigint;
+  readonly reserved: readonly (readonly [bigint, bigint])[];
+}
+
+/** The usable page frames at or above `from` and below `top`, as [first, end) page ranges. */
+export function usablePages(m: GuestMemory, from: bigint, top: bigint): [bigint, bigint][] {
+  const end = (top < m.bytes ? top : m.bytes) >> 12n;
+  const cuts = [...m.reserved].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  const out: [bigint, bigint][] = [];
+  let at = from >> 12n;
+  for (const [a, b] of cuts) {
+    const lo = a >> 12n, hi = (b + 0xfffn) >> 12n;
+    if (lo > at) out.push([at, lo < end ? lo : end]);
+    if (hi > at) at = hi;
+  }
+  if (end > at) out.push([at, end]);
+  return out.filter(([a, b]) => b > a);
+}

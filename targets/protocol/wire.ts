@@ -210,6 +210,8 @@ export interface HelloMessage {
   vmcs12Access?: 'table' | 'instruction';
   /** the VMX MSRs a fresh vCPU reports, "0x480": "0x…" (Target.vmxMsrs) */
   vmxMsrs?: Record<string, string>;
+  /** the guest memory of a vCPU (Target.guestMemory): bytes, and [from, to) ranges the target reserves */
+  guestMemory?: { bytes: string; reserved: [string, string][] };
 }
 
 export interface WireRequest {

@@ -405,6 +405,8 @@ static answer enter_smm(struct vcpu *v)
 static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
+static answer l1_registers(struct vcpu *v, int vmxe);
+
 /* Memory and registers of the L1 guest: identity-mapped 64-bit mode, a GDT with a TSS, an IDT
  * whose gates lead to l1.S's stubs, the code, and the SMM handler at SMBASE + 0x8000. */
 static answer l1_setup(struct vcpu *v, int vmxe)
@@ -426,7 +428,14 @@ static answer l1_setup(struct vcpu *v, int vmxe)
 	}
 	memcpy(m + L1_CODE, l1_start, (size_t)(l1_end - l1_start));
 	memcpy(m + SMM_HANDLER, smm_start, (size_t)(smm_end - smm_start));
+	return l1_registers(v, vmxe);
+}
 
+/* L1's registers at its entry point: 64-bit mode on the tables l1_setup wrote. Also how an L1 that
+ * took a VM-exit to vmcs12's (generated, not ours) host state is brought back: the exit's events
+ * are dropped with it. */
+static answer l1_registers(struct vcpu *v, int vmxe)
+{
 	struct kvm_sregs sr;
 	if (ioctl(v->fd, KVM_GET_SREGS, &sr) < 0)
 		return failedf("KVM_GET_SREGS");
@@ -446,6 +455,10 @@ static answer l1_setup(struct vcpu *v, int vmxe)
 	struct kvm_regs r = { .rip = L1_CODE, .rsp = L1_STACK_TOP, .rflags = 2 };
 	if (ioctl(v->fd, KVM_SET_REGS, &r) < 0)
 		return failedf("KVM_SET_REGS");
+	struct kvm_vcpu_events ev;
+	memset(&ev, 0, sizeof(ev));
+	if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+		return failedf("KVM_SET_VCPU_EVENTS");
 	return OK;
 }
 
@@ -535,14 +548,22 @@ static answer l1_request(struct vcpu *v, uint64_t op, uint64_t arg0, uint64_t ar
 	return a;
 }
 
+static answer l1_result(struct vcpu *v, uint64_t op, const char *what, int port, jbuf *val);
+
 /* One request to L1 (or to the SMM handler); the result as the guest saw it. */
 static answer l1_op(struct vcpu *v, uint64_t op, uint64_t arg0, uint64_t arg1, const char *what, jbuf *val)
 {
-	uint8_t *mb = v->mem + L1_MAILBOX;
 	int port;
 	answer a = l1_request(v, op, arg0, arg1, what, &port);
 	if (strcmp(a.status, "ok"))
 		return a;
+	return l1_result(v, op, what, port, val);
+}
+
+/* What the instruction of a finished request gave L1: RFLAGS, the VM-instruction error, a value. */
+static answer l1_result(struct vcpu *v, uint64_t op, const char *what, int port, jbuf *val)
+{
+	uint8_t *mb = v->mem + L1_MAILBOX;
 	if (port < 0) {
 		jb_str(val, "{\"result\":\"internal-error\",\"reason\":");
 		jb_qstr(val, internal_error_name(-port - 1));
@@ -579,6 +600,183 @@ static answer l1_op(struct vcpu *v, uint64_t op, uint64_t arg0, uint64_t arg1, c
 	} else {
 		jb_str(val, "{\"result\":\"ok\"}");
 	}
+	return OK;
+}
+
+/* ---- VM-entries: L2 runs on the generated guest state ----
+ *
+ * L2 runs the vmcs12's own guest state, and a VM-exit loads its own host state into L1: neither is
+ * ours. Guest memory the properties did not write is zero, so an L2 (or an L1 at a generated host
+ * RIP) faults through not-present page tables to a triple fault within a few instructions, or
+ * stops at an access outside guest memory; it never spins (which would hang Bochs). So after an
+ * entry the agent does not rely on where the run stopped: KVM_GET_NESTED_STATE says whether L2 is
+ * still in guest mode, and otherwise L1 is put back on its loop and reads the VM-exit reason with
+ * VMREAD, as a hypervisor would at its host RIP.
+ */
+
+/* KVM_GET_NESTED_STATE's flags (KVM_STATE_NESTED_*), or -1 */
+static int nested_flags(struct vcpu *v)
+{
+	static union {
+		struct kvm_nested_state s;
+		uint8_t bytes[16384];
+	} buf;
+	memset(&buf.s, 0, sizeof(buf.s));
+	buf.s.size = sizeof(buf);
+	if (ioctl(v->fd, KVM_GET_NESTED_STATE, &buf.s) < 0)
+		return -1;
+	return buf.s.flags;
+}
+
+/* Puts L1 back on its loop after a VM-exit to vmcs12's host state; KVM_RUN with immediate_exit
+ * first completes any I/O or MMIO the stray L1 left pending, which would move the new RIP. */
+static answer l1_reset(struct vcpu *v)
+{
+	v->run->immediate_exit = 1;
+	int r = ioctl(v->fd, KVM_RUN, 0);
+	int e = errno;
+	v->run->immediate_exit = 0;
+	if (r < 0 && e != EINTR) {
+		errno = e;
+		return failedf("KVM_RUN (immediate exit) before resetting L1");
+	}
+	answer a = l1_registers(v, 1);
+	if (strcmp(a.status, "ok"))
+		return a;
+	v->l1_started = 0;
+	return l1_ready(v);
+}
+
+/* L1's VMREAD of the current VMCS; fails unless it succeeded */
+static answer l1_vmread(struct vcpu *v, uint64_t field, uint64_t *value)
+{
+	int port;
+	answer a = l1_request(v, OP_VMREAD, field, 0, "VMREAD", &port);
+	if (strcmp(a.status, "ok"))
+		return a;
+	uint8_t *mb = v->mem + L1_MAILBOX;
+	if (port != L1_PORT_READY || get64(mb + MB_EXCEPTION) || (get64(mb + MB_RFLAGS) & 0x41)) {
+		snprintf(reason_buf, sizeof(reason_buf), "VMREAD 0x%llx after a VM-exit to L1 did not succeed", (unsigned long long)field);
+		return failed(reason_buf);
+	}
+	*value = get64(mb + MB_VALUE);
+	return OK;
+}
+
+/* KVM_RUN until L1 waits at its loop again (*ready) or the run stops anywhere else. The first
+ * round is short: an L2 entered in wait-for-SIPI blocks in KVM until a signal, and guest mode then
+ * says it was entered. */
+static answer entry_run(struct vcpu *v, const char *what, int *ready)
+{
+	*ready = 0;
+	for (int rounds = 0; rounds < 64; rounds++) {
+		watchdog_fired = 0;
+		alarm(rounds ? WATCHDOG_SECONDS : 2);
+		int r = ioctl(v->fd, KVM_RUN, 0);
+		int e = errno;
+		alarm(0);
+		int flags = nested_flags(v);
+		if (r < 0 && e == EINTR) {
+			if (flags >= 0 && (flags & KVM_STATE_NESTED_GUEST_MODE))
+				return OK;
+			if (watchdog_fired && rounds) {
+				snprintf(reason_buf, sizeof(reason_buf), "%s: neither L1 nor L2 stopped within %d s (watchdog)", what, WATCHDOG_SECONDS);
+				return failed(reason_buf);
+			}
+			continue;
+		}
+		if (r < 0) {
+			errno = e;
+			return failedf(what);
+		}
+		*ready = v->run->exit_reason == KVM_EXIT_IO && v->run->io.port == L1_PORT_READY && flags >= 0 && !(flags & KVM_STATE_NESTED_GUEST_MODE);
+		return OK;
+	}
+	return failed("KVM_RUN kept returning EINTR");
+}
+
+/* After a run left L1's loop: "ok" while L2 is in guest mode or after an L2 VM-exit to L1, "vmexit"
+ * with the exit reason when the entry itself failed (bit 31), as L1 reads them. */
+static answer entry_outcome(struct vcpu *v, const char *what, jbuf *val)
+{
+	int flags = nested_flags(v);
+	if (flags < 0)
+		return failedf("KVM_GET_NESTED_STATE after a VM-entry");
+	if (flags & KVM_STATE_NESTED_GUEST_MODE) {
+		jb_str(val, "{\"result\":\"ok\"}");
+		return OK;
+	}
+	uint64_t reason, qual;
+	answer a = l1_reset(v);
+	if (!strcmp(a.status, "ok"))
+		a = l1_vmread(v, 0x4402, &reason);
+	if (!strcmp(a.status, "ok"))
+		a = l1_vmread(v, 0x6400, &qual);
+	if (strcmp(a.status, "ok"))
+		return a;
+	if (!(reason & 0x80000000u)) {
+		jb_str(val, "{\"result\":\"ok\"}");
+		return OK;
+	}
+	snprintf(reason_buf, sizeof(reason_buf), "%s: VM-entry failure, exit reason 0x%llx, qualification %llu", what, (unsigned long long)reason, (unsigned long long)qual);
+	jb_str(val, "{\"result\":\"vmexit\",\"error\":");
+	jb_u64(val, reason);
+	jb_str(val, ",\"reason\":");
+	jb_qstr(val, reason_buf);
+	jb_str(val, "}");
+	return OK;
+}
+
+/* VMLAUNCH or VMRESUME by L1 (also an enlightened entry: KVM maps the eVMCS the VP-assist page names) */
+static answer l1_entry(struct vcpu *v, int launch, jbuf *val)
+{
+	const char *what = launch ? "VMLAUNCH" : "VMRESUME";
+	if (v->in_smm)
+		return unsupported("VMX instructions inside SMM need a 64-bit SMM handler, which the agent does not have");
+	int flags = nested_flags(v);
+	if (flags >= 0 && (flags & KVM_STATE_NESTED_GUEST_MODE))
+		return unsupported("L2 is running: L1 runs again only after an L2 VM-exit, and the agent cannot make L2 exit with a chosen reason");
+	answer a = l1_ready(v);
+	if (strcmp(a.status, "ok"))
+		return a;
+	uint8_t *mb = v->mem + L1_MAILBOX;
+	put64(mb + MB_OP, launch ? OP_VMLAUNCH : OP_VMRESUME);
+	int ready;
+	a = entry_run(v, what, &ready);
+	put64(mb + MB_OP, OP_NOP);
+	if (strcmp(a.status, "ok"))
+		return a;
+	if (ready) { /* VMfail: the instruction fell through */
+		if (getenv("NVMX_AGENT_DEBUG")) fprintf(stderr, "entry fell through: rflags %llx rax %llx exc %llu\n", (unsigned long long)get64(mb + MB_RFLAGS), (unsigned long long)get64(mb + MB_VALUE), (unsigned long long)get64(mb + MB_EXCEPTION));
+		return l1_result(v, launch ? OP_VMLAUNCH : OP_VMRESUME, what, L1_PORT_READY, val);
+	}
+	return entry_outcome(v, what, val);
+}
+
+/* KVM_RUN of a vCPU in guest mode (restored, or entered): L2 runs until it stops, as a VMM's run does */
+static answer l2_run(struct vcpu *v, jbuf *val)
+{
+	int ready;
+	answer a = entry_run(v, "KVM_RUN", &ready);
+	if (strcmp(a.status, "ok"))
+		return a;
+	if (ready) {
+		jb_str(val, "{\"result\":\"ok\"}");
+		return OK;
+	}
+	if (v->run->exit_reason == KVM_EXIT_INTERNAL_ERROR) {
+		jb_str(val, "{\"result\":\"internal-error\",\"reason\":");
+		jb_qstr(val, internal_error_name((int)v->run->internal.suberror));
+		jb_str(val, "}");
+		return OK;
+	}
+	int flags = nested_flags(v);
+	if (flags >= 0 && !(flags & KVM_STATE_NESTED_GUEST_MODE)) {
+		a = l1_reset(v);
+		if (strcmp(a.status, "ok"))
+			return a;
+	}
+	jb_str(val, "{\"result\":\"ok\"}");
 	return OK;
 }
 
@@ -900,7 +1098,16 @@ static answer op_guest_op(const jnode *args, jbuf *val)
 			return name->str[0] == 's' ? smm_entry(v, val) : l1_op(v, OP_RSM, 0, 0, "RSM", val);
 		return unsupported("SMM entry and RSM are not reliable in the kvm: agent yet (KVM_SMI was taken one KVM_RUN late and RSM shut the L1 guest down)");
 	} else if (!strcmp(name->str, "run")) {
+		int flags = nested_flags(v);
+		if (flags >= 0 && (flags & KVM_STATE_NESTED_GUEST_MODE))
+			return l2_run(v, val);
 		return l1_op(v, OP_NOP, 0, 0, "KVM_RUN", val);
+	} else if (!strcmp(name->str, "vmlaunch") || !strcmp(name->str, "vmresume")) {
+		return l1_entry(v, !strcmp(name->str, "vmlaunch"), val);
+	} else if (!strcmp(name->str, "evmcs-entry")) {
+		int launch = 0;
+		json_bool(json_get(op, "launch"), &launch);
+		return l1_entry(v, launch, val);
 	} else {
 		static const struct { const char *name; uint64_t op; const char *what; } VMX[] = {
 			{ "vmxon", OP_VMXON, "VMXON" }, { "vmxoff", OP_VMXOFF, "VMXOFF" }, { "vmptrld", OP_VMPTRLD, "VMPTRLD" },
@@ -916,7 +1123,7 @@ static answer op_guest_op(const jnode *args, jbuf *val)
 			json_u64(json_get(op, "value"), &value);
 			return l1_op(v, VMX[i].op, VMX[i].op == OP_VMWRITE || VMX[i].op == OP_VMREAD ? field : pa, value, VMX[i].what, val);
 		}
-		snprintf(reason_buf, sizeof(reason_buf), "guest-op %s needs an L2 guest the agent can run, which it does not have yet", name->str);
+		snprintf(reason_buf, sizeof(reason_buf), "guest-op %s: the agent cannot make L2 exit with a chosen reason or set MTF pending", name->str);
 		return unsupported(reason_buf);
 	}
 	if (!strcmp(a.status, "ok"))
@@ -1355,9 +1562,9 @@ static void hello(void)
 	}
 	if (kvm_fd >= 0) {
 		jb_str(&b, ",\"unsupportedGuestOps\":{");
-		const char *l2 = "\"needs an L2 guest the agent can run, which it does not have yet\"";
-		const char *entry_ops[] = { "vmlaunch", "vmresume", "evmcs-entry", "vmexit", "mtf" };
-		for (size_t i = 0; i < 5; i++) {
+		const char *l2 = "\"the agent cannot make L2 exit with a chosen reason or set MTF pending\"";
+		const char *entry_ops[] = { "vmexit", "mtf" };
+		for (size_t i = 0; i < 2; i++) {
 			jb_str(&b, i ? ",\"" : "\"");
 			jb_str(&b, entry_ops[i]);
 			jb_str(&b, "\":");
@@ -1374,6 +1581,10 @@ static void hello(void)
 			jb_str(&b, k);
 			jb_hex64(&b, default_vmx_msrs[i].data);
 		}
+		/* generated addresses stay in the guest memory, clear of the L1 guest's area and SMRAM */
+		char mem[160];
+		snprintf(mem, sizeof(mem), "},\"guestMemory\":{\"bytes\":\"0x%x\",\"reserved\":[[\"0x%x\",\"0x%x\"],[\"0x%x\",\"0x%x\"]]", GUEST_MEM, L1_AREA, L1_AREA_END, SMM_BASE, SMM_AREA_END);
+		jb_str(&b, mem);
 		jb_str(&b, "},\"unsupported\":{");
 		jb_str(&b, "\"layout\":\"a layout descriptor is not observable in KVM (member names, the eVMCS); vmcs12.access.* check every encoded field's bytes on the real page against the profile's layout instead\","
 			   "\"layout-revisions\":\"KVM knows one vmcs12 layout (its VMCS12_REVISION) and translates no other\","

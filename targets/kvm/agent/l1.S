@@ -72,6 +72,10 @@ l1_exec:
 	je	7f
 	cmpq	$OP_RDMSR, %rax
 	je	8f
+	cmpq	$OP_VMLAUNCH, %rax
+	je	9f
+	cmpq	$OP_VMRESUME, %rax
+	je	10f
 	/* OP_NOP (and anything else): only a round trip through KVM_RUN */
 	pushfq
 	popq	MB_RFLAGS(%rdi)
@@ -101,6 +105,14 @@ l1_exec:
 	movq	%rax, MB_VALUE(%rdi)
 	movq	$0, MB_RFLAGS(%rdi)
 	ret
+9:	testq	%rsp, %rsp		/* ZF and CF clear: only the instruction's own VMfail sets them */
+	vmlaunch			/* falls through only on VMfail: an entry leaves L1 (see agent.c, l1_entry) */
+	movq	%rax, MB_VALUE(%rdi)
+	jmp	l1_done
+10:	testq	%rsp, %rsp
+	vmresume
+	movq	%rax, MB_VALUE(%rdi)
+	jmp	l1_done
 l1_done:
 	pushfq
 	popq	MB_RFLAGS(%rdi)

@@ -47,5 +47,7 @@
 #define OP_RSM 7
 #define OP_RDMSR 8
 #define OP_SCRIPT 9               /* MB_ARG0 entries at L1_SCRIPT */
+#define OP_VMLAUNCH 10
+#define OP_VMRESUME 11
 
 #endif
