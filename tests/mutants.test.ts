@@ -368,6 +368,28 @@ describe('expected failures: the known bug or quirk must show, and a kernel with
     const real = await runProperty(def, referenceTarget(), { seed: 1, runs: 300 });
     expect(real.verdict).toBe('expected-fail');
   });
+
+  test('nested.get.size-protocol: a GET that drops the shadow copy when the buffer lacks room (no EFAULT, as real KVM gives) fails with a shrunk shadow state', async () => {
+    const def = ALL_PROPERTIES.find((p) => p.id === 'nested.get.size-protocol')!;
+    const mutant = referenceTarget({
+      model: {
+        getNestedState: (v, n) => {
+          const r = getNestedState(v, n);
+          return r.errno === 'EFAULT' ? { ...r, errno: null, written: r.size } : r;
+        },
+      },
+    });
+    const o = await runProperty(def, mutant, { seed: 1, runs: 400 });
+    expect(o.verdict).toBe('fail');
+    if (o.verdict === 'fail') {
+      expect(o.counterexample.summary).toMatch(/^GET with exactly 4224 bytes answered ok/);
+      expect(o.counterexample.diff).toEqual([{ field: 'GET', offset: -1, expected: 'EFAULT (quirk GET_SHADOW_PAST_SIZE: the shadow vmcs12 is copied past the size)', actual: 'ok' }]);
+      expect(o.shrinks).toBeGreaterThan(0);
+      const again = await runProperty(def, mutant, { seed: 1, runs: 400, path: o.path });
+      expect(again.verdict).toBe('fail');
+    }
+    expect((await runProperty(def, referenceTarget(), { seed: 1, runs: 400 })).verdict).toBe('pass');
+  });
 });
 
 describe('the migration asymmetries are found, and a fleet without them fails the properties', () => {

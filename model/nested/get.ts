@@ -70,10 +70,15 @@ export function getNestedState(v: Vcpu, userSize: number): GetResult {
   }
   buffer.set(v.vmcs12, OFFSET.vmcs12);
   written = OFFSET.vmcs12 + VMCS12_BLOB_SIZE;
-  // quirk GET_SHADOW_PAST_SIZE: this copy is not gated on guest mode, the size above is
-  if (v.usesShadowVmcs() && v.linkPointer() !== INVALID_GPA && buffer.length >= OFFSET.shadowVmcs12 + VMCS12_BLOB_SIZE) {
-    buffer.set(v.shadowVmcs12, OFFSET.shadowVmcs12);
-    written = OFFSET.shadowVmcs12 + VMCS12_BLOB_SIZE;
+  // quirk GET_SHADOW_PAST_SIZE: this copy is not gated on guest mode, the size above is. The user's
+  // buffer ends at `userSize` (the protocol's contract: unmapped memory after it), so a buffer that
+  // holds `size` but not the shadow copy is filled to its end and copy_to_user fails: EFAULT (found
+  // on real KVM 6.12 in Bochs, README K10)
+  if (v.usesShadowVmcs() && v.linkPointer() !== INVALID_GPA) {
+    const room = buffer.length - OFFSET.shadowVmcs12;
+    buffer.set(v.shadowVmcs12.subarray(0, Math.min(room, VMCS12_BLOB_SIZE)), OFFSET.shadowVmcs12);
+    written = OFFSET.shadowVmcs12 + Math.min(room, VMCS12_BLOB_SIZE);
+    if (room < VMCS12_BLOB_SIZE) return { errno: 'EFAULT', size: h.size, buffer, written, header: h };
   }
   return { errno: null, size: h.size, buffer, written, header: h };
 }

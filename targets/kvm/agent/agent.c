@@ -1588,7 +1588,7 @@ static void hello(void)
 		jb_str(&b, "},\"unsupported\":{");
 		jb_str(&b, "\"layout\":\"a layout descriptor is not observable in KVM (member names, the eVMCS); vmcs12.access.* check every encoded field's bytes on the real page against the profile's layout instead\","
 			   "\"layout-revisions\":\"KVM knows one vmcs12 layout (its VMCS12_REVISION) and translates no other\","
-			   "\"evmcs-sync\":\"KVM copies between eVMCS and vmcs12 only around an L2 entry or exit, and the agent has no L2 guest yet\","
+			   "\"evmcs-sync\":\"KVM copies between eVMCS and vmcs12 only inside an enlightened VM-entry (copy_enlightened_to_vmcs12 under the page's clean mask) and on the next return to L1 (copy_vmcs12_to_enlightened), and GET copies the whole eVMCS again (clean mask 0), so neither copy can be observed alone; the enlightened entries of the nested-state properties run both\","
 			   "\"migration\":\"a migration path runs across a fleet of hosts, not inside one kernel\"");
 		jb_str(&b, "}}\n");
 	} else {
