@@ -16,7 +16,7 @@ import { getNestedState } from '../model/nested/get.js';
 import { setNestedState } from '../model/nested/set.js';
 import { runPath } from '../model/migration/path.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
-import { DEFAULT_HOOKS } from '../model/nested/vcpu.js';
+import { applyOp, DEFAULT_HOOKS } from '../model/nested/vcpu.js';
 import { checkInput, vmentryChecksWith } from '../model/nested/vmentry-hook.js';
 import { View } from '../model/vmentry/input.js';
 import { allFailures } from '../model/vmentry/check.js';
@@ -242,6 +242,29 @@ const MUTANTS: Mutant[] = [
       getNestedState: (v, n) => {
         const r = getNestedState(v, n);
         if (r.buffer.length) r.buffer[0] = r.buffer[0]! & ~8;
+        return r;
+      },
+    },
+  },
+  {
+    property: 'golden.recipes.stable',
+    what: 'VMLAUNCH marks the VMCS launched at VM-entry, not on the exit to L1 (F5)',
+    model: {
+      applyOp: (v, o) => {
+        const r = applyOp(v, o);
+        if ((o.op === 'vmlaunch' || o.op === 'vmresume') && r.result === 'ok') writeBytes(v.vmcs12, 8, 4, 1n);
+        return r;
+      },
+    },
+  },
+  {
+    property: 'golden.recipes.stable',
+    what: 'a nested VM-exit keeps a pending MTF trap (F6)',
+    model: {
+      applyOp: (v, o) => {
+        const mtf = v.mtfPending;
+        const r = applyOp(v, o);
+        if (o.op === 'vmexit') v.mtfPending = mtf;
         return r;
       },
     },

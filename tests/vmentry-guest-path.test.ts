@@ -162,3 +162,46 @@ test('vmentry.valid-guest-enters: at least 95 % of its guests reach VM-entry (th
   expect(results.filter((r) => r.result !== 'ok').every((r) => 'check' in r && r.check === 'host.address-space-size')).toBe(true);
   expect(entered / results.length).toBeGreaterThanOrEqual(0.95);
 });
+
+describe('F5: launch_state is set on the L2 → L1 exit (prepare_vmcs12), not at VM-entry', () => {
+  test('GET while L2 is pending or running after VMLAUNCH shows 0; a real exit makes it 1; VMRESUME then enters', () => {
+    const v = vcpu();
+    expect(launch(v, protectedGuest())).toMatchObject({ result: 'ok' });
+    expect([member(v, 'launch_state'), flags(v)]).toEqual([0n, FLAGS.GUEST_MODE | FLAGS.RUN_PENDING]);
+    run(v, [{ op: 'run' }]);
+    expect([member(v, 'launch_state'), flags(v)]).toEqual([0n, FLAGS.GUEST_MODE]);
+    run(v, [{ op: 'vmexit', reason: 0x12n }]);
+    expect([member(v, 'launch_state'), member(v, 'vm_exit_reason'), flags(v)]).toEqual([1n, 0x12n, 0]);
+    expect(run(v, [{ op: 'vmresume' }]).at(-1)).toMatchObject({ result: 'ok' });
+  });
+
+  test('SMM entry from L2 (nested_vmx_vmexit with -1) does not run prepare_vmcs12: launch_state stays 0', () => {
+    const v = vcpu();
+    launch(v, protectedGuest());
+    run(v, [{ op: 'run' }, { op: 'smm-entry' }]);
+    expect(member(v, 'launch_state')).toBe(0n);
+    run(v, [{ op: 'rsm' }, { op: 'run' }, { op: 'vmexit', reason: 1n }]);
+    expect(member(v, 'launch_state')).toBe(1n);
+  });
+});
+
+describe('F6: a pending MTF trap is discarded on every nested VM-exit', () => {
+  const mtfGuest = () => guest({ ...NO_UG, on: { proc: BIT.proc.mtf } }, { ...RAW, vm86: false });
+
+  test('the audit input: vmlaunch, run, mtf, vmexit 0x12, vmresume: GET has GUEST_MODE | RUN_PENDING, no MTF_PENDING', () => {
+    const v = vcpu();
+    expect(launch(v, mtfGuest())).toMatchObject({ result: 'ok' });
+    const r = run(v, [{ op: 'run' }, { op: 'mtf' }, { op: 'vmexit', reason: 0x12n }, { op: 'vmresume' }]);
+    expect(r.map((x) => x.result)).toEqual(['ok', 'ok', 'ok', 'ok']);
+    expect(flags(v)).toBe(FLAGS.GUEST_MODE | FLAGS.RUN_PENDING);
+  });
+
+  test('SMM entry from L2 discards it too: after RSM no MTF VM-exit is pending', () => {
+    const v = vcpu();
+    launch(v, mtfGuest());
+    run(v, [{ op: 'run' }, { op: 'mtf' }]);
+    expect(flags(v) & FLAGS.MTF_PENDING).toBe(FLAGS.MTF_PENDING);
+    run(v, [{ op: 'smm-entry' }, { op: 'rsm' }]);
+    expect(flags(v) & FLAGS.MTF_PENDING).toBe(0);
+  });
+});

@@ -190,12 +190,21 @@ export class Vcpu {
     this.freeNested();
   }
 
-  /** nested_vmx_vmexit: back to L1, exit information in vmcs12, eVMCS sync scheduled */
+  /**
+   * nested_vmx_vmexit: back to L1. A pending MTF trap is discarded on every exit (F6). A real exit
+   * (not the -1 of SMM entry or vmx_leave_nested) runs prepare_vmcs12: the exit reason, and
+   * launch_state = 1 unless the exit reports a failed VM-entry (F5: KVM marks the VMCS launched
+   * here, not at VM-entry, so GET while L2 is pending or running shows it unlaunched); then the
+   * eVMCS sync is scheduled.
+   */
   vmexit(reason: bigint): void {
+    this.mtfPending = false;
     this.guestMode = false;
     this.nestedRunPending = false;
     this.hasPreemptionTimerDeadline = false;
+    if (reason === 0xffff_ffffn) return;
     writeBytes(this.vmcs12, 812, 4, reason & 0xffff_ffffn); // vm_exit_reason
+    if (!(reason & 0x8000_0000n)) writeBytes(this.vmcs12, 8, 4, 1n); // launch_state
     if (this.evmcsMapped()) this.needVmcs12ToShadowSync = true;
   }
 }
@@ -253,7 +262,7 @@ function vmentry(v: Vcpu, launch: boolean): OpResult {
   // the MSR-load list runs after prepare_vmcs02: its entries up to a failing one are written
   if (!bad || bad.stage === 'msr-load') applyEntryMsrLoad(v);
   if (bad) return entryFailureExit(v, bad.rule, entryFailureReason(bad.stage), bad.qualification ?? 0);
-  writeBytes(v.vmcs12, 8, 4, 1n);
+  // launch_state stays as it is until L2 exits to L1 (F5: prepare_vmcs12 sets it, see Vcpu.vmexit)
   // nested_cache_shadow_vmcs12: the shadow vmcs12 is read from the link pointer's page on entry
   const link = v.linkPointer();
   if (v.usesShadowVmcs() && link !== INVALID_GPA && v.pageAddressValid(link)) v.shadowVmcs12 = v.page(link).slice();
@@ -421,9 +430,11 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
         v.vmxon = false;
       }
       if (v.guestMode) {
+        // vmx_enter_smm: nested_vmx_vmexit(-1), which discards a pending MTF trap (F6)
         v.smm.guestMode = true;
         v.guestMode = false;
         v.nestedRunPending = false;
+        v.mtfPending = false;
       }
       return ok();
     case 'rsm':
