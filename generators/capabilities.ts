@@ -76,6 +76,22 @@ export function capabilitySetWithin(caps: MsrSet): fc.Arbitrary<MsrSet> {
   });
 }
 
+/** VM_EXIT_HOST_ADDR_SPACE_SIZE: every 64-bit KVM offers it (nested_vmx_setup_exit_ctls, CONFIG_X86_64) */
+const HOST_ADDR_SPACE = 0x200n << 32n;
+
+/**
+ * Capability sets as a 64-bit host's KVM offers them: 19 in 20 keep (or get back, where the set came
+ * from `base` narrowed) the host address-space-size exit control; the rest force a 32-bit host, which
+ * a 64-bit L1 cannot VMLAUNCH into.
+ */
+export const mostlyHost64 = (sets: fc.Arbitrary<MsrSet>, offered = true): fc.Arbitrary<MsrSet> =>
+  fc.tuple(sets, fc.nat(19)).map(([m, k]) => {
+    if (k === 0 || !offered) return m;
+    const out = new Map(m);
+    for (const i of [MSR.EXIT_CTLS, MSR.TRUE_EXIT_CTLS]) if (out.has(i)) out.set(i, out.get(i)! | HOST_ADDR_SPACE);
+    return out;
+  });
+
 /** Hyper-V CPUID 0x4000000A EBX: bit 0 (PERF_GLOBAL_CTRL) is the one that matters; others ride along. */
 export const hvNestedEbx = fc.oneof(fc.constant(0), fc.constant(1), fc.nat());
 

@@ -8,7 +8,7 @@ import { CHECK_LINUX_6_1, CHECK_LINUX_6_12 } from '../model/catalog/vmx-controls
 import { VMCS12_FIELDS } from '../model/catalog/vmcs12.js';
 import { BIT } from '../model/vmentry/bits.js';
 import { nestedCaps } from '../model/vmentry/caps.js';
-import { INVALID_LINK, type Vmcs12Draft } from '../model/vmentry/draft.js';
+import { draftStores, type Vmcs12Draft } from '../model/vmentry/draft.js';
 import { evmcsLayout } from '../model/evmcs.js';
 import { widthBytes } from '../model/encoding.js';
 import { readBytes, writeBytes } from '../model/vmcs12-access.js';
@@ -29,18 +29,12 @@ const w = (field: number, value: bigint): GuestOp => ({ op: 'vmwrite', field: Bi
 
 const ENCODING = new Map(VMCS12_FIELDS.map((f) => [f.member, f.encoding]));
 
-/**
- * The operations that put a draft vmcs12 in place: its guest memory (the linked VMCS header, PDPTEs),
- * then a VMWRITE per field into the current VMCS.
- */
+/** The guest memory a draft relies on (linked VMCS header, PDPTEs, VM-entry MSR-load list), as stores. */
+const memoryOps = (d: Vmcs12Draft): GuestOp[] => draftStores(d).map((s) => ({ op: 'write-memory', pa: s.pa, value: s.value }));
+
+/** The operations that put a draft vmcs12 in place: its guest memory, then a VMWRITE per field into the current VMCS. */
 export function writeGuestOps(d: Vmcs12Draft): GuestOp[] {
-  const ops: GuestOp[] = [];
-  const link = d.fields.get('vmcs_link_pointer') ?? INVALID_LINK;
-  if (link !== INVALID_LINK) ops.push({ op: 'write-memory', pa: link, value: d.linkHdr });
-  const pdpt = (d.fields.get('guest_cr3') ?? 0n) & 0xffff_ffe0n;
-  d.pdptes?.forEach((value, i) => ops.push({ op: 'write-memory', pa: pdpt + BigInt(i * 8), value }));
-  for (const [m, v] of d.fields) ops.push(w(ENCODING.get(m)!, v));
-  return ops;
+  return [...memoryOps(d), ...[...d.fields].map(([m, v]) => w(ENCODING.get(m)!, v))];
 }
 
 const EVMCS_SLOT = new Map(evmcsLayout('evmcs').fields.map((f) => [f.encoding, f]));
@@ -56,9 +50,7 @@ export function writeEvmcsOps(d: Vmcs12Draft, pa: bigint): GuestOp[] {
     const slot = EVMCS_SLOT.get(ENCODING.get(m)!);
     if (slot) writeBytes(page, slot.offset, widthBytes(slot.width), v);
   }
-  const link = d.fields.get('vmcs_link_pointer') ?? INVALID_LINK;
-  const ops: GuestOp[] = link === INVALID_LINK ? [] : [{ op: 'write-memory', pa: link, value: d.linkHdr }];
-  ops.push({ op: 'init-evmcs', pa, revision: 1 });
+  const ops: GuestOp[] = [...memoryOps(d), { op: 'init-evmcs', pa, revision: 1 }];
   for (let off = 8; off < page.length; off += 8) {
     const value = readBytes(page, off, 8);
     if (value) ops.push({ op: 'write-memory', pa: pa + BigInt(off), value });

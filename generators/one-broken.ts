@@ -11,6 +11,8 @@ import type { VmentryRule } from '../model/vmentry/rules.js';
 import { MSR, type MsrSet } from '../model/vmx-msrs.js';
 import { buildValidGuest, rawGuest, type ControlPlan, type RawGuest } from './valid-guest.js';
 import type { GuestMemory } from '../model/nested/guest-memory.js';
+import { andNot, get, or, put, xor, type Breaker } from './breaker.js';
+import { ENTRY_BREAKERS } from './break-entry.js';
 
 type Cls = 'pin' | 'proc' | 'proc2' | 'exit' | 'entry';
 const FIELD: Record<Cls, string> = { pin: 'pin_based_vm_exec_control', proc: 'cpu_based_vm_exec_control', proc2: 'secondary_vm_exec_control', exit: 'vm_exit_controls', entry: 'vm_entry_controls' };
@@ -24,24 +26,6 @@ const FUNCTIONAL: Record<Cls, number> = {
 };
 const lowestBit = (x: number): number => (x === 0 ? 0 : (x & -x) >>> 0);
 
-interface Ctx {
-  readonly caps: NestedCaps;
-  readonly maxPhyAddr: number;
-  readonly evmcsCheck: readonly CheckRule[];
-}
-interface Breaker {
-  readonly plan?: ControlPlan;
-  /** the eVMCS control check must be active (guest_cpuid_has_evmcs) */
-  readonly evmcs?: boolean;
-  /** changes the draft so that the rule fails; false when the capabilities make that impossible */
-  readonly apply?: (d: Vmcs12Draft, c: Ctx) => boolean;
-}
-
-const get = (d: Vmcs12Draft, m: string) => d.fields.get(m) ?? 0n;
-const put = (d: Vmcs12Draft, m: string, v: bigint) => (d.fields.set(m, v), true);
-const xor = (d: Vmcs12Draft, m: string, v: bigint) => put(d, m, get(d, m) ^ v);
-const or = (d: Vmcs12Draft, m: string, v: bigint) => put(d, m, get(d, m) | v);
-const andNot = (d: Vmcs12Draft, m: string, v: bigint) => put(d, m, get(d, m) & ~v);
 const inject = (info: number, errorCode = 0n, len = 0n) => (d: Vmcs12Draft) => (put(d, 'vm_entry_intr_info_field', BigInt(info >>> 0)), put(d, 'vm_entry_exception_error_code', errorCode), put(d, 'vm_entry_instruction_len', len));
 const event = (type: number, vector: number, extra = 0) => INTR.VALID | (type << 8) | vector | extra;
 const NON_CANONICAL = 1n << 47n;
@@ -176,6 +160,7 @@ export const BREAKERS: Readonly<Record<string, Breaker>> = {
   'guest.bndcfgs.canonical': needs({ on: { entry: BIT.entry.loadBndcfgs } }, (d) => put(d, 'guest_bndcfgs', NON_CANONICAL)),
   'guest.bndcfgs.reserved': needs({ on: { entry: BIT.entry.loadBndcfgs } }, (d) => or(d, 'guest_bndcfgs', 0x4n)),
   'guest.activity-state': { apply: (d) => put(d, 'guest_activity_state', 2n) },
+  ...ENTRY_BREAKERS,
   'prepare.guest-cr3': { apply: beyond('guest_cr3') },
   'prepare.pdpte': {
     plan: { off: { proc2: BIT.proc2.ept | BIT.proc2.unrestricted, entry: BIT.entry.ia32e } },
@@ -246,7 +231,7 @@ export const BREAK_CAPS: Readonly<Record<string, MsrSet>> = {
   'no-ept-ad': new Map([...DEFAULT_VMX_MSRS, [MSR.EPT_VPID_CAP, DEFAULT_VMX_MSRS.get(MSR.EPT_VPID_CAP)! & ~0x20_0000n]]),
 };
 
-const ZERO_RAW: RawGuest = { pin: 0, proc: 0, proc2: 0, exit: 0, entry: 0, words: Array(32).fill(0n), ia32e: false, link: false, inject: 0, activity: 0n };
+const ZERO_RAW: RawGuest = { pin: 0, proc: 0, proc2: 0, exit: 0, entry: 0, words: Array(32).fill(0n), ia32e: false, link: false, inject: 0, activity: 0n, segs: Array(16).fill(0n), unrestricted: 0, vm86: false, ugRandomSegments: false, msrs: [] };
 
 /**
  * The capability sets a target that reports its vCPU's VMX MSRs (real KVM) accepts: its own, and its

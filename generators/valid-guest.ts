@@ -10,6 +10,8 @@ import { cr3TargetCount, type NestedCaps } from '../model/vmentry/caps.js';
 import { INVALID_LINK, LINK_PAGE, linkHeader, type Vmcs12Draft } from '../model/vmentry/draft.js';
 import { GUEST_CPU } from '../model/vmentry/guest-cpu.js';
 import { usablePages, type GuestMemory } from '../model/nested/guest-memory.js';
+import { cycle, segmentFields } from './guest-segments.js';
+import { ENTRY_MSR_AREA, entryMsrList, rawMsrEntry } from './msr-list.js';
 
 /** Controls a breaker needs on (`on`) or off (`off`), by class. */
 export interface ControlPlan {
@@ -41,6 +43,13 @@ export const rawGuest = fc.record({
   link: fc.boolean(),
   inject: fc.nat(7),
   activity: fc.constantFrom(0n, 1n, 3n),
+  /** the segment registers' random words, virtual-8086 mode, and random segments under unrestricted guest */
+  segs: fc.array(U64, { minLength: 16, maxLength: 16 }),
+  unrestricted: fc.nat(3),
+  vm86: fc.boolean(),
+  ugRandomSegments: fc.boolean(),
+  /** the VM-entry MSR-load list (empty: count 0) */
+  msrs: fc.array(rawMsrEntry, { maxLength: 4 }),
 });
 export type RawGuest = typeof rawGuest extends fc.Arbitrary<infer T> ? T : never;
 
@@ -52,12 +61,21 @@ export function buildValidGuest(caps: NestedCaps, r: RawGuest, opts: GuestOption
   let w = 0;
   const word = () => r.words[w++ % r.words.length]!;
   /** a page address in [1 MiB, 2^MAXPHYADDR): clear of the pages scenarios use for VMXON, VMCS and eVMCS */
-  const page = opts.memory ? pageIn(opts.memory, maxPhy, word) : () => 0x10_0000n + (word() % (((1n << maxPhy) - 0x10_0000n) >> 12n)) * 0x1000n;
+  // a target's memory: its top MiB holds the VM-entry MSR-load list, the rest the pages
+  const listArea = opts.memory ? (opts.memory.bytes < 1n << maxPhy ? opts.memory.bytes : 1n << maxPhy) - 0x10_0000n : ENTRY_MSR_AREA;
+  const memory = opts.memory ? { ...opts.memory, reserved: [...opts.memory.reserved, [listArea, listArea + 0x10_0000n] as const] } : undefined;
+  const page = memory ? pageIn(memory, maxPhy, word) : () => 0x10_0000n + (word() % (((1n << maxPhy) - 0x10_0000n) >> 12n)) * 0x1000n;
   const canon = () => { const x = word() & 0xffff_ffff_ffffn; return x & 0x8000_0000_0000n ? x | 0xffff_0000_0000_0000n : x; };
   const on = opts.plan?.on ?? {};
   const off = opts.plan?.off ?? {};
   const ctl = (c: 'pin' | 'proc' | 'proc2' | 'exit' | 'entry', x: number) => (((x & caps[c].may) | caps[c].must | (on[c] ?? 0)) & ~(off[c] ?? 0)) >>> 0;
   let pin = ctl('pin', r.pin), proc = ctl('proc', r.proc), proc2 = ctl('proc2', r.proc2), exit = ctl('exit', r.exit), entry = ctl('entry', r.entry);
+  // a quarter of the guests ask for unrestricted guest (random controls alone give it to ~5%), where KVM checks no segment
+  const wantUg: number = BIT.proc.secondary, ugBits: number = BIT.proc2.unrestricted | BIT.proc2.ept;
+  if (r.unrestricted === 3 && !((off.proc ?? 0) & wantUg) && !((off.proc2 ?? 0) & ugBits)) {
+    proc = (proc | (wantUg & caps.proc.may)) >>> 0;
+    proc2 = (proc2 | (ugBits & caps.proc2.may)) >>> 0;
+  }
   let vmfunc = word() & caps.vmfunc;
   // the eVMCS check reads the raw fields: keep every class inside it
   for (const s of opts.evmcsCheck ?? []) {
@@ -108,7 +126,10 @@ export function buildValidGuest(caps: NestedCaps, r: RawGuest, opts: GuestOption
   const msrArea = (count: string, addr: string) => { const n = word() % 64n; set(count, n); set(addr, page() + (word() % 200n) * 16n); };
   msrArea('vm_exit_msr_load_count', 'vm_exit_msr_load_addr');
   msrArea('vm_exit_msr_store_count', 'vm_exit_msr_store_addr');
-  msrArea('vm_entry_msr_load_count', 'vm_entry_msr_load_addr');
+  // the VM-entry MSR-load list is read on entry: valid entries written in guest memory, in an area of its own
+  const msrLoad = entryMsrList(r.msrs);
+  set('vm_entry_msr_load_count', BigInt(msrLoad.length));
+  set('vm_entry_msr_load_addr', listArea + (word() % (opts.memory ? 0x100n : 0x1000n)) * 0x1000n + (word() % 200n) * 16n);
   // guest CR0/CR4: fixed bits, then the mode's requirements
   const ug = has(caps.proc2.may, BIT.proc2.unrestricted) && has(sec, BIT.proc2.unrestricted);
   let gcr0 = ((word() & caps.cr0Fixed1) | caps.cr0Fixed0) & ~(ug ? (word() & 1n ? CR0.PE | CR0.PG : 0n) : 0n);
@@ -147,9 +168,15 @@ export function buildValidGuest(caps: NestedCaps, r: RawGuest, opts: GuestOption
   set('vm_entry_intr_info_field', inject.info);
   set('vm_entry_exception_error_code', inject.errorCode);
   set('vm_entry_instruction_len', inject.len);
+  // segments: without unrestricted guest KVM checks them, for virtual-8086 mode (RFLAGS.VM, or CR0.PE
+  // clear) or protected mode; with it, nothing (half of those guests get random segments)
+  const vm86 = r.vm86 && !guestIa32e;
+  set('guest_rflags', (word() & ~0x2_0000n) | (vm86 ? 0x2_0000n : 0n));
+  const mode = ug && r.ugRandomSegments ? 'unchecked' : vm86 || !(gcr0 & CR0.PE) ? 'rmode' : 'protected';
+  for (const [m, v] of segmentFields(mode, cycle(r.segs), guestIa32e)) set(m, v);
   // the rest of the guest state KVM does not check: random
-  for (const m of ['guest_rip', 'guest_rsp', 'guest_rflags', 'guest_cs_base', 'guest_es_selector', 'guest_interruptibility_info', 'tsc_offset']) set(m, word());
-  return { fields: F, linkHdr: linkHeader(shadow) };
+  for (const m of ['guest_rip', 'guest_rsp', 'guest_interruptibility_info', 'tsc_offset']) set(m, word());
+  return { fields: F, linkHdr: linkHeader(shadow), ...(msrLoad.length ? { msrLoad } : {}) };
 }
 
 /** Page addresses in [1 MiB, 2^MAXPHYADDR) that a target's guest memory has (a target's memory ends below 4 GiB). */

@@ -7,11 +7,11 @@ import { encodeBlob } from '../model/nested/blob.js';
 import { FLAGS } from '../model/nested/constants.js';
 import { DEFAULT_VCPU, type GuestOp, type OpResult, type VcpuConfig } from '../model/nested/vcpu.js';
 import { nestedCaps } from '../model/vmentry/caps.js';
-import { allFailures, ENTRY_FAILURE_INVALID_STATE, entryOutcome } from '../model/vmentry/check.js';
+import { allFailures, entryOutcome } from '../model/vmentry/check.js';
 import { draftInput, draftPage, linkHeader, type Vmcs12Draft } from '../model/vmentry/draft.js';
 import { vmentryRules, type VmentryRule } from '../model/vmentry/rules.js';
-import type { MsrSet } from '../model/vmx-msrs.js';
-import { capabilitySet, capabilitySetWithin } from '../generators/capabilities.js';
+import { MSR, type MsrSet } from '../model/vmx-msrs.js';
+import { capabilitySet, capabilitySetWithin, mostlyHost64 } from '../generators/capabilities.js';
 import { PAGES, VMXON, writeGuestOps } from '../generators/nested.js';
 import { BREAK_CAPS, breakCapsWithin, breakRules, capsBreaking, type Broken } from '../generators/one-broken.js';
 import { rawGuest, validGuest } from '../generators/valid-guest.js';
@@ -37,7 +37,8 @@ const configFor = (msrs: MsrSet | undefined, maxPhyAddr: number, evmcs: boolean)
  */
 const vcpuCapabilities = (ctx: PropertyContext): fc.Arbitrary<MsrSet | undefined> => {
   const own = ctx.target.vmxMsrs;
-  return own ? fc.oneof(fc.constant(own), capabilitySetWithin(own)) : fc.option(capabilitySet, { nil: undefined });
+  const ownHost64 = own !== undefined && (((own.get(MSR.TRUE_EXIT_CTLS) ?? own.get(MSR.EXIT_CTLS) ?? 0n) >> 32n) & 0x200n) !== 0n;
+  return own ? fc.oneof(fc.constant(own), mostlyHost64(capabilitySetWithin(own), ownHost64)) : fc.option(mostlyHost64(capabilitySet), { nil: undefined });
 };
 
 /** Capabilities, MAXPHYADDR, eVMCS, and a guest valid for them. */
@@ -108,10 +109,12 @@ async function expectEntryFails(ctx: PropertyContext, b: Broken, rule: VmentryRu
   const r = src.results.at(-1)!;
   // a 64-bit L1 cannot VMLAUNCH into a 32-bit host: rules of 32-bit hosts show on restore only
   const host32 = ((draftExit(b.draft) & 0x200) === 0 && rule.id !== 'host.address-space-size') || undefined;
-  const o = host32 ? ({ kind: 'VMfailValid', error: 8 } as const) : entryOutcome(rule);
+  // the MSR-load breakers put the refused entry last: its index + 1 is the list's count
+  const qualification = rule.stage === 'msr-load' ? Number(b.draft.fields.get('vm_entry_msr_load_count') ?? 0n) : (rule.qualification ?? 0);
+  const o = host32 ? ({ kind: 'VMfailValid', error: 8 } as const) : entryOutcome(rule, qualification);
   const shown = host32 ? 'host.address-space-size' : rule.id;
   const named = namesCheck(r) ? ` (${shown})` : '';
-  const want = o.kind === 'VMfailValid' ? `VMfailValid ${o.error}${named}` : `vmexit ${ENTRY_FAILURE_INVALID_STATE}${named}`;
+  const want = o.kind === 'VMfailValid' ? `VMfailValid ${o.error}${named}` : `vmexit ${o.exitReason}${named}`;
   if (show(r) !== want) throw new Violation(`VMLAUNCH with ${rule.id} broken answered ${show(r)}`, [{ field: 'VMLAUNCH', offset: -1, expected: want, actual: show(r) }]);
   if (o.kind === 'vmexit') {
     const qual = must(await ctx.target.guestOp(src.vcpu, { op: 'vmread', field: 0x6400n }));
@@ -134,7 +137,7 @@ async function expectRestoreFails(ctx: PropertyContext, b: Broken, rule: Vmentry
 export const oneBrokenFailsWithItsRule: PropertyDef = {
   id: 'vmentry.one-broken-fails-with-its-rule',
   description: "Takes a valid guest, breaks exactly one named VM-entry rule with that rule's breaker, and compares VMLAUNCH and a guest-mode SET against the rule's outcome.",
-  invariant: 'a valid vmcs12 with exactly one rule broken fails VMLAUNCH with that rule (a 32-bit host fails host.address-space-size first: L1 is 64-bit; VMfailValid 7 controls, 8 host state, else an entry-failure VM-exit 0x80000021 with the rule\'s exit qualification) and SET in guest mode with -EINVAL at V14 naming it (2 at S8 for prepare_vmcs02; a VMLAUNCH-only rule passes SET)',
+  invariant: 'a valid vmcs12 with exactly one rule broken fails VMLAUNCH with that rule (a 32-bit host fails host.address-space-size first: L1 is 64-bit; VMfailValid 7 controls, 8 host state, else an entry-failure VM-exit: 0x80000021 with the rule\'s exit qualification, or 0x80000022 with the refused MSR-load entry\'s index + 1) and SET in guest mode with -EINVAL at V14 naming it (2 at S8 for prepare_vmcs02; a VMLAUNCH-only rule passes SET)',
   groups: ['nested-state'],
   runs: 300,
   async build(ctx) {

@@ -16,8 +16,9 @@ import { getNestedState } from '../model/nested/get.js';
 import { setNestedState } from '../model/nested/set.js';
 import { runPath } from '../model/migration/path.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
-import { DEFAULT_HOOKS } from '../model/nested/vcpu.js';
-import { checkInput } from '../model/nested/vmentry-hook.js';
+import { applyOp, DEFAULT_HOOKS } from '../model/nested/vcpu.js';
+import { checkInput, vmentryChecksWith } from '../model/nested/vmentry-hook.js';
+import { View } from '../model/vmentry/input.js';
 import { allFailures } from '../model/vmentry/check.js';
 import { vmentryRules } from '../model/vmentry/rules.js';
 import { runProperty, type PropertyOutcome } from '../suites/harness.js';
@@ -246,6 +247,29 @@ const MUTANTS: Mutant[] = [
     },
   },
   {
+    property: 'golden.recipes.stable',
+    what: 'VMLAUNCH marks the VMCS launched at VM-entry, not on the exit to L1 (F5)',
+    model: {
+      applyOp: (v, o) => {
+        const r = applyOp(v, o);
+        if ((o.op === 'vmlaunch' || o.op === 'vmresume') && r.result === 'ok') writeBytes(v.vmcs12, 8, 4, 1n);
+        return r;
+      },
+    },
+  },
+  {
+    property: 'golden.recipes.stable',
+    what: 'a nested VM-exit keeps a pending MTF trap (F6)',
+    model: {
+      applyOp: (v, o) => {
+        const mtf = v.mtfPending;
+        const r = applyOp(v, o);
+        if (o.op === 'vmexit') v.mtfPending = mtf;
+        return r;
+      },
+    },
+  },
+  {
     property: 'vmentry.valid-guest-enters',
     what: 'the guest-state check forgets that HLT is a valid activity state',
     model: {
@@ -264,6 +288,36 @@ const MUTANTS: Mutant[] = [
         vmentryChecks: (v, p, e) => {
           const bad = DEFAULT_HOOKS.vmentryChecks(v, p, e);
           return !e && bad?.stage === 'guest' ? null : bad;
+        },
+      },
+    },
+  },
+  {
+    property: 'vmentry.one-broken-fails-with-its-rule',
+    what: 'VMLAUNCH forgets cs_ss_rpl_check (CS and SS may differ in RPL)',
+    model: { hooks: { ...DEFAULT_HOOKS, vmentryChecks: vmentryChecksWith((p) => vmentryRules(p).filter((r) => r.id !== 'prepare.cs-ss-rpl')) } },
+  },
+  {
+    property: 'vmentry.valid-guest-enters',
+    what: 'the segment checks ignore vmcs12\'s unrestricted-guest control (L0\'s is_unrestricted_guest read for L2)',
+    model: {
+      hooks: {
+        ...DEFAULT_HOOKS,
+        vmentryChecks: vmentryChecksWith((p) =>
+          vmentryRules(p).map((r) => (r.fn.endsWith('segment_valid') || ['cs_ss_rpl_check', 'tr_valid', 'ldtr_valid'].includes(r.fn) ? { ...r, fails: (v: View) => r.fails(new View({ ...v.s, f: (m) => (m === 'secondary_vm_exec_control' ? v.s.f(m) & ~0x80n : v.s.f(m)) })) } : r)),
+        ),
+      },
+    },
+  },
+  {
+    property: 'vmentry.one-broken-fails-with-its-rule',
+    what: 'the MSR-load failure reports the failing entry\'s index as exit qualification, not index + 1',
+    model: {
+      hooks: {
+        ...DEFAULT_HOOKS,
+        vmentryChecks: (v, p, e) => {
+          const bad = DEFAULT_HOOKS.vmentryChecks(v, p, e);
+          return bad?.stage === 'msr-load' ? { ...bad, qualification: (bad.qualification ?? 1) - 1 } : bad;
         },
       },
     },

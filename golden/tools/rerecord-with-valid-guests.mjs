@@ -1,5 +1,8 @@
-// One-off: rewrite golden recipes whose guests VMLAUNCH a hand-built vmcs12 to launch a valid guest
-// (the VM-entry checks now run), then re-record each with `golden record --update`.
+// Rewrite golden recipes whose guests VMLAUNCH a vmcs12 to launch a valid guest from the current
+// generator (buildValidGuest, raw guest of seed 7, active), then re-record each with `golden record
+// --update`, keeping its scenario and comment. Used when the VM-entry checks gained rules a recipe's
+// guest broke: the checks themselves (issue 8), the guest segment checks and the MSR-load list (F1, F2).
+// Run after `npx tsc -p .`: node golden/tools/rerecord-with-valid-guests.mjs
 import { readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
@@ -26,8 +29,14 @@ for (const e of manifest.entries) {
   const draft = buildValidGuest(nestedCaps(undefined), raw, { evmcsCheck, plan });
   let next;
   if (ops[iLaunch].op === 'evmcs-entry') {
+    // the old eVMCS contents (and the guest memory written before them) go: writeEvmcsOps writes them anew
     const iInit = ops.findIndex((o) => o.op === 'init-evmcs');
-    next = [...ops.slice(0, iInit), ...opsToJson(writeEvmcsOps(draft, 0x4000n)), ...ops.slice(iInit + 1)];
+    const old = (o) => o.op === 'write-memory';
+    let from = iInit;
+    while (from > 0 && old(ops[from - 1])) from--;
+    let to = iInit + 1;
+    while (to < ops.length && old(ops[to])) to++;
+    next = [...ops.slice(0, from), ...opsToJson(writeEvmcsOps(draft, 0x4000n)), ...ops.slice(to)];
   } else {
     let j = iLaunch - 1;
     while (j >= 0 && ops[j].op !== 'vmptrld') j--;
@@ -35,7 +44,7 @@ for (const e of manifest.entries) {
     const timer = plan.on.pin ? [{ op: 'vmwrite', field: '0x482e', value: '0x100' }] : [];
     next = [...ops.slice(0, j + 1), ...between, ...opsToJson(writeGuestOps(draft)), ...timer, ...ops.slice(iLaunch)];
   }
-  const recipe = { ...r, ops: next };
+  const recipe = { ...r, ops: next, ...(e.scenario && e.scenario !== '(no scenario given)' ? { scenario: e.scenario } : {}), ...(e.comment ? { comment: e.comment } : {}) };
   const file = `/tmp/recipe-${e.id}.json`;
   writeFileSync(file, JSON.stringify(recipe, null, 2));
   const out = spawnSync(process.execPath, [`${root}/bin/nvmx-conformance.js`, 'golden', 'record', '--recipe', file, '--id', e.id, '--update'], { cwd: root, encoding: 'utf8' });

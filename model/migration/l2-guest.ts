@@ -1,7 +1,8 @@
 // The L2 a scenario launches: the smallest vmcs12 that passes KVM's VM-entry checks under the
-// default nested capabilities (64-bit L2, flat segments, every address at 1 MiB, no link pointer).
-// It is what generators/valid-guest.ts builds from all-zero choices, written out once so model/
-// does not depend on generators/; tests/scenarios.test.ts checks that every scenario still enters.
+// default nested capabilities (64-bit L2, flat segments, every address at 1 MiB, no link pointer,
+// no MSR-load list). Close to what generators/valid-guest.ts builds from all-zero choices, written
+// out once so model/ does not depend on generators/; tests/scenarios.test.ts checks that every
+// scenario still enters. Without unrestricted guest KVM checks the segments on VMLAUNCH (F1).
 import type { GuestOp } from '../nested/vcpu.js';
 
 const w = (field: number, value: bigint): GuestOp => ({ op: 'vmwrite', field: BigInt(field), value });
@@ -29,5 +30,14 @@ export function writeL2(controls: Partial<Controls> = {}): GuestOp[] {
     w(0x2800, 0xffff_ffff_ffff_ffffn), // no link pointer
     w(0x6c00, CR0), w(0x6c04, CR4), w(0x6c02, MIB), // host CR0, CR4, CR3
     w(0xc02, 8n), w(0xc0c, 8n), w(0xc04, 8n), // host CS, TR, SS selectors
+    ...flatSegments(),
   ];
+}
+
+/** 64-bit code at selector 8, flat data at 0x10 for SS DS ES FS GS, a busy TSS at 0x18, no LDT (unusable) */
+function flatSegments(): GuestOp[] {
+  const seg = (sel: number, limit: number, ar: number, n: number) => [w(0x800 + 2 * n, BigInt(sel)), w(0x4800 + 2 * n, BigInt(limit >>> 0)), w(0x4814 + 2 * n, BigInt(ar))];
+  // encodings in SDM order: ES CS SS DS FS GS LDTR TR
+  const DATA = [0x10, 0xffff_ffff, 0xc093] as const;
+  return [...seg(...DATA, 0), ...seg(0x8, 0xffff_ffff, 0xa09b, 1), ...seg(...DATA, 2), ...seg(...DATA, 3), ...seg(...DATA, 4), ...seg(...DATA, 5), ...seg(0, 0, 0x1_0000, 6), ...seg(0x18, 0x67, 0x8b, 7)];
 }

@@ -10,8 +10,8 @@ import { INVALID_GPA } from './constants.js';
 import type { NestedBehaviour } from './behaviour.js';
 import type { MsrSet } from '../vmx-msrs.js';
 import type { Stage } from '../vmentry/rules.js';
-import { ENTRY_FAILURE_INVALID_STATE } from '../vmentry/check.js';
-import { kvmPrepareVmcs02, kvmVmentryChecks } from './vmentry-hook.js';
+import { entryFailureReason } from '../vmentry/check.js';
+import { applyEntryMsrLoad, kvmPrepareVmcs02, kvmVmentryChecks } from './vmentry-hook.js';
 
 /** The vCPU configuration a VMM sets up before restoring (schema: reports/schema/vcpu.schema.json). */
 export interface VcpuConfig {
@@ -190,12 +190,21 @@ export class Vcpu {
     this.freeNested();
   }
 
-  /** nested_vmx_vmexit: back to L1, exit information in vmcs12, eVMCS sync scheduled */
+  /**
+   * nested_vmx_vmexit: back to L1. A pending MTF trap is discarded on every exit (F6). A real exit
+   * (not the -1 of SMM entry or vmx_leave_nested) runs prepare_vmcs12: the exit reason, and
+   * launch_state = 1 unless the exit reports a failed VM-entry (F5: KVM marks the VMCS launched
+   * here, not at VM-entry, so GET while L2 is pending or running shows it unlaunched); then the
+   * eVMCS sync is scheduled.
+   */
   vmexit(reason: bigint): void {
+    this.mtfPending = false;
     this.guestMode = false;
     this.nestedRunPending = false;
     this.hasPreemptionTimerDeadline = false;
+    if (reason === 0xffff_ffffn) return;
     writeBytes(this.vmcs12, 812, 4, reason & 0xffff_ffffn); // vm_exit_reason
+    if (!(reason & 0x8000_0000n)) writeBytes(this.vmcs12, 8, 4, 1n); // launch_state
     if (this.evmcsMapped()) this.needVmcs12ToShadowSync = true;
   }
 }
@@ -248,9 +257,12 @@ function vmentry(v: Vcpu, launch: boolean): OpResult {
   if (launch && launchState === 1n) return failValid(v, 'VMLAUNCH of a launched VMCS', VMXERR.VMLAUNCH_NONCLEAR_VMCS);
   if (!launch && launchState === 0n) return failValid(v, 'VMRESUME of a VMCS that was not launched', VMXERR.VMRESUME_NONLAUNCHED_VMCS);
   const bad = v.hooks.vmentryChecks(v, v.vmcs12, true);
-  if (bad && (bad.stage === 'guest' || bad.stage === 'prepare')) return entryFailureExit(v, bad.rule, bad.qualification ?? 0);
-  if (bad) return failValid(v, `VM-entry check ${bad.rule}`, bad.stage === 'host' ? VMXERR.ENTRY_INVALID_HOST_STATE_FIELD : VMXERR.ENTRY_INVALID_CONTROL_FIELD, bad.rule);
-  writeBytes(v.vmcs12, 8, 4, 1n);
+  if (bad && (bad.stage === 'controls' || bad.stage === 'host' || bad.stage === undefined))
+    return failValid(v, `VM-entry check ${bad.rule}`, bad.stage === 'host' ? VMXERR.ENTRY_INVALID_HOST_STATE_FIELD : VMXERR.ENTRY_INVALID_CONTROL_FIELD, bad.rule);
+  // the MSR-load list runs after prepare_vmcs02: its entries up to a failing one are written
+  if (!bad || bad.stage === 'msr-load') applyEntryMsrLoad(v);
+  if (bad) return entryFailureExit(v, bad.rule, entryFailureReason(bad.stage), bad.qualification ?? 0);
+  // launch_state stays as it is until L2 exits to L1 (F5: prepare_vmcs12 sets it, see Vcpu.vmexit)
   // nested_cache_shadow_vmcs12: the shadow vmcs12 is read from the link pointer's page on entry
   const link = v.linkPointer();
   if (v.usesShadowVmcs() && link !== INVALID_GPA && v.pageAddressValid(link)) v.shadowVmcs12 = v.page(link).slice();
@@ -270,15 +282,16 @@ function wakeEventPending(vmcs12: Uint8Array): boolean {
 }
 
 /**
- * A guest-state (or prepare_vmcs02) failure on VMLAUNCH/VMRESUME: L1 gets a VM-exit with
- * EXIT_REASON_INVALID_STATE and the VM-entry-failure bit, the exit qualification says why; the VMCS
- * is not marked launched and L2 never runs.
+ * A guest-state, prepare_vmcs02 or MSR-load failure on VMLAUNCH/VMRESUME: L1 gets a VM-exit with
+ * the VM-entry-failure bit (invalid guest state, or MSR loading), the exit qualification says why;
+ * the VMCS is not marked launched and L2 never runs.
  */
-function entryFailureExit(v: Vcpu, rule: string, qualification: number): OpResult {
-  writeBytes(v.vmcs12, 812, 4, BigInt(ENTRY_FAILURE_INVALID_STATE)); // vm_exit_reason
+function entryFailureExit(v: Vcpu, rule: string, reason: number, qualification: number): OpResult {
+  writeBytes(v.vmcs12, 812, 4, BigInt(reason)); // vm_exit_reason
   writeBytes(v.vmcs12, 408, 8, BigInt(qualification)); // exit_qualification
   if (v.evmcsMapped()) v.needVmcs12ToShadowSync = true;
-  return { result: 'vmexit', error: ENTRY_FAILURE_INVALID_STATE, reason: `VM-entry failure (invalid guest state, qualification ${qualification}): ${rule}`, check: rule };
+  const what = reason === entryFailureReason('msr-load') ? 'MSR loading' : 'invalid guest state';
+  return { result: 'vmexit', error: reason, reason: `VM-entry failure (${what}, qualification ${qualification}): ${rule}`, check: rule };
 }
 
 /** nested_vmx_handle_enlightened_vmptrld: map the eVMCS the VP-assist page names. */
@@ -417,9 +430,11 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
         v.vmxon = false;
       }
       if (v.guestMode) {
+        // vmx_enter_smm: nested_vmx_vmexit(-1), which discards a pending MTF trap (F6)
         v.smm.guestMode = true;
         v.guestMode = false;
         v.nestedRunPending = false;
+        v.mtfPending = false;
       }
       return ok();
     case 'rsm':

@@ -2,11 +2,14 @@
 // MAXPHYADDR, nested_run_pending, guest memory, guest_cpuid_has_evmcs) turned into a check input.
 import { nestedCaps } from '../vmentry/caps.js';
 import { firstFailure } from '../vmentry/check.js';
-import { memberReader, type CheckInput } from '../vmentry/input.js';
-import { vmentryRules } from '../vmentry/rules.js';
+import { memberReader, View, type CheckInput } from '../vmentry/input.js';
+import { msrLoadVmcs12Writes } from '../vmentry/msr-load.js';
+import { vmentryRules, type VmentryRule } from '../vmentry/rules.js';
+import type { Profile } from '../profiles.js';
 import type { CheckRule } from '../catalog/vmx-controls.js';
 import type { Layout } from '../layout.js';
 import type { MsrSet } from '../vmx-msrs.js';
+import { writeBytes } from '../vmcs12-access.js';
 import type { Vcpu, VmentryChecks } from './vcpu.js';
 
 const ZERO_PAGE = new Uint8Array(4096);
@@ -47,14 +50,29 @@ export const RESTORE_STAGES = ['controls', 'host', 'guest'] as const;
 /**
  * Rule V14 and VMLAUNCH/VMRESUME: nested_vmx_check_controls, (on entry) the address-space size,
  * nested_vmx_check_host_state and nested_vmx_check_guest_state; on entry also prepare_vmcs02's
- * checks, which on restore belong to S8 (prepareVmcs02 below).
+ * checks, which on restore belong to S8 (prepareVmcs02 below), and the MSR-load list. Over any rule
+ * table (tests give it a mutated one).
  */
-export const kvmVmentryChecks: VmentryChecks = (v, vmcs12, fromVmentry) => {
-  const bad = fromVmentry
-    ? firstFailure(vmentryRules(v.profile), checkInput(v, vmcs12, true), 'vmentry')
-    : firstFailure(vmentryRules(v.profile), checkInput(v, vmcs12, false), 'restore', RESTORE_STAGES);
-  return bad && { rule: bad.id, stage: bad.stage, qualification: bad.qualification ?? 0 };
-};
+export const vmentryChecksWith =
+  (rulesOf: (p: Profile) => readonly VmentryRule[]): VmentryChecks =>
+  (v, vmcs12, fromVmentry) => {
+    const input = checkInput(v, vmcs12, fromVmentry);
+    const bad = fromVmentry ? firstFailure(rulesOf(v.profile), input, 'vmentry') : firstFailure(rulesOf(v.profile), input, 'restore', RESTORE_STAGES);
+    return bad && { rule: bad.id, stage: bad.stage, qualification: bad.qualificationOf ? bad.qualificationOf(new View(input)) : (bad.qualification ?? 0) };
+  };
+
+export const kvmVmentryChecks: VmentryChecks = vmentryChecksWith(vmentryRules);
+
+/**
+ * The VM-entry MSR-load list's writes into the vmcs12 (vmx_set_msr in guest mode stores SYSENTER_*
+ * there): every entry before the first failing one has been written, whether the entry then fails or not.
+ */
+export function applyEntryMsrLoad(v: Vcpu): void {
+  for (const w of msrLoadVmcs12Writes(checkInput(v, v.vmcs12, true))) {
+    const m = v.profile.vmcs12.members.find((x) => x.name === w.member && !x.padding);
+    if (m) writeBytes(v.vmcs12, m.offset, m.size, w.value);
+  }
+}
 
 /** prepare_vmcs02 on restore (from_vmentry = false): only the guest-CR3 check can fail there. */
 export const kvmPrepareVmcs02 = (v: Vcpu): boolean => firstFailure(vmentryRules(v.profile), checkInput(v, v.vmcs12, false), 'restore', ['prepare']) === null;

@@ -8,6 +8,7 @@ import type { Layout } from '../layout.js';
 import { writeBytes } from '../vmcs12-access.js';
 import type { NestedCaps } from './caps.js';
 import type { CheckInput } from './input.js';
+import type { MsrEntry } from './msr-load.js';
 
 export const INVALID_LINK = (1n << 64n) - 1n;
 /** where a draft's linked (shadow) VMCS lives in guest memory */
@@ -19,6 +20,8 @@ export interface Vmcs12Draft {
   linkHdr: bigint;
   /** PAE PDPTEs in guest memory at guest_cr3 (absent: that memory reads as zeros) */
   pdptes?: readonly bigint[];
+  /** the VM-entry MSR-load list in guest memory at vm_entry_msr_load_addr (absent: zeros) */
+  msrLoad?: readonly MsrEntry[];
 }
 
 export const linkHeader = (shadow: boolean): bigint => BigInt(VMCS12_REVISION) | (shadow ? 0x8000_0000n : 0n);
@@ -30,16 +33,31 @@ export function draftInput(d: Vmcs12Draft, caps: NestedCaps, opts: { maxPhyAddr:
   return { f: (m) => d.fields.get(m) ?? 0n, caps, ...opts, guestPage: (gpa) => pages.get(gpa) ?? ZERO };
 }
 
-/** The guest memory a draft relies on: the linked VMCS's header, and the PDPTEs if any. */
+/** The 8-byte stores that put a draft's guest memory in place: the linked VMCS's header, the PDPTEs, the MSR-load list. */
+export function draftStores(d: Vmcs12Draft): { pa: bigint; value: bigint }[] {
+  const stores: { pa: bigint; value: bigint }[] = [];
+  const link = d.fields.get('vmcs_link_pointer') ?? INVALID_LINK;
+  if (link !== INVALID_LINK) stores.push({ pa: link, value: d.linkHdr });
+  const pdpt = (d.fields.get('guest_cr3') ?? 0n) & 0xffff_ffe0n;
+  d.pdptes?.forEach((value, i) => stores.push({ pa: pdpt + BigInt(i * 8), value }));
+  const msrs = d.fields.get('vm_entry_msr_load_addr') ?? 0n;
+  d.msrLoad?.forEach((e, i) => {
+    const at = msrs + BigInt(i) * 16n;
+    stores.push({ pa: at, value: BigInt(e.index >>> 0) | (BigInt((e.reserved ?? 0) >>> 0) << 32n) }, { pa: at + 8n, value: e.value });
+  });
+  return stores;
+}
+
+/** The guest memory a draft relies on (draftStores), by page; the link page always holds the draft's header. */
 export function draftMemory(d: Vmcs12Draft): Map<bigint, Uint8Array> {
   const link = new Uint8Array(4096);
   writeBytes(link, 0, 4, d.linkHdr);
   const pages = new Map([[LINK_PAGE, link]]);
-  if (d.pdptes) {
-    const cr3 = d.fields.get('guest_cr3') ?? 0n;
-    const p = new Uint8Array(4096);
-    d.pdptes.forEach((e, i) => writeBytes(p, Number(cr3 & 0xfe0n) + i * 8, 8, e));
-    pages.set(cr3 & ~0xfffn, p);
+  for (const s of draftStores(d)) {
+    const pa = s.pa & ~0xfffn;
+    let p = pages.get(pa);
+    if (!p) pages.set(pa, (p = new Uint8Array(4096)));
+    writeBytes(p, Number(s.pa & 0xff8n), 8, s.value);
   }
   return pages;
 }

@@ -2,7 +2,8 @@
 // registers rather than the VMX MSRs. VcpuConfig does not describe these, so they are fixed here and
 // documented in the README: a 64-bit L1 on a 4-level-paging host, with NX, PCID, XSAVE, SMEP, SMAP,
 // PKU, UMIP, FSGSBASE; no LA57, LAM, CET or SVM; an architectural
-// PMU with 8 general-purpose and 3 fixed counters; no LBR, RTM or bus-lock detection for the guest.
+// PMU with 8 general-purpose and 3 fixed counters; no LBR, RTM or bus-lock detection for the guest;
+// L1's local APIC in xAPIC mode.
 export const GUEST_CPU = {
   /** linear-address width for canonical checks (no LA57 on the host or in the guest) */
   virtualAddressBits: 48,
@@ -20,6 +21,9 @@ export const GUEST_CPU = {
   bndcfgsReserved: 0xffcn,
   /** L1's EFER.LMA when it executes VMLAUNCH/VMRESUME: a 64-bit L1 */
   l1LongMode: true,
+  /** L1's APIC in xAPIC mode (IA32_APIC_BASE.EXTD clear, as after reset): the MSR-load check lets x2APIC
+   * MSRs through to the write, which refuses them anyway (kvm_x2apic_msr_write outside x2APIC mode) */
+  l1X2apic: false,
 } as const;
 
 const U64 = (1n << 64n) - 1n;

@@ -4,7 +4,9 @@
 //   controls -> VMfailValid 7 on VMLAUNCH/VMRESUME, -EINVAL (V14) on restore
 //   host     -> VMfailValid 8,                      -EINVAL (V14)
 //   guest    -> VM-exit "invalid guest state" (0x80000021) with an exit qualification, -EINVAL (V14)
-//   prepare  -> (prepare_vmcs02) VM-exit 0x80000021,  the positive 2 on restore (S8)
+//   prepare  -> (prepare_vmcs02) VM-exit 0x80000021,  the positive 2 on restore (S8); its guest
+//               segment checks (segments.ts) on VMLAUNCH/VMRESUME only
+//   msr-load -> (the VM-entry MSR-load list, msr-load.ts) VM-exit 0x80000022, VMLAUNCH/VMRESUME only
 import { evmcsCheckControls } from '../vmx-msrs.js';
 import type { CheckRule } from '../catalog/vmx-controls.js';
 import { BIT, CR0, CR4, EFER, EPT_CAP, EXCEPTIONS_WITH_ERROR_CODE, INTR, INTR_TYPE, MISC } from './bits.js';
@@ -13,8 +15,10 @@ import { canonical, fixedBitsValid, GUEST_CPU, patValid } from './guest-cpu.js';
 import type { View } from './input.js';
 import { readBytes } from '../vmcs12-access.js';
 import type { Profile } from '../profiles.js';
+import { segmentRules } from './segments.js';
+import { walkEntryMsrLoad, type MsrLoadFailure } from './msr-load.js';
 
-export type Stage = 'controls' | 'host' | 'guest' | 'prepare';
+export type Stage = 'controls' | 'host' | 'guest' | 'prepare' | 'msr-load';
 
 export interface VmentryRule {
   readonly id: string;
@@ -27,6 +31,8 @@ export interface VmentryRule {
   readonly vmentryOnly?: boolean;
   /** enum vm_entry_failure_code in the exit qualification (guest and prepare stages) */
   readonly qualification?: number;
+  /** an exit qualification that depends on the state (the MSR-load list: the failing entry + 1) */
+  readonly qualificationOf?: (v: View) => number;
   /** why no vmcs12 breaks this rule alone under the modelled CPU (an earlier rule pre-empts it, or it cannot fail) */
   readonly unreachable?: string;
 }
@@ -193,8 +199,23 @@ const guestRules = (cet: boolean, freezeQuirk: boolean): VmentryRule[] => [
 ];
 
 const PREPARE: readonly VmentryRule[] = [
+  // prepare_vmcs02 checks the guest segments (without unrestricted guest) before it loads CR3
+  ...segmentRules((id, fn, desc, fails) => r(id, 'prepare', fn, `${desc} (VMLAUNCH/VMRESUME only)`, fails, { vmentryOnly: true, qualification: 0 })),
   r('prepare.guest-cr3', 'prepare', 'nested_vmx_load_cr3', 'guest CR3 has bits at or above MAXPHYADDR (prepare_vmcs02: restore returns 2)', (v) => !v.legal(f(v, 'guest_cr3')), { qualification: 0 }),
   r('prepare.pdpte', 'prepare', 'nested_vmx_load_cr3', 'PAE paging without EPT: a present PDPTE in guest memory at CR3 has reserved bits (VMLAUNCH/VMRESUME only)', (v) => !v.has2(BIT.proc2.ept) && paePaging(v) && pdpteBad(v), { vmentryOnly: true, qualification: 2 }),
+];
+
+/** nested_vmx_load_msr after prepare_vmcs02: one rule per reason the first failing entry fails. */
+const msrLoad = (id: MsrLoadFailure, fn: string, desc: string): VmentryRule =>
+  r(`msr-load.${id}`, 'msr-load', fn, `VM-entry MSR-load list: ${desc} (VMLAUNCH/VMRESUME only)`, (v) => walkEntryMsrLoad(v.s).failed?.why === id, {
+    vmentryOnly: true,
+    qualificationOf: (v) => (walkEntryMsrLoad(v.s).failed?.index ?? -1) + 1,
+  });
+const MSR_LOAD: readonly VmentryRule[] = [
+  msrLoad('count', 'nested_vmx_load_msr', 'more entries than 512 × (IA32_VMX_MISC[27:25] + 1), the earlier ones all loading'),
+  msrLoad('refused-index', 'nested_vmx_load_msr_check', 'an entry names FS_BASE, GS_BASE, IA32_SMM_MONITOR_CTL, IA32_UCODE_WRITE, IA32_UCODE_REV (or an x2APIC MSR while L1 is in x2APIC mode)'),
+  msrLoad('reserved', 'nested_vmx_msr_check_common', "an entry's reserved field (bits 63:32 of its first quadword) is not zero"),
+  msrLoad('write', 'kvm_set_msr', 'the write of an entry fails: an MSR the vCPU does not implement, or a value it refuses (6.12: kvm_set_msr_with_filter)'),
 ];
 
 const table = (evmcs: readonly CheckRule[], cet: boolean, freezeQuirk: boolean): readonly VmentryRule[] => [
@@ -204,6 +225,7 @@ const table = (evmcs: readonly CheckRule[], cet: boolean, freezeQuirk: boolean):
   ...hostRules(cet),
   ...guestRules(cet, freezeQuirk),
   ...PREPARE,
+  ...MSR_LOAD,
 ];
 
 const tables = new WeakMap<Profile, readonly VmentryRule[]>();
