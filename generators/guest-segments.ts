@@ -1,15 +1,17 @@
 // Guest segment registers for a valid vmcs12 (F1). Without unrestricted guest KVM checks them in
 // software on VMLAUNCH/VMRESUME, so a valid guest carries segments a protected-mode or a
 // virtual-8086 guest really has: written here from the SDM's rules, not from the model's checks.
-// With unrestricted guest KVM checks nothing, and half of those guests get random bytes instead.
+// With unrestricted guest KVM checks nothing in software, but the CPU checks vmcs02, which carries
+// these fields unchanged: on real KVM (6.12 in Bochs, README K12) random segments under unrestricted
+// guest fail VM-entry with 0x80000021. So those guests get the SDM's real-mode segments instead.
 
 /** The segment registers in vmcs12 member spelling. */
 export const SEGS = ['cs', 'ss', 'ds', 'es', 'fs', 'gs', 'tr', 'ldtr'] as const;
 export type Seg = (typeof SEGS)[number];
 export const DATA_SEGS = ['ds', 'es', 'fs', 'gs'] as const;
 
-/** Which segment rules the guest must satisfy: protected mode, virtual-8086 (or real) mode, or none (unrestricted guest). */
-export type SegmentMode = 'protected' | 'rmode' | 'unchecked';
+/** Which segment rules the guest must satisfy: protected mode, virtual-8086 mode, or real mode under unrestricted guest. */
+export type SegmentMode = 'protected' | 'rmode' | 'ug-real';
 
 /** Access-rights bits (SDM "Format of Access Rights") */
 export const ARB = { S: 0x10, P: 0x80, L: 0x2000, DB: 0x4000, G: 0x8000, UNUSABLE: 0x1_0000 } as const;
@@ -37,10 +39,10 @@ function usable(type: number, s: boolean, dpl: number, w: bigint, extra = 0): { 
 }
 
 /** Protected-mode segments: CS and SS share an RPL; DPLs follow the SDM; TR a busy TSS; LDTR usable or not. */
-function protectedMode(next: Words, ia32e: boolean): Map<Seg, SegmentValue> {
+function protectedMode(next: Words, ia32e: boolean, cpl0 = false): Map<Seg, SegmentValue> {
   const m = new Map<Seg, SegmentValue>();
   const ctl = next();
-  const rpl = Number(ctl & 3n);
+  const rpl = cpl0 ? 0 : Number(ctl & 3n);
   const sel = (w: bigint, r: number, ti = false) => (((w >> 16n) & 0x1fffn) << 3n) | (ti ? 4n : 0n) | BigInt(r);
   // CS: accessed code, readable or not; non-conforming DPL = RPL, conforming DPL <= RPL
   const wc = next();
@@ -87,14 +89,23 @@ function rmode(next: Words): Map<Seg, SegmentValue> {
   return m;
 }
 
-/** Anything: unrestricted guest, where KVM checks no segment. */
-function unchecked(next: Words): Map<Seg, SegmentValue> {
-  return new Map(SEGS.map((s) => { const w = next(); return [s, { selector: w & 0xffffn, base: next(), limit: w >> 32n, ar: (w >> 16n) & 0xffffn | ((w & 1n) << 16n) }]; }));
+/**
+ * Real mode under unrestricted guest (CR0.PE clear): base = selector × 16, limit 0xffff, SS and the
+ * data segments read/write accessed data with DPL 0 (0x93), CS accessed code with DPL 0 (0x9b), as
+ * the SDM requires of SS.DPL and of CS.DPL = SS.DPL there; TR and LDTR as in protected mode.
+ */
+function ugReal(next: Words): Map<Seg, SegmentValue> {
+  const m = protectedMode(next, false);
+  for (const s of ['cs', 'ss', ...DATA_SEGS] as const) {
+    const selector = next() & 0xffffn;
+    m.set(s, { selector, base: selector << 4n, limit: 0xffffn, ar: s === 'cs' ? 0x9bn : 0x93n });
+  }
+  return m;
 }
 
-/** The segment fields (selector, base, limit, access rights of each register) for a mode. */
-export function segmentFields(mode: SegmentMode, next: Words, ia32e: boolean): Map<string, bigint> {
-  const segs = mode === 'protected' ? protectedMode(next, ia32e) : mode === 'rmode' ? rmode(next) : unchecked(next);
+/** The segment fields (selector, base, limit, access rights of each register) for a mode; `cpl0`: SS.DPL 0, as a halted guest needs. */
+export function segmentFields(mode: SegmentMode, next: Words, ia32e: boolean, cpl0 = false): Map<string, bigint> {
+  const segs = mode === 'protected' ? protectedMode(next, ia32e, cpl0) : mode === 'rmode' ? rmode(next) : ugReal(next);
   const f = new Map<string, bigint>();
   for (const [s, v] of segs) {
     f.set(`guest_${s}_selector`, v.selector);

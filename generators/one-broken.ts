@@ -231,7 +231,7 @@ export const BREAK_CAPS: Readonly<Record<string, MsrSet>> = {
   'no-ept-ad': new Map([...DEFAULT_VMX_MSRS, [MSR.EPT_VPID_CAP, DEFAULT_VMX_MSRS.get(MSR.EPT_VPID_CAP)! & ~0x20_0000n]]),
 };
 
-const ZERO_RAW: RawGuest = { pin: 0, proc: 0, proc2: 0, exit: 0, entry: 0, words: Array(32).fill(0n), ia32e: false, link: false, inject: 0, activity: 0n, segs: Array(16).fill(0n), unrestricted: 0, vm86: false, ugRandomSegments: false, msrs: [] };
+const ZERO_RAW: RawGuest = { pin: 0, proc: 0, proc2: 0, exit: 0, entry: 0, words: Array(32).fill(0n), ia32e: false, link: false, inject: 0, activity: 0n, segs: Array(16).fill(0n), unrestricted: 0, vm86: false, msrs: [] };
 
 /**
  * The capability sets a target that reports its vCPU's VMX MSRs (real KVM) accepts: its own, and its

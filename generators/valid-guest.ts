@@ -47,7 +47,6 @@ export const rawGuest = fc.record({
   segs: fc.array(U64, { minLength: 16, maxLength: 16 }),
   unrestricted: fc.nat(3),
   vm86: fc.boolean(),
-  ugRandomSegments: fc.boolean(),
   /** the VM-entry MSR-load list (empty: count 0) */
   msrs: fc.array(rawMsrEntry, { maxLength: 4 }),
 });
@@ -146,8 +145,10 @@ export function buildValidGuest(caps: NestedCaps, r: RawGuest, opts: GuestOption
   const pat = () => { let p = 0n; for (let i = 0n; i < 64n; i += 8n) p |= [0n, 1n, 4n, 5n, 6n, 7n][Number(word() % 6n)]! << i; return p; };
   set('guest_ia32_pat', pat());
   set('host_ia32_pat', pat());
-  set('guest_ia32_perf_global_ctrl', word() & GUEST_CPU.perfGlobalCtrlValid);
-  set('host_ia32_perf_global_ctrl', word() & GUEST_CPU.perfGlobalCtrlValid);
+  // 0: valid whatever PMU the vCPU has (its valid bits follow CPUID leaf 0xA, which the model fixes
+  // and a real vCPU does not: on Bochs KVM refused the model's valid bits as host state, README K12)
+  set('guest_ia32_perf_global_ctrl', 0n);
+  set('host_ia32_perf_global_ctrl', 0n);
   const efer = (ia32e: boolean) => (word() & (EFER.SCE | EFER.NX)) | (ia32e ? EFER.LMA | EFER.LME : 0n);
   set('guest_ia32_efer', efer(guestIa32e));
   set('host_ia32_efer', efer(hostIa32e));
@@ -163,19 +164,32 @@ export function buildValidGuest(caps: NestedCaps, r: RawGuest, opts: GuestOption
   for (const s of ['host_cs_selector', 'host_tr_selector', 'host_ss_selector']) set(s, 8n + (word() % 0x1ffen) * 8n);
   for (const b of ['host_fs_base', 'host_gs_base', 'host_gdtr_base', 'host_idtr_base', 'host_tr_base', 'host_ia32_sysenter_esp', 'host_ia32_sysenter_eip']) set(b, canon());
   set('host_rip', hostIa32e ? canon() : word() & 0xffff_ffffn);
+  // The CPU checks the vmcs02 KVM builds from these fields (SDM "Checks on the Guest State Area"),
+  // also where KVM's software checks do not: on real KVM a guest that broke them failed VM-entry with
+  // 0x80000021 (README K12). So the state below is SDM-valid, not merely KVM-valid.
+  // HLT needs SS.DPL 0 (so no virtual-8086 mode); wait-for-SIPI takes no injected event, HLT only
+  // external interrupts, NMIs and a pending MTF
+  const activity = r.activity;
+  const injectKind = activity === 3n || (activity === 1n && ![1, 2, 7].includes(r.inject)) ? 0 : r.inject;
+  // virtual-8086 mode needs CR0.PE and a legacy-mode guest (RFLAGS.VM must be 0 otherwise)
+  const vm86 = r.vm86 && !guestIa32e && (gcr0 & CR0.PE) !== 0n && activity !== 1n;
+  const realUg = ug && !(gcr0 & CR0.PE);
   // event injection, consistent with the mode (protected mode unless unrestricted guest with CR0.PE clear)
-  const inject = injection(r.inject, word(), caps, ug && !(gcr0 & CR0.PE));
+  const inject = injection(injectKind, word(), caps, realUg);
   set('vm_entry_intr_info_field', inject.info);
   set('vm_entry_exception_error_code', inject.errorCode);
   set('vm_entry_instruction_len', inject.len);
-  // segments: without unrestricted guest KVM checks them, for virtual-8086 mode (RFLAGS.VM, or CR0.PE
-  // clear) or protected mode; with it, nothing (half of those guests get random segments)
-  const vm86 = r.vm86 && !guestIa32e;
-  set('guest_rflags', (word() & ~0x2_0000n) | (vm86 ? 0x2_0000n : 0n));
-  const mode = ug && r.ugRandomSegments ? 'unchecked' : vm86 || !(gcr0 & CR0.PE) ? 'rmode' : 'protected';
-  for (const [m, v] of segmentFields(mode, cycle(r.segs), guestIa32e)) set(m, v);
-  // the rest of the guest state KVM does not check: random
-  for (const m of ['guest_rip', 'guest_rsp', 'guest_interruptibility_info', 'tsc_offset']) set(m, word());
+  // RFLAGS: reserved bits 63:22, 15, 5, 3 clear, bit 1 set; VM as the mode says; IF set for an injected external interrupt
+  const RFLAGS_FREE = 0x3f_7fd5n & ~0x2_0000n;
+  set('guest_rflags', (word() & RFLAGS_FREE) | 2n | (vm86 ? 0x2_0000n : 0n) | (injectKind === 1 ? 0x200n : 0n));
+  // segments: KVM checks them without unrestricted guest, the CPU always
+  const mode = realUg ? 'ug-real' : vm86 ? 'rmode' : 'protected';
+  for (const [m, v] of segmentFields(mode, cycle(r.segs), guestIa32e, activity === 1n)) set(m, v);
+  // RIP: canonical in 64-bit mode (CS.L), else 32 bits; no STI/MOV-SS/NMI blocking
+  set('guest_rip', guestIa32e ? canon() : word() & 0xffff_ffffn);
+  set('guest_interruptibility_info', 0n);
+  // the rest of the guest state nothing checks: random
+  for (const m of ['guest_rsp', 'tsc_offset']) set(m, word());
   return { fields: F, linkHdr: linkHeader(shadow), ...(msrLoad.length ? { msrLoad } : {}) };
 }
 

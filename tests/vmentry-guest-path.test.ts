@@ -96,14 +96,29 @@ describe('F1: the guest segment checks of prepare_vmcs02 (vmx_guest_state_valid)
     expect(launch(vcpu(), d)).toMatchObject({ check: 'guest.activity-state' });
   });
 
-  test('validGuest varies the branch: protected mode, virtual-8086 mode and unrestricted guest (with checked and random segments) all occur', () => {
+  test('validGuest varies the branch: protected mode, virtual-8086 mode, and unrestricted guest in protected and in real mode all occur', () => {
     const seen = new Set<string>();
     for (const d of fc.sample(validGuest(nestedCaps(undefined)), { numRuns: 300, seed: 3 })) {
       const ug = (d.fields.get('cpu_based_vm_exec_control')! & 0x8000_0000n) !== 0n && (d.fields.get('secondary_vm_exec_control')! & 0x80n) !== 0n;
       const vm86 = (d.fields.get('guest_rflags')! & 0x2_0000n) !== 0n;
-      seen.add(ug ? (d.fields.get('guest_cs_ar_bytes')! & 0x1_0000n ? 'ug-unusable-cs' : 'ug') : vm86 ? 'vm86' : 'protected');
+      seen.add(ug ? (d.fields.get('guest_cr0')! & 1n ? 'ug-protected' : 'ug-real') : vm86 ? 'vm86' : 'protected');
     }
-    expect([...seen].sort()).toEqual(['protected', 'ug', 'ug-unusable-cs', 'vm86']);
+    expect([...seen].sort()).toEqual(['protected', 'ug-protected', 'ug-real', 'vm86']);
+  });
+
+  test('validGuest writes what the CPU checks on vmcs02 too (K12): RFLAGS reserved bits clear and bit 1 set, no VM flag outside protected legacy mode, RIP canonical or 32-bit, no blocking, SS.DPL 0 when halted', () => {
+    for (const d of fc.sample(validGuest(nestedCaps(undefined)), { numRuns: 500, seed: 4 })) {
+      const f = (m: string) => d.fields.get(m) ?? 0n;
+      const ia32e = (f('vm_entry_controls') & 0x200n) !== 0n;
+      expect(f('guest_rflags') & ~0x3f_7fd7n).toBe(0n); // bits 63:22, 15, 5 and 3 clear
+      expect(f('guest_rflags') & 2n).toBe(2n);
+      if (ia32e || !(f('guest_cr0') & 1n)) expect(f('guest_rflags') & 0x2_0000n).toBe(0n);
+      const rip = f('guest_rip');
+      if (ia32e) expect(rip >> 47n === 0n || rip >> 47n === 0x1_ffffn).toBe(true);
+      else expect(rip >> 32n).toBe(0n);
+      expect(f('guest_interruptibility_info')).toBe(0n);
+      if (f('guest_activity_state') === 1n) expect((f('guest_ss_ar_bytes') >> 5n) & 3n).toBe(0n);
+    }
   });
 });
 
