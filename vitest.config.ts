@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -5,7 +6,13 @@ export default defineConfig({
     include: ['tests/**/*.test.ts'],
     // installs Debian's chromium and gcc when missing and apt-get can (tests/setup/system-packages.ts)
     globalSetup: ['tests/setup/system-packages.ts'],
-    testTimeout: 120_000,
+    // a guard against a hung test, not a speed limit: no test should ever get near it, even on a
+    // loaded machine (npm test takes under 3 minutes on an idle 2-core one)
+    testTimeout: 20 * 60_000,
+    // most test time is spent waiting for child processes (check, the CLI, chromium): one worker per
+    // core, not vitest's default of one less (a single worker on a 2-core machine, files one by one)
+    maxWorkers: Math.max(2, availableParallelism()),
+    hookTimeout: 5 * 60_000,
     coverage: { provider: 'v8', include: ['model/**', 'generators/**', 'suites/**', 'targets/**', 'reports/**', 'golden/**', 'cli/**'] },
   },
 });

@@ -47,7 +47,7 @@ export const checkSpec = command({
     ...common,
     runs: { type: 'string', arg: 'N', int: [1, 10_000_000], help: 'cases per property (default: each property\'s own)' },
     report: { type: 'string', default: 'reports/latest', arg: 'DIR', help: 'where the report files go' },
-    only: { type: 'string', multiple: true, arg: 'ID', help: "only the properties whose id matches (* matches any run of characters, e.g. 'nested.*'); leaves the golden section out" },
+    only: { type: 'string', multiple: true, arg: 'ID', help: "only the properties whose id matches (* matches any run of characters, e.g. 'nested.*'); the golden section only when a golden property matches" },
     shard: { type: 'string', arg: 'i/N', help: 'run the i-th of N slices of the suites' },
     'time-budget': { type: 'string', arg: 'SECONDS', int: [1, 7 * 24 * 3600], help: 'end the run cleanly when spent: report marked incomplete, exit 3' },
     waivers: { type: 'string', arg: 'FILE', help: 'known failures (nvmx-waivers/1) become waived' },
@@ -226,6 +226,15 @@ function kvmIdentity(kvm: KvmRun, params: RunParams): TargetIdentityRecord {
   return { name: 'kvm', version: i.release, claimedProfile: i.profile, package: params.targetPackage ?? pkg };
 }
 
+/**
+ * The golden section is the per-blob view of the golden properties: a run without --only has it,
+ * and so does one whose --only selects a golden property; a replay never does.
+ */
+function goldenWanted(params: RunParams): boolean {
+  const golden = SUITES.find((s) => s.name === 'golden')!.properties;
+  return params.path === undefined && (!params.only || golden.some((p) => selectedBy(params.only)(p.id)));
+}
+
 async function runWith(params: RunParams, set: ReportSet, extras: CheckExtras, kvm: KvmRun | undefined, stop: RunStop): Promise<number> {
   // layout baselines are loaded before the run, so a bad one fails fast
   const baselines = await Promise.all((extras.layoutBaselines ?? []).map((b) => loadLayout(b, 'vmcs12')));
@@ -270,7 +279,7 @@ async function runWith(params: RunParams, set: ReportSet, extras: CheckExtras, k
   const sections: Sections = current ? { layoutDiffs: baselines.map((b) => layoutDiffFinding(diffLayouts(b, current))) } : {};
   // the golden corpus, read back through the target: results per blob id; a stop (signal, time
   // budget) before or during it leaves it out, and the report says the run stopped
-  const golden = params.only || stop.reason ? undefined : await goldenOn(params, stop.signal);
+  const golden = goldenWanted(params) && !stop.reason ? await goldenOn(params, stop.signal) : undefined;
   const built = buildReport({
     run: params,
     targetIdentity: { ...suiteRun.collector.target, ...identity },

@@ -112,25 +112,23 @@ export interface Controls {
   vm_function_control: bigint;
 }
 
-/** vmcs12 controls within a capability set (allowed-0 bits on, only allowed-1 bits), optionally one bit outside. */
-export function controlsWithin(msrs: MsrSet, opts: { oneOutside?: boolean } = {}): fc.Arbitrary<Controls> {
-  const word = (c: Exclude<ControlClass, 'vmfunc'>, r: number) => {
+/** One 32-bit word per control field, drawn before the capability set it must fit is known. */
+const word32 = fc.integer({ min: 0, max: 0xffffffff });
+export const controlWords = fc.record({ pin: word32, proc: word32, proc2: word32, exit: word32, entry: word32, vmfunc: word32 });
+export type ControlWords = typeof controlWords extends fc.Arbitrary<infer W> ? W : never;
+
+/** vmcs12 controls within a capability set: allowed-0 bits on, and the drawn word's bits that allowed-1 permits. */
+export function controlsWithin(msrs: MsrSet, w: ControlWords): Controls {
+  const fit = (c: Exclude<ControlClass, 'vmfunc'>) => {
     const v = msrs.get(CLASS_MSR[c]) ?? 0n;
-    const low = Number(v & 0xffffffffn);
-    const high = Number(v >> 32n);
-    return ((r & high) | low) >>> 0;
+    return ((w[c] & Number(v >> 32n)) | Number(v & 0xffffffffn)) >>> 0;
   };
-  const base = fc.record({ pin: fc.nat(), proc: fc.nat(), proc2: fc.nat(), exit: fc.nat(), entry: fc.nat(), vmfunc: fc.nat() }).map(
-    (r): Controls => ({
-      pin_based_vm_exec_control: word('pin', r.pin),
-      cpu_based_vm_exec_control: word('proc', r.proc),
-      secondary_vm_exec_control: word('proc2', r.proc2),
-      vm_exit_controls: word('exit', r.exit),
-      vm_entry_controls: word('entry', r.entry),
-      vm_function_control: BigInt((r.vmfunc & Number(msrs.get(MSR.VMFUNC) ?? 0n)) >>> 0),
-    }),
-  );
-  if (!opts.oneOutside) return base;
-  const fields = ['pin_based_vm_exec_control', 'cpu_based_vm_exec_control', 'secondary_vm_exec_control', 'vm_exit_controls', 'vm_entry_controls'] as const;
-  return fc.tuple(base, fc.constantFrom(...fields), fc.integer({ min: 0, max: 31 })).map(([c, f, bit]) => ({ ...c, [f]: (c[f] ^ (1 << bit)) >>> 0 }));
+  return {
+    pin_based_vm_exec_control: fit('pin'),
+    cpu_based_vm_exec_control: fit('proc'),
+    secondary_vm_exec_control: fit('proc2'),
+    vm_exit_controls: fit('exit'),
+    vm_entry_controls: fit('entry'),
+    vm_function_control: BigInt(w.vmfunc) & (msrs.get(MSR.VMFUNC) ?? 0n),
+  };
 }

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { TYPE_SIZE, type MemberSpec, type ScalarType } from '../model/catalog/types.js';
 import type { Layout, LayoutField } from '../model/layout.js';
 import type { Pairing } from '../model/layout-diff.js';
+import { expectedDiff, type ExpectedDiff } from './layout-expectation.js';
 
 interface EvoMember extends MemberSpec {
   readonly id: number;
@@ -36,6 +37,8 @@ export interface Evolution {
   readonly bumped: boolean;
   /** the pairing known by construction (same identity and same kind, or same place and shape) */
   readonly truth: Pairing;
+  /** what layout diff must answer, from the construction (never from the classifier) */
+  readonly expected: ExpectedDiff;
 }
 
 const TYPES: readonly ScalarType[] = ['u16', 'u32', 'u64', 'natural'];
@@ -265,13 +268,9 @@ export function evolve(base: EvoLayout, steps: readonly { op: EvolutionOp; bump:
     bumped ||= s.bump;
   }
   const next = { ...ev.layout, revision: bumped ? (base.revision % 0x7fffffff) + 1 : base.revision };
-  return {
-    old: toLayout(base, 'OLD'),
-    new: toLayout(next, 'NEW'),
-    applied,
-    bumped,
-    truth: truthPairing(base.members, next.members),
-  };
+  const [oldL, newL] = [toLayout(base, 'OLD'), toLayout(next, 'NEW')];
+  const truth = truthPairing(base.members, next.members);
+  return { old: oldL, new: newL, applied, bumped, truth, expected: expectedDiff(oldL, newL, truth, bumped) };
 }
 
 export function layoutEvolution(opts: { base?: fc.Arbitrary<EvoLayout>; maxSteps?: number } = {}): fc.Arbitrary<Evolution> {

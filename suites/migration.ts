@@ -29,7 +29,7 @@ function withoutEvmcsFlag(b: Uint8Array): Uint8Array {
   return c;
 }
 
-const pathText = (p: MigrationPath) => [p.start.host, ...p.hops.map((h) => h.host)].join(' -> ') + (p.qemuDropsVmxFlags ? ' (QEMU drops hdr.vmx.flags)' : '');
+const pathText = (p: MigrationPath) => [p.start.host, ...p.hops.map((h) => (h.sameHost ? `${h.host} (same-host hop)` : h.host))].join(' -> ') + (p.qemuDropsVmxFlags ? ' (QEMU drops hdr.vmx.flags)' : '');
 
 export const statePreserved: PropertyDef = {
   id: 'migration.state-preserved',

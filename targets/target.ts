@@ -13,7 +13,8 @@ import type { Outcome } from '../model/migration/outcome.js';
 export interface MigrationPath {
   /** host names from the library (model/migration/hosts.ts) */
   readonly start: { readonly host: string; readonly vm: VcpuConfig; readonly ops: readonly GuestOp[] };
-  readonly hops: readonly { readonly host: string; readonly opsAfter: readonly GuestOp[] }[];
+  /** `sameHost` labels a deliberate move between two hosts of the same kind (within a pool) */
+  readonly hops: readonly { readonly host: string; readonly opsAfter: readonly GuestOp[]; readonly sameHost?: true }[];
   readonly qemuDropsVmxFlags: boolean;
 }
 

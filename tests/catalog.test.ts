@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { VMCS12_FIELDS, VMCS12_MEMBERS, VMCS12_REVISION } from '../model/catalog/vmcs12.js';
-import { widthOf, vmcsEnumFor, rol16 } from '../model/encoding.js';
+import { fieldIndex, isReadOnly, widthOf, vmcsEnumFor, rol16 } from '../model/encoding.js';
 import { findProfile } from '../model/profiles.js';
 
 const load = (v: string, f: string) => JSON.parse(readFileSync(new URL(`./fixtures/kernel-tables/${v}/${f}.json`, import.meta.url), 'utf8'));
@@ -41,6 +41,16 @@ describe.each(['6.1', '6.12'])('vmcs12 catalog against linux %s', (v) => {
       const w = widthOf(f.encoding);
       expect(f.high ? 8 : w === 'natural' ? 8 : w / 8, `${f.name}`).toBe(m.size);
     }
+  });
+
+  test("KVM's encoding arithmetic gives each entry's table index, width, read-only bit and field index", () => {
+    type E = { encoding: string; name: string; tableIndex: number; width: number | string; readonly: boolean; fieldIndex: number };
+    const got = (e: E) => { const x = Number(e.encoding); return [e.name, rol16(x), widthOf(x), isReadOnly(x), fieldIndex(x)]; };
+    const want = (e: E) => [e.name, e.tableIndex, e.width, e.readonly, e.fieldIndex];
+    expect(fields.entries.map(got)).toEqual(fields.entries.map(want));
+    // the eVMCS table is indexed the same way
+    const evmcs = load(v, 'evmcs-fields').entries as { encoding: string; name: string; tableIndex: number }[];
+    expect(evmcs.map((e) => [e.name, rol16(Number(e.encoding))])).toEqual(evmcs.map((e) => [e.name, e.tableIndex]));
   });
 
   test('VMCS_ENUM and the table size come out of the table', () => {

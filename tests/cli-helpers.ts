@@ -7,7 +7,7 @@ import { join } from 'node:path';
 export const BIN = new URL('../bin/nvmx-conformance.js', import.meta.url).pathname;
 
 export const cli = (args: string[], opts: SpawnSyncOptions = {}) => {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000, ...opts });
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', ...opts });
   return { code: r.status, out: String(r.stdout), err: String(r.stderr) };
 };
 

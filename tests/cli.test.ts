@@ -3,7 +3,6 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { validate } from '../reports/schemas.js';
-import { ALL_PROPERTIES } from '../suites/registry.js';
 import { tmpdir } from 'node:os';
 import { cli as run, tmp } from './cli-helpers.js';
 import fc from 'fast-check';
@@ -133,15 +132,15 @@ describe('bad input: one line on stderr, exit 2, never a stack trace', () => {
 
 test('check writes a schema-valid report and JUnit with the seed as a property', () => {
   const dir = tmp();
-  const r = cli('check', '--runs', '20', '--seed', '11', '--report', dir);
+  // the known bugs show as expected: GET_SHADOW_PAST_SIZE, the MTF asymmetry, QEMU dropping hdr.vmx.flags;
+  // one property beside them (the whole suite on the reference runs in .ci/run)
+  const expectedFails = ['nested.get.writes-within-size', 'migration.mtf-asymmetry', 'migration.qemu-drops-vmx-flags'];
+  const r = cli('check', '--runs', '20', '--seed', '11', '--report', dir, ...['vmcs12.codec.round-trip', ...expectedFails].flatMap((id) => ['--only', id]));
   expect(r.code).toBe(0);
-  // the reference has no eVMCS filter model yet: those two properties are unsupported, so unknown
   expect(r.out).toContain('verdict: compatible');
   const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
   expect(validate('report', report)).toEqual([]);
-  // the known bugs show as expected: GET_SHADOW_PAST_SIZE, the MTF asymmetry, QEMU dropping hdr.vmx.flags
-  const expectedFails = ['nested.get.writes-within-size', 'migration.mtf-asymmetry', 'migration.qemu-drops-vmx-flags'];
-  expect(report.summary).toEqual({ pass: ALL_PROPERTIES.length - expectedFails.length, fail: 0, 'expected-fail': expectedFails.length, unsupported: 0, error: 0, waived: 0 });
+  expect(report.summary).toEqual({ pass: 1, fail: 0, 'expected-fail': expectedFails.length, unsupported: 0, error: 0, waived: 0 });
   for (const id of expectedFails) expect(report.properties.find((p: { id: string }) => p.id === id).verdict).toBe('expected-fail');
   expect(report.run).toMatchObject({ seed: 11, runs: 20, complete: true });
   const junit = readFileSync(join(dir, 'junit.xml'), 'utf8');

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { ALL_PROPERTIES } from '../suites/registry.js';
+import { ALL_PROPERTIES, selectedBy } from '../suites/registry.js';
 import { validate, validateDef } from '../reports/schemas.js';
 import { openExecTarget, splitCommandLine, TargetStartError } from '../targets/exec.js';
 import { MAX_LINE, OutputTail } from '../targets/protocol/connection.js';
@@ -33,7 +33,7 @@ interface Report {
 
 function check(target: string, ...extra: string[]): { code: number | null; out: string; err: string; report: Report; dir: string } {
   const dir = tmp();
-  const r = spawnSync(process.execPath, [BIN, 'check', '--target', target, '--seed', '7', '--runs', '10', '--report', dir, ...extra], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, [BIN, 'check', '--target', target, '--seed', '7', '--runs', '10', '--report', dir, ...extra], { cwd: ROOT, encoding: 'utf8' });
   const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as Report;
   expect(validate('report', report)).toEqual([]);
   return { code: r.status, out: r.stdout, err: r.stderr, report, dir };
@@ -41,21 +41,30 @@ function check(target: string, ...extra: string[]): { code: number | null; out: 
 
 /** Two properties that need the target (one suite file each), for runs that cost a restart or a timeout per property. */
 const TWO = ['--only', 'vmcs12.access.write-read', '--only', 'layout.target-matches-profile'];
+/**
+ * What a broken target is run on: the vmcs12 and layout properties (the first request of each kind a
+ * target gets), two of the tool's own, and the golden properties with their section. The whole
+ * suite on a target runs in .ci/run; here it only multiplied restarts of a broken target.
+ */
+const BROKEN_RUN = ['vmcs12.*', 'layout.*', 'golden.*'];
+const BROKEN = BROKEN_RUN.flatMap((p) => ['--only', p]);
+const BROKEN_PROPERTIES = ALL_PROPERTIES.filter((p) => selectedBy(BROKEN_RUN)(p.id));
 
 const verdicts = (r: Report) => Object.fromEntries(r.properties.map((p) => [p.id, p.verdict]));
 /** properties whose reason names the vmcs12 operations the misbehaving target breaks on first */
 const TARGET_PROPERTIES = ['layout.target-matches-profile', 'vmcs12.revisions.old-readable', 'vmcs12.codec.round-trip', 'vmcs12.access.write-read', 'vmcs12.access.matches-profile'];
 const needsTarget = (id: string) => ALL_PROPERTIES.find((p) => p.id === id)!.groups.length > 0;
-const TOOL_COUNT = ALL_PROPERTIES.filter((p) => !p.groups.length).length;
-const EXPECTED_FAILS = 3; // GET_SHADOW_PAST_SIZE, the MTF asymmetry, QEMU dropping hdr.vmx.flags
+const TOOL_COUNT = BROKEN_PROPERTIES.filter((p) => !p.groups.length).length;
+/** the reference's known bugs: GET_SHADOW_PAST_SIZE, the MTF asymmetry, QEMU dropping hdr.vmx.flags */
+const EXPECTED_FAILS = ['nested.get.writes-within-size', 'migration.mtf-asymmetry', 'migration.qemu-drops-vmx-flags'];
 
-test('exec:"… serve" gives the same verdicts as the in-process reference', () => {
-  const viaProcess = check(`exec:node ${BIN} serve`);
-  const inProcess = check('reference');
+test('exec:"… serve" gives the reference verdicts: every property passes but the three known bugs', () => {
+  // every property, so every operation crosses the protocol; a few cases each. The in-process
+  // reference passes every property but shows the three known bugs (cli.test.ts, .ci/run's whole check).
+  const viaProcess = check(`exec:node ${BIN} serve`, '--runs', '3');
   expect(viaProcess.code).toBe(0);
-  expect(verdicts(viaProcess.report)).toEqual(verdicts(inProcess.report));
-  expect(Object.values(verdicts(viaProcess.report)).filter((v) => v !== 'pass' && v !== 'expected-fail')).toEqual([]);
-  expect(Object.values(verdicts(viaProcess.report)).filter((v) => v === 'expected-fail')).toHaveLength(EXPECTED_FAILS);
+  const reference = Object.fromEntries(ALL_PROPERTIES.map((p) => [p.id, EXPECTED_FAILS.includes(p.id) ? 'expected-fail' : 'pass']));
+  expect(verdicts(viaProcess.report)).toEqual(reference);
   expect(viaProcess.report.target).toMatchObject({ name: 'reference', claimedProfile: 'linux-6.12' });
 });
 
@@ -69,7 +78,7 @@ describe('a target that breaks gives error verdicts, a complete report and exit 
     ['bad-value', /value breaks nvmx-target\/1 \(\/: must have required property '(format|page|accepted)'\)/],
     ['bad-hello', /target did not start: bad hello \(\/: must have required property 'groups'\)/],
   ])('%s', (mode, reason) => {
-    const r = check(`exec:${MISBEHAVING} ${mode}`, '--target-timeout', '60s');
+    const r = check(`exec:${MISBEHAVING} ${mode}`, '--target-timeout', '60s', ...BROKEN);
     expect(r.code).toBe(3);
     expect(r.report.run.complete).toBe(true);
     for (const p of r.report.properties) {
@@ -79,7 +88,8 @@ describe('a target that breaks gives error verdicts, a complete report and exit 
       } else expect(p.verdict, p.id).toBe('pass'); // the tool's own properties do not need the target
     }
     if (mode === 'crash') expect(r.report.properties.find((p) => p.id === 'vmcs12.access.write-read')!.stderr).toEqual(['misbehaving target: crashing on request 1 (vmcs12-access)']);
-    expect(r.out).toContain(`verdict: unknown (${TOOL_COUNT} pass, 0 expected-fail, 0 fail, 0 waived, 0 unsupported, ${ALL_PROPERTIES.length - TOOL_COUNT} error`);
+    expect(r.report.properties.map((p) => p.id).sort()).toEqual(BROKEN_PROPERTIES.map((p) => p.id).sort());
+    expect(r.out).toContain(`verdict: unknown (${TOOL_COUNT} pass, 0 expected-fail, 0 fail, 0 waived, 0 unsupported, ${BROKEN_PROPERTIES.length - TOOL_COUNT} error`);
     // the golden corpus read through the broken target: no answer is an error, never a failure of a blob
     if (mode === 'bad-hello') expect(r.report.golden).toBeUndefined();
     else {
@@ -91,18 +101,18 @@ describe('a target that breaks gives error verdicts, a complete report and exit 
   });
 
   test('hang: no answer within --target-timeout', () => {
-    // a second of margin for the hello (it waits as long as a request now); two properties, a timeout each
-    const r = check(`exec:${MISBEHAVING} hang`, '--target-timeout', '3s', ...TWO);
+    // the hello waits as long as a request: 10 s lets it come on a loaded machine; two properties, a timeout each
+    const r = check(`exec:${MISBEHAVING} hang`, '--target-timeout', '10s', ...TWO);
     expect(r.code).toBe(3);
     expect(r.report.properties.map((p) => [p.id, p.verdict]).sort()).toEqual([['layout.target-matches-profile', 'error'], ['vmcs12.access.write-read', 'error']]);
-    for (const p of r.report.properties) expect(p.reason).toMatch(/^no answer within 3000 ms to request 1 \((layout|vmcs12-access)\)$/);
+    for (const p of r.report.properties) expect(p.reason).toMatch(/^no answer within 10000 ms to request 1 \((layout|vmcs12-access)\)$/);
   });
 
   test('a crash costs one property: the target is restarted for the next one', () => {
     const marker = join(tmp(), 'crashed');
-    const r = check(`exec:${MISBEHAVING} crash ${marker}`);
+    const r = check(`exec:${MISBEHAVING} crash ${marker}`, ...BROKEN);
     expect(r.code).toBe(3);
-    expect(r.report.summary).toEqual({ pass: ALL_PROPERTIES.length - 1 - EXPECTED_FAILS, 'expected-fail': EXPECTED_FAILS, fail: 0, waived: 0, unsupported: 0, error: 1 });
+    expect(r.report.summary).toEqual({ pass: BROKEN_PROPERTIES.length - 1, 'expected-fail': 0, fail: 0, waived: 0, unsupported: 0, error: 1 });
     expect(readFileSync(marker, 'utf8')).toContain('misbehaved once');
   });
 });
@@ -196,7 +206,7 @@ test('a stop signal ends the golden section too: the report has no golden sectio
   const junit = readFileSync(join(dir, 'junit.xml'), 'utf8');
   expect(junitTestcases(junit).map((c) => c.name)).toEqual(report.properties.map((p) => p.id));
   expect(junitCounts(junit)).toEqual({ tests: report.properties.length, errors: 0, failures: 0, skipped: 0 });
-}, 300_000);
+});
 
 describe('the exec: command line', () => {
   test('is split into argv without a shell', () => {

@@ -5,6 +5,11 @@ import { diffLayouts } from '../model/layout-diff.js';
 import { findProfile } from '../model/profiles.js';
 import { codecFor, recordFrom, recordValues } from '../model/codec.js';
 import { readPage, writePage, revisionOf } from '../model/revisions.js';
+import { diffMatchesConstruction } from '../suites/layout-diff.js';
+import { runProperty } from '../suites/harness.js';
+import { MODEL_DEPS } from '../suites/model-deps.js';
+import { referenceTarget } from '../targets/reference.js';
+import { plantBug } from './plant.js';
 
 function layout(name: string, revision: number, members: [string, number, string, number?, boolean?][], size = 64): Layout {
   const d: LayoutDescriptor = {
@@ -90,6 +95,28 @@ describe('small evolutions', () => {
     const v2 = layout('v2', 7, [['hdr', 0, 'u32'], ['a', 4, 'u16'], ['b', 6, 'u64'], ['c', 14, 'u64'], ['pad', 22, 'u16', 9, true]]);
     expect(classes(v1, v2)).toMatchObject({ a: 'resized', b: 'shifted' });
     expect(diffLayouts(v1, v2).compatible).toBe(false);
+  });
+});
+
+describe('layout.diff.matches-construction judges by the construction: one-line classifier bugs fail it', () => {
+  // each bug sits inside the classifier the property's old oracle also used, so that oracle agreed with it
+  test.each([
+    ['a resized member at its old offset reads as intact', 'if (w.offset !== r.offset || w.size !== r.size)', 'if (w.offset !== r.offset)', 'newReadsOld.verdict'],
+    ['a member placed right at the old end is not appended', "if (n.offset >= oldEnd) cls = 'appended';", "if (n.offset > oldEnd) cls = 'appended';", 'classes'],
+    ['a member that shrank is retyped, not resized', "if (n.size !== o.size) cls = 'resized';", "if (n.size > o.size) cls = 'resized';", 'classes'],
+  ])('%s', async (_what, line, bug, field) => {
+    const planted = await plantBug<typeof import('../model/layout-diff.js')>('layout-diff.ts', line, bug);
+    const deps = { ...MODEL_DEPS, diffLayouts: planted.diffLayouts };
+    const o = await runProperty(diffMatchesConstruction, referenceTarget(), { seed: 1, runs: 300 }, deps);
+    expect(o.verdict).toBe('fail');
+    if (o.verdict !== 'fail') return;
+    expect(o.shrinks).toBeGreaterThan(0);
+    expect(o.counterexample.diff.map((d) => d.field)).toContain(field);
+    // shrunk to the one or two changes that show the bug
+    const evolution = o.counterexample.diff.find((d) => d.field === 'evolution')!.expected;
+    expect(evolution.split('; ').length).toBeLessThanOrEqual(2);
+    const again = await runProperty(diffMatchesConstruction, referenceTarget(), { seed: o.seed, path: o.path }, deps);
+    expect(again.verdict === 'fail' && again.counterexample.diff).toEqual(o.counterexample.diff);
   });
 });
 

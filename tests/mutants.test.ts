@@ -25,6 +25,7 @@ import { runProperty, type PropertyOutcome } from '../suites/harness.js';
 import { MODEL_DEPS, type ModelDeps } from '../suites/model-deps.js';
 import { referenceTarget, type ReferenceModel } from '../targets/reference.js';
 import { formatOutcome } from '../reports/format.js';
+import { plantBug } from './plant.js';
 
 interface Mutant {
   property: string;
@@ -54,6 +55,9 @@ function filterTarget(bug: { ebx?: number; rule?: (r: string | null) => string |
 /** A consumer that takes any revision's page as its own layout's: no translation. */
 const memcpyReadPage: ReferenceModel['readPage'] = (set, page) => ({ ok: true, revision: 0, translatedFrom: null, record: realDecode(codecFor(set.current), page) });
 
+/** The classifier with one line wrong: a resized member that kept its offset reads as intact. */
+const sizeBlindDiff = await plantBug<typeof import('../model/layout-diff.js')>('layout-diff.ts', 'if (w.offset !== r.offset || w.size !== r.size)', 'if (w.offset !== r.offset)');
+
 const MUTANTS: Mutant[] = [
   {
     property: 'vmcs12.codec.round-trip',
@@ -73,8 +77,8 @@ const MUTANTS: Mutant[] = [
   },
   {
     property: 'layout.diff.matches-construction',
-    what: 'the diff calls a shifted member unchanged',
-    deps: { diffLayouts: (o, n) => { const d = diffLayouts(o, n); return { ...d, members: d.members.map((m) => (m.class === 'shifted' ? { ...m, class: 'unchanged' } : m)) }; } },
+    what: 'the reader check compares offsets only: a resized member reads as intact',
+    deps: { diffLayouts: sizeBlindDiff.diffLayouts },
   },
   {
     property: 'layout.diff.never-misses-corruption',

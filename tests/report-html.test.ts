@@ -91,11 +91,12 @@ test('every section of a full report renders, self-contained', async () => {
 
 test('the report.html a fresh check writes renders too', async () => {
   const dir = tmp();
-  expect(cli(['check', '--runs', '5', '--seed', '2', '--report', dir]).code).toBe(0);
+  // the three properties that show their profile's known bug as expected (expected-fail), and one that passes
+  const run = ['vmcs12.codec.round-trip', 'nested.get.writes-within-size', 'migration.mtf-asymmetry', 'migration.qemu-drops-vmx-flags'];
+  expect(cli(['check', '--runs', '5', '--seed', '2', '--report', dir, ...run.flatMap((id) => ['--only', id])]).code).toBe(0);
   const { page, problems } = await open(join(dir, 'report.html'));
   await expect(page.locator('#verdict').getAttribute('data-verdict')).resolves.toBe('compatible');
-  // three properties show their profile's known bug as expected (expected-fail), the rest pass
-  expect(await page.locator('#properties tr.p-pass').count()).toBe(ALL_PROPERTIES.length - 3);
+  expect(await page.locator('#properties tr.p-pass').count()).toBe(1);
   expect(await page.locator('#properties tr.p-expected-fail').count()).toBe(3);
   await expect(page.locator('#summary td[data-verdict="expected-fail"]').innerText()).resolves.toBe('3');
   expect(await unreadableBadges(page)).toEqual([]);
