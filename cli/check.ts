@@ -274,7 +274,7 @@ async function runWith(params: RunParams, set: ReportSet, extras: CheckExtras, k
     if (c) records.push(propertyRecord(def, c.outcome, params, c.durationMs));
   }
   for (const e of suiteRun.collector.moduleErrors) console.error(`nvmx-conformance: suite error: ${e}`);
-  // the target's own layout equals its profile's (layout.target-matches-profile checks that)
+  // the target's own layout equals its profile's (layout.matches-profile checks that)
   const current = baselines.length ? await loadLayout(params.profile, 'vmcs12') : null;
   const sections: Sections = current ? { layoutDiffs: baselines.map((b) => layoutDiffFinding(diffLayouts(b, current))) } : {};
   // the golden corpus, read back through the target: results per blob id; a stop (signal, time

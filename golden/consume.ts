@@ -3,10 +3,11 @@
 // the producer's layout as a known revision; an eVMCS page is decoded with the target's layout.
 // The observation is then judged against the manifest's expected result.
 import { codecFor, decode, encode, type FieldDiff } from '../model/codec.js';
-import { compileLayout, toDescriptor, type Layout, type LayoutDescriptor } from '../model/layout.js';
+import { toDescriptor, type Layout } from '../model/layout.js';
 import { translate } from '../model/revisions.js';
 import { DEFAULT_VCPU } from '../model/nested/vcpu.js';
 import type { Errno } from '../model/nested/constants.js';
+import { targetLayout } from '../suites/common.js';
 import { must } from '../suites/harness.js';
 import { afterRestore, getFull } from '../suites/nested-common.js';
 import type { Target } from '../targets/target.js';
@@ -24,12 +25,6 @@ function flatOf(e: Pick<GoldenEntry, 'kind'>, layout: Layout, bytes: Uint8Array)
 }
 
 const fieldsOnly = (f: Flat): Flat => Object.fromEntries(Object.entries(f).filter(([k]) => !k.startsWith('byte@')));
-
-async function targetLayout(target: Target, structure: 'vmcs12' | 'evmcs'): Promise<Layout> {
-  const c = compileLayout(must(await target.layout(structure)) as LayoutDescriptor);
-  if (!c.ok) throw new Error(`target's ${structure} descriptor is invalid: ${c.problems[0]!.path}: ${c.problems[0]!.message}`);
-  return c.value;
-}
 
 /** The shadow vmcs12's header at its link pointer, as migrated guest memory has it (model/nested/guest-memory.ts). */
 async function seedLinkPage(target: Target, vcpu: string, bytes: Uint8Array, layout: Layout): Promise<void> {

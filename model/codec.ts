@@ -130,14 +130,19 @@ export function diffRecords(codec: Codec, expected: StructRecord, actual: Struct
 }
 
 /** Differing byte runs of two buffers, as hex. */
-export function diffBytes(expected: Uint8Array, actual: Uint8Array, label: string): FieldDiff[] {
+/**
+ * Byte runs (at most 16 bytes each) where two buffers differ, labelled `${label} <first>..<last>`;
+ * `from`/`to` bound the range, positions in labels count from `base`, `max` caps the runs.
+ */
+export function diffBytes(expected: Uint8Array, actual: Uint8Array, label: string, opts: { from?: number; to?: number; base?: number; max?: number } = {}): FieldDiff[] {
   const out: FieldDiff[] = [];
-  const n = Math.max(expected.length, actual.length);
-  for (let i = 0; i < n; i++) {
+  const n = Math.min(opts.to ?? Infinity, Math.max(expected.length, actual.length));
+  const base = opts.base ?? 0;
+  for (let i = opts.from ?? 0; i < n && out.length < (opts.max ?? Infinity); i++) {
     if (expected[i] === actual[i]) continue;
     let j = i;
     while (j < n && expected[j] !== actual[j] && j - i < 16) j++;
-    out.push({ field: `${label} ${hex(i)}..${hex(j - 1)}`, offset: i, expected: bytesHex(expected.subarray(i, j)), actual: bytesHex(actual.subarray(i, j)) });
+    out.push({ field: `${label} ${hex(i - base)}..${hex(j - 1 - base)}`, offset: i, expected: bytesHex(expected.subarray(i, j)), actual: bytesHex(actual.subarray(i, j)) });
     i = j - 1;
   }
   return out;

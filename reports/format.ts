@@ -14,13 +14,17 @@ export function replayCommand(o: { id: string; seed: number; path: string; count
   return `nvmx-conformance replay ${o.id} --seed ${o.seed}${path}${commands} --profile ${run.profile}${target}`;
 }
 
+/** Named quirks a passing property saw, as one clause: they are the profile's documented behaviour, not failures. */
+export const documentedText = (d: readonly { name: string; cases: number }[]): string =>
+  `documented differences from the model: ${d.map((x) => `${x.name} in ${x.cases} case${x.cases === 1 ? '' : 's'}`).join(', ')}`;
+
 const MAX_DIFF_LINES = 24;
 const MAX_INPUT_PARTS = 6;
 
 export function formatOutcome(o: PropertyOutcome, run: RunIdentity): string[] {
   switch (o.verdict) {
     case 'pass':
-      return [`PASS  ${o.id}  (${o.cases} cases, seed ${o.seed}${o.unsupportedCases ? `; ${o.unsupportedCases.count} more cases skipped: ${o.unsupportedCases.reason}` : ''})`];
+      return [`PASS  ${o.id}  (${o.cases} cases, seed ${o.seed}${o.unsupportedCases ? `; ${o.unsupportedCases.count} more cases skipped: ${o.unsupportedCases.reason}` : ''}${o.documented ? `; ${documentedText(o.documented)}` : ''})`];
     case 'unsupported':
       return [`UNSUPPORTED  ${o.id}  (${o.reason})`];
     case 'error':

@@ -5,6 +5,7 @@
 // waivers.
 import type { LayoutDiff, MemberRef } from '../model/layout-diff.js';
 import type { InputPart } from '../suites/input-view.js';
+import { documentedText } from './format.js';
 import { hexdumpLines } from './hexdump.js';
 import type { Finding, MatrixSection, PropertyRecord, Report } from './report.js';
 import { failedProperties, failureAnchor, runLine, verdictLabel, VERDICTS, type CounterexampleRecord } from './render-common.js';
@@ -93,7 +94,11 @@ function propertiesHtml(r: Report): string {
     if ((p.verdict === 'fail' || p.verdict === 'waived') && cx.counterexample) detail = `<a href="#${esc(failureAnchor(p.id))}">${esc(cx.counterexample.summary)}</a>`;
     else if (p.verdict === 'expected-fail' && cx.counterexample)
       detail = `${esc(p.reason ?? '')}<details class="counterexample"><summary>the counterexample (seed ${cx.seed}, path ${esc(cx.path)})</summary>${counterexampleHtml(cx)}</details>`;
-    else detail = esc(p.reason ?? (p.cases !== undefined ? `${p.cases} cases, seed ${p.seed}` : '')) + (Array.isArray(p.stderr) && p.stderr.length ? `<pre>${esc(p.stderr.join('\n'))}</pre>` : '');
+    else
+      detail =
+        esc(p.reason ?? (p.cases !== undefined ? `${p.cases} cases, seed ${p.seed}` : '')) +
+        (p.documented?.length ? `<p>${esc(documentedText(p.documented))}</p>` : '') +
+        (Array.isArray(p.stderr) && p.stderr.length ? `<pre>${esc(p.stderr.join('\n'))}</pre>` : '');
     const waiver = p.waiver ? `<p>waived: ${esc(p.waiver.reason)}${p.waiver.expires ? ` (until ${esc(p.waiver.expires)})` : ''}</p>` : '';
     return [`${code(p.id)}<br><small>${esc(p.invariant)}</small>${p.description ? `<details><summary><small>how</small></summary><small>${esc(p.description)}</small></details>` : ''}`, badge(p.verdict), esc(p.groups.join(', ') || '(tool)'), p.durationMs !== undefined ? `${p.durationMs} ms` : '', `<td class="detail">${waiver}${detail}</td>`];
   });

@@ -42,6 +42,8 @@ export interface PropertyRecord extends Finding {
   description?: string;
   groups: string[];
   durationMs?: number;
+  /** named quirks of the profile a passing property saw (suites/harness.ts DocumentedSeen) */
+  documented?: { name: string; cases: number }[];
 }
 
 export interface MatrixSection {

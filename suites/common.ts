@@ -11,10 +11,11 @@ export function profileOf(target: Target): Profile {
   return p;
 }
 
-/** The target's own vmcs12 layout, compiled; a malformed descriptor is the target's error. */
-export async function targetVmcs12Layout(ctx: PropertyContext): Promise<Layout> {
-  const d = must(await ctx.target.layout('vmcs12'));
-  const c = compileLayout(d);
-  if (!c.ok) throw new Error(`target's vmcs12 descriptor is invalid: ${c.problems[0]!.path}: ${c.problems[0]!.message}`);
+/** The target's own layout of a structure, compiled; a malformed descriptor is the target's error. */
+export async function targetLayout(target: Target, structure: 'vmcs12' | 'evmcs'): Promise<Layout> {
+  const c = compileLayout(must(await target.layout(structure)));
+  if (!c.ok) throw new Error(`target's ${structure} descriptor is invalid: ${c.problems[0]!.path}: ${c.problems[0]!.message}`);
   return c.value;
 }
+
+export const targetVmcs12Layout = (ctx: PropertyContext): Promise<Layout> => targetLayout(ctx.target, 'vmcs12');

@@ -17,7 +17,7 @@ interface Corpus {
 }
 
 /** The committed corpus; a manifest that fails its schema is a broken corpus, not an empty one. */
-function loadCorpus(): Corpus {
+export function loadCorpus(): Corpus {
   const dir = defaultGoldenDir();
   const { manifest, problems } = loadManifest(dir);
   if (problems.length) throw new Error(`golden manifest: ${problems[0]!.id}: ${problems[0]!.reason}`);
@@ -25,7 +25,7 @@ function loadCorpus(): Corpus {
 }
 
 /** The blob's bytes, after the integrity check: a tampered blob is a violation naming it. */
-function bytesOf(c: Corpus, e: GoldenEntry): Uint8Array {
+export function bytesOf(c: Corpus, e: GoldenEntry): Uint8Array {
   const b = readBlob(c.dir, e);
   const bad = typeof b === 'string' ? b : integrity(e, b);
   if (bad) throw new Violation(`golden blob ${e.id}: ${bad}`);

@@ -13,6 +13,11 @@ export interface PropertyContext {
   readonly model: ModelDeps;
   /** fc.commands' own replay path, for model-based properties being replayed */
   readonly replayPath?: string;
+  /**
+   * A case differed from the profile's model only in a way the profile documents (a named quirk):
+   * counted and reported with the verdict, never a failure. Call it once per case and name.
+   */
+  readonly documented?: (name: string) => void;
 }
 
 export interface PropertyDef {
@@ -89,6 +94,12 @@ export interface Counterexample {
   readonly replayPath?: string;
 }
 
+/** A documented difference (a named quirk of the profile) and how many passing cases showed it. */
+export interface DocumentedSeen {
+  readonly name: string;
+  readonly cases: number;
+}
+
 /** Cases skipped because the target does not offer an operation they need: never counted as checked. */
 export interface UnsupportedCases {
   readonly count: number;
@@ -97,7 +108,15 @@ export interface UnsupportedCases {
 }
 
 export type PropertyOutcome =
-  | { readonly id: string; readonly verdict: 'pass'; readonly cases: number; readonly seed: number; readonly unsupportedCases?: UnsupportedCases }
+  | {
+      readonly id: string;
+      readonly verdict: 'pass';
+      readonly cases: number;
+      readonly seed: number;
+      readonly unsupportedCases?: UnsupportedCases;
+      /** differences from the profile's model that the profile documents, with the cases that showed them */
+      readonly documented?: readonly DocumentedSeen[];
+    }
   | {
       readonly id: string;
       readonly verdict: 'fail';
@@ -143,8 +162,10 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
     if (ready.status !== 'ok') return stopOutcome(def.id, new TargetStop(ready));
   }
   let prop: fc.IAsyncPropertyWithHooks<unknown>;
+  const seen = new Map<string, number>();
+  const documented = (name: string) => void seen.set(name, (seen.get(name) ?? 0) + 1);
   try {
-    prop = await def.build({ target, model, ...(opts.replayPath !== undefined ? { replayPath: opts.replayPath } : {}) });
+    prop = await def.build({ target, model, documented, ...(opts.replayPath !== undefined ? { replayPath: opts.replayPath } : {}) });
   } catch (e) {
     return stopOutcome(def.id, e);
   }
@@ -181,7 +202,8 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
   if (details.failed && !details.interrupted && details.counterexample === null && skipped.reason)
     return { id: def.id, verdict: 'unsupported', reason: `too few cases the target can run (${details.numRuns} run, ${details.numSkips} skipped): ${skipped.reason}` };
   if (!details.failed) {
-    if (!expected) return { id: def.id, verdict: 'pass', cases: details.numRuns, seed: opts.seed, ...unsupportedCases };
+    const docs = seen.size ? { documented: [...seen].map(([name, cases]) => ({ name, cases })) } : {};
+    if (!expected) return { id: def.id, verdict: 'pass', cases: details.numRuns, seed: opts.seed, ...unsupportedCases, ...docs };
     return {
       id: def.id,
       verdict: 'fail',

@@ -51,7 +51,7 @@ const isOp = (v: unknown): v is Record<string, unknown> & { op: string } => isPl
 const isZero = (v: unknown) => v === 0 || v === 0n;
 
 /** "field=GUEST_RIP (0x681e) value=0x1" for the operands of one operation. */
-function operands(o: Record<string, unknown>): string {
+export function operands(o: Record<string, unknown>): string {
   return Object.entries(o)
     .filter(([k]) => k !== 'op')
     .map(([k, v]) => {

@@ -10,7 +10,7 @@ import { baseFrom, baseLayout, layoutEvolution, type Evolution } from '../genera
 import type { ExpectedDiff } from '../generators/layout-expectation.js';
 import { witnessPage } from '../generators/witness.js';
 import { frozenVmcs12 } from '../model/vmcs12-layouts.js';
-import { profileOf, targetVmcs12Layout } from './common.js';
+import { evmcsLayoutMatchesProfile, layoutMatchesProfile } from './layout-matches-profile.js';
 import { Violation, type PropertyDef } from './harness.js';
 
 /** Random small layouts, and now and then the real vmcs12 as the base. */
@@ -100,26 +100,5 @@ export const diffNeverMissesCorruption: PropertyDef = {
   },
 };
 
-export const targetLayoutMatchesProfile: PropertyDef = {
-  id: 'layout.target-matches-profile',
-  invariant: "the target's vmcs12 layout reads and writes every member exactly where its profile does, with the same revision and field table",
-  description: "One fixed check: the target's vmcs12 layout descriptor is diffed against its profile's; any member, encoding or revision difference fails.",
-  groups: ['layout'],
-  runs: 1,
-  async build(ctx) {
-    const mine = await targetVmcs12Layout(ctx);
-    const profile = profileOf(ctx.target);
-    return fc.asyncProperty(fc.constant(null), async () => {
-      const d = ctx.model.diffLayouts(profile.vmcs12, mine);
-      const diff: FieldDiff[] = d.members
-        .filter((m) => m.class !== 'unchanged')
-        .map((m) => ({ field: m.old?.name ?? m.new!.name, offset: m.old?.offset ?? m.new!.offset, expected: m.old ? `${m.old.type} at ${m.old.offset}` : 'absent', actual: m.new ? `${m.class}: ${m.new.type} at ${m.new.offset}` : 'removed' }));
-      for (const f of [...d.fields.added, ...d.fields.removed]) diff.push({ field: `encoding ${f}`, offset: -1, expected: d.fields.added.includes(f) ? 'absent' : 'present', actual: d.fields.added.includes(f) ? 'present' : 'absent' });
-      if (d.revisionChanged) diff.push({ field: 'revision', offset: 0, expected: d.old.revision ?? '-', actual: d.new.revision ?? '-' });
-      if (diff.length) throw new Violation(`${d.finding}: target layout differs from profile ${profile.name}`, diff);
-    });
-  },
-};
-
-export const layoutDiffSuite: readonly PropertyDef[] = [diffMatchesConstruction, diffNeverMissesCorruption, targetLayoutMatchesProfile];
+export const layoutDiffSuite: readonly PropertyDef[] = [diffMatchesConstruction, diffNeverMissesCorruption, layoutMatchesProfile, evmcsLayoutMatchesProfile];
 

@@ -14,6 +14,9 @@ import type { FieldDiff } from '../model/codec.js';
 import type { MigrationPath } from '../targets/target.js';
 import { migrationPath } from '../generators/migration.js';
 import { afterRestore, diffBlobs } from './nested-common.js';
+import { caseJudge, diffStateBytes } from './nested-compare.js';
+import { runPath } from '../model/migration/path.js';
+import type { Layout } from '../model/layout.js';
 import { expectNoDiff, must, UnexpectedViolation, Violation, type PropertyContext, type PropertyDef } from './harness.js';
 
 /** Between a 4.20-5.1 kernel ("eVMCS enabled") and a 5.2+ one ("eVMCS in use") the flag means different things. */
@@ -150,4 +153,46 @@ export const qemuDropsFlags = asymmetry(
   { hosts: ['linux-5.8', 'linux-6.1', 'linux-6.12'], scenarios: ['preemption-timer', 'l2-running'], qemuDropsVmxFlags: true, withoutEvmcs: true, quietGuest: true },
 );
 
-export const migrationSuite: readonly PropertyDef[] = [statePreserved, predictionHonest, seed003, mtfAsymmetry, qemuDropsFlags];
+/** A hop's outcome by attribute, as compared: the kind, the errno and rule of a failure, what was lost (reasons are prose for people). */
+function diffOutcome(hop: string, want: Outcome, got: Outcome): FieldDiff[] {
+  const attrs = (o: Outcome) => ({ kind: o.kind, errno: 'errno' in o ? o.errno : '-', rule: 'rule' in o ? o.rule : '-', lost: 'lost' in o ? o.lost.join('; ') : '-' });
+  const [w, g] = [attrs(want), attrs(got)];
+  return (Object.keys(w) as (keyof typeof w)[]).filter((k) => w[k] !== g[k]).map((k) => ({ field: `${hop} outcome.${k}`, offset: -1, expected: w[k], actual: g[k] }));
+}
+
+const profileOfHost = (host: string) => findProfile(findHost(host)!.profile)!;
+
+export const migrationMatchesProfile: PropertyDef = {
+  id: 'migration.matches-profile',
+  description: "Runs generated migration paths on the target and on the model of the hosts' profiles and diffs every hop: where it went, its outcome, and the source's, carried and restored blobs field by field (differential).",
+  invariant: "along any path, every hop's outcome (kind, errno and rule, what was lost) and the blobs it saved, carried and restored are the ones the hosts' profiles give; the path stops where the model's does",
+  groups: ['migration'],
+  runs: 150,
+  async build(ctx) {
+    return fc.asyncProperty(migrationPath(), async (path) => {
+      const got = must(await ctx.target.migrate(path));
+      const want = runPath(path);
+      const judge = caseJudge(ctx);
+      const text = pathText(path);
+      for (const [i, w] of want.entries()) {
+        const g = got[i];
+        const hop = `hop ${i + 1}`;
+        if (!g) throw new Violation(`${hop} of ${text}: the target stopped after ${got.length} hop(s)`, [{ field: 'hops run', offset: -1, expected: String(want.length), actual: String(got.length) }]);
+        const [src, dst] = [profileOfHost(w.from), profileOfHost(w.to)];
+        if (w.from !== g.from || w.to !== g.to) throw new Violation(`${hop} of ${text} went elsewhere`, [{ field: `${hop} hosts`, offset: -1, expected: `${w.from} -> ${w.to}`, actual: `${g.from} -> ${g.to}` }]);
+        judge.expect(src.name, `${hop} of ${text}: the source's GET`, diffStateBytes(src.vmcs12, w.sourceBlob, g.sourceBlob));
+        judge.expect(src.name, `${hop} of ${text}: the nested state in the stream`, diffOptional(src.vmcs12, w.carried, g.carried));
+        judge.expect(dst.name, `${hop} of ${text}: the outcome`, diffOutcome(hop, w.outcome, g.outcome));
+        judge.expect(dst.name, `${hop} of ${text}: the destination's GET after SET`, diffOptional(dst.vmcs12, w.restored, g.restored));
+      }
+      if (got.length > want.length) throw new Violation(`${text}: the target ran hops the model stops before`, [{ field: 'hops run', offset: -1, expected: String(want.length), actual: String(got.length) }]);
+      judge.done();
+    });
+  },
+};
+
+/** A blob that may be absent (nothing nested in the stream, nothing restored). */
+const diffOptional = (layout: Layout, want: Uint8Array | null, got: Uint8Array | null): FieldDiff[] =>
+  want && got ? diffStateBytes(layout, want, got) : want === got ? [] : [{ field: 'blob', offset: -1, expected: want ? `${want.length} bytes` : 'none', actual: got ? `${got.length} bytes` : 'none' }];
+
+export const migrationSuite: readonly PropertyDef[] = [statePreserved, predictionHonest, seed003, mtfAsymmetry, qemuDropsFlags, migrationMatchesProfile];

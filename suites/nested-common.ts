@@ -49,7 +49,7 @@ export async function reach(ctx: Pick<PropertyContext, 'target'>, config: VcpuCo
 }
 
 /** A destination vCPU configured as the VMM would, with the guest memory migrated, before SET. */
-export async function destinationOf(ctx: PropertyContext, src: Reached): Promise<string> {
+export async function destinationOf(ctx: Pick<PropertyContext, 'target'>, src: Reached): Promise<string> {
   const dst = must(await ctx.target.createVcpu(src.destination));
   for (const r of await Promise.all(src.memory.map((o) => ctx.target.guestOp(dst, o)))) must(r);
   return dst;

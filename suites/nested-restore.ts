@@ -128,7 +128,7 @@ const BOUNDARY_LENGTHS = [0, 1, 8, 127, 128, 1125, 1126, 4223, 4224, 5221, 5222,
 const SIZE_FIELDS = [0, 127, 128, 1125, 1126, 4224, 5221, 5222, 8320, 0xffffffff];
 
 /** Random bytes, with the header's size at a boundary and the flags and PAs often plausible. */
-const randomBlob = fc.oneof(
+export const randomBlob = fc.oneof(
   fc.uint8Array({ maxLength: 9000 }),
   fc.tuple(fc.constantFrom(...BOUNDARY_LENGTHS), fc.nat(), fc.constantFrom(...SIZE_FIELDS), fc.nat(0x1ff), fc.boolean()).map(([len, seed, size, flags, vmxon]) => {
     const b = new Uint8Array(len);

@@ -13,6 +13,7 @@ import { migrationSuite } from './migration.js';
 import { evmcsFilterSuite } from './evmcs-filter.js';
 import { goldenSuite } from './golden.js';
 import { validGuestRoundTrip, vmentryChecksSuite } from './vmentry-checks.js';
+import { nestedMatchesProfile } from './nested-matches-profile.js';
 
 export interface Suite {
   /** also the name of its vitest entry file: suites/vitest/<name>.suite.ts */
@@ -30,6 +31,7 @@ export const SUITES: readonly Suite[] = [
   { name: 'nested-round-trip', properties: [nestedRoundTrip] },
   { name: 'nested-evmcs-flag', properties: [evmcsFlagWhenActive] },
   { name: 'nested-restore', properties: nestedRestoreSuite },
+  { name: 'nested-matches-profile', properties: [nestedMatchesProfile] },
   { name: 'migration', properties: migrationSuite },
   { name: 'evmcs-filter', properties: evmcsFilterSuite },
   { name: 'golden', properties: goldenSuite },

@@ -19,6 +19,8 @@ export interface ReferenceModel {
   vmwrite: typeof vmwrite;
   readPage: typeof readPage;
   vmcs12Layout: (profile: Profile) => Layout;
+  /** the eVMCS layout the target describes (its copies go by the catalog) */
+  evmcsLayout: (profile: Profile) => Layout | undefined;
   copyEnlightenedToVmcs12: typeof copyEnlightenedToVmcs12;
   copyVmcs12ToEnlightened: typeof copyVmcs12ToEnlightened;
   filterVmxMsr: typeof filterVmxMsr;
@@ -35,6 +37,7 @@ export const REFERENCE_MODEL: ReferenceModel = {
   vmwrite,
   readPage,
   vmcs12Layout: (p) => p.vmcs12,
+  evmcsLayout: (p) => p.evmcs?.layout,
   copyEnlightenedToVmcs12,
   copyVmcs12ToEnlightened,
   filterVmxMsr,
@@ -87,7 +90,8 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
     groups,
     async layout(structure) {
       if (structure === 'vmcs12') return ok(toDescriptor(layout));
-      return ev ? ok(toDescriptor(ev.layout)) : noEvmcs();
+      const evLayout = model.evmcsLayout(profile);
+      return evLayout ? ok(toDescriptor(evLayout)) : noEvmcs();
     },
     async vmcs12Access(page: Uint8Array, ops: readonly Vmcs12Op[]) {
       const p = page.slice();

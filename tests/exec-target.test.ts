@@ -40,7 +40,7 @@ function check(target: string, ...extra: string[]): { code: number | null; out: 
 }
 
 /** Two properties that need the target (one suite file each), for runs that cost a restart or a timeout per property. */
-const TWO = ['--only', 'vmcs12.access.write-read', '--only', 'layout.target-matches-profile'];
+const TWO = ['--only', 'vmcs12.access.write-read', '--only', 'layout.matches-profile'];
 /**
  * What a broken target is run on: the vmcs12 and layout properties (the first request of each kind a
  * target gets), two of the tool's own, and the golden properties with their section. The whole
@@ -52,7 +52,7 @@ const BROKEN_PROPERTIES = ALL_PROPERTIES.filter((p) => selectedBy(BROKEN_RUN)(p.
 
 const verdicts = (r: Report) => Object.fromEntries(r.properties.map((p) => [p.id, p.verdict]));
 /** properties whose reason names the vmcs12 operations the misbehaving target breaks on first */
-const TARGET_PROPERTIES = ['layout.target-matches-profile', 'vmcs12.revisions.old-readable', 'vmcs12.codec.round-trip', 'vmcs12.access.write-read', 'vmcs12.access.matches-profile'];
+const TARGET_PROPERTIES = ['layout.matches-profile', 'vmcs12.revisions.old-readable', 'vmcs12.codec.round-trip', 'vmcs12.access.write-read', 'vmcs12.access.matches-profile'];
 const needsTarget = (id: string) => ALL_PROPERTIES.find((p) => p.id === id)!.groups.length > 0;
 const TOOL_COUNT = BROKEN_PROPERTIES.filter((p) => !p.groups.length).length;
 /** the reference's known bugs: GET_SHADOW_PAST_SIZE, the MTF asymmetry, QEMU dropping hdr.vmx.flags */
@@ -66,7 +66,7 @@ test('exec:"… serve" gives the reference verdicts: every property passes but t
   const reference = Object.fromEntries(ALL_PROPERTIES.map((p) => [p.id, EXPECTED_FAILS.includes(p.id) ? 'expected-fail' : 'pass']));
   expect(verdicts(viaProcess.report)).toEqual(reference);
   expect(viaProcess.report.target).toMatchObject({ name: 'reference', claimedProfile: 'linux-6.12' });
-});
+}, 600_000); // two whole checks
 
 describe('a target that breaks gives error verdicts, a complete report and exit 3', () => {
   // the timeout is long: none of these waits for it (a hang has its own test below), and the hello
@@ -104,7 +104,7 @@ describe('a target that breaks gives error verdicts, a complete report and exit 
     // the hello waits as long as a request: 10 s lets it come on a loaded machine; two properties, a timeout each
     const r = check(`exec:${MISBEHAVING} hang`, '--target-timeout', '10s', ...TWO);
     expect(r.code).toBe(3);
-    expect(r.report.properties.map((p) => [p.id, p.verdict]).sort()).toEqual([['layout.target-matches-profile', 'error'], ['vmcs12.access.write-read', 'error']]);
+    expect(r.report.properties.map((p) => [p.id, p.verdict]).sort()).toEqual([['layout.matches-profile', 'error'], ['vmcs12.access.write-read', 'error']]);
     for (const p of r.report.properties) expect(p.reason).toMatch(/^no answer within 10000 ms to request 1 \((layout|vmcs12-access)\)$/);
   });
 
@@ -216,7 +216,7 @@ describe('the exec: command line', () => {
 
   test('shell syntax is not interpreted unless --target-shell', async () => {
     // two properties are enough to show the pipeline works (a whole run took 70-124 s here)
-    const viaShell = check(`exec:node ${BIN} serve 2>/dev/null | cat`, '--target-shell', '--only', 'vmcs12.access.write-read', '--only', 'layout.target-matches-profile');
+    const viaShell = check(`exec:node ${BIN} serve 2>/dev/null | cat`, '--target-shell', '--only', 'vmcs12.access.write-read', '--only', 'layout.matches-profile');
     expect(viaShell.code).toBe(0);
     // without a shell, "2>/dev/null", "|" and "cat" are arguments, which serve refuses
     const r = spawnSync(process.execPath, [BIN, 'check', '--target', `exec:node ${BIN} serve | cat`, '--report', tmp(), '--runs', '1', '--only', 'vmcs12.access.write-read'], { cwd: ROOT, encoding: 'utf8' });

@@ -212,13 +212,13 @@ describe('a real failure: waivers and replay', () => {
     expect(validReport(dir).verdict).toBe('incompatible');
     const w = waivers([
       { id: 'vmcs12.codec.round-trip', reason: 'decode bug, issue 7', expires: '2999-12-31' },
-      { id: 'layout.target-matches-profile', reason: 'stale' },
+      { id: 'layout.matches-profile', reason: 'stale' },
     ]);
     const waivedDir = tmp();
     const r = cli(['check', '--runs', '50', '--seed', '5', '--report', waivedDir, '--waivers', w, ...WAIVER_RUN], MUTANT);
     expect(r.code).toBe(0);
     expect(r.out).toContain('    waived: decode bug, issue 7');
-    expect(r.err).toBe('nvmx-conformance: warning: waiver "layout.target-matches-profile" matched no failure in this run (reason: stale)\n');
+    expect(r.err).toBe('nvmx-conformance: warning: waiver "layout.matches-profile" matched no failure in this run (reason: stale)\n');
     const report = validReport(waivedDir);
     expect(report.verdict).toBe('incompatible');
     expect(report.summary).toMatchObject({ fail: 0, waived: 1 });

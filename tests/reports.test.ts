@@ -6,6 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { bytesOfDiff, hexdumpLines } from '../reports/hexdump.js';
 import { renderJunit } from '../reports/junit.js';
 import { mergeReports } from '../reports/merge.js';
+import { renderHtml } from '../reports/render-html.js';
 import { renderMarkdown } from '../reports/render-md.js';
 import { buildReport, readReport, type Report } from '../reports/report.js';
 import { validate } from '../reports/schemas.js';
@@ -186,6 +187,15 @@ describe('merge', () => {
     const r = mergeReports(reports().map((report, i) => ({ source: 'ab'[i]!, report })), ids);
     expect('problem' in r && r.problem).toContain(message);
   });
+});
+
+test("a pass's documented differences are schema'd in report.json and said in report.html", () => {
+  const r = sampleReport();
+  const p = r.properties.find((x) => x.documented)!;
+  expect(p).toMatchObject({ verdict: 'pass', documented: [{ name: 'VMCS12_CACHE_TAIL', cases: 3 }] });
+  expect(validate('report', r)).toEqual([]);
+  expect(validate('report', { ...r, properties: [{ ...p, documented: [{ name: 'X', cases: 0 }] }] })).not.toEqual([]);
+  expect(renderHtml(r)).toContain('documented differences from the model: VMCS12_CACHE_TAIL in 3 cases');
 });
 
 test('readReport validates what it reads', () => {

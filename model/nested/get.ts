@@ -56,9 +56,10 @@ export function getNestedState(v: Vcpu, userSize: number): GetResult {
   const h = nestedStateHeader(v);
   const buffer = new Uint8Array(Math.max(0, userSize));
   if (userSize < h.size) {
-    // the wrapper writes the needed size into the user's header and fails; nothing else is written
+    // the wrapper writes the needed size into the user's header (a VMM's struct always holds it) and
+    // fails; nothing else is written, so what KVM stored ends at byte 8 (`written` is an end, as below)
     if (buffer.length >= 8) new DataView(buffer.buffer).setUint32(OFFSET.size, h.size, true);
-    return { errno: 'E2BIG', size: h.size, buffer, written: Math.min(buffer.length, 8) >= 8 ? 4 : 0, header: h };
+    return { errno: 'E2BIG', size: h.size, buffer, written: OFFSET.size + 4, header: h };
   }
   writeHeader(buffer, h);
   let written = HEADER_SIZE;

@@ -43,8 +43,8 @@ export type EvmcsPointer = 'invalid' | 'map-pending' | bigint;
 export type OpResult =
   | { readonly result: 'ok'; readonly value?: bigint }
   | { readonly result: 'VMfailInvalid' | 'VMfailValid' | '#UD' | 'internal-error' | 'ENOTTY'; readonly error?: number; readonly reason: string; readonly check?: string }
-  /** VMLAUNCH/VMRESUME that ended in a VM-exit for a failed VM-entry: `error` holds the exit reason */
-  | { readonly result: 'vmexit'; readonly error: number; readonly reason: string; readonly check: string };
+  /** VMLAUNCH/VMRESUME that ended in a VM-exit for a failed VM-entry: `error` holds the exit reason, `qualification` the exit qualification */
+  | { readonly result: 'vmexit'; readonly error: number; readonly reason: string; readonly check: string; readonly qualification?: number };
 
 /** VM-instruction error numbers (SDM). */
 export const VMXERR = {
@@ -291,7 +291,7 @@ function entryFailureExit(v: Vcpu, rule: string, reason: number, qualification: 
   writeBytes(v.vmcs12, 408, 8, BigInt(qualification)); // exit_qualification
   if (v.evmcsMapped()) v.needVmcs12ToShadowSync = true;
   const what = reason === entryFailureReason('msr-load') ? 'MSR loading' : 'invalid guest state';
-  return { result: 'vmexit', error: reason, reason: `VM-entry failure (${what}, qualification ${qualification}): ${rule}`, check: rule };
+  return { result: 'vmexit', error: reason, reason: `VM-entry failure (${what}, qualification ${qualification}): ${rule}`, check: rule, qualification };
 }
 
 /** nested_vmx_handle_enlightened_vmptrld: map the eVMCS the VP-assist page names. */
