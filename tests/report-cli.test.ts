@@ -198,7 +198,7 @@ test('--time-budget ends the run cleanly: incomplete, unknown, exit 3', () => {
 
 describe('a real failure: waivers and replay', () => {
   const dir = tmp();
-  const WAIVER_RUN = only(['vmcs12.codec.round-trip', 'layout.target-matches-profile']);
+  const WAIVER_RUN = only(['vmcs12.codec.round-trip', 'layout.matches-profile']);
   const waivers = (w: unknown[]) => {
     const f = join(tmp(), 'waivers.json');
     writeFileSync(f, JSON.stringify({ format: 'nvmx-waivers/1', waivers: w }));
