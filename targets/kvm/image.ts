@@ -238,7 +238,7 @@ export async function buildImage(spec: KvmSpec, log: (l: string) => void = () =>
   const agent = agentBinary(log);
   const busybox = readFileSync('/bin/busybox');
   const kvmIntel = `enable_shadow_vmcs=${spec.shadowVmcs ? 1 : 0}`;
-  const cmdline = `console=ttyS0,115200 quiet loglevel=4 nokaslr mitigations=off tsc=reliable no_timer_check clocksource=tsc panic=-1 rdinit=/init nvmx.profile=${profile} nvmx.vmcs12_revision=0x${VMCS12_REVISION.toString(16)} nvmx.kvm_intel=${kvmIntel}`;
+  const cmdline = `console=ttyS0,115200 quiet loglevel=4 nokaslr mitigations=off tsc=reliable no_timer_check clocksource=tsc panic=-1 rdinit=/init nvmx.profile=${profile} nvmx.vmcs12_revision=0x${VMCS12_REVISION.toString(16)} nvmx.kvm_intel=${kvmIntel}${spec.entries ? ' nvmx.entries=1' : ''}`;
   const init = INIT(MODULES);
   // the same kernel proper: an LZ4 payload instead of the package's xz/zstd (the decompressor is
   // what Bochs spends its first minute on); the stock image when that cannot be built here

@@ -5,6 +5,7 @@
 //   kvm:debian-6.12                      kvm:linux-image-6.12.117+deb12-amd64
 //   kvm:debian-6.12,modules=DIR          kvm:/path/bzImage,modules=/path/lib/modules/<release>
 //   kvm:debian-6.1,shadow-vmcs=on        (kvm_intel's VMCS shadowing; off by default, see below)
+//   kvm:debian-6.12,entries=on           (L1's VMLAUNCH/VMRESUME on generated guests; off by default, see below)
 
 /** Short names for the Debian kernels the model's profiles were written from. */
 export const KVM_ALIASES: Readonly<Record<string, string>> = {
@@ -25,6 +26,14 @@ export interface KvmSpec {
    * shadow VMCS). On, real KVM shows what the model does not know (README, K5).
    */
   readonly shadowVmcs: boolean;
+  /**
+   * The agent runs VMLAUNCH, VMRESUME and enlightened entries on generated guests. Off by default:
+   * real KVM still refutes the model's valid guests in cases not yet understood (README K12), and one
+   * run lost its machine during vmentry.restore-round-trip (K13); until both are resolved a default
+   * run reports the entry properties unsupported, with this option named, rather than failing CI
+   * on open investigations or hanging it.
+   */
+  readonly entries: boolean;
 }
 
 const PACKAGE = /^linux-image-[0-9][A-Za-z0-9.+~-]*$/;
@@ -34,12 +43,15 @@ export function parseKvmSpec(text: string): KvmSpec | { problem: string } {
   const [kernel = '', ...opts] = text.split(',');
   let modules: string | undefined;
   let shadowVmcs = false;
+  let entries = false;
   for (const o of opts) {
     const m = /^modules=(.+)$/.exec(o);
     const sh = /^shadow-vmcs=(on|off)$/.exec(o);
+    const en = /^entries=(on|off)$/.exec(o);
     if (m) modules = m[1];
     else if (sh) shadowVmcs = sh[1] === 'on';
-    else return { problem: `kvm: unknown option "${o}" (expected modules=DIR or shadow-vmcs=on|off)` };
+    else if (en) entries = en[1] === 'on';
+    else return { problem: `kvm: unknown option "${o}" (expected modules=DIR, shadow-vmcs=on|off or entries=on|off)` };
   }
   const pkg = KVM_ALIASES[kernel] ?? kernel;
   let source: KernelSource;
@@ -51,7 +63,7 @@ export function parseKvmSpec(text: string): KvmSpec | { problem: string } {
   } else {
     return { problem: `kvm: "${kernel}" is neither an alias (${Object.keys(KVM_ALIASES).join(', ')}), a Debian package linux-image-…, nor a path to a bzImage` };
   }
-  return { text, kernel: source, shadowVmcs, ...(modules ? { modules } : {}) };
+  return { text, kernel: source, shadowVmcs, entries, ...(modules ? { modules } : {}) };
 }
 
 /**
