@@ -14,6 +14,7 @@ import { openKvmTarget, startKvmRun } from '../targets/kvm/target.js';
 import type { Target } from '../targets/target.js';
 import { packageRoot } from '../reports/schemas.js';
 import { join } from 'node:path';
+import { loadavg } from 'node:os';
 
 const layout = findProfile('linux-6.12')!.vmcs12;
 const codec = codecFor(layout);
@@ -84,6 +85,7 @@ async function bestOf(rounds: number, contenders: Record<string, () => Promise<n
 const target = referenceTarget();
 line('suite property vmcs12.codec.round-trip (in process)', await propertyRate(target, 'vmcs12.codec.round-trip', N));
 // vmcs12.access.write-read: 356+ VMREAD/VMWRITEs per case, one vmcs12-access request per case
+// (packed records with serve, which announces packed-access; plain JSON with the linux: harness)
 const served = await openExecTarget({ argv: [process.execPath, join(packageRoot(), 'bin', 'nvmx-conformance.js'), 'serve'], shell: false, timeoutMs: 10_000 });
 const tree = process.env.NVMX_BENCH_LINUX_TREE;
 const linux = tree ? await openLinuxTarget(tree, { timeoutMs: 10_000 }) : undefined;
@@ -98,7 +100,7 @@ const best = await bestOf(5, {
 await served.close();
 await linux?.close();
 line(`suite property ${access} (in process)`, best.inProcess!);
-line(`  the same through exec:"nvmx-conformance serve"`, best.exec!, `  (${Math.round((best.exec! / best.inProcess!) * 100)}% of in-process; goal >= 50%)`);
+line(`  the same through exec:"nvmx-conformance serve"`, best.exec!, `  (${Math.round((best.exec! / best.inProcess!) * 100)}% of in-process; goal >= 60%; load ${loadavg()[0]!.toFixed(1)})`);
 if (best.linux) line(`  the same through linux: (kernel 6.12 harness)`, best.linux, `  (${Math.round((best.linux / best.inProcess!) * 100)}% of in-process)`);
 
 // the malformed-blob run the nested-state issue asks for: 10^5 random blobs, zero exceptions

@@ -3,7 +3,7 @@
 // crash costs one property an `error` verdict and the run goes on.
 import { GROUPS, type Group, type Target, type TargetIdentity, type TargetResult } from './target.js';
 import { Connection, type LaunchOptions } from './protocol/connection.js';
-import { OPS, OP_METHODS, type HelloMessage, type OpMethod } from './protocol/wire.js';
+import { OP_METHODS, runnerCodec, type HelloMessage, type OpMethod } from './protocol/wire.js';
 
 /** The target could not even say hello: the reason, and what it printed on stderr. */
 export class TargetStartError extends Error {
@@ -56,7 +56,7 @@ export async function openExecTarget(launchOptions: LaunchOptions, name?: string
     },
   };
   async function call(m: OpMethod, args: unknown[]): Promise<TargetResult<unknown>> {
-    const codec = OPS[m] as unknown as { op: string; encodeArgs(...a: unknown[]): Record<string, unknown>; decodeValue(w: unknown): unknown };
+    const codec = runnerCodec(m, hello.features ?? []) as unknown as { op: string; encodeArgs(...a: unknown[]): Record<string, unknown>; decodeValue(w: unknown): unknown };
     const r = await conn.call(codec.op, codec.encodeArgs(...args));
     if (r.status === 'ok') {
       try {

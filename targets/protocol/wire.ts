@@ -6,6 +6,7 @@ import type { LayoutDescriptor } from '../../model/layout.js';
 import type { AccessOutcome } from '../../model/vmcs12-access.js';
 import type { ControlCheck, MigrationHop, MigrationPath, RevisionRead, RevisionSetDescriptor, Target, TargetResult, Vmcs12AccessResult, Vmcs12Op, VmxMsrValue } from '../target.js';
 import type { GuestOp, OpResult, VcpuConfig } from '../../model/nested/vcpu.js';
+import { packOps, PackedError, packResults, unpackOps, unpackResults } from './packed.js';
 
 export const PROTOCOL = 'nvmx-target/1';
 
@@ -191,6 +192,42 @@ export const OPS: { readonly [M in OpMethod]: OpCodec<M> } = {
 
 export const OP_METHODS = Object.keys(OPS) as OpMethod[];
 
+/** Optional framing a target announces in its hello (PROTOCOL.md, "Features"). */
+export const FEATURES = ['deflate', 'packed-access'] as const;
+export type Feature = (typeof FEATURES)[number];
+
+type PackedCodec<M extends OpMethod> = OpCodec<M> & { readonly isPacked: (args: Json) => boolean };
+
+/**
+ * Ops with a packed form (the `packed-access` feature): the same op name, other argument and value
+ * keys. A packed request gets a packed answer, so the target needs no state to choose.
+ */
+const PACKED: { readonly [M in OpMethod]?: PackedCodec<M> } = {
+  vmcs12Access: {
+    op: 'vmcs12-access',
+    isPacked: (w) => 'packedOps' in w,
+    encodeArgs: (page, ops) => ({ page: bytesToHex(page), packedOps: packOps(ops) }),
+    decodeArgs: (w) => [hexToBytes(w.page), unpackOps(w.packedOps)],
+    encodeValue: (v) => ({ page: bytesToHex(v.page), ...packResults(v.results) }),
+    decodeValue: (w) => {
+      if (!('packedResults' in w)) throw new PackedError('a packed request was answered with a results list, not packedResults');
+      return { page: hexToBytes(w.page), results: unpackResults(w.packedResults, w.reasons) };
+    },
+  },
+};
+
+/** The codec the runner uses for method m with a target that announced these features. */
+export function runnerCodec<M extends OpMethod>(m: M, features: readonly string[]): OpCodec<M> {
+  const packed = PACKED[m] as PackedCodec<M> | undefined;
+  return packed && features.includes('packed-access') ? packed : OPS[m];
+}
+
+/** The codec that reads these request args: packed args are read (and answered) packed. */
+export function serverCodec<M extends OpMethod>(m: M, args: Json): OpCodec<M> {
+  const packed = PACKED[m] as PackedCodec<M> | undefined;
+  return packed?.isPacked(args) ? packed : OPS[m];
+}
+
 /** Wire op name -> Target method. */
 export const METHOD_OF_OP: ReadonlyMap<string, OpMethod> = new Map(OP_METHODS.map((m) => [OPS[m].op, m]));
 
@@ -202,8 +239,8 @@ export interface HelloMessage {
   profile?: string;
   groups: string[];
   unsupported?: Record<string, string>;
-  /** optional framing the target understands (`deflate`: compressed request lines) */
-  features?: string[];
+  /** optional framing the target understands (`deflate`: compressed request lines; `packed-access`: vmcs12-access as records) */
+  features?: Feature[];
   /** guest operations the target does not carry out, with why */
   unsupportedGuestOps?: Record<string, string>;
   /** how vmcs12-access is carried out (Target.vmcs12AccessPath) */
