@@ -11,7 +11,7 @@ export type Seg = (typeof SEGS)[number];
 export const DATA_SEGS = ['ds', 'es', 'fs', 'gs'] as const;
 
 /** Which segment rules the guest must satisfy: protected mode, virtual-8086 mode, or real mode under unrestricted guest. */
-export type SegmentMode = 'protected' | 'rmode' | 'ug-real';
+export type SegmentMode = 'protected' | 'rmode' | 'ug-real' | 'ug-protected';
 
 /** Access-rights bits (SDM "Format of Access Rights") */
 export const ARB = { S: 0x10, P: 0x80, L: 0x2000, DB: 0x4000, G: 0x8000, UNUSABLE: 0x1_0000 } as const;
@@ -103,9 +103,22 @@ function ugReal(next: Words): Map<Seg, SegmentValue> {
   return m;
 }
 
+/**
+ * Protected mode under unrestricted guest: the SDM drops "SS.RPL = CS.RPL" there (SS.DPL still
+ * equals a non-conforming CS's DPL), so half of these guests get another SS RPL: valid for the CPU,
+ * refused by KVM's own checks were it to run them without unrestricted guest.
+ */
+function ugProtected(next: Words, ia32e: boolean, cpl0: boolean): Map<Seg, SegmentValue> {
+  const m = protectedMode(next, ia32e, cpl0);
+  const w = next();
+  const ss = m.get('ss')!;
+  if (w & 1n) m.set('ss', { ...ss, selector: ss.selector ^ (1n + ((w >> 1n) % 3n)) });
+  return m;
+}
+
 /** The segment fields (selector, base, limit, access rights of each register) for a mode; `cpl0`: SS.DPL 0, as a halted guest needs. */
 export function segmentFields(mode: SegmentMode, next: Words, ia32e: boolean, cpl0 = false): Map<string, bigint> {
-  const segs = mode === 'protected' ? protectedMode(next, ia32e, cpl0) : mode === 'rmode' ? rmode(next) : ugReal(next);
+  const segs = mode === 'protected' ? protectedMode(next, ia32e, cpl0) : mode === 'rmode' ? rmode(next) : mode === 'ug-protected' ? ugProtected(next, ia32e, cpl0) : ugReal(next);
   const f = new Map<string, bigint>();
   for (const [s, v] of segs) {
     f.set(`guest_${s}_selector`, v.selector);

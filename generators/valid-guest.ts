@@ -183,7 +183,7 @@ export function buildValidGuest(caps: NestedCaps, r: RawGuest, opts: GuestOption
   const RFLAGS_FREE = 0x3f_7fd5n & ~0x2_0000n;
   set('guest_rflags', (word() & RFLAGS_FREE) | 2n | (vm86 ? 0x2_0000n : 0n) | (injectKind === 1 ? 0x200n : 0n));
   // segments: KVM checks them without unrestricted guest, the CPU always
-  const mode = realUg ? 'ug-real' : vm86 ? 'rmode' : 'protected';
+  const mode = realUg ? 'ug-real' : vm86 ? 'rmode' : ug ? 'ug-protected' : 'protected';
   for (const [m, v] of segmentFields(mode, cycle(r.segs), guestIa32e, activity === 1n)) set(m, v);
   // RIP: canonical in 64-bit mode (CS.L), else 32 bits; no STI/MOV-SS/NMI blocking
   set('guest_rip', guestIa32e ? canon() : word() & 0xffff_ffffn);
