@@ -58,7 +58,11 @@ export function getNestedState(v: Vcpu, userSize: number): GetResult {
   if (userSize < h.size) {
     // the wrapper writes the needed size into the user's header (a VMM's struct always holds it) and
     // fails; nothing else is written, so what KVM stored ends at byte 8 (`written` is an end, as below)
-    if (buffer.length >= 8) new DataView(buffer.buffer).setUint32(OFFSET.size, h.size, true);
+    // The buffer shown is the first `userSize` bytes of that struct: with fewer than 8 its visible part
+    // of the size field still changes (real KVM 6.12, README K14: a 5-byte GET shows byte 4 = 0x80)
+    const struct = new Uint8Array(Math.max(buffer.length, OFFSET.size + 4));
+    new DataView(struct.buffer).setUint32(OFFSET.size, h.size, true);
+    buffer.set(struct.subarray(0, buffer.length));
     return { errno: 'E2BIG', size: h.size, buffer, written: OFFSET.size + 4, header: h };
   }
   writeHeader(buffer, h);
