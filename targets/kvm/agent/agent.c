@@ -747,10 +747,8 @@ static answer l1_entry(struct vcpu *v, int launch, jbuf *val)
 	put64(mb + MB_OP, OP_NOP);
 	if (strcmp(a.status, "ok"))
 		return a;
-	if (ready) { /* VMfail: the instruction fell through */
-		if (getenv("NVMX_AGENT_DEBUG")) fprintf(stderr, "entry fell through: rflags %llx rax %llx exc %llu\n", (unsigned long long)get64(mb + MB_RFLAGS), (unsigned long long)get64(mb + MB_VALUE), (unsigned long long)get64(mb + MB_EXCEPTION));
+	if (ready) /* VMfail: the instruction fell through */
 		return l1_result(v, launch ? OP_VMLAUNCH : OP_VMRESUME, what, L1_PORT_READY, val);
-	}
 	return entry_outcome(v, what, val);
 }
 
@@ -765,12 +763,8 @@ static answer l2_run(struct vcpu *v, jbuf *val)
 		jb_str(val, "{\"result\":\"ok\"}");
 		return OK;
 	}
-	if (v->run->exit_reason == KVM_EXIT_INTERNAL_ERROR) {
-		jb_str(val, "{\"result\":\"internal-error\",\"reason\":");
-		jb_qstr(val, internal_error_name((int)v->run->internal.suberror));
-		jb_str(val, "}");
-		return OK;
-	}
+	if (v->run->exit_reason == KVM_EXIT_INTERNAL_ERROR) /* reported as l1_op reports one */
+		return l1_result(v, OP_NOP, "KVM_RUN", -(int)v->run->internal.suberror - 1, val);
 	int flags = nested_flags(v);
 	if (flags >= 0 && !(flags & KVM_STATE_NESTED_GUEST_MODE)) {
 		a = l1_reset(v);

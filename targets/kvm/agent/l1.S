@@ -107,11 +107,9 @@ l1_exec:
 	ret
 9:	testq	%rsp, %rsp		/* ZF and CF clear: only the instruction's own VMfail sets them */
 	vmlaunch			/* falls through only on VMfail: an entry leaves L1 (see agent.c, l1_entry) */
-	movq	%rax, MB_VALUE(%rdi)
 	jmp	l1_done
 10:	testq	%rsp, %rsp
 	vmresume
-	movq	%rax, MB_VALUE(%rdi)
 	jmp	l1_done
 l1_done:
 	pushfq
