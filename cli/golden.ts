@@ -14,7 +14,7 @@ import { EXIT, TargetError, UsageError } from './errors.js';
 import { openCommandTarget } from './open-target.js';
 import { readInputFile, readJsonFile } from './json-input.js';
 import { command, dispatch, parse, type GroupSpec } from './options.js';
-import { durationMs } from './check.js';
+import { durationMs } from './check-spec.js';
 
 const dirOpt = { type: 'string', arg: 'DIR', help: 'the corpus (default: the golden/ shipped with this tool)' } as const;
 const updateOpt = { type: 'boolean', default: false, help: 'replace an existing id (refused without it)' } as const;

@@ -1,36 +1,31 @@
 // nvmx-conformance command line. Every failure is one line on stderr and a documented exit code:
 // 0 ok, 1 property failure or incompatible layout, 2 usage or input error, 3 target error,
 // 4 internal error (a bug in this tool; NVMX_DEBUG=1 shows the stack).
-import { checkCommand, checkSpec, replayCommand, replaySpec } from './check.js';
 import { EXIT, TargetError, UsageError } from './errors.js';
-import { filterCommand, filterGroup } from './filter.js';
 import { fsProblem } from './fs-out.js';
-import { goldenCommand, goldenGroup } from './golden.js';
-import { layoutCommand, layoutGroup } from './layout.js';
-import { nestedCommand, nestedGroup } from './nested.js';
-import { matrixCommand, matrixSpec } from './matrix.js';
 import { HelpRequested, type CommandSpec, type GroupSpec } from './options.js';
-import { reportCommand, reportGroup } from './report.js';
-import { serveCommand, serveSpec } from './serve.js';
 import { TOOL_VERSION } from '../targets/reference.js';
 
 type Entry = { run: (argv: string[]) => Promise<number> | number; spec: CommandSpec | GroupSpec };
 
-const COMMANDS: Record<string, Entry> = {
-  check: { run: checkCommand, spec: checkSpec },
-  replay: { run: replayCommand, spec: replaySpec },
-  report: { run: reportCommand, spec: reportGroup },
-  layout: { run: layoutCommand, spec: layoutGroup },
-  filter: { run: filterCommand, spec: filterGroup },
-  nested: { run: nestedCommand, spec: nestedGroup },
-  matrix: { run: matrixCommand, spec: matrixSpec },
-  serve: { run: serveCommand, spec: serveSpec },
-  golden: { run: goldenCommand, spec: goldenGroup },
+// each command's module loads when that command runs: loading all of them (the runner, the golden
+// corpus, ajv) took most of a short command's start-up, and the tests start the CLI hundreds of times
+const COMMANDS: Record<string, () => Promise<Entry>> = {
+  check: async () => ({ run: (await import('./check.js')).checkCommand, spec: (await import('./check-spec.js')).checkSpec }),
+  replay: async () => ({ run: (await import('./check.js')).replayCommand, spec: (await import('./check-spec.js')).replaySpec }),
+  report: async () => { const m = await import('./report.js'); return { run: m.reportCommand, spec: m.reportGroup }; },
+  layout: async () => { const m = await import('./layout.js'); return { run: m.layoutCommand, spec: m.layoutGroup }; },
+  filter: async () => { const m = await import('./filter.js'); return { run: m.filterCommand, spec: m.filterGroup }; },
+  nested: async () => { const m = await import('./nested.js'); return { run: m.nestedCommand, spec: m.nestedGroup }; },
+  matrix: async () => { const m = await import('./matrix.js'); return { run: m.matrixCommand, spec: m.matrixSpec }; },
+  serve: async () => { const m = await import('./serve.js'); return { run: m.serveCommand, spec: m.serveSpec }; },
+  golden: async () => { const m = await import('./golden.js'); return { run: m.goldenCommand, spec: m.goldenGroup }; },
 };
 
 /** The top-level usage, from the command declarations: one line per command, its own --help for the rest. */
-export function usage(): string {
-  const specs = Object.values(COMMANDS).flatMap(({ spec }) => ('commands' in spec ? spec.commands : [spec]));
+export async function usage(): Promise<string> {
+  const entries = await Promise.all(Object.values(COMMANDS).map((load) => load()));
+  const specs = entries.flatMap(({ spec }) => ('commands' in spec ? spec.commands : [spec]));
   const heads = specs.map((c) => [c.name, c.args].filter(Boolean).join(' '));
   const width = Math.max(...heads.map((h) => h.length)) + 2;
   return [
@@ -49,17 +44,17 @@ export function usage(): string {
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    console.log(usage());
+    console.log(await usage());
     return cmd ? EXIT.ok : EXIT.usage;
   }
   if (cmd === '--version' || cmd === '-V') {
     console.log(`nvmx-conformance ${TOOL_VERSION}`);
     return EXIT.ok;
   }
-  const entry = COMMANDS[cmd];
+  const load = COMMANDS[cmd];
   try {
-    if (!entry) throw new UsageError(`unknown command "${cmd}" (try --help)`);
-    return await entry.run(rest);
+    if (!load) throw new UsageError(`unknown command "${cmd}" (try --help)`);
+    return await (await load()).run(rest);
   } catch (e) {
     if (e instanceof HelpRequested) {
       console.log(e.text);

@@ -13,7 +13,7 @@ import { DEFAULT_PROFILE, findProfile, profileNames, type Profile } from '../mod
 import type { NestedBehaviour } from '../model/nested/behaviour.js';
 import { EXIT, TargetError, UsageError } from './errors.js';
 import { openCommandTarget } from './open-target.js';
-import { durationMs } from './check.js';
+import { durationMs } from './check-spec.js';
 import type { TargetResult } from '../targets/target.js';
 import { writeOutFile } from './fs-out.js';
 import { readInputFile, readJsonFile } from './json-input.js';

@@ -2,7 +2,7 @@
 // `report merge DIR... [--out DIR]` (shard reports -> one report; junit.xml from the merged report).
 import { existsSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { ALL_PROPERTIES } from '../suites/registry.js';
+import { ALL_PROPERTIES, selectedBy } from '../suites/registry.js';
 import { TOOL_VERSION } from '../targets/reference.js';
 import { mergeReports, type MergeInput } from '../reports/merge.js';
 import { readReport, type Report } from '../reports/report.js';
@@ -61,7 +61,8 @@ function merge(argv: string[]): number {
   // the properties a run owes come from this tool's registry, so the shards must come from this version
   const foreign = inputs.find((i) => i.report.tool.version !== TOOL_VERSION);
   if (foreign) throw new UsageError(`${foreign.source} was written by nvmx-conformance ${foreign.report.tool.version}; merge it with that version (this is ${TOOL_VERSION})`);
-  const merged = mergeReports(inputs, ALL_PROPERTIES.map((p) => p.id));
+  // shards of a check --only run owe only what --only selected (shards with another --only are refused)
+  const merged = mergeReports(inputs, ALL_PROPERTIES.map((p) => p.id).filter(selectedBy(inputs[0]!.report.run.only)));
   if ('problem' in merged) throw new UsageError(merged.problem);
   const report = merged.report;
   const set = openReportSet(values.out);

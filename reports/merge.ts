@@ -53,6 +53,7 @@ export function mergeReports(inputs: readonly MergeInput[], expectedIds: readonl
       host: unique(runs.map((r) => r.host ?? '')).filter(Boolean).join(', '),
       node: unique(runs.map((r) => r.node ?? '')).filter(Boolean).join(', '),
       ...(stopped ? { stopped } : {}),
+      ...(first.report.run.only ? { only: first.report.run.only } : {}),
       mergedShards: shards.list,
       ...(missing.length ? { missing } : {}),
     },
@@ -71,6 +72,7 @@ function sameRunProblem(a: MergeInput, b: MergeInput): string | null {
     ['target', (r) => r.target.spec],
     ['profile', (r) => r.target.profile],
     ['runs', (r) => r.run.runs],
+    ['--only', (r) => (r.run.only ?? []).join(' ')],
   ];
   for (const [what, get] of facts)
     if (get(a.report) !== get(b.report)) return `${a.source} and ${b.source} are not shards of one run: ${what} differs (${String(get(a.report))} vs ${String(get(b.report))})`;

@@ -83,6 +83,8 @@ export interface RunInfo {
   host: string;
   node: string;
   stopped?: StopReason;
+  /** check --only: the run owes only the properties these patterns select */
+  only?: string[];
   shard?: Shard;
   mergedShards?: Shard[];
   missing?: string[];
@@ -128,7 +130,7 @@ export function finalize(body: ReportBody): Report {
 const definedOnly = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 export function buildReport(a: {
-  run: RunIdentity & { seed: number; runs?: number };
+  run: RunIdentity & { seed: number; runs?: number; only?: readonly string[] | undefined };
   targetIdentity?: TargetIdentityRecord | undefined;
   records: PropertyRecord[];
   /** ids the run should have produced; any without a record makes the run incomplete */
@@ -157,6 +159,7 @@ export function buildReport(a: {
       host: hostname(),
       node: process.version,
       ...(a.stopped ? { stopped: a.stopped } : {}),
+      ...(a.run.only?.length ? { only: [...a.run.only] } : {}),
       ...(a.shard ? { shard: a.shard } : {}),
       ...(missing.length ? { missing } : {}),
     },

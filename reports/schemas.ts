@@ -33,30 +33,41 @@ const fastValidators = new Map<string, ValidateFunction>();
 /** Schemas another one refers to by $id, loaded first. */
 const DEPENDS: Partial<Record<SchemaName, SchemaName[]>> = { 'target-protocol': ['layout', 'vcpu', 'guest-ops'] };
 
-const schemaText = (name: SchemaName): object => JSON.parse(readFileSync(schemaPath(name), 'utf8'));
+const schemaText = (name: SchemaName): { $id: string } => JSON.parse(readFileSync(schemaPath(name), 'utf8'));
 
-let loaded = false;
+let ids: Map<SchemaName, string> | undefined;
 
-/** Every schema file is added once, so that one schema can $ref another by its $id. */
-function loadAll(): void {
-  if (loaded) return;
-  const dir = dirname(schemaPath('report'));
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.schema.json'))) ajv.addSchema(JSON.parse(readFileSync(join(dir, f), 'utf8')));
-  loaded = true;
-}
-
-function validator(name: SchemaName): ValidateFunction {
-  if (!validators.size) {
-    const schemas = SCHEMA_NAMES.map((n) => [n, JSON.parse(readFileSync(schemaPath(n), 'utf8')) as { $id: string }] as const);
-    for (const [, s] of schemas) ajv.addSchema(s);
-    for (const [n, s] of schemas) validators.set(n, ajv.getSchema(s.$id)!);
+/** A schema's $id; the first call registers every schema (cheap: compiling waits for first use). */
+function idOf(name: SchemaName): string {
+  if (!ids) {
+    ids = new Map();
+    for (const n of SCHEMA_NAMES) {
+      const s = schemaText(n);
+      ajv.addSchema(s);
+      ids.set(n, s.$id);
+    }
   }
-  return validators.get(name)!;
+  return ids.get(name)!;
 }
+
+/** A schema's validator, compiled when first asked for: compiling all of them cost every process over a second. */
+function validator(name: SchemaName): ValidateFunction {
+  let v = validators.get(name);
+  if (!v) validators.set(name, (v = ajv.getSchema(idOf(name))!));
+  return v;
+}
+
+const fastAdded = new Set<SchemaName>();
 
 function defValidator(instance: typeof ajv, name: SchemaName, def: string): ValidateFunction {
-  if (!instance.getSchema((validator(name).schema as { $id: string }).$id)) for (const n of [...(DEPENDS[name] ?? []), name]) instance.addSchema(schemaText(n));
-  const v = instance.getSchema(`${(validator(name).schema as { $id: string }).$id}#/$defs/${def}`);
+  const id = idOf(name);
+  if (instance === fastAjv)
+    for (const n of [...(DEPENDS[name] ?? []), name])
+      if (!fastAdded.has(n)) {
+        fastAjv.addSchema(schemaText(n));
+        fastAdded.add(n);
+      }
+  const v = instance.getSchema(`${id}#/$defs/${def}`);
   if (!v) throw new Error(`schema ${name} has no $defs/${def}`);
   return v;
 }
@@ -74,9 +85,8 @@ export function validateDef(name: SchemaName, def: string, data: unknown): strin
 
 /** Validates against a definition inside a schema, e.g. ("nested-spec", "/$defs/page"). */
 export function validateAt(name: SchemaName, pointer: string, data: unknown): string[] {
-  const id = (validator(name).schema as { $id: string }).$id;
-  const v = ajv.getSchema(`${id}#${pointer}`);
-  if (!v) throw new Error(`no schema at ${id}#${pointer}`);
+  const v = ajv.getSchema(`${idOf(name)}#${pointer}`);
+  if (!v) throw new Error(`no schema at ${idOf(name)}#${pointer}`);
   return v(data) ? [] : describe(v.errors ?? []);
 }
 

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { checkSpec } from '../cli/check.js';
+import { checkSpec } from '../cli/check-spec.js';
 import { filterGroup } from '../cli/filter.js';
 import { goldenGroup } from '../cli/golden.js';
 import { layoutGroup } from '../cli/layout.js';
@@ -15,7 +15,7 @@ import { nestedGroup } from '../cli/nested.js';
 import type { CommandSpec } from '../cli/options.js';
 import { reportGroup } from '../cli/report.js';
 import { serveSpec } from '../cli/serve.js';
-import { replaySpec } from '../cli/check.js';
+import { replaySpec } from '../cli/check-spec.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { cli as run, tmp } from './cli-helpers.js';
 

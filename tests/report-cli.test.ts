@@ -103,15 +103,14 @@ test('a fresh check writes report.json, report.md, report.html and junit.xml', (
 
 test('report merge of a 2-shard run equals the unsharded run apart from timing', () => {
   const [whole, s1, s2, merged] = [tmp(), tmp(), tmp(), tmp()];
-  // the whole suite: a report does not record --only, so merge expects every property; few cases each
-  const args = ['check', '--runs', '3', '--seed', '21'];
+  const args = ['check', '--runs', '15', '--seed', '21', ...only(SOME)];
   expect(cli([...args, '--report', whole]).code).toBe(0);
   expect(cli([...args, '--shard', '1/2', '--report', s1]).code).toBe(0);
   expect(cli([...args, '--shard', '2/2', '--report', s2]).code).toBe(0);
   const a = validReport(s1);
   const b = validReport(s2);
   expect(a.run.shard).toEqual({ index: 1, count: 2 });
-  expect(a.properties.length + b.properties.length).toBe(ALL_PROPERTIES.length);
+  expect(a.properties.length + b.properties.length).toBe(SOME_IDS.length);
   expect(a.properties.length * b.properties.length).toBeGreaterThan(0);
   const m = cli(['report', 'merge', s2, s1, '--out', merged]);
   expect(m.code).toBe(0);
@@ -119,7 +118,10 @@ test('report merge of a 2-shard run equals the unsharded run apart from timing',
   const report = validReport(merged);
   expect(report.run.mergedShards).toEqual([{ index: 1, count: 2 }, { index: 2, count: 2 }]);
   expect(comparable(report)).toEqual(comparable(validReport(whole)));
-  expect(readFileSync(join(merged, 'junit.xml'), 'utf8').match(/<testcase /g)).toHaveLength(ALL_PROPERTIES.length);
+  // the shards of an --only run owe what it selected, and the golden section came with them
+  expect(report.run.only).toEqual(SOME);
+  expect(report.golden).toBeDefined();
+  expect(readFileSync(join(merged, 'junit.xml'), 'utf8').match(/<testcase /g)).toHaveLength(SOME_IDS.length);
 
   // one shard alone: merged, but the missing properties make it unknown
   const lonely = tmp();

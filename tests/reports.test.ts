@@ -182,6 +182,7 @@ describe('merge', () => {
     ['a property in two shards', () => [shard(1, 2, halves()[0]), shard(2, 2, passRecords())], 'ran more than once: in a and in b'],
     ['different shard counts', () => [shard(1, 2, halves()[0]), shard(2, 3, halves()[1])], 'is shard 2/3, but others are of 2'],
     ['different targets', () => [shard(1, 2, halves()[0]), shard(2, 2, halves()[1], { run: { ...RUN, profile: 'linux-6.1' } })], 'profile differs (linux-6.12 vs linux-6.1)'],
+    ['different --only', () => [shard(1, 2, halves()[0], { run: { ...RUN, only: ['vmcs12.*'] } }), shard(2, 2, halves()[1])], '--only differs (vmcs12.* vs )'],
     ['a report that is not a shard', () => [build(), shard(2, 2, halves()[1])], 'a is not a shard report'],
   ])('refuses %s', (_what, reports, message) => {
     const r = mergeReports(reports().map((report, i) => ({ source: 'ab'[i]!, report })), ids);
