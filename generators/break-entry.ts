@@ -56,7 +56,7 @@ const SEGMENT_BREAKERS: Record<string, Breaker> = {
   'prepare.cs-ss-rpl': protectedBreaker((d) => {
     const r = (rplOf(d, 'cs') + 1) & 3;
     setSel(d, 'ss', (sel(d, 'ss') & ~3) | r);
-    return (ar(d, 'ss') & ARB.UNUSABLE) !== 0 || setAr(d, 'ss', withDpl(ar(d, 'ss'), r)); // SS keeps DPL = RPL
+    return setAr(d, 'ss', withDpl(ar(d, 'ss'), r)); // SS keeps DPL = RPL, usable or not (the CPU checks it either way)
   }),
   'prepare.code-segment': protectedBreaker((d) => {
     const a = ar(d, 'cs');

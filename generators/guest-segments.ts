@@ -51,9 +51,11 @@ function protectedMode(next: Words, ia32e: boolean, cpl0 = false): Map<Seg, Segm
   const csDpl = conforming ? Number(wc % BigInt(rpl + 1)) : rpl;
   const cs = usable(csType, true, csDpl, wc, ia32e ? ARB.L : bit(wc, 2) ? ARB.DB : 0);
   m.set('cs', { selector: sel(wc, rpl), base: wc & 0xffff_ffffn, limit: cs.limit, ar: cs.ar });
-  // SS: read/write data (expand-up or down), DPL = RPL; in IA-32e mode it may be unusable
+  // SS: read/write data (expand-up or down), DPL = RPL; in IA-32e mode it may be unusable, and then
+  // still has DPL = RPL: the CPU checks SS.DPL whether or not SS is usable (KVM's software check
+  // skips an unusable SS; on real KVM an unusable SS with DPL 0 and RPL 1 failed with 0x80000021, K12)
   const ws = next();
-  const ss = ia32e && bit(ctl, 3) ? { ar: BigInt(ARB.UNUSABLE), limit: 0n } : usable(bit(ws, 1) ? 7 : 3, true, rpl, ws, bit(ws, 2) ? ARB.DB : 0);
+  const ss = ia32e && bit(ctl, 3) ? { ar: BigInt(ARB.UNUSABLE | dplBits(rpl)), limit: 0n } : usable(bit(ws, 1) ? 7 : 3, true, rpl, ws, bit(ws, 2) ? ARB.DB : 0);
   m.set('ss', { selector: sel(ws, rpl), base: ws & 0xffff_ffffn, limit: ss.limit, ar: ss.ar });
   // DS ES FS GS: unusable, or accessed data / readable code with DPL >= RPL (conforming code: any DPL)
   DATA_SEGS.forEach((s, i) => {
