@@ -99,7 +99,9 @@ function rmode(next: Words): Map<Seg, SegmentValue> {
 function ugReal(next: Words): Map<Seg, SegmentValue> {
   const m = protectedMode(next, false);
   for (const s of ['cs', 'ss', ...DATA_SEGS] as const) {
-    const selector = next() & 0xffffn;
+    // CS's RPL 0: Bochs (the CPU of the kvm: target) checks a non-conforming CS's DPL against its
+    // RPL also here, where the SDM compares it with SS.DPL (README K12); any other selector is free
+    const selector = next() & (s === 'cs' ? 0xfffcn : 0xffffn);
     m.set(s, { selector, base: selector << 4n, limit: 0xffffn, ar: s === 'cs' ? 0x9bn : 0x93n });
   }
   return m;
