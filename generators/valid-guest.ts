@@ -135,7 +135,8 @@ export function buildValidGuest(caps: NestedCaps, r: RawGuest, opts: GuestOption
   if (gcr0 & CR0.PG) gcr0 |= CR0.PE;
   if (guestIa32e) gcr0 |= CR0.PG | CR0.PE;
   const cr4 = (extra: bigint) => (word() & caps.cr4Fixed1 & GUEST_CPU.cr4Valid) | caps.cr4Fixed0 | extra;
-  const gcr4 = cr4(guestIa32e ? CR4.PAE : 0n) & ~CR4.CET;
+  // PCIDE only in IA-32e mode: the CPU refuses it elsewhere (KVM's software does not check it; real KVM 6.12 failed such a guest with 0x80000021, K12)
+  const gcr4 = (cr4(guestIa32e ? CR4.PAE : 0n) & ~CR4.CET) & ~(guestIa32e ? 0n : CR4.PCIDE);
   set('guest_cr0', gcr0);
   set('guest_cr4', gcr4);
   // below 4 GiB (a PAE CR3 is 32 bits), in memory no scenario writes: the PDPTEs read as not present
