@@ -561,18 +561,11 @@ static answer l1_op(struct vcpu *v, uint64_t op, uint64_t arg0, uint64_t arg1, c
 	return l1_result(v, op, what, port, val);
 }
 
-/* What the instruction of a finished request gave L1: RFLAGS, the VM-instruction error, a value. */
-static answer l1_result(struct vcpu *v, uint64_t op, const char *what, int port, jbuf *val)
+/* What one instruction gave L1, from its result block (the mailbox, or a script entry): the
+ * exception it took, RFLAGS, the VM-instruction error, a value. */
+static answer block_result(const uint8_t *block, uint64_t exc, uint64_t op, const char *what, jbuf *val)
 {
-	uint8_t *mb = v->mem + L1_MAILBOX;
-	if (port < 0) {
-		jb_str(val, "{\"result\":\"internal-error\",\"reason\":");
-		jb_qstr(val, internal_error_name(-port - 1));
-		jb_str(val, "}");
-		return OK;
-	}
-	v->in_smm = port == L1_PORT_SMM;
-	uint64_t exc = get64(mb + MB_EXCEPTION), rflags = get64(mb + MB_RFLAGS);
+	uint64_t rflags = get64(block + MB_RFLAGS);
 	if (op == OP_NOP || op == OP_RSM) {
 		if (exc == 6 + 1) {
 			jb_str(val, "{\"result\":\"#UD\",\"reason\":\"RSM outside SMM\"}");
@@ -592,16 +585,30 @@ static answer l1_result(struct vcpu *v, uint64_t op, const char *what, int port,
 		jb_str(val, "{\"result\":\"VMfailInvalid\",\"reason\":\"CF set\"}");
 	} else if (op != OP_NOP && op != OP_RSM && (rflags & 0x40)) {
 		jb_str(val, "{\"result\":\"VMfailValid\",\"reason\":\"ZF set\",\"error\":");
-		jb_u64(val, get64(mb + MB_ERROR));
+		jb_u64(val, get64(block + MB_ERROR));
 		jb_str(val, "}");
 	} else if (op == OP_VMREAD) {
 		jb_str(val, "{\"result\":\"ok\",\"value\":");
-		jb_hex64(val, get64(mb + MB_VALUE));
+		jb_hex64(val, get64(block + MB_VALUE));
 		jb_str(val, "}");
 	} else {
 		jb_str(val, "{\"result\":\"ok\"}");
 	}
 	return OK;
+}
+
+/* What the instruction of a finished request gave L1 (an internal error of KVM_RUN included). */
+static answer l1_result(struct vcpu *v, uint64_t op, const char *what, int port, jbuf *val)
+{
+	uint8_t *mb = v->mem + L1_MAILBOX;
+	if (port < 0) {
+		jb_str(val, "{\"result\":\"internal-error\",\"reason\":");
+		jb_qstr(val, internal_error_name(-port - 1));
+		jb_str(val, "}");
+		return OK;
+	}
+	v->in_smm = port == L1_PORT_SMM;
+	return block_result(mb, get64(mb + MB_EXCEPTION), op, what, val);
 }
 
 /* ---- VM-entries: L2 runs on the generated guest state ----
@@ -1059,6 +1066,34 @@ static answer mem_store(struct vcpu *v, uint64_t pa, const void *p, size_t n)
 
 #define ENTRIES_OFF "VM-entries on generated guests are off by default (kvm:<kernel>,entries=on runs them): real KVM still refutes some of the model's valid guests (README K12) and one run lost its machine (K13)"
 
+/* The VMX instructions a guest-op names, and their operands (a VMCS address, or a field and value). */
+struct vmx_insn {
+	uint64_t op, arg0, arg1;
+	const char *what;
+};
+
+static int vmx_insn_of(const jnode *op, struct vmx_insn *in)
+{
+	static const struct { const char *name; uint64_t op; const char *what; } VMX[] = {
+		{ "vmxon", OP_VMXON, "VMXON" }, { "vmxoff", OP_VMXOFF, "VMXOFF" }, { "vmptrld", OP_VMPTRLD, "VMPTRLD" },
+		{ "vmclear", OP_VMCLEAR, "VMCLEAR" }, { "vmwrite", OP_VMWRITE, "VMWRITE" }, { "vmread", OP_VMREAD, "VMREAD" },
+	};
+	const jnode *name = json_get(op, "op");
+	if (!name || name->type != 's')
+		return 0;
+	for (size_t i = 0; i < sizeof(VMX) / sizeof(VMX[0]); i++) {
+		if (strcmp(name->str, VMX[i].name))
+			continue;
+		uint64_t pa = 0, field = 0, value = 0;
+		json_u64(json_get(op, "pa"), &pa);
+		json_u64(json_get(op, "field"), &field);
+		json_u64(json_get(op, "value"), &value);
+		*in = (struct vmx_insn){ VMX[i].op, VMX[i].op == OP_VMWRITE || VMX[i].op == OP_VMREAD ? field : pa, value, VMX[i].what };
+		return 1;
+	}
+	return 0;
+}
+
 /* The operations a VMM does (capabilities, guest memory). VMX instructions need the L1 guest. */
 static answer op_guest_op(const jnode *args, jbuf *val)
 {
@@ -1108,19 +1143,11 @@ static answer op_guest_op(const jnode *args, jbuf *val)
 		json_bool(json_get(op, "launch"), &launch);
 		return l1_entry(v, launch, val);
 	} else {
-		static const struct { const char *name; uint64_t op; const char *what; } VMX[] = {
-			{ "vmxon", OP_VMXON, "VMXON" }, { "vmxoff", OP_VMXOFF, "VMXOFF" }, { "vmptrld", OP_VMPTRLD, "VMPTRLD" },
-			{ "vmclear", OP_VMCLEAR, "VMCLEAR" }, { "vmwrite", OP_VMWRITE, "VMWRITE" }, { "vmread", OP_VMREAD, "VMREAD" },
-		};
-		for (size_t i = 0; i < sizeof(VMX) / sizeof(VMX[0]); i++) {
-			if (strcmp(name->str, VMX[i].name))
-				continue;
+		struct vmx_insn in;
+		if (vmx_insn_of(op, &in)) {
 			if (v->in_smm)
 				return unsupported("VMX instructions inside SMM need a 64-bit SMM handler, which the agent does not have");
-			uint64_t field = 0;
-			json_u64(json_get(op, "field"), &field);
-			json_u64(json_get(op, "value"), &value);
-			return l1_op(v, VMX[i].op, VMX[i].op == OP_VMWRITE || VMX[i].op == OP_VMREAD ? field : pa, value, VMX[i].what, val);
+			return l1_op(v, in.op, in.arg0, in.arg1, in.what, val);
 		}
 		snprintf(reason_buf, sizeof(reason_buf), "guest-op %s: the agent cannot make L2 exit with a chosen reason or set MTF pending", name->str);
 		return unsupported(reason_buf);
@@ -1360,6 +1387,8 @@ static const struct {
 	{ "evmcs-check-controls", op_evmcs_check_controls },
 };
 
+static void emit(jbuf *out, uint64_t id, answer a, jbuf *val);
+
 static void respond(jbuf *out, const jnode *req)
 {
 	uint64_t id;
@@ -1382,7 +1411,13 @@ static void respond(jbuf *out, const jnode *req)
 			a.reason = reason_buf;
 		}
 	}
-	if (val.failed)
+	emit(out, id, a, &val);
+}
+
+/* One response line part: {"id","status","value"|"reason"}; frees the value. */
+static void emit(jbuf *out, uint64_t id, answer a, jbuf *val)
+{
+	if (val->failed)
 		a = failed("out of memory building the answer");
 	jb_str(out, "{\"id\":");
 	jb_u64(out, id);
@@ -1390,13 +1425,75 @@ static void respond(jbuf *out, const jnode *req)
 	jb_qstr(out, a.status);
 	if (!strcmp(a.status, "ok")) {
 		jb_str(out, ",\"value\":");
-		jb_raw(out, val.p ? val.p : "null", val.p ? val.len : 4);
+		jb_raw(out, val->p ? val->p : "null", val->p ? val->len : 4);
 	} else {
 		jb_str(out, ",\"reason\":");
 		jb_qstr(out, a.reason);
 	}
 	jb_str(out, "}");
-	free(val.p);
+	free(val->p);
+	*val = (jbuf){ 0 };
+}
+
+/* A request that is a VMX instruction of a vCPU whose L1 can run it in a script. */
+static struct vcpu *script_request(const jnode *req, struct vmx_insn *in, uint64_t *id)
+{
+	const jnode *op = json_get(req, "op"), *args = json_get(req, "args");
+	if (kvm_fd < 0 || json_u64(json_get(req, "id"), id) || !op || op->type != 's' || strcmp(op->str, "guest-op"))
+		return NULL;
+	struct vcpu *v = find_vcpu(args);
+	return v && !v->in_smm && vmx_insn_of(json_get(args, "op"), in) ? v : NULL;
+}
+
+/*
+ * Responds to the requests from r on and returns the next one. A run of VMX instructions for one
+ * vCPU (the VMWRITEs that put a vmcs12 in place) becomes one script, one KVM_RUN instead of one
+ * each, answered request by request as one at a time would be. Where the script stopped early
+ * (an exception, an internal error), the stopping instruction is answered from it and the rest
+ * go one at a time, as they would have.
+ */
+static const jnode *respond_some(jbuf *out, const jnode *r)
+{
+	struct vmx_insn in;
+	uint64_t id;
+	struct vcpu *v = script_request(r, &in, &id);
+	size_t n = 0;
+	const jnode *q = r;
+	for (; v && n < SCRIPT_MAX && q && script_request(q, &in, &id) == v; q = q->next, n++) {
+		script_put(v, n, in.op, in.arg0, in.arg1);
+		put64(script_entry(v, n) + MB_RFLAGS, ~0ull); /* not run yet */
+	}
+	if (n < 2 || strcmp(l1_ready(v).status, "ok")) {
+		respond(out, r);
+		return r->next;
+	}
+	int port;
+	answer a = l1_request(v, OP_SCRIPT, n, 0, "a script of VMX instructions", &port);
+	uint64_t exc = get64(v->mem + L1_MAILBOX + MB_EXCEPTION);
+	q = r;
+	for (size_t k = 0; k < n; k++, q = q->next) {
+		jbuf val = { 0 };
+		script_request(q, &in, &id);
+		const uint8_t *e = script_entry(v, k);
+		int ran = get64(e + MB_RFLAGS) != ~0ull;
+		if (strcmp(a.status, "ok")) {
+			emit(out, id, a, &val); /* the machine did not answer: every request of the run says so */
+		} else if (ran) {
+			emit(out, id, block_result(e, 0, in.op, in.what, &val), &val);
+		} else if (port >= 0 && port != L1_PORT_READY) {
+			emit(out, id, failed("a script of VMX instructions stopped at an unexpected port"), &val);
+		} else if (exc || port < 0) {
+			/* the instruction the script stopped at: its exception, or KVM's internal error */
+			answer b = port < 0 ? l1_result(v, in.op, in.what, port, &val) : block_result(e, exc, in.op, in.what, &val);
+			emit(out, id, b, &val);
+			return q->next; /* the rest one at a time */
+		} else {
+			emit(out, id, failed("a script of VMX instructions ended before this instruction"), &val);
+		}
+		if (k + 1 < n)
+			jb_str(out, ",");
+	}
+	return q;
 }
 
 static int b64val(int c)
@@ -1475,9 +1572,9 @@ static void handle_line(char *line, size_t len)
 	jnode *batch = json_get(req, "batch");
 	if (batch && batch->type == 'a') {
 		jb_str(&out, "{\"batch\":[");
-		for (jnode *r = batch->child; r; r = r->next) {
-			respond(&out, r);
-			if (r->next)
+		for (const jnode *r = batch->child; r;) {
+			r = respond_some(&out, r);
+			if (r)
 				jb_str(&out, ",");
 		}
 		jb_str(&out, "]}");
