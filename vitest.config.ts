@@ -13,6 +13,6 @@ export default defineConfig({
     // core, not vitest's default of one less (a single worker on a 2-core machine, files one by one)
     maxWorkers: Math.max(2, availableParallelism()),
     hookTimeout: 5 * 60_000,
-    coverage: { provider: 'v8', include: ['model/**', 'generators/**', 'suites/**', 'targets/**', 'reports/**', 'golden/**', 'cli/**'] },
+    coverage: { provider: 'v8', include: ['base/**', 'model/**', 'generators/**', 'targets/**', 'harness/**', 'suites/**', 'reports/**', 'golden/**', 'cli/**'] },
   },
 });

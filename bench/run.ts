@@ -5,14 +5,14 @@ import fc from 'fast-check';
 import { codecFor, decode, encode, recordsEqual } from '../model/codec.js';
 import { findProfile } from '../model/profiles.js';
 import { anyStructRecord, structRecord } from '../generators/struct-record.js';
-import { runProperty } from '../suites/harness.js';
+import { runProperty } from '../harness/runner.js';
 import { findProperty } from '../suites/registry.js';
 import { referenceTarget } from '../targets/reference.js';
 import { openExecTarget } from '../targets/exec.js';
 import { openLinuxTarget } from '../targets/linux/target.js';
 import { openKvmTarget, startKvmRun } from '../targets/kvm/target.js';
 import type { Target } from '../targets/target.js';
-import { packageRoot } from '../reports/schemas.js';
+import { packageRoot } from '../base/schemas.js';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 

@@ -3,7 +3,7 @@
 // it. `npm run sweep -- [--from S] [--count N] [--runs R] [--profile P]`; prints each failure with
 // its replay command and a summary line; exits 1 if anything but pass or expected-fail came back.
 import { parseArgs } from 'node:util';
-import { runProperty } from '../suites/harness.js';
+import { runProperty } from '../harness/runner.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { referenceTarget } from '../targets/reference.js';
 import { DEFAULT_PROFILE } from '../model/profiles.js';

@@ -2,7 +2,7 @@
 // parsing they share with other commands: light, so the CLI's usage and the commands that only
 // need --target-timeout do not load the runner.
 import { DEFAULT_PROFILE } from '../model/profiles.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../base/errors.js';
 import { command } from './options.js';
 
 const SEED_RANGE = [-(2 ** 31), 2 ** 31 - 1] as const;

@@ -4,7 +4,7 @@
 import { join, relative } from 'node:path';
 import { ALL_PROPERTIES, SUITES, findProperty, selectedBy } from '../suites/registry.js';
 import type { RunParams } from '../suites/vitest/register.js';
-import { formatOutcome } from '../reports/format.js';
+import { formatOutcome } from '../harness/format.js';
 import { buildReport, propertyRecord, type PropertyRecord, type Sections, type Shard } from '../reports/report.js';
 import { layoutDiffFinding } from '../reports/sections.js';
 import { exitCodeFor } from '../reports/verdict.js';
@@ -21,7 +21,7 @@ import { bochsVersion } from '../targets/kvm/machine.js';
 import type { TargetIdentityRecord } from '../reports/report.js';
 import { DEFAULT_PROFILE, findProfile } from '../model/profiles.js';
 import { goldenSection } from '../golden/report-section.js';
-import { EXIT, UsageError } from './errors.js';
+import { EXIT, UsageError } from '../base/errors.js';
 import { loadLayout } from './load-layout.js';
 import { command, intValue, parse } from './options.js';
 import { Progress } from './progress.js';

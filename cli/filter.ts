@@ -5,7 +5,7 @@ import { assumedFullCapabilities, filterDiff, type FilterDiff } from '../model/f
 import { findProfile, profileNames, type Profile } from '../model/profiles.js';
 import { bitNames, capabilityProblems, CONTROL_MSRS, filterMsrSet, MSR, MSR_NAMES, type MsrSet } from '../model/vmx-msrs.js';
 import { readJsonFile } from './json-input.js';
-import { EXIT, UsageError } from './errors.js';
+import { EXIT, UsageError } from '../base/errors.js';
 import { command, dispatch, intValue, parse, type GroupSpec } from './options.js';
 
 const ebxOpt = { type: 'string', arg: 'N', int: [0, 0xffffffff], help: 'Hyper-V CPUID 0x4000000A.EBX (bit 0: direct virtual flush)' } as const;

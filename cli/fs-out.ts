@@ -3,7 +3,7 @@
 // directory where a file goes, a file where a directory goes, no permission, a full disk).
 import { accessSync, constants, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { UsageError } from './errors.js';
+import { UsageError } from '../base/errors.js';
 
 const FS_SYSCALLS = new Set(['open', 'mkdir', 'rename', 'write', 'read', 'unlink', 'rmdir', 'rm', 'stat', 'lstat', 'scandir', 'opendir', 'access', 'copyfile', 'close', 'fsync', 'realpath', 'chmod', 'utime', 'symlink', 'link', 'mkdtemp']);
 

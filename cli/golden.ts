@@ -10,7 +10,7 @@ import { plausibilityWarnings } from '../golden/plausible.js';
 import { RecipeError } from '../golden/recipe.js';
 import { referencePool, verifyGolden } from '../golden/verify.js';
 import { findProfile, profileNames } from '../model/profiles.js';
-import { EXIT, TargetError, UsageError } from './errors.js';
+import { EXIT, TargetError, UsageError } from '../base/errors.js';
 import { openCommandTarget } from './open-target.js';
 import { readInputFile, readJsonFile } from './json-input.js';
 import { command, dispatch, parse, type GroupSpec } from './options.js';

@@ -1,7 +1,7 @@
 // Reading a user's JSON file: one line on failure naming the file, and the JSON path from the schema.
 import { readFileSync } from 'node:fs';
-import { validate, type SchemaName } from '../reports/schemas.js';
-import { UsageError } from './errors.js';
+import { validate, type SchemaName } from '../base/schemas.js';
+import { UsageError } from '../base/errors.js';
 
 export function readInputFile(path: string): Buffer {
   try {

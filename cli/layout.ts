@@ -3,7 +3,7 @@ import { hex } from '../model/encoding.js';
 import { toDescriptor, type Layout } from '../model/layout.js';
 import { diffLayouts, type Direction, type LayoutDiff } from '../model/layout-diff.js';
 import { FINDING_TEXT, layoutDiffDocument } from '../reports/sections.js';
-import { EXIT, UsageError } from './errors.js';
+import { EXIT, UsageError } from '../base/errors.js';
 import { loadLayout } from './load-layout.js';
 import { command, dispatch, parse, type GroupSpec } from './options.js';
 

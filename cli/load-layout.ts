@@ -5,8 +5,8 @@ import { readJsonFile } from './json-input.js';
 import { compileLayout, type Layout } from '../model/layout.js';
 import { DEFAULT_PROFILE, findProfile, profileNames } from '../model/profiles.js';
 import { openTarget, targetSpecProblem } from '../targets/resolve.js';
-import { validate } from '../reports/schemas.js';
-import { UsageError } from './errors.js';
+import { validate } from '../base/schemas.js';
+import { UsageError } from '../base/errors.js';
 
 export async function loadLayout(arg: string, structure: string): Promise<Layout> {
   if (arg.startsWith('linux:')) return treeLayout(arg, structure);

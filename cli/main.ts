@@ -1,7 +1,7 @@
 // nvmx-conformance command line. Every failure is one line on stderr and a documented exit code:
 // 0 ok, 1 property failure or incompatible layout, 2 usage or input error, 3 target error,
 // 4 internal error (a bug in this tool; NVMX_DEBUG=1 shows the stack).
-import { EXIT, TargetError, UsageError } from './errors.js';
+import { EXIT, TargetError, UsageError } from '../base/errors.js';
 import { fsProblem } from './fs-out.js';
 import { HelpRequested, type CommandSpec, type GroupSpec } from './options.js';
 import { TOOL_VERSION } from '../targets/reference.js';

@@ -10,7 +10,7 @@ import { findProfile } from '../model/profiles.js';
 import { findHost } from '../model/migration/hosts.js';
 import { step } from '../generators/nested.js';
 import { writeJsonAtomically } from '../reports/report.js';
-import { EXIT, UsageError } from './errors.js';
+import { EXIT, UsageError } from '../base/errors.js';
 import { ensureDir, writeOutFile } from './fs-out.js';
 import { command, intValue, parse } from './options.js';
 

@@ -11,7 +11,7 @@ import { isMemoryOp, linkPageSeed, MEMORY_OPS } from '../model/nested/guest-memo
 import { opsFromJson, opsToJson } from '../model/nested/ops-json.js';
 import { DEFAULT_PROFILE, findProfile, profileNames, type Profile } from '../model/profiles.js';
 import type { NestedBehaviour } from '../model/nested/behaviour.js';
-import { EXIT, TargetError, UsageError } from './errors.js';
+import { EXIT, TargetError, UsageError } from '../base/errors.js';
 import { openCommandTarget } from './open-target.js';
 import { durationMs } from './check-spec.js';
 import type { TargetResult } from '../targets/target.js';

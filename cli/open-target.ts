@@ -3,7 +3,7 @@
 import { KvmSetupError } from '../targets/kvm/image.js';
 import { openTarget, targetSpecProblem, type TargetSpec } from '../targets/resolve.js';
 import type { Target } from '../targets/target.js';
-import { TargetError, UsageError } from './errors.js';
+import { TargetError, UsageError } from '../base/errors.js';
 
 export async function openCommandTarget(spec: TargetSpec): Promise<Target> {
   const problem = targetSpecProblem(spec);

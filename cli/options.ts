@@ -2,7 +2,7 @@
 // and the top-level usage are all generated from these declarations, so each fact (a default, a
 // range, what an option means) lives in one place.
 import { parseArgs } from 'node:util';
-import { UsageError } from './errors.js';
+import { UsageError } from '../base/errors.js';
 
 export interface Opt {
   readonly type: 'string' | 'boolean';

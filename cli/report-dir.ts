@@ -6,7 +6,7 @@ import { renderJunit } from '../reports/junit.js';
 import type { Report } from '../reports/report.js';
 import { ReportDirBusy, ReportSet } from '../reports/report-set.js';
 import { writeReportFiles } from '../reports/write.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../base/errors.js';
 import { ensureDir } from './fs-out.js';
 
 /** Creates and locks the directory; another live run's lock is a usage error (one line, exit 2). */

@@ -9,7 +9,7 @@ import { readReport, type Report } from '../reports/report.js';
 import { exitCodeFor } from '../reports/verdict.js';
 import { unmatchedWaiverWarnings } from '../reports/waivers.js';
 import { REPORT_FILES, writeRenderings } from '../reports/write.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../base/errors.js';
 import { commitReport, openReportSet } from './report-dir.js';
 import { command, dispatch, parse, type GroupSpec } from './options.js';
 

@@ -3,7 +3,7 @@
 import { DEFAULT_PROFILE, findProfile, profileNames } from '../model/profiles.js';
 import { referenceTarget } from '../targets/reference.js';
 import { serveTarget } from '../targets/protocol/serve.js';
-import { EXIT, UsageError } from './errors.js';
+import { EXIT, UsageError } from '../base/errors.js';
 import { command, parse } from './options.js';
 
 export const serveSpec = command({

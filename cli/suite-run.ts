@@ -9,7 +9,7 @@ import { SUITES, selectedBy, type Suite } from '../suites/registry.js';
 import type { RunParams } from '../suites/vitest/register.js';
 import { OutcomeCollector, type CollectorEvents } from '../reports/collector.js';
 import type { Shard, StopReason } from '../reports/report.js';
-import { packageRoot } from '../reports/schemas.js';
+import { packageRoot } from '../base/schemas.js';
 import { STOP_SIGNALS, type RunStop } from './stop.js';
 
 export interface SuiteRun {

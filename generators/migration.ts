@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { HOSTS } from '../model/migration/hosts.js';
 import { SCENARIOS } from '../model/migration/scenarios.js';
 import { findProfile } from '../model/profiles.js';
-import type { MigrationPath } from '../targets/target.js';
+import type { MigrationPath } from '../model/migration/path.js';
 import { step } from './nested.js';
 
 const NESTED_HOSTS = HOSTS.filter((h) => findProfile(h.profile)?.nested).map((h) => h.name);

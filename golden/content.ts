@@ -7,7 +7,7 @@ import type { FieldDiff } from '../model/codec.js';
 import type { Layout } from '../model/layout.js';
 import { decodeBlob } from '../model/nested/blob.js';
 import { blobToSpec, pageToSpec, type NestedSpec, type PageSpec } from '../model/nested/spec.js';
-import { validate, validateAt } from '../reports/schemas.js';
+import { validate, validateAt } from '../base/schemas.js';
 import type { GoldenEntry, GoldenKind } from './manifest.js';
 
 export type Flat = Record<string, string>;

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import type { Errno } from '../model/nested/constants.js';
 import type { VcpuConfig } from '../model/nested/vcpu.js';
 import { findProfile, PROFILES, type Profile } from '../model/profiles.js';
-import { packageRoot, validate } from '../reports/schemas.js';
-import { UsageError } from '../cli/errors.js';
+import { packageRoot, validate } from '../base/schemas.js';
+import { UsageError } from '../base/errors.js';
 
 export type GoldenKind = 'vmcs12' | 'evmcs' | 'nested-state';
 

@@ -9,7 +9,7 @@ import type { VcpuConfig } from '../model/nested/vcpu.js';
 import { hex } from '../model/encoding.js';
 import { TOOL_VERSION } from '../targets/reference.js';
 import type { Target } from '../targets/target.js';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../base/errors.js';
 import { decodeContent, diffFlat, flatten } from './content.js';
 import { describeResult, observe, toExpected } from './consume.js';
 import { compactJson, consumerProfiles, loadManifest, saveManifest, sha256, type ExpectedResult, type GoldenEntry, type GoldenKind, type Recipe } from './manifest.js';

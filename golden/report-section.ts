@@ -2,7 +2,7 @@
 // as the consumer), next to what the manifest expects. The golden properties decide pass/fail of
 // the run; this section says which blob did what.
 import type { Target } from '../targets/target.js';
-import { targetErrorOf } from '../suites/harness.js';
+import { targetErrorOf } from '../harness/property.js';
 import { describeResult, judge, observe } from './consume.js';
 import { defaultGoldenDir, loadManifest } from './manifest.js';
 import { producerLayout } from './recipe.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { FieldDiff } from '../model/codec.js';
 import { referenceTarget } from '../targets/reference.js';
 import type { Target } from '../targets/target.js';
-import { diffBlobs } from '../suites/nested-common.js';
+import { diffBlobs } from '../harness/nested-common.js';
 import { decodeContent, diffFlat, expectedContent, flatten } from './content.js';
 import { judge, observe } from './consume.js';
 import { blobPath, consumerProfiles, loadManifest, profileRank, sha256, type GoldenEntry } from './manifest.js';

@@ -4,7 +4,7 @@
 // (cancelled before they started, or not selected by replay) are not recorded: the report lists
 // them as missing.
 import type { Reporter, TestCase, TestModule } from 'vitest/node';
-import type { PropertyOutcome } from '../suites/harness.js';
+import type { PropertyOutcome } from '../harness/property.js';
 import type { TargetIdentity } from '../targets/target.js';
 
 export interface Collected {

@@ -3,9 +3,9 @@
 // a property that did not run; `failures` counts `fail`, `errors` counts `error` (an interrupted
 // property is one), `skipped` counts `unsupported` and `waived`. expected-fail is a pass (the
 // known bug showed, as it should) with the reason in <system-out>.
-import { formatOutcome } from './format.js';
+import { formatOutcome } from '../harness/format.js';
 import type { Finding, Report } from './report.js';
-import type { PropertyOutcome } from '../suites/harness.js';
+import type { PropertyOutcome } from '../harness/property.js';
 
 // XML 1.0 allows tab, newline, CR and everything from U+0020 on, except lone surrogates and U+FFFE/U+FFFF
 const NOT_XML = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;

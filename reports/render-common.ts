@@ -1,6 +1,6 @@
 // What the markdown and HTML renderers share: the run line, verdict labels, record shapes, the
 // order of verdicts in a summary, and which findings are the failures a reader looks at first.
-import type { InputPart } from '../suites/input-view.js';
+import type { InputPart } from '../harness/input-view.js';
 import type { DiffBytes } from './hexdump.js';
 import type { FindingVerdict, PropertyRecord, Report } from './report.js';
 

@@ -4,8 +4,8 @@
 // matrix as a coloured grid, layout diffs as side-by-side member maps, the other sections and the
 // waivers.
 import type { LayoutDiff, MemberRef } from '../model/layout-diff.js';
-import type { InputPart } from '../suites/input-view.js';
-import { documentedText } from './format.js';
+import type { InputPart } from '../harness/input-view.js';
+import { documentedText } from '../harness/format.js';
 import { hexdumpLines } from './hexdump.js';
 import type { Finding, MatrixSection, PropertyRecord, Report } from './report.js';
 import { failedProperties, failureAnchor, runLine, verdictLabel, VERDICTS, type CounterexampleRecord } from './render-common.js';

@@ -3,7 +3,7 @@
 // and golden sections have schema'd slots (report.schema.json) for their issues to fill.
 import type { LayoutDiff } from '../model/layout-diff.js';
 import type { Finding } from './report.js';
-import { validate } from './schemas.js';
+import { validate } from '../base/schemas.js';
 
 /** `layout diff --json` output: the nvmx-layout-diff/1 document, checked against its schema. */
 export function layoutDiffDocument(d: LayoutDiff): { format: 'nvmx-layout-diff/1' } & LayoutDiff {

@@ -5,17 +5,7 @@
 //   2. otherwise any unsupported property, any error, or an incomplete run makes it `unknown`;
 //   3. otherwise `compatible`.
 // Waivers act on the exit code only: a run whose only failures are waived exits 0.
-import type { Finding, PropertyRecord, ReportBody, Sections } from './report.js';
-
-export interface Summary {
-  pass: number;
-  /** the known bug or quirk of the profile showed, as expected: conformance, not a failure */
-  'expected-fail': number;
-  fail: number;
-  unsupported: number;
-  error: number;
-  waived: number;
-}
+import type { Finding, PropertyRecord, ReportBody, Sections, Summary } from './report-types.js';
 
 export const EXIT_CODES = { ok: 0, failure: 1, noVerdict: 3 } as const;
 

@@ -3,8 +3,8 @@
 // entry that matches nothing is a warning, an expired one refuses the run. Only failures can be
 // waived: unsupported and error are missing evidence, which no reason can supply.
 import { readFileSync } from 'node:fs';
-import type { Finding, ReportBody, Sections, WaiverRef, WaiverResult } from './report.js';
-import { validate } from './schemas.js';
+import type { Finding, ReportBody, Sections, WaiverRef, WaiverResult } from './report-types.js';
+import { validate } from '../base/schemas.js';
 
 export type WaiverEntry = WaiverRef;
 

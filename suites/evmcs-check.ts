@@ -6,8 +6,8 @@ import { codecFor, encode, recordFrom } from '../model/codec.js';
 import { hex } from '../model/encoding.js';
 import { MSR, type MsrSet } from '../model/vmx-msrs.js';
 import { capabilitySet, controlsWithin, controlWords, hvNestedEbx, type Controls } from '../generators/capabilities.js';
-import { profileOf } from './common.js';
-import { must, Violation, type PropertyDef } from './harness.js';
+import { profileOf } from '../harness/common.js';
+import { must, Violation, type PropertyDef } from '../harness/property.js';
 
 /**
  * Known exception EVMCS_CHECK_IGNORES_PERF_CPUID (kernel-facts §6.1): the filter hides the

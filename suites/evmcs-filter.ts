@@ -7,9 +7,9 @@ import { hex } from '../model/encoding.js';
 import { failedControlRule, filterFactsFor, filterMsr, ruleField, type FilterFacts } from '../model/evmcs-filter.js';
 import { writeBytes } from '../model/vmcs12-access.js';
 import type { Profile } from '../model/profiles.js';
-import { profileOf } from './common.js';
+import { profileOf } from '../harness/common.js';
 import { capabilitiesFor } from './msr-filter.js';
-import { expectNoDiff, must, Violation, type PropertyDef } from './harness.js';
+import { expectNoDiff, must, Violation, type PropertyDef } from '../harness/property.js';
 
 function factsOf(profile: Profile): FilterFacts {
   const f = filterFactsFor(profile.name);

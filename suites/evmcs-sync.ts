@@ -7,8 +7,8 @@ import { codecFor, decode, diffBytes, encode, slotValue, type FieldDiff } from '
 import { hex } from '../model/encoding.js';
 import type { Layout } from '../model/layout.js';
 import { anyStructRecord } from '../generators/struct-record.js';
-import { profileOf } from './common.js';
-import { expectNoDiff, must, type PropertyContext, type PropertyDef } from './harness.js';
+import { profileOf } from '../harness/common.js';
+import { expectNoDiff, must, type PropertyContext, type PropertyDef } from '../harness/property.js';
 
 /** Hyper-V's own masks are 16 bits; KVM tests every bit it knows and ignores the rest. */
 export const cleanMask = fc.oneof(fc.constant(0), fc.constant(0xffff), fc.integer({ min: 0, max: 0xffff }), fc.nat());

@@ -8,8 +8,8 @@ import { defaultGoldenDir, loadManifest, profileRank, type GoldenEntry } from '.
 import { producerLayout } from '../golden/recipe.js';
 import { integrity, readBlob, regenerate } from '../golden/verify.js';
 import { blobSet } from '../generators/blob-set.js';
-import { profileOf } from './common.js';
-import { Violation, type PropertyContext, type PropertyDef } from './harness.js';
+import { profileOf } from '../harness/common.js';
+import { Violation, type PropertyContext, type PropertyDef } from '../harness/property.js';
 
 interface Corpus {
   readonly dir: string;

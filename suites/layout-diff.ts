@@ -11,7 +11,7 @@ import type { ExpectedDiff } from '../generators/layout-expectation.js';
 import { witnessPage } from '../generators/witness.js';
 import { frozenVmcs12 } from '../model/vmcs12-layouts.js';
 import { evmcsLayoutMatchesProfile, layoutMatchesProfile } from './layout-matches-profile.js';
-import { Violation, type PropertyDef } from './harness.js';
+import { Violation, type PropertyDef } from '../harness/property.js';
 
 /** Random small layouts, and now and then the real vmcs12 as the base. */
 export const evolutions = layoutEvolution({ base: fc.oneof({ weight: 4, arbitrary: baseLayout }, { weight: 1, arbitrary: fc.constant(baseFrom(frozenVmcs12('vmcs12'))) }) });

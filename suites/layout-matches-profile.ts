@@ -8,8 +8,8 @@ import { hex } from '../model/encoding.js';
 import type { Layout, LayoutField } from '../model/layout.js';
 import type { MemberSpec } from '../model/catalog/types.js';
 import { blobSet } from '../generators/blob-set.js';
-import { profileOf, targetLayout } from './common.js';
-import { must, Violation, type PropertyDef } from './harness.js';
+import { profileOf, targetLayout } from '../harness/common.js';
+import { must, Violation, type PropertyDef } from '../harness/property.js';
 
 type Structure = 'vmcs12' | 'evmcs';
 

@@ -13,11 +13,11 @@ import { findProfile } from '../model/profiles.js';
 import type { FieldDiff } from '../model/codec.js';
 import type { MigrationPath } from '../targets/target.js';
 import { migrationPath } from '../generators/migration.js';
-import { afterRestore, diffBlobs } from './nested-common.js';
+import { afterRestore, diffBlobs } from '../harness/nested-common.js';
 import { caseJudge, diffStateBytes } from './nested-compare.js';
 import { runPath } from '../model/migration/path.js';
 import type { Layout } from '../model/layout.js';
-import { expectNoDiff, must, UnexpectedViolation, Violation, type PropertyContext, type PropertyDef } from './harness.js';
+import { expectNoDiff, must, UnexpectedViolation, Violation, type PropertyContext, type PropertyDef } from '../harness/property.js';
 
 /** Between a 4.20-5.1 kernel ("eVMCS enabled") and a 5.2+ one ("eVMCS in use") the flag means different things. */
 function evmcsFlagMeaningDiffers(from: string, to: string): boolean {

@@ -7,7 +7,7 @@ import { hex } from '../model/encoding.js';
 import { capabilityProblems, MSR_NAMES, meet, type MsrSet } from '../model/vmx-msrs.js';
 import type { Target } from '../targets/target.js';
 import { capabilitySet, capabilitySetWithin, hvNestedEbx } from '../generators/capabilities.js';
-import { expectNoDiff, must, Violation, type PropertyDef } from './harness.js';
+import { expectNoDiff, must, Violation, type PropertyDef } from '../harness/property.js';
 
 async function filtered(t: Target, msrs: MsrSet, ebx: number): Promise<Map<number, bigint>> {
   const list = [...msrs].map(([index, value]) => ({ index, value }));

@@ -15,8 +15,8 @@ import { FLAGS, HEADER_SIZE, OFFSET, SMM_FLAGS, VMCS12_BLOB_SIZE, VMCS12_STRUCT_
 import type { GuestOp, OpResult } from '../model/nested/vcpu.js';
 import { documentedDifference } from '../model/nested/documented.js';
 import type { GetAnswer, SetAnswer } from '../targets/target.js';
-import { Violation, type PropertyContext } from './harness.js';
-import { operands } from './input-view.js';
+import { Violation, type PropertyContext } from '../harness/property.js';
+import { operands } from '../harness/input-view.js';
 
 /** Byte runs that differ in [from, to), labelled from `base` on; at most 24 in a diff. */
 const byteRuns = (want: Uint8Array, got: Uint8Array, from: number, to: number, label: string, base: number, out: FieldDiff[]): FieldDiff[] => {

@@ -8,8 +8,8 @@ import { readHeader } from '../model/nested/blob.js';
 import { FLAGS, SIZE_WITH_SHADOW } from '../model/nested/constants.js';
 import type { GuestOp, VcpuConfig } from '../model/nested/vcpu.js';
 import { PAGES, vcpuConfig } from '../generators/nested.js';
-import { profileOf } from './common.js';
-import { must, Violation, type PropertyContext, type PropertyDef } from './harness.js';
+import { profileOf } from '../harness/common.js';
+import { must, Violation, type PropertyContext, type PropertyDef } from '../harness/property.js';
 
 /** What the abstract model tracks: only what decides whether an eVMCS is in use. */
 interface Model {

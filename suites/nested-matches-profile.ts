@@ -13,11 +13,11 @@ import type { GuestOp, VcpuConfig } from '../model/nested/vcpu.js';
 import { guestOps, vcpuConfig } from '../generators/nested.js';
 import { referenceTarget } from '../targets/reference.js';
 import type { GetAnswer, Target } from '../targets/target.js';
-import { profileOf } from './common.js';
+import { profileOf } from '../harness/common.js';
 import { bytesOf, loadCorpus } from './golden.js';
-import { must, type PropertyDef } from './harness.js';
+import { must, type PropertyDef } from '../harness/property.js';
 import { caseJudge, diffGet, diffOps, diffSet } from './nested-compare.js';
-import { destinationOf, reach } from './nested-common.js';
+import { destinationOf, reach } from '../harness/nested-common.js';
 import { MALFORMATIONS, randomBlob } from './nested-restore.js';
 
 /** What the destination's SET is given. */

@@ -12,9 +12,9 @@ import { memberReader } from '../model/vmentry/input.js';
 import type { NestedBehaviour } from '../model/nested/behaviour.js';
 import type { VcpuConfig } from '../model/nested/vcpu.js';
 import { guestOps, guestOpsOftenShadow, vcpuConfig } from '../generators/nested.js';
-import { profileOf } from './common.js';
-import { must, Violation, type PropertyContext, type PropertyDef } from './harness.js';
-import { destinationOf, getFull, reach } from './nested-common.js';
+import { profileOf } from '../harness/common.js';
+import { must, Violation, type PropertyContext, type PropertyDef } from '../harness/property.js';
+import { destinationOf, getFull, reach } from '../harness/nested-common.js';
 
 /** One malformation of a valid blob, and the rule that must reject it (null: not applicable here). */
 interface Malformation {

@@ -7,9 +7,9 @@ import fc from 'fast-check';
 import { readHeader, writeHeader } from '../model/nested/blob.js';
 import { FLAGS, INVALID_GPA, SMM_FLAGS } from '../model/nested/constants.js';
 import { guestOps, vcpuConfig } from '../generators/nested.js';
-import { profileOf } from './common.js';
-import { expectNoDiff, must, Violation, type PropertyDef } from './harness.js';
-import { afterRestore, destinationOf, diffBlobs, getFull, linkPageStillValid, reach } from './nested-common.js';
+import { profileOf } from '../harness/common.js';
+import { expectNoDiff, must, Violation, type PropertyDef } from '../harness/property.js';
+import { afterRestore, destinationOf, diffBlobs, getFull, linkPageStillValid, reach } from '../harness/nested-common.js';
 
 export const nestedRoundTrip: PropertyDef = {
   id: 'nested.round-trip',

@@ -10,7 +10,7 @@ import { translate } from '../model/revisions.js';
 import { structRecord } from '../generators/struct-record.js';
 import { witnessPage } from '../generators/witness.js';
 import { evolutions } from './layout-diff.js';
-import { must, Violation, type PropertyDef } from './harness.js';
+import { must, Violation, type PropertyDef } from '../harness/property.js';
 
 /** Puts a revision id in bits 30:0 of the first u32, keeping bit 31. */
 function setRevision(page: Uint8Array, rev: number): void {

@@ -1,5 +1,5 @@
 // Every suite, in report order. A suite is a list of properties about one invariant.
-import type { PropertyDef } from './harness.js';
+import type { PropertyDef } from '../harness/property.js';
 import { layoutDiffSuite } from './layout-diff.js';
 import { oldRevisionSuite } from './old-revision-readability.js';
 import { vmcs12RoundTrip } from './vmcs12-round-trip.js';

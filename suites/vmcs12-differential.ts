@@ -6,8 +6,8 @@ import { diffBytes, type FieldDiff } from '../model/codec.js';
 import { hex } from '../model/encoding.js';
 import { access, accessTableFor, type AccessOutcome } from '../model/vmcs12-access.js';
 import type { Vmcs12Op } from '../targets/target.js';
-import { profileOf } from './common.js';
-import { expectNoDiff, must, type PropertyDef } from './harness.js';
+import { profileOf } from '../harness/common.js';
+import { expectNoDiff, must, type PropertyDef } from '../harness/property.js';
 
 const show = (o: AccessOutcome) => (o.ok ? hex(o.value) : `VMfail ${o.error}`);
 

@@ -6,8 +6,8 @@ import { hex, widthOf } from '../model/encoding.js';
 import { accessTableFor, truncateTo, vmwriteInstructionMask, VMXERR_UNSUPPORTED_VMCS_COMPONENT } from '../model/vmcs12-access.js';
 import type { Vmcs12Op } from '../targets/target.js';
 import { anyStructRecord } from '../generators/struct-record.js';
-import { profileOf, targetVmcs12Layout } from './common.js';
-import { expectNoDiff, must, Violation, type PropertyDef } from './harness.js';
+import { profileOf, targetVmcs12Layout } from '../harness/common.js';
+import { expectNoDiff, must, Violation, type PropertyDef } from '../harness/property.js';
 import { accessMatchesProfile } from './vmcs12-differential.js';
 
 export const codecRoundTrip: PropertyDef = {

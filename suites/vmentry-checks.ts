@@ -15,9 +15,9 @@ import { capabilitySet, capabilitySetWithin, mostlyHost64 } from '../generators/
 import { PAGES, VMXON, writeGuestOps } from '../generators/nested.js';
 import { BREAK_CAPS, breakCapsWithin, breakRules, capsBreaking, type Broken } from '../generators/one-broken.js';
 import { rawGuest, validGuest } from '../generators/valid-guest.js';
-import { profileOf } from './common.js';
-import { must, Violation, type PropertyContext, type PropertyDef } from './harness.js';
-import { afterRestore, destinationOf, diffBlobs, getFull, reach } from './nested-common.js';
+import { profileOf } from '../harness/common.js';
+import { must, Violation, type PropertyContext, type PropertyDef } from '../harness/property.js';
+import { afterRestore, destinationOf, diffBlobs, getFull, reach } from '../harness/nested-common.js';
 
 const L1: readonly GuestOp[] = [...VMXON, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }];
 const launchOps = (d: Vmcs12Draft): GuestOp[] => [...L1, ...writeGuestOps(d), { op: 'vmlaunch' }];

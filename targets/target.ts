@@ -7,26 +7,10 @@ import type { MsrSet } from '../model/vmx-msrs.js';
 import type { GuestOp, OpResult, VcpuConfig } from '../model/nested/vcpu.js';
 import type { GuestMemory } from '../model/nested/guest-memory.js';
 import type { Errno } from '../model/nested/constants.js';
-import type { Outcome } from '../model/migration/outcome.js';
+import type { MigrationHop, MigrationPath } from '../model/migration/path.js';
 
-/** A migration path as a VMM fleet runs it: where the guest starts, what it does, where it moves. */
-export interface MigrationPath {
-  /** host names from the library (model/migration/hosts.ts) */
-  readonly start: { readonly host: string; readonly vm: VcpuConfig; readonly ops: readonly GuestOp[] };
-  /** `sameHost` labels a deliberate move between two hosts of the same kind (within a pool) */
-  readonly hops: readonly { readonly host: string; readonly opsAfter: readonly GuestOp[]; readonly sameHost?: true }[];
-  readonly qemuDropsVmxFlags: boolean;
-}
-
-export interface MigrationHop {
-  readonly from: string;
-  readonly to: string;
-  readonly outcome: Outcome;
-  /** what the source's GET returned, and what the destination's GET returned right after SET */
-  readonly sourceBlob: Uint8Array;
-  readonly carried: Uint8Array | null;
-  readonly restored: Uint8Array | null;
-}
+// a migration path is model data (model/migration/path.ts); re-exported for the targets that run one
+export type { MigrationHop, MigrationPath };
 
 export const GROUPS = ['layout', 'vmcs12-access', 'layout-revisions', 'evmcs-sync', 'msr-filter', 'nested-state', 'migration'] as const;
 export type Group = (typeof GROUPS)[number];

@@ -2,7 +2,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { validate } from '../reports/schemas.js';
+import { validate } from '../base/schemas.js';
 import { tmpdir } from 'node:os';
 import { cli as run, tmp } from './cli-helpers.js';
 import fc from 'fast-check';

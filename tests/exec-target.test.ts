@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { ALL_PROPERTIES, selectedBy } from '../suites/registry.js';
-import { validate, validateDef } from '../reports/schemas.js';
+import { validate, validateDef } from '../base/schemas.js';
 import { openExecTarget, splitCommandLine, TargetStartError } from '../targets/exec.js';
 import { MAX_LINE, OutputTail } from '../targets/protocol/connection.js';
 import { junitCounts, junitTestcases } from './junit-helpers.js';

@@ -3,7 +3,7 @@
 import { expect, test } from 'vitest';
 import { DEFAULT_VCPU } from '../model/nested/vcpu.js';
 import { referenceTarget } from '../targets/reference.js';
-import { must } from '../suites/harness.js';
+import { must } from '../harness/property.js';
 
 test('GET with a 5-byte user size: E2BIG, and byte 4 holds the low byte of the needed size (128)', async () => {
   const t = referenceTarget();

@@ -1,4 +1,4 @@
-// A shrunk counterexample as fields and hex (suites/input-view.ts): records by field name with
+// A shrunk counterexample as fields and hex (harness/input-view.ts): records by field name with
 // offsets, bytes as non-zero hex lines, operations one per row with VMCS encodings by name,
 // objects as dotted paths, fc.commands one command per row; and a real failure carries it into a
 // schema-valid report.
@@ -7,13 +7,13 @@ import { describe, expect, test } from 'vitest';
 import { codecFor, decode as realDecode } from '../model/codec.js';
 import { findProfile } from '../model/profiles.js';
 import { structRecord } from '../generators/struct-record.js';
-import { describeInput, hexRuns } from '../suites/input-view.js';
-import { runProperty } from '../suites/harness.js';
-import { MODEL_DEPS } from '../suites/model-deps.js';
+import { describeInput, hexRuns } from '../harness/input-view.js';
+import { runProperty } from '../harness/runner.js';
+import { MODEL_DEPS } from '../harness/model-deps.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { referenceTarget } from '../targets/reference.js';
 import { buildReport, propertyRecord } from '../reports/report.js';
-import { validate } from '../reports/schemas.js';
+import { validate } from '../base/schemas.js';
 
 describe('describeInput', () => {
   test('a generated vmcs12 record: its non-zero fields by name and offset, unknown bytes as hex', () => {

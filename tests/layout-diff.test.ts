@@ -6,8 +6,8 @@ import { findProfile } from '../model/profiles.js';
 import { codecFor, recordFrom, recordValues } from '../model/codec.js';
 import { readPage, writePage, revisionOf } from '../model/revisions.js';
 import { diffMatchesConstruction } from '../suites/layout-diff.js';
-import { runProperty } from '../suites/harness.js';
-import { MODEL_DEPS } from '../suites/model-deps.js';
+import { runProperty } from '../harness/runner.js';
+import { MODEL_DEPS } from '../harness/model-deps.js';
 import { referenceTarget } from '../targets/reference.js';
 import { plantBug } from './plant.js';
 

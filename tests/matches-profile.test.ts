@@ -6,8 +6,9 @@
 import { describe, expect, test } from 'vitest';
 import { getNestedState } from '../model/nested/get.js';
 import { OFFSET, VMCS12_STRUCT_SIZE } from '../model/nested/constants.js';
-import { formatOutcome } from '../reports/format.js';
-import { runProperty, type PropertyOutcome } from '../suites/harness.js';
+import { formatOutcome } from '../harness/format.js';
+import { type PropertyOutcome } from '../harness/property.js';
+import { runProperty } from '../harness/runner.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { referenceTarget } from '../targets/reference.js';
 import { GROUPS } from '../targets/target.js';

@@ -8,7 +8,7 @@ import { runPath } from '../model/migration/path.js';
 import { getNestedState } from '../model/nested/get.js';
 import { FLAGS } from '../model/nested/constants.js';
 import { readBytes, writeBytes } from '../model/vmcs12-access.js';
-import type { ModelDeps } from '../suites/model-deps.js';
+import type { ModelDeps } from '../harness/model-deps.js';
 import { referenceTarget, type ReferenceModel } from '../targets/reference.js';
 import type { Group, Target } from '../targets/target.js';
 

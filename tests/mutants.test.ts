@@ -21,10 +21,11 @@ import { checkInput, vmentryChecksWith } from '../model/nested/vmentry-hook.js';
 import { View } from '../model/vmentry/input.js';
 import { allFailures } from '../model/vmentry/check.js';
 import { vmentryRules } from '../model/vmentry/rules.js';
-import { runProperty, type PropertyOutcome } from '../suites/harness.js';
-import { MODEL_DEPS, type ModelDeps } from '../suites/model-deps.js';
+import { type PropertyOutcome } from '../harness/property.js';
+import { runProperty } from '../harness/runner.js';
+import { MODEL_DEPS, type ModelDeps } from '../harness/model-deps.js';
 import { referenceTarget, type ReferenceModel } from '../targets/reference.js';
-import { formatOutcome } from '../reports/format.js';
+import { formatOutcome } from '../harness/format.js';
 import { plantBug } from './plant.js';
 import { DIFFERENTIAL_MUTANTS, mutantTarget, type Mutant } from './mutant-targets.js';
 

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { validate } from '../reports/schemas.js';
+import { validate } from '../base/schemas.js';
 import type { Report } from '../reports/report.js';
 import { ALL_PROPERTIES, selectedBy } from '../suites/registry.js';
 import { BIN, cli, tmp } from './cli-helpers.js';

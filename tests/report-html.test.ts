@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { renderHtml } from '../reports/render-html.js';
-import { validate } from '../reports/schemas.js';
+import { validate } from '../base/schemas.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { cli, tmp } from './cli-helpers.js';
 import { sampleReport } from './fixtures/sample-report.js';

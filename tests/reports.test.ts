@@ -9,7 +9,7 @@ import { mergeReports } from '../reports/merge.js';
 import { renderHtml } from '../reports/render-html.js';
 import { renderMarkdown } from '../reports/render-md.js';
 import { buildReport, readReport, type Report } from '../reports/report.js';
-import { validate } from '../reports/schemas.js';
+import { validate } from '../base/schemas.js';
 import { exitCodeFor } from '../reports/verdict.js';
 import { loadWaivers, unmatchedWaiverWarnings } from '../reports/waivers.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';

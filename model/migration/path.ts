@@ -1,10 +1,29 @@
 // A migration path, hop by hop: the guest starts on one host, does things, moves, does more, moves on.
-import { applyOp, DEFAULT_HOOKS, Vcpu, type VcpuHooks } from '../nested/vcpu.js';
+import { applyOp, DEFAULT_HOOKS, Vcpu, type GuestOp, type VcpuConfig, type VcpuHooks } from '../nested/vcpu.js';
 import { findProfile } from '../profiles.js';
 import { findHost } from './hosts.js';
 import { restoreFromStream } from './step.js';
 import { saveToStream } from './stream.js';
-import type { MigrationHop, MigrationPath } from '../../targets/target.js';
+import type { Outcome } from './outcome.js';
+
+/** A migration path as a VMM fleet runs it: where the guest starts, what it does, where it moves. */
+export interface MigrationPath {
+  /** host names from the library (model/migration/hosts.ts) */
+  readonly start: { readonly host: string; readonly vm: VcpuConfig; readonly ops: readonly GuestOp[] };
+  /** `sameHost` labels a deliberate move between two hosts of the same kind (within a pool) */
+  readonly hops: readonly { readonly host: string; readonly opsAfter: readonly GuestOp[]; readonly sameHost?: true }[];
+  readonly qemuDropsVmxFlags: boolean;
+}
+
+export interface MigrationHop {
+  readonly from: string;
+  readonly to: string;
+  readonly outcome: Outcome;
+  /** what the source's GET returned, and what the destination's GET returned right after SET */
+  readonly sourceBlob: Uint8Array;
+  readonly carried: Uint8Array | null;
+  readonly restored: Uint8Array | null;
+}
 
 export function runPath(path: MigrationPath, hooks: VcpuHooks = DEFAULT_HOOKS): MigrationHop[] {
   let host = findHost(path.start.host);

@@ -9,9 +9,8 @@ import { evmcsVmread } from '../evmcs.js';
 import { INVALID_GPA } from './constants.js';
 import type { NestedBehaviour } from './behaviour.js';
 import type { MsrSet } from '../vmx-msrs.js';
-import type { Stage } from '../vmentry/rules.js';
 import { entryFailureReason } from '../vmentry/check.js';
-import { applyEntryMsrLoad, kvmPrepareVmcs02, kvmVmentryChecks } from './vmentry-hook.js';
+import { applyEntryMsrLoad, kvmPrepareVmcs02, kvmVmentryChecks, type EntryFailure } from './vmentry-hook.js';
 
 /** The vCPU configuration a VMM sets up before restoring (schema: reports/schema/vcpu.schema.json). */
 export interface VcpuConfig {
@@ -65,7 +64,7 @@ export const VMXERR = {
  * rule that fails (model/vmentry/rules.ts), its stage and the exit qualification a guest-state
  * failure reports. Pluggable.
  */
-export type VmentryChecks = (vcpu: Vcpu, vmcs12: Uint8Array, fromVmentry: boolean) => { rule: string; stage?: Stage; qualification?: number } | null;
+export type VmentryChecks = (vcpu: Vcpu, vmcs12: Uint8Array, fromVmentry: boolean) => EntryFailure | null;
 
 export interface VcpuHooks {
   vmentryChecks: VmentryChecks;

@@ -4,15 +4,37 @@ import { nestedCaps } from '../vmentry/caps.js';
 import { firstFailure } from '../vmentry/check.js';
 import { memberReader, View, type CheckInput } from '../vmentry/input.js';
 import { msrLoadVmcs12Writes } from '../vmentry/msr-load.js';
-import { vmentryRules, type VmentryRule } from '../vmentry/rules.js';
+import { vmentryRules, type Stage, type VmentryRule } from '../vmentry/rules.js';
 import type { Profile } from '../profiles.js';
 import type { CheckRule } from '../catalog/vmx-controls.js';
 import type { Layout } from '../layout.js';
 import type { MsrSet } from '../vmx-msrs.js';
 import { writeBytes } from '../vmcs12-access.js';
-import type { Vcpu, VmentryChecks } from './vcpu.js';
 
 const ZERO_PAGE = new Uint8Array(4096);
+
+/**
+ * What the checks read from a vCPU. vcpu.ts's Vcpu has all of it; it is spelled out here because
+ * vcpu.ts imports this module, which must not import vcpu.ts back.
+ */
+export interface EntryVcpu {
+  readonly profile: Profile;
+  readonly config: { readonly vmxMsrs?: MsrSet | undefined; readonly maxPhyAddr: number };
+  readonly nestedRunPending: boolean;
+  readonly memory: ReadonlyMap<bigint, Uint8Array>;
+  readonly vmcs12: Uint8Array;
+  guestCpuidHasEvmcs(): boolean;
+}
+
+/** The first rule that fails, its stage and the exit qualification a guest-state failure reports. */
+export interface EntryFailure {
+  rule: string;
+  stage?: Stage;
+  qualification?: number;
+}
+
+/** vcpu.ts's VmentryChecks over what the checks read (a Vcpu is one). */
+export type EntryChecks = (vcpu: EntryVcpu, vmcs12: Uint8Array, fromVmentry: boolean) => EntryFailure | null;
 
 /** What KVM reads besides the vmcs12: the same on a live vCPU and on a destination predicted from a stream. */
 export interface EntryContext {
@@ -34,7 +56,7 @@ export function entryInput(layout: Layout, vmcs12: Uint8Array, c: EntryContext):
   };
 }
 
-export function checkInput(v: Vcpu, vmcs12: Uint8Array, fromVmentry: boolean): CheckInput {
+export function checkInput(v: EntryVcpu, vmcs12: Uint8Array, fromVmentry: boolean): CheckInput {
   return entryInput(v.profile.vmcs12, vmcs12, {
     vmxMsrs: v.config.vmxMsrs,
     maxPhyAddr: v.config.maxPhyAddr,
@@ -54,20 +76,20 @@ export const RESTORE_STAGES = ['controls', 'host', 'guest'] as const;
  * table (tests give it a mutated one).
  */
 export const vmentryChecksWith =
-  (rulesOf: (p: Profile) => readonly VmentryRule[]): VmentryChecks =>
+  (rulesOf: (p: Profile) => readonly VmentryRule[]): EntryChecks =>
   (v, vmcs12, fromVmentry) => {
     const input = checkInput(v, vmcs12, fromVmentry);
     const bad = fromVmentry ? firstFailure(rulesOf(v.profile), input, 'vmentry') : firstFailure(rulesOf(v.profile), input, 'restore', RESTORE_STAGES);
     return bad && { rule: bad.id, stage: bad.stage, qualification: bad.qualificationOf ? bad.qualificationOf(new View(input)) : (bad.qualification ?? 0) };
   };
 
-export const kvmVmentryChecks: VmentryChecks = vmentryChecksWith(vmentryRules);
+export const kvmVmentryChecks: EntryChecks = vmentryChecksWith(vmentryRules);
 
 /**
  * The VM-entry MSR-load list's writes into the vmcs12 (vmx_set_msr in guest mode stores SYSENTER_*
  * there): every entry before the first failing one has been written, whether the entry then fails or not.
  */
-export function applyEntryMsrLoad(v: Vcpu): void {
+export function applyEntryMsrLoad(v: EntryVcpu): void {
   for (const w of msrLoadVmcs12Writes(checkInput(v, v.vmcs12, true))) {
     const m = v.profile.vmcs12.members.find((x) => x.name === w.member && !x.padding);
     if (m) writeBytes(v.vmcs12, m.offset, m.size, w.value);
@@ -75,4 +97,4 @@ export function applyEntryMsrLoad(v: Vcpu): void {
 }
 
 /** prepare_vmcs02 on restore (from_vmentry = false): only the guest-CR3 check can fail there. */
-export const kvmPrepareVmcs02 = (v: Vcpu): boolean => firstFailure(vmentryRules(v.profile), checkInput(v, v.vmcs12, false), 'restore', ['prepare']) === null;
+export const kvmPrepareVmcs02 = (v: EntryVcpu): boolean => firstFailure(vmentryRules(v.profile), checkInput(v, v.vmcs12, false), 'restore', ['prepare']) === null;

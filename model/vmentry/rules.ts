@@ -13,29 +13,13 @@ import { BIT, CR0, CR4, EFER, EPT_CAP, EXCEPTIONS_WITH_ERROR_CODE, INTR, INTR_TY
 import { controlOk, cr3TargetCount } from './caps.js';
 import { canonical, fixedBitsValid, GUEST_CPU, patValid } from './guest-cpu.js';
 import type { View } from './input.js';
+import type { Stage, VmentryRule } from './rule.js';
 import { readBytes } from '../vmcs12-access.js';
 import type { Profile } from '../profiles.js';
 import { segmentRules } from './segments.js';
 import { walkEntryMsrLoad, type MsrLoadFailure } from './msr-load.js';
 
-export type Stage = 'controls' | 'host' | 'guest' | 'prepare' | 'msr-load';
-
-export interface VmentryRule {
-  readonly id: string;
-  readonly stage: Stage;
-  /** the KVM function that holds the check */
-  readonly fn: string;
-  readonly desc: string;
-  readonly fails: (v: View) => boolean;
-  /** checked only on VMLAUNCH/VMRESUME (from_vmentry), not on KVM_SET_NESTED_STATE */
-  readonly vmentryOnly?: boolean;
-  /** enum vm_entry_failure_code in the exit qualification (guest and prepare stages) */
-  readonly qualification?: number;
-  /** an exit qualification that depends on the state (the MSR-load list: the failing entry + 1) */
-  readonly qualificationOf?: (v: View) => number;
-  /** why no vmcs12 breaks this rule alone under the modelled CPU (an earlier rule pre-empts it, or it cannot fail) */
-  readonly unreachable?: string;
-}
+export type { Stage, VmentryRule } from './rule.js';
 
 const f = (v: View, m: string) => v.s.f(m);
 const r = (id: string, stage: Stage, fn: string, desc: string, fails: (v: View) => boolean, extra: Partial<VmentryRule> = {}): VmentryRule => ({ id, stage, fn, desc, fails, ...extra });

@@ -10,7 +10,7 @@
 // rules when guest CR0.PE is clear or RFLAGS.VM is set, else the protected-mode rules.
 import { BIT, CR0 } from './bits.js';
 import type { View } from './input.js';
-import type { VmentryRule } from './rules.js';
+import type { VmentryRule } from './rule.js';
 
 export const SEGMENT_NAMES = ['cs', 'ss', 'ds', 'es', 'fs', 'gs', 'tr', 'ldtr'] as const;
 export type SegmentName = (typeof SEGMENT_NAMES)[number];

@@ -3,14 +3,15 @@
 // outcome travels back to the reporter in the test's meta, and the seed goes to JUnit as an
 // annotation.
 import { afterAll, inject, test } from 'vitest';
-import { runProperty, type PropertyOutcome } from '../harness.js';
+import { type PropertyOutcome } from '../../harness/property.js';
+import { runProperty } from '../../harness/runner.js';
 import { selectedBy, type Suite } from '../registry.js';
 import { openTarget } from '../../targets/resolve.js';
 import type { Target, TargetIdentity } from '../../targets/target.js';
 import { TargetStartError } from '../../targets/exec.js';
 import { referenceTarget } from '../../targets/reference.js';
 import type { KvmRunLink } from '../../targets/kvm/target.js';
-import { formatOutcome } from '../../reports/format.js';
+import { formatOutcome } from '../../harness/format.js';
 
 export interface RunParams {
   target: string;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { VMCS12_REVISION } from '../../model/catalog/vmcs12.js';
 import { profileForKernel } from '../../model/profiles.js';
-import { packageRoot } from '../../reports/schemas.js';
+import { packageRoot } from '../../base/schemas.js';
 import { lz4Kernel } from './fastboot.js';
 import { bzImageRelease, releaseVersion, type KvmSpec } from './spec.js';
 

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { packageRoot } from '../../reports/schemas.js';
+import { packageRoot } from '../../base/schemas.js';
 import { TargetStartError } from '../exec.js';
 import { generate, type Generated } from './generate.js';
 

@@ -3,7 +3,7 @@
 // schema) breaks the connection for good: every open and later call gets the same `error` with the
 // reason and the last lines of the process's stderr. Restarting is the caller's job (exec.ts).
 import { deflateRawSync } from 'node:zlib';
-import { validateDef } from '../../reports/schemas.js';
+import { validateDef } from '../../base/schemas.js';
 import type { TargetResult } from '../target.js';
 import { processEndpoint, type Endpoint, type ProcessLaunch } from './endpoint.js';
 import type { HelloMessage, WireRequest, WireResponse } from './wire.js';

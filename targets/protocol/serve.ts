@@ -1,7 +1,7 @@
 // The other end of nvmx-target/1: any in-process Target served over a line stream. `serve` uses it
 // for the reference model; tests use it for targets that misbehave on purpose.
 import type { Readable, Writable } from 'node:stream';
-import { validateDef } from '../../reports/schemas.js';
+import { validateDef } from '../../base/schemas.js';
 import type { Target, TargetResult } from '../target.js';
 import { METHOD_OF_OP, PROTOCOL, serverCodec, type HelloMessage, type OpMethod, type WireRequest, type WireResponse } from './wire.js';
 

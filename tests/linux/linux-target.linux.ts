@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { ALL_PROPERTIES } from '../../suites/registry.js';
-import { validate } from '../../reports/schemas.js';
+import { validate } from '../../base/schemas.js';
 import { openLinuxTarget } from '../../targets/linux/target.js';
 import { brokenCopy, linuxTrees, treeOf } from './trees.js';
 

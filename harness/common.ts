@@ -2,7 +2,7 @@
 import { compileLayout, type Layout } from '../model/layout.js';
 import { findProfile, type Profile } from '../model/profiles.js';
 import type { Target } from '../targets/target.js';
-import { must, type PropertyContext } from './harness.js';
+import { must, type PropertyContext } from './property.js';
 
 /** The profile the target claims; the reference default when it claims none. */
 export function profileOf(target: Target): Profile {

@@ -1,77 +1,11 @@
-// What a property is, and how one runs against a target: fast-check with a recorded seed, a
-// shrunk counterexample rendered as a field diff, and verdicts that never turn missing evidence
-// into a pass (unsupported and target errors are their own verdicts).
+// How a property runs against a target: fast-check with a recorded seed, a shrunk counterexample
+// rendered as a field diff, and verdicts that never turn missing evidence into a pass
+// (unsupported and target errors are their own verdicts).
 import fc from 'fast-check';
-import type { FieldDiff } from '../model/codec.js';
-import type { Group, Target, TargetResult } from '../targets/target.js';
-import { describeInput, type InputPart } from './input-view.js';
+import type { Target } from '../targets/target.js';
+import { describeInput } from './input-view.js';
 import { MODEL_DEPS, type ModelDeps } from './model-deps.js';
-
-export interface PropertyContext {
-  readonly target: Target;
-  /** model functions the tool itself relies on (mutant tests replace one) */
-  readonly model: ModelDeps;
-  /** fc.commands' own replay path, for model-based properties being replayed */
-  readonly replayPath?: string;
-  /**
-   * A case differed from the profile's model only in a way the profile documents (a named quirk):
-   * counted and reported with the verdict, never a failure. Call it once per case and name.
-   */
-  readonly documented?: (name: string) => void;
-}
-
-export interface PropertyDef {
-  /** stable id: reports, JUnit names and replay commands use it; never rename lightly */
-  readonly id: string;
-  /** the invariant as a sentence */
-  readonly invariant: string;
-  /** what is generated and how it is checked, for reports */
-  readonly description?: string;
-  /** target operation groups the property needs; [] for properties of the tool itself */
-  readonly groups: readonly Group[];
-  readonly runs?: number;
-  /** model-based (fc.commands): a replay needs the failure's --replay-path as well as its path */
-  readonly modelBased?: boolean;
-  /**
-   * Where the kernel is known to break the invariant (a historical bug, a named quirk), the reason;
-   * the property must then fail, and its counterexample is reported as the expected verdict.
-   */
-  expectedFailure?(ctx: PropertyContext): string | null;
-  build(ctx: PropertyContext): Promise<fc.IAsyncPropertyWithHooks<any>>;
-}
-
-/** A property body throws this when the invariant does not hold, with a readable field diff. */
-export class Violation extends Error {
-  constructor(
-    message: string,
-    readonly diff: readonly FieldDiff[] = [],
-  ) {
-    super(message);
-  }
-}
-
-/**
- * For properties with an expected failure: a violation that is NOT the known bug. It fails the
- * property even where a failure is expected, so an unrelated break is never filed under the quirk.
- */
-export class UnexpectedViolation extends Violation {}
-
-/** Thrown when the target answered `unsupported` or `error` mid-property: not a property failure. */
-class TargetStop extends Error {
-  constructor(readonly result: Exclude<TargetResult<unknown>, { status: 'ok' }>) {
-    super(result.reason);
-  }
-}
-
-/** The target's `error` answer behind a thrown TargetStop (the target broke: crashed, hung, lied), else undefined. */
-export function targetErrorOf(e: unknown): Extract<TargetResult<unknown>, { status: 'error' }> | undefined {
-  return e instanceof TargetStop && e.result.status === 'error' ? e.result : undefined;
-}
-
-export function must<T>(r: TargetResult<T>): T {
-  if (r.status === 'ok') return r.value;
-  throw new TargetStop(r);
-}
+import { TargetStop, UnexpectedViolation, Violation, type PropertyDef, type PropertyOutcome } from './property.js';
 
 export interface RunOptions {
   readonly seed: number;
@@ -82,65 +16,6 @@ export interface RunOptions {
   /** aborted when the run is cancelled (SIGINT, time budget): the property stops between cases */
   readonly signal?: AbortSignal;
 }
-
-export interface Counterexample {
-  readonly summary: string;
-  readonly diff: readonly FieldDiff[];
-  /** fast-check's rendering of the shrunk input */
-  readonly input: string;
-  /** the shrunk input as named fields and hex (suites/input-view.ts) */
-  readonly view?: readonly InputPart[];
-  /** for model-based properties: fc.commands' replay path, needed with the path to replay */
-  readonly replayPath?: string;
-}
-
-/** A documented difference (a named quirk of the profile) and how many passing cases showed it. */
-export interface DocumentedSeen {
-  readonly name: string;
-  readonly cases: number;
-}
-
-/** Cases skipped because the target does not offer an operation they need: never counted as checked. */
-export interface UnsupportedCases {
-  readonly count: number;
-  /** the target's reason, from the first such case */
-  readonly reason: string;
-}
-
-export type PropertyOutcome =
-  | {
-      readonly id: string;
-      readonly verdict: 'pass';
-      readonly cases: number;
-      readonly seed: number;
-      readonly unsupportedCases?: UnsupportedCases;
-      /** differences from the profile's model that the profile documents, with the cases that showed them */
-      readonly documented?: readonly DocumentedSeen[];
-    }
-  | {
-      readonly id: string;
-      readonly verdict: 'fail';
-      readonly cases: number;
-      readonly unsupportedCases?: UnsupportedCases;
-      readonly seed: number;
-      readonly path: string;
-      readonly shrinks: number;
-      readonly counterexample: Counterexample;
-    }
-  | {
-      readonly id: string;
-      readonly verdict: 'expected-fail';
-      /** the known bug or quirk the counterexample shows */
-      readonly reason: string;
-      readonly cases: number;
-      readonly unsupportedCases?: UnsupportedCases;
-      readonly seed: number;
-      readonly path: string;
-      readonly shrinks: number;
-      readonly counterexample: Counterexample;
-    }
-  | { readonly id: string; readonly verdict: 'unsupported'; readonly reason: string }
-  | { readonly id: string; readonly verdict: 'error'; readonly reason: string; readonly stderr?: readonly string[] };
 
 const MAX_INPUT_CHARS = 2000;
 /**
@@ -265,12 +140,6 @@ function skipUnsupported<T>(prop: fc.IAsyncPropertyWithHooks<T>): { prop: fc.IAs
 }
 
 /**
- * The same property, except that once `signal` aborts, the next run asks fast-check to stop (an
- * interrupting precondition failure). An in-process target answers with resolved promises, so a
- * run never leaves the microtask queue; yielding to the event loop every 50 ms lets the abort
- * (a message from vitest's main process) arrive at all.
- */
-/**
  * A slow target (kvm: costs seconds per case) bounds shrinking by a number of attempts after the
  * first failure: later candidates count as passing, so fast-check keeps the smallest failure found
  * so far. A count, not a time, so the same seed shrinks to the same counterexample.
@@ -293,6 +162,12 @@ function boundShrinking<T>(prop: fc.IAsyncPropertyWithHooks<T>, budget: number |
   return out;
 }
 
+/**
+ * The same property, except that once `signal` aborts, the next run asks fast-check to stop (an
+ * interrupting precondition failure). An in-process target answers with resolved promises, so a
+ * run never leaves the microtask queue; yielding to the event loop every 50 ms lets the abort
+ * (a message from vitest's main process) arrive at all.
+ */
 function stopOnAbort<T>(prop: fc.IAsyncPropertyWithHooks<T>, signal: AbortSignal): fc.IAsyncPropertyWithHooks<T> {
   let lastYield = Date.now();
   const run = async (v: T) => {
@@ -313,9 +188,4 @@ function stopOutcome(id: string, e: unknown): PropertyOutcome {
       : { id, verdict: 'error', reason: r.reason, ...(r.stderr ? { stderr: r.stderr } : {}) };
   }
   return { id, verdict: 'error', reason: `property setup failed: ${e instanceof Error ? e.message : String(e)}` };
-}
-
-/** Asserts inside a property body: throws a Violation with the diff when the list is not empty. */
-export function expectNoDiff(what: string, diff: readonly FieldDiff[]): void {
-  if (diff.length) throw new Violation(`${what}: ${diff.length} field(s) differ`, diff);
 }

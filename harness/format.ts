@@ -1,6 +1,6 @@
 // Terminal rendering of property outcomes: one line per property, and for a failure the seed, the
 // path, the shrunk counterexample as a field diff and the command that replays it.
-import type { PropertyOutcome } from '../suites/harness.js';
+import type { PropertyOutcome } from './property.js';
 
 export interface RunIdentity {
   target: string;

@@ -5,7 +5,7 @@ import { HEADER_SIZE, OFFSET, SIZE_WITH_SHADOW, VMCS12_BLOB_SIZE, VMCS12_STRUCT_
 import type { GuestOp, OpResult, VcpuConfig } from '../model/nested/vcpu.js';
 import { bytesHex, type FieldDiff } from '../model/codec.js';
 import { HEADER_FIELDS } from '../model/nested/blob.js';
-import { must, type PropertyContext } from './harness.js';
+import { must, type PropertyContext } from './property.js';
 
 export interface Reached {
   readonly vcpu: string;
