@@ -24,6 +24,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
 #include <sys/utsname.h>
 #include <termios.h>
 #include <unistd.h>
@@ -671,23 +673,38 @@ static answer l1_vmread(struct vcpu *v, uint64_t field, uint64_t *value)
 	return OK;
 }
 
-/* KVM_RUN until L1 waits at its loop again (*ready) or the run stops anywhere else. The first
- * round is short: an L2 entered in wait-for-SIPI blocks in KVM until a signal, and guest mode then
- * says it was entered. */
+/* Seconds of this kernel's monotonic clock since *t0 */
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* The period of the signal that stops a KVM_RUN blocked in KVM: a short one, because while the
+ * machine idles Bochs lets guest time crawl (a 2 s alarm for an L2 in wait-for-SIPI took 35-80 s
+ * of real time, README K13); 20 ms of it is far more than an entry needs. */
+#define ENTRY_TICK_US 20000
+
+/* KVM_RUN until L1 waits at its loop again (*ready) or the run stops anywhere else. A run still in
+ * guest mode when the tick interrupts it was entered (an L2 in wait-for-SIPI or HLT blocks in KVM
+ * until a signal); one that is not runs on, up to the watchdog. */
 static answer entry_run(struct vcpu *v, const char *what, int *ready)
 {
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	*ready = 0;
-	for (int rounds = 0; rounds < 64; rounds++) {
-		watchdog_fired = 0;
-		alarm(rounds ? WATCHDOG_SECONDS : 2);
+	for (;;) {
+		struct itimerval tick = { .it_value = { .tv_usec = ENTRY_TICK_US } }, off = { 0 };
+		setitimer(ITIMER_REAL, &tick, NULL);
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		int e = errno;
-		alarm(0);
+		setitimer(ITIMER_REAL, &off, NULL);
 		int flags = nested_flags(v);
 		if (r < 0 && e == EINTR) {
 			if (flags >= 0 && (flags & KVM_STATE_NESTED_GUEST_MODE))
 				return OK;
-			if (watchdog_fired && rounds) {
+			if (seconds_since(&t0) > WATCHDOG_SECONDS) {
 				snprintf(reason_buf, sizeof(reason_buf), "%s: neither L1 nor L2 stopped within %d s (watchdog)", what, WATCHDOG_SECONDS);
 				return failed(reason_buf);
 			}
@@ -700,7 +717,6 @@ static answer entry_run(struct vcpu *v, const char *what, int *ready)
 		*ready = v->run->exit_reason == KVM_EXIT_IO && v->run->io.port == L1_PORT_READY && flags >= 0 && !(flags & KVM_STATE_NESTED_GUEST_MODE);
 		return OK;
 	}
-	return failed("KVM_RUN kept returning EINTR");
 }
 
 /* After a run left L1's loop: "ok" while L2 is in guest mode or after an L2 VM-exit to L1, "vmexit"
