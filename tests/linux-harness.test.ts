@@ -3,10 +3,10 @@
 // Built here with AddressSanitizer and UBSan; each bad line must cost one line on stderr and
 // nothing else. Also: putf never cuts its output, and a failed build leaves nothing in the cache.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync as mkdtemp, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { buildHarness } from '../targets/linux/build.js';
 import { generate } from '../targets/linux/generate.js';
 import { TargetStartError } from '../targets/exec.js';
@@ -15,6 +15,11 @@ import { missingLine, missingPackages } from './setup/system-packages.js';
 const HARNESS_C = new URL('../targets/linux/harness.c', import.meta.url).pathname;
 const ASAN = ['-fsanitize=address,undefined', '-fno-sanitize-recover=all'];
 const NO_LEAK_CHECK = { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' };
+
+/** Temporary directories, removed when the file is done. */
+const made: string[] = [];
+const mkdtempSync = (prefix: string): string => (made.push(mkdtemp(prefix)), made.at(-1)!);
+afterAll(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 /** A directory that is a kernel tree only as far as its Makefile goes. */
 function bareTree(): string {
