@@ -3,6 +3,7 @@
 // a capability set or one bit outside it.
 import fc from 'fast-check';
 import { ALWAYSON, CONTROL_MSRS, MSR, type MsrSet } from '../model/vmx-msrs.js';
+import { DEFAULT_VMX_BASIC } from '../model/vmentry/caps.js';
 import type { ControlClass } from '../model/catalog/vmx-controls.js';
 
 /** Allowed-1 words: often everything, often what a real host has (most bits), sometimes sparse. */
@@ -38,7 +39,7 @@ export const capabilitySet: fc.Arbitrary<MsrSet> = fc
     }
     m.set(MSR.PROCBASED_CTLS2, join(0, r.proc2)); // secondary controls have no default-1 bits
     m.set(MSR.VMFUNC, BigInt(r.vmfunc));
-    m.set(MSR.BASIC, 0x00d8100011e57ed0n);
+    m.set(MSR.BASIC, DEFAULT_VMX_BASIC);
     m.set(MSR.VMCS_ENUM, 0x32n);
     return m;
   });

@@ -4,8 +4,11 @@
 // removes whole steps and counterexamples read as a story.
 import fc from 'fast-check';
 import type { GuestOp, VcpuConfig } from '../model/nested/vcpu.js';
+import { EVMCS, encodingOf } from '../model/catalog/by-name.js';
+import { KVM_EVMCS_VERSION } from '../model/catalog/evmcs.js';
 import { CHECK_LINUX_6_1, CHECK_LINUX_6_12 } from '../model/catalog/vmx-controls.js';
-import { VMCS12_FIELDS } from '../model/catalog/vmcs12.js';
+import { VMCS12_REVISION } from '../model/catalog/vmcs12.js';
+import { vmwriteOp as w } from '../model/nested/ops-json.js';
 import { BIT } from '../model/vmentry/bits.js';
 import { nestedCaps } from '../model/vmentry/caps.js';
 import { draftStores, type Vmcs12Draft } from '../model/vmentry/draft.js';
@@ -25,16 +28,12 @@ export const vcpuConfig: fc.Arbitrary<VcpuConfig> = fc.record({
   maxPhyAddr: fc.constantFrom(36, 39, 46, 52),
 });
 
-const w = (field: number, value: bigint): GuestOp => ({ op: 'vmwrite', field: BigInt(field), value });
-
-const ENCODING = new Map(VMCS12_FIELDS.map((f) => [f.member, f.encoding]));
-
 /** The guest memory a draft relies on (linked VMCS header, PDPTEs, VM-entry MSR-load list), as stores. */
 const memoryOps = (d: Vmcs12Draft): GuestOp[] => draftStores(d).map((s) => ({ op: 'write-memory', pa: s.pa, value: s.value }));
 
 /** The operations that put a draft vmcs12 in place: its guest memory, then a VMWRITE per field into the current VMCS. */
 export function writeGuestOps(d: Vmcs12Draft): GuestOp[] {
-  return [...memoryOps(d), ...[...d.fields].map(([m, v]) => w(ENCODING.get(m)!, v))];
+  return [...memoryOps(d), ...[...d.fields].map(([m, v]) => w(m, v))];
 }
 
 const EVMCS_SLOT = new Map(evmcsLayout('evmcs').fields.map((f) => [f.encoding, f]));
@@ -45,13 +44,13 @@ const EVMCS_SLOT = new Map(evmcsLayout('evmcs').fields.map((f) => [f.encoding, f
  */
 export function writeEvmcsOps(d: Vmcs12Draft, pa: bigint): GuestOp[] {
   const page = new Uint8Array(1024);
-  writeBytes(page, 0, 4, 1n); // eVMCS revision 1
   for (const [m, v] of d.fields) {
-    const slot = EVMCS_SLOT.get(ENCODING.get(m)!);
+    const slot = EVMCS_SLOT.get(Number(encodingOf(m)));
     if (slot) writeBytes(page, slot.offset, widthBytes(slot.width), v);
   }
-  const ops: GuestOp[] = [...memoryOps(d), { op: 'init-evmcs', pa, revision: 1 }];
-  for (let off = 8; off < page.length; off += 8) {
+  const ops: GuestOp[] = [...memoryOps(d), { op: 'init-evmcs', pa, revision: KVM_EVMCS_VERSION }];
+  // init-evmcs writes revision_id and abort; the fields follow, 8-byte aligned
+  for (let off = EVMCS.offset('host_es_selector'); off < page.length; off += 8) {
     const value = readBytes(page, off, 8);
     if (value) ops.push({ op: 'write-memory', pa: pa + BigInt(off), value });
   }
@@ -68,6 +67,11 @@ export const VMXON: readonly GuestOp[] = [{ op: 'init-vmcs', pa: PAGES.vmxon }, 
 
 const L1_WITH_VMCS: readonly GuestOp[] = [...VMXON, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }];
 
+/** VMWRITEs that turn VMCS shadowing on (the secondary controls, SHADOW_VMCS) with the link pointer at the shadow page. */
+function enableShadowVmcs(): GuestOp[] {
+  return [w('cpu_based_vm_exec_control', BigInt(BIT.proc.secondary)), w('secondary_vm_exec_control', BigInt(BIT.proc2.shadowVmcs)), w('vmcs_link_pointer', PAGES.shadow)];
+}
+
 /** Scenario steps. Each is a few operations a guest (or the VMM) performs. */
 export const step: fc.Arbitrary<GuestOp[]> = fc.oneof(
   { weight: 4, arbitrary: fc.constant<GuestOp[]>([...VMXON]) },
@@ -75,15 +79,21 @@ export const step: fc.Arbitrary<GuestOp[]> = fc.oneof(
   {
     weight: 2,
     arbitrary: fc
-      .tuple(fc.constantFrom(0x4000, 0x4002, 0x401e, 0x400c, 0x4012, 0x681e, 0x6800, 0x482e, 0x0800, 0x2800), fc.bigInt(0n, (1n << 64n) - 1n))
-      .map(([f, v]): GuestOp[] => [w(f, v)]),
+      .tuple(
+        fc.constantFrom(
+          ...['pin_based_vm_exec_control', 'cpu_based_vm_exec_control', 'secondary_vm_exec_control', 'vm_exit_controls', 'vm_entry_controls'],
+          ...['guest_rip', 'guest_cr0', 'vmx_preemption_timer_value', 'guest_es_selector', 'vmcs_link_pointer'],
+        ),
+        fc.bigInt(0n, (1n << 64n) - 1n),
+      )
+      .map(([m, v]): GuestOp[] => [w(m, v)]),
   },
   // shadow VMCS: activate secondary controls + SHADOW_VMCS, and a link pointer to a shadow region
-  { weight: 2, arbitrary: fc.constant<GuestOp[]>([{ op: 'init-vmcs', pa: PAGES.shadow, shadow: true }, w(0x4002, 0x8000_0000n), w(0x401e, 0x4000n), w(0x2800, PAGES.shadow)]) },
+  { weight: 2, arbitrary: fc.constant<GuestOp[]>([{ op: 'init-vmcs', pa: PAGES.shadow, shadow: true }, ...enableShadowVmcs()]) },
   // a whole valid L2 written into the current VMCS (VMXON and a VMCS first, if need be), then VMLAUNCH
   { weight: 4, arbitrary: validL2().map((d): GuestOp[] => [...L1_WITH_VMCS, ...writeGuestOps(d), { op: 'vmlaunch' }]) },
   // preemption timer armed
-  { weight: 1, arbitrary: fc.tuple(validL2({ on: { pin: BIT.pin.preemption } }), fc.nat(0xffff)).map(([d, t]): GuestOp[] => [...L1_WITH_VMCS, ...writeGuestOps(d), w(0x482e, BigInt(t)), { op: 'vmlaunch' }]) },
+  { weight: 1, arbitrary: fc.tuple(validL2({ on: { pin: BIT.pin.preemption } }), fc.nat(0xffff)).map(([d, t]): GuestOp[] => [...L1_WITH_VMCS, ...writeGuestOps(d), w('vmx_preemption_timer_value', BigInt(t)), { op: 'vmlaunch' }]) },
   // monitor trap flag: L2 runs, then an MTF VM-exit is pending
   { weight: 1, arbitrary: validL2({ on: { proc: BIT.proc.mtf } }).map((d): GuestOp[] => [...L1_WITH_VMCS, ...writeGuestOps(d), { op: 'vmlaunch' }, { op: 'run' }, { op: 'mtf' }]) },
   { weight: 3, arbitrary: fc.constantFrom<GuestOp[]>([{ op: 'vmlaunch' }], [{ op: 'vmresume' }], [{ op: 'run' }], [{ op: 'vmexit', reason: 1n }]) },
@@ -91,7 +101,7 @@ export const step: fc.Arbitrary<GuestOp[]> = fc.oneof(
   // eVMCS: enable the capability, write an eVMCS, point the VP-assist page at it, enlightened entry
   {
     weight: 2,
-    arbitrary: fc.tuple(fc.boolean(), fc.constantFrom(1, 1, 0x11e57ed0, 7)).map(([launch, revision]): GuestOp[] => [
+    arbitrary: fc.tuple(fc.boolean(), fc.constantFrom(KVM_EVMCS_VERSION, KVM_EVMCS_VERSION, VMCS12_REVISION, 7)).map(([launch, revision]): GuestOp[] => [
       { op: 'enable-evmcs' },
       { op: 'init-evmcs', pa: PAGES.evmcs, revision },
       { op: 'set-vp-assist', currentNestedVmcs: PAGES.evmcs, enlightenVmentry: true },
@@ -123,9 +133,7 @@ export const SHADOW_SETUP: readonly GuestOp[] = [
   { op: 'init-vmcs', pa: PAGES.vmcs },
   { op: 'vmptrld', pa: PAGES.vmcs },
   { op: 'init-vmcs', pa: PAGES.shadow, shadow: true },
-  w(0x4002, 0x8000_0000n),
-  w(0x401e, 0x4000n),
-  w(0x2800, PAGES.shadow),
+  ...enableShadowVmcs(),
 ];
 
 /** Sequences that start from the shadow-VMCS setup half of the time (for properties about it). */

@@ -3,6 +3,7 @@
 // honours) and then changes as little as possible. A breaker answers false when the capability set
 // makes its rule unbreakable (e.g. a control class whose allowed-0/1 settings allow everything).
 import fc from 'fast-check';
+import { SHADOW_VMCS_BIT } from '../model/catalog/by-name.js';
 import type { CheckRule } from '../model/catalog/vmx-controls.js';
 import { BIT, CR0, CR4, EFER, INTR, INTR_TYPE } from '../model/vmentry/bits.js';
 import { cr3TargetCount, DEFAULT_VMX_MSRS, nestedCaps, type NestedCaps } from '../model/vmentry/caps.js';
@@ -149,7 +150,7 @@ export const BREAKERS: Readonly<Record<string, Breaker>> = {
   'guest.pat': needs({ on: { entry: BIT.entry.loadPat } }, (d) => put(d, 'guest_ia32_pat', 2n)),
   'guest.link-pointer.address': { apply: (d) => put(d, 'vmcs_link_pointer', LINK_PAGE | 0x800n) },
   'guest.link-pointer.revision': { apply: (d) => (put(d, 'vmcs_link_pointer', LINK_PAGE), (d.linkHdr ^= 1n), true) },
-  'guest.link-pointer.shadow-bit': { apply: (d) => (put(d, 'vmcs_link_pointer', LINK_PAGE), (d.linkHdr ^= 0x8000_0000n), true) },
+  'guest.link-pointer.shadow-bit': { apply: (d) => (put(d, 'vmcs_link_pointer', LINK_PAGE), (d.linkHdr ^= SHADOW_VMCS_BIT), true) },
   'guest.perf-global-ctrl': needs({ on: { entry: BIT.entry.loadPerf } }, (d) => or(d, 'guest_ia32_perf_global_ctrl', 0x100n)),
   'guest.pg-without-pe': needs({ on: UG, off: { entry: BIT.entry.ia32e } }, (d) => put(d, 'guest_cr0', (get(d, 'guest_cr0') | CR0.PG) & ~CR0.PE) && inject(0)(d)),
   'guest.ia32e-without-pae': needs({ on: { entry: BIT.entry.ia32e } }, (d) => (get(d, 'vm_entry_controls') & BigInt(BIT.entry.ia32e)) !== 0n && andNot(d, 'guest_cr4', CR4.PAE)),

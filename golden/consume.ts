@@ -15,6 +15,9 @@ import { linkPageSeed } from '../model/nested/guest-memory.js';
 import { decodeContent, diffFlat, flatten, type Flat } from './content.js';
 import type { ExpectedResult, GoldenEntry } from './manifest.js';
 
+/** The rule a page answer names when the consumer's revision reader refuses the page. */
+export const UNKNOWN_REVISION = 'unknown-revision';
+
 export type Observed =
   | { readonly result: 'valid'; readonly want: Flat; readonly got: Flat }
   | { readonly result: 'invalid'; readonly errno: Errno | null; readonly ret: number; readonly rule: string };
@@ -52,7 +55,7 @@ export async function observe(target: Target, e: Pick<GoldenEntry, 'kind' | 'con
   let page: Uint8Array;
   if (e.kind === 'vmcs12') {
     const r = must(await target.readRevisions({ current: toDescriptor(current), known: [toDescriptor(layout)] }, bytes.slice(0, layout.size)));
-    if (!r.accepted) return { result: 'invalid', errno: null, ret: -1, rule: 'unknown-revision' };
+    if (!r.accepted) return { result: 'invalid', errno: null, ret: -1, rule: UNKNOWN_REVISION };
     page = r.page;
   } else page = bytes.slice(0, current.size);
   // the fields the producer knew, as the consumer's layout names them (bytes without a member are

@@ -2,22 +2,23 @@
 // size and revision id against the producer profile's layout, a nested-state blob's header (its
 // size field, flags, format) and the revision of each vmcs12 page it carries. A warning does not
 // refuse the blob (a corrupt capture can be a useful golden blob), it asks for a second look.
+import { EVMCS, hdrRevision, hdrShadow, VMCS12 } from '../model/catalog/by-name.js';
 import type { Layout } from '../model/layout.js';
 import { decodeBlob } from '../model/nested/blob.js';
 import type { Profile } from '../model/profiles.js';
 import type { GoldenKind } from './manifest.js';
 
 const hex32 = (n: number) => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
-const u32 = (b: Uint8Array, off = 0) => new DataView(b.buffer, b.byteOffset + off, 4).getUint32(0, true);
 
 function pageWarnings(what: string, layout: Layout, page: Uint8Array, shadowExpected: boolean | null): string[] {
   const out: string[] = [];
   if (page.length !== layout.size) out.push(`${what} is ${page.length} bytes; a ${layout.name} ${layout.structure} page is ${layout.size}`);
-  if (page.length < 4 || layout.revision === null) return out;
-  const raw = u32(page);
-  const rev = layout.structure === 'vmcs12' ? raw & 0x7fff_ffff : raw;
+  const [s, id] = layout.structure === 'vmcs12' ? [VMCS12, 'hdr'] : [EVMCS, 'revision_id'];
+  if (!s.fits(page, id) || layout.revision === null) return out;
+  const raw = s.read(page, id);
+  const rev = layout.structure === 'vmcs12' ? hdrRevision(raw) : Number(raw);
   if (rev !== layout.revision) out.push(`${what} has revision id ${hex32(rev)}, not ${layout.name}'s ${hex32(layout.revision)}${page.every((x) => x === 0) ? ' (the page is all zero)' : ''}`);
-  if (layout.structure === 'vmcs12' && shadowExpected !== null && Boolean(raw & 0x8000_0000) !== shadowExpected)
+  if (layout.structure === 'vmcs12' && shadowExpected !== null && hdrShadow(raw) !== shadowExpected)
     out.push(`${what} ${shadowExpected ? 'lacks' : 'has'} the shadow-VMCS bit (bit 31 of the revision id)`);
   return out;
 }

@@ -3,6 +3,7 @@
 // reviewer to read before committing. An existing id is never overwritten without `update`.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { EVMCS, hdrRevision, VMCS12, type ByName } from '../model/catalog/by-name.js';
 import { readHeader } from '../model/nested/blob.js';
 import { FLAGS, SMM_FLAGS, VMX_HDR_FLAGS } from '../model/nested/constants.js';
 import type { VcpuConfig } from '../model/nested/vcpu.js';
@@ -18,9 +19,10 @@ import { readBlob } from './verify.js';
 
 /** The capability keys a consumer's answer depends on, read from the blob and the producer's vCPU. */
 function capabilities(kind: GoldenKind, bytes: Uint8Array, vcpu?: Partial<VcpuConfig>): Record<string, unknown> {
-  const rev = bytes.length >= 4 ? new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true) & 0x7fffffff : 0;
-  if (kind === 'vmcs12') return { layoutRevision: hex(rev, 8) };
-  if (kind === 'evmcs') return { evmcsRevision: hex(rev, 8), kvmCaps: ['KVM_CAP_HYPERV_ENLIGHTENED_VMCS'] };
+  // the low 31 bits (bit 31 of a vmcs12's is the shadow indicator), 0 for a page too short to have them
+  const revision = (s: ByName, id: string) => (s.fits(bytes, id) ? hdrRevision(s.read(bytes, id)) : 0);
+  if (kind === 'vmcs12') return { layoutRevision: hex(revision(VMCS12, 'hdr'), 8) };
+  if (kind === 'evmcs') return { evmcsRevision: hex(revision(EVMCS, 'revision_id'), 8), kvmCaps: ['KVM_CAP_HYPERV_ENLIGHTENED_VMCS'] };
   const h = readHeader(bytes);
   const names = [
     ...Object.entries(FLAGS).filter(([, v]) => h.flags & v).map(([k]) => k),

@@ -1,6 +1,9 @@
 // Shared steps of the nested-state suites: reach a state through guest operations, and the
 // normalisations a GET after a SET is allowed (documented in kernel-facts §8-9).
+import { hdrRevision, hdrShadow, makeHdr, VMCS12 } from '../model/catalog/by-name.js';
+import { VMCS12_REVISION } from '../model/catalog/vmcs12.js';
 import { readHeader } from '../model/nested/blob.js';
+import { BIT } from '../model/vmentry/bits.js';
 import { HEADER_SIZE, OFFSET, SIZE_WITH_SHADOW, VMCS12_BLOB_SIZE, VMCS12_STRUCT_SIZE } from '../model/nested/constants.js';
 import type { GuestOp, OpResult, VcpuConfig } from '../model/nested/vcpu.js';
 import { bytesHex, type FieldDiff } from '../model/codec.js';
@@ -102,16 +105,15 @@ export function diffBlobs(want: Uint8Array, got: Uint8Array): FieldDiff[] {
  * link-pointer checks (revision, shadow bit = VMCS shadowing) that SET repeats against guest memory.
  */
 export function linkPageStillValid(blob: Uint8Array, memory: readonly GuestOp[]): boolean {
-  const v = new DataView(blob.buffer, blob.byteOffset + OFFSET.vmcs12);
-  const link = v.getBigUint64(176, true);
+  const vmcs12 = blob.subarray(OFFSET.vmcs12);
+  const link = VMCS12.read(vmcs12, 'vmcs_link_pointer');
   if (link === (1n << 64n) - 1n) return true;
-  const proc = v.getUint32(748, true);
-  const shadow = (proc & 0x8000_0000) !== 0 && (v.getUint32(804, true) & 0x4000) !== 0;
+  const shadow = (Number(VMCS12.read(vmcs12, 'cpu_based_vm_exec_control')) & BIT.proc.secondary) !== 0 && (Number(VMCS12.read(vmcs12, 'secondary_vm_exec_control')) & BIT.proc2.shadowVmcs) !== 0;
   let hdr = 0n;
   for (const o of memory) {
-    if (o.op === 'init-vmcs' && o.pa === link) hdr = 0x11e5_7ed0n | (o.shadow ? 0x8000_0000n : 0n);
+    if (o.op === 'init-vmcs' && o.pa === link) hdr = makeHdr(o.shadow ?? false);
     if (o.op === 'init-evmcs' && o.pa === link) hdr = BigInt(o.revision ?? 1);
     if (o.op === 'write-memory' && (o.pa & ~7n) === link) hdr = o.value & 0xffff_ffffn;
   }
-  return (hdr & 0x7fff_ffffn) === 0x11e5_7ed0n && ((hdr & 0x8000_0000n) !== 0n) === shadow;
+  return hdrRevision(hdr) === VMCS12_REVISION && hdrShadow(hdr) === shadow;
 }

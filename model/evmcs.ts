@@ -107,6 +107,3 @@ export function copyVmcs12ToEnlightened(vmcs12: Uint8Array, evmcs: Uint8Array): 
   for (const s of COPY_OUT) writeBytes(out, s.to, s.bytes, readBytes(vmcs12, s.from, s.fromBytes));
   return out;
 }
-
-/** hv_clean_fields lives in the eVMCS itself, at a fixed offset. */
-export const HV_CLEAN_FIELDS_OFFSET = evmcsOffset.get('hv_clean_fields')!.offset;

@@ -1,6 +1,7 @@
 // An implementation that knows several layout revisions (the seed's advice: keep an (offset, type)
 // map from old to new layout, copy field by field when an old revision is detected, and write the
 // new revision on the next save). Reading upgrades; writing an old revision is opt-in.
+import { hdrRevision, VMCS12 } from './catalog/by-name.js';
 import { codecFor, decode, emptyRecord, encode, type StructRecord } from './codec.js';
 import { hex } from './encoding.js';
 import type { Layout } from './layout.js';
@@ -17,8 +18,8 @@ export type ReadOutcome =
   | { ok: true; revision: number; translatedFrom: string | null; record: StructRecord }
   | { ok: false; reason: string };
 
-/** revision_id is the low 31 bits of the first u32; bit 31 is the shadow-VMCS indicator. */
-export const revisionOf = (page: Uint8Array): number => (((page[0]! | (page[1]! << 8) | (page[2]! << 16) | (page[3]! << 24)) >>> 0) & 0x7fffffff);
+/** revision_id is the low 31 bits of the header every layout starts with; bit 31 is the shadow-VMCS indicator. */
+export const revisionOf = (page: Uint8Array): number => hdrRevision(VMCS12.read(page, 'hdr'));
 
 function layoutFor(set: RevisionSet, revision: number): Layout | undefined {
   if (set.current.revision === revision) return set.current;

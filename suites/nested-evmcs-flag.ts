@@ -5,7 +5,10 @@
 // historical bug (seed 003), reported as the expected verdict for those profiles.
 import fc from 'fast-check';
 import { readHeader } from '../model/nested/blob.js';
-import { FLAGS, SIZE_WITH_SHADOW } from '../model/nested/constants.js';
+import { hdrRevision, VMCS12 } from '../model/catalog/by-name.js';
+import { EVMCS_ACCEPTED_REVISIONS, KVM_EVMCS_VERSION } from '../model/catalog/evmcs.js';
+import { VMCS12_REVISION } from '../model/catalog/vmcs12.js';
+import { FLAGS, HEADER_SIZE, OFFSET, SIZE_WITH_SHADOW } from '../model/nested/constants.js';
 import type { GuestOp, VcpuConfig } from '../model/nested/vcpu.js';
 import { PAGES, vcpuConfig } from '../generators/nested.js';
 import { profileOf } from '../harness/common.js';
@@ -55,7 +58,7 @@ class Op implements fc.AsyncCommand<Model, Real> {
         if (okd) Object.assign(m, { vmxon: false, active: false });
         break;
       case 'init-evmcs':
-        m.evmcsPageValid = this.op.revision === 1 || this.op.revision === 0x11e57ed0;
+        m.evmcsPageValid = EVMCS_ACCEPTED_REVISIONS.includes(this.op.revision ?? KVM_EVMCS_VERSION);
         break;
       case 'set-vp-assist':
         m.vpAssistEnlightened = this.op.enlightenVmentry;
@@ -96,7 +99,7 @@ class GetSetCycle implements fc.AsyncCommand<Model, Real> {
       const s = must(await r.ctx.target.setNestedState(r.vcpu, g.buffer.subarray(0, g.size)));
       // quirk EVMCS_RESUME_BEFORE_LAUNCH (see nested.round-trip): a first enlightened VMRESUME leaves
       // the vmcs12 without its revision id, and SET refuses the blob at V12
-      const unrevised = flag && g.size > 128 && (new DataView(g.buffer.buffer, g.buffer.byteOffset).getUint32(128, true) & 0x7fffffff) !== 0x11e57ed0;
+      const unrevised = flag && g.size > HEADER_SIZE && hdrRevision(VMCS12.read(g.buffer.subarray(OFFSET.vmcs12), 'hdr')) !== VMCS12_REVISION;
       if (s.ret !== 0 && s.rule === 'V12' && unrevised) return;
       if (s.ret !== 0) throw new Violation(`SET of the blob GET just produced failed: ${s.ret} at ${s.rule}`);
     }
@@ -117,7 +120,7 @@ const commands = [
   fc.constant(new Op({ op: 'enable-evmcs' })),
   fc.constant(new Op({ op: 'vmxon', pa: PAGES.vmxon }, [{ op: 'init-vmcs', pa: PAGES.vmxon }])),
   fc.constant(new Op({ op: 'vmxoff' })),
-  fc.constantFrom(1, 0x11e57ed0, 7).map((revision) => new Op({ op: 'init-evmcs', pa: PAGES.evmcs, revision })),
+  fc.constantFrom(...EVMCS_ACCEPTED_REVISIONS, 7).map((revision) => new Op({ op: 'init-evmcs', pa: PAGES.evmcs, revision })),
   fc.boolean().map((e) => new Op({ op: 'set-vp-assist', currentNestedVmcs: PAGES.evmcs, enlightenVmentry: e })),
   fc.boolean().map((launch) => new Op({ op: 'evmcs-entry', launch })),
   fc.constant(new Op({ op: 'vmexit', reason: 1n })),

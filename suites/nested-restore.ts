@@ -5,11 +5,14 @@
 // outside guest mode KVM writes the shadow vmcs12 past the `size` it reports, so a buffer of exactly
 // `size` bytes faults (EFAULT).
 import fc from 'fast-check';
+import { makeHdr, SHADOW_VMCS_BIT, VMCS12 } from '../model/catalog/by-name.js';
 import { readHeader, writeHeader, type NestedHeader } from '../model/nested/blob.js';
-import { FLAGS, HEADER_SIZE, INVALID_GPA, OFFSET, SIZE_WITH_SHADOW, VMCS12_BLOB_SIZE } from '../model/nested/constants.js';
+import { FLAGS, HEADER_SIZE, INVALID_GPA, MIN_SIZE_FOR_VMCS12, OFFSET, SIZE_WITH_SHADOW, VMCS12_BLOB_SIZE } from '../model/nested/constants.js';
 import { BIT } from '../model/vmentry/bits.js';
 import { memberReader } from '../model/vmentry/input.js';
 import type { NestedBehaviour } from '../model/nested/behaviour.js';
+import type { Errno } from '../model/nested/constants.js';
+import type { RestoreRule } from '../model/nested/rules.js';
 import type { VcpuConfig } from '../model/nested/vcpu.js';
 import { guestOps, guestOpsOftenShadow, vcpuConfig } from '../generators/nested.js';
 import { profileOf } from '../harness/common.js';
@@ -19,7 +22,7 @@ import { destinationOf, getFull, reach } from '../harness/nested-common.js';
 /** One malformation of a valid blob, and the rule that must reject it (null: not applicable here). */
 interface Malformation {
   readonly name: string;
-  apply(h: NestedHeader, blob: Uint8Array, ctx: { behaviour: NestedBehaviour; config: VcpuConfig }): { blob: Uint8Array; rule: string; errno: string } | null;
+  apply(h: NestedHeader, blob: Uint8Array, ctx: { behaviour: NestedBehaviour; config: VcpuConfig }): { blob: Uint8Array; rule: RestoreRule; errno: Errno } | null;
 }
 
 const withHeader = (blob: Uint8Array, h: NestedHeader): Uint8Array => {
@@ -27,7 +30,7 @@ const withHeader = (blob: Uint8Array, h: NestedHeader): Uint8Array => {
   writeHeader(b, h);
   return b;
 };
-const einval = (blob: Uint8Array, rule: string) => ({ blob, rule, errno: 'EINVAL' });
+const einval = (blob: Uint8Array, rule: RestoreRule) => ({ blob, rule, errno: 'EINVAL' as const });
 
 const named = (ms: Malformation[]): readonly Malformation[] => ms.map((m) => Object.assign(m, { toString: () => m.name }));
 
@@ -70,9 +73,10 @@ export const MALFORMATIONS: readonly Malformation[] = named([
   {
     name: 'bad vmcs12 revision id',
     apply: (h, b) => {
-      if (h.vmxonPa === INVALID_GPA || h.vmcs12Pa === INVALID_GPA || h.size < 1126 || h.smmFlags) return null;
+      if (h.vmxonPa === INVALID_GPA || h.vmcs12Pa === INVALID_GPA || h.size < MIN_SIZE_FOR_VMCS12 || h.smmFlags) return null;
       const x = b.slice();
-      x[OFFSET.vmcs12] = x[OFFSET.vmcs12]! ^ 0x01;
+      const vmcs12 = x.subarray(OFFSET.vmcs12);
+      VMCS12.write(vmcs12, 'hdr', VMCS12.read(vmcs12, 'hdr') ^ 1n);
       return einval(x, 'V12');
     },
   },
@@ -81,7 +85,8 @@ export const MALFORMATIONS: readonly Malformation[] = named([
     apply: (h, b) => {
       if (!(h.flags & FLAGS.GUEST_MODE) || h.size < SIZE_WITH_SHADOW) return null;
       const x = b.slice();
-      x[OFFSET.shadowVmcs12 + 3] = x[OFFSET.shadowVmcs12 + 3]! & 0x7f;
+      const shadow = x.subarray(OFFSET.shadowVmcs12);
+      VMCS12.write(shadow, 'hdr', VMCS12.read(shadow, 'hdr') & ~SHADOW_VMCS_BIT);
       return einval(x, 'V13c');
     },
   },
@@ -123,7 +128,7 @@ export const restoreValidation: PropertyDef = {
   },
 };
 
-const ANSWERS = new Set(['EINVAL', 'EFAULT', 'ENOMEM', null]);
+const ANSWERS = new Set<Errno | null>(['EINVAL', 'EFAULT', 'ENOMEM', null]);
 const BOUNDARY_LENGTHS = [0, 1, 8, 127, 128, 1125, 1126, 4223, 4224, 5221, 5222, 8319, 8320, 8321];
 const SIZE_FIELDS = [0, 127, 128, 1125, 1126, 4224, 5221, 5222, 8320, 0xffffffff];
 
@@ -135,10 +140,10 @@ export const randomBlob = fc.oneof(
     let x = seed | 1;
     for (let i = 0; i < len; i++) b[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
     const v = new DataView(b.buffer);
-    if (len >= 8) v.setUint32(4, size, true);
-    if (len >= 2) v.setUint16(0, flags, true);
-    if (len >= 16) v.setBigUint64(8, vmxon ? 0x1000n : INVALID_GPA, true);
-    if (len >= 132) v.setUint32(128, 0x11e57ed0, true);
+    if (len >= OFFSET.size + 4) v.setUint32(OFFSET.size, size, true);
+    if (len >= OFFSET.flags + 2) v.setUint16(OFFSET.flags, flags, true);
+    if (len >= OFFSET.vmxonPa + 8) v.setBigUint64(OFFSET.vmxonPa, vmxon ? 0x1000n : INVALID_GPA, true);
+    if (VMCS12.fits(b.subarray(OFFSET.vmcs12), 'hdr')) VMCS12.write(b.subarray(OFFSET.vmcs12), 'hdr', makeHdr(false));
     return b;
   }),
 );

@@ -5,7 +5,9 @@
 // a flag its own SET rejects at W3).
 import fc from 'fast-check';
 import { readHeader, writeHeader } from '../model/nested/blob.js';
-import { FLAGS, INVALID_GPA, SMM_FLAGS } from '../model/nested/constants.js';
+import { hdrRevision, VMCS12 } from '../model/catalog/by-name.js';
+import { VMCS12_REVISION } from '../model/catalog/vmcs12.js';
+import { FLAGS, HEADER_SIZE, INVALID_GPA, OFFSET, SMM_FLAGS } from '../model/nested/constants.js';
 import { guestOps, vcpuConfig } from '../generators/nested.js';
 import { profileOf } from '../harness/common.js';
 import { expectNoDiff, must, Violation, type PropertyDef } from '../harness/property.js';
@@ -32,8 +34,9 @@ export const nestedRoundTrip: PropertyDef = {
         if (s.errno !== 'EINVAL') throw new Violation(`flags 0x${rejected.toString(16)} are outside this profile's SET allow-list, yet SET answered ${s.ret}`);
         return;
       }
-      const vmcs12Revision = b1.length >= 132 ? new DataView(b1.buffer, b1.byteOffset).getUint32(128, true) & 0x7fffffff : 0;
-      if (h1.flags & FLAGS.EVMCS && behaviour.evmcsFlag === 'when-active' && h1.size > 128 && vmcs12Revision !== 0x11e57ed0) {
+      const vmcs12 = b1.subarray(OFFSET.vmcs12);
+      const revised = VMCS12.fits(vmcs12, 'hdr') && hdrRevision(VMCS12.read(vmcs12, 'hdr')) === VMCS12_REVISION;
+      if (h1.flags & FLAGS.EVMCS && behaviour.evmcsFlag === 'when-active' && h1.size > HEADER_SIZE && !revised) {
         // quirk EVMCS_RESUME_BEFORE_LAUNCH: the vmcs12 cache gets its revision id only on an
         // enlightened VMLAUNCH; an L1 whose first enlightened entry is a VMRESUME leaves it unset,
         // and the blob GET produces is refused by SET at V12

@@ -3,6 +3,7 @@
 // compatible or the revision was bumped and a translation exists. When an incompatible change kept
 // the revision, the property shows the corruption instead of hiding it.
 import fc from 'fast-check';
+import { hdrShadow, makeHdr, VMCS12 } from '../model/catalog/by-name.js';
 import { codecFor, decode, encode, slotValue, type FieldDiff } from '../model/codec.js';
 import { hex } from '../model/encoding.js';
 import { toDescriptor } from '../model/layout.js';
@@ -12,10 +13,9 @@ import { witnessPage } from '../generators/witness.js';
 import { evolutions } from './layout-diff.js';
 import { must, Violation, type PropertyDef } from '../harness/property.js';
 
-/** Puts a revision id in bits 30:0 of the first u32, keeping bit 31. */
+/** Puts a revision id in the header's bits 30:0 (every generated layout starts with it), keeping the shadow bit. */
 function setRevision(page: Uint8Array, rev: number): void {
-  const v = new DataView(page.buffer, page.byteOffset);
-  v.setUint32(0, ((v.getUint32(0, true) & 0x80000000) | rev) >>> 0, true);
+  VMCS12.write(page, 'hdr', makeHdr(hdrShadow(VMCS12.read(page, 'hdr')), rev));
 }
 
 export const oldRevisionReadable: PropertyDef = {

@@ -3,6 +3,8 @@
 // KVM_SET_NESTED_STATE with -EINVAL at V14 naming it (or 2 at S8 for prepare_vmcs02's check); with two
 // rules broken the one KVM checks first is reported; and an L2 entered from a valid state round-trips.
 import fc from 'fast-check';
+import { encodingOf, VMCS12 } from '../model/catalog/by-name.js';
+import { BIT } from '../model/vmentry/bits.js';
 import { encodeBlob } from '../model/nested/blob.js';
 import { FLAGS } from '../model/nested/constants.js';
 import { DEFAULT_VCPU, type GuestOp, type OpResult, type VcpuConfig } from '../model/nested/vcpu.js';
@@ -69,7 +71,7 @@ export const validGuestEnters: PropertyDef = {
     return fc.asyncProperty(validCase(ctx), async ({ config, draft }) => {
       const src = await reach(ctx, config, launchOps(draft));
       const r = src.results.at(-1)!;
-      const host64 = (draftExit(draft) & 0x200) !== 0;
+      const host64 = (draftExit(draft) & BIT.exit.hostAddrSpace) !== 0;
       const want = host64 ? 'ok' : `VMfailValid 8${namesCheck(r) ? ' (host.address-space-size)' : ''}`;
       if (show(r) !== want) throw new Violation(`VMLAUNCH of a valid guest answered ${show(r)}${'reason' in r ? `: ${r.reason}` : ''}`, [{ field: 'VMLAUNCH', offset: -1, expected: want, actual: show(r) }]);
     });
@@ -95,9 +97,9 @@ function breakableRules(ctx: PropertyContext): [VmentryRule, string[]][] {
 function guestModeBlob(d: Vmcs12Draft, page: Uint8Array): Uint8Array {
   const proc = d.fields.get('cpu_based_vm_exec_control') ?? 0n;
   const proc2 = d.fields.get('secondary_vm_exec_control') ?? 0n;
-  const shadow = (proc & 0x8000_0000n) !== 0n && (proc2 & 0x4000n) !== 0n && d.fields.get('vmcs_link_pointer') !== (1n << 64n) - 1n;
+  const shadow = (proc & BigInt(BIT.proc.secondary)) !== 0n && (proc2 & BigInt(BIT.proc2.shadowVmcs)) !== 0n && d.fields.get('vmcs_link_pointer') !== (1n << 64n) - 1n;
   const shadowPage = new Uint8Array(4096);
-  new DataView(shadowPage.buffer).setUint32(0, Number(linkHeader(true)), true);
+  VMCS12.write(shadowPage, 'hdr', linkHeader(true));
   return encodeBlob({ flags: FLAGS.GUEST_MODE | FLAGS.RUN_PENDING, vmxonPa: PAGES.vmxon, vmcs12Pa: PAGES.vmcs }, page, shadow ? shadowPage : null);
 }
 
@@ -108,7 +110,7 @@ async function expectEntryFails(ctx: PropertyContext, b: Broken, rule: VmentryRu
   const src = await reach(ctx, config, launchOps(b.draft));
   const r = src.results.at(-1)!;
   // a 64-bit L1 cannot VMLAUNCH into a 32-bit host: rules of 32-bit hosts show on restore only
-  const host32 = ((draftExit(b.draft) & 0x200) === 0 && rule.id !== 'host.address-space-size') || undefined;
+  const host32 = ((draftExit(b.draft) & BIT.exit.hostAddrSpace) === 0 && rule.id !== 'host.address-space-size') || undefined;
   // the MSR-load breakers put the refused entry last: its index + 1 is the list's count
   const qualification = rule.stage === 'msr-load' ? Number(b.draft.fields.get('vm_entry_msr_load_count') ?? 0n) : (rule.qualification ?? 0);
   const o = host32 ? ({ kind: 'VMfailValid', error: 8 } as const) : entryOutcome(rule, qualification);
@@ -117,9 +119,9 @@ async function expectEntryFails(ctx: PropertyContext, b: Broken, rule: VmentryRu
   const want = o.kind === 'VMfailValid' ? `VMfailValid ${o.error}${named}` : `vmexit ${o.exitReason}${named}`;
   if (show(r) !== want) throw new Violation(`VMLAUNCH with ${rule.id} broken answered ${show(r)}`, [{ field: 'VMLAUNCH', offset: -1, expected: want, actual: show(r) }]);
   if (o.kind === 'vmexit') {
-    const qual = must(await ctx.target.guestOp(src.vcpu, { op: 'vmread', field: 0x6400n }));
+    const qual = must(await ctx.target.guestOp(src.vcpu, { op: 'vmread', field: encodingOf('exit_qualification') }));
     if (qual.result !== 'ok' || qual.value !== BigInt(o.qualification))
-      throw new Violation(`the entry-failure VM-exit for ${rule.id} carries exit qualification ${show(qual)} ${qual.result === 'ok' ? qual.value : ''}`, [{ field: 'exit_qualification', offset: 408, expected: String(o.qualification), actual: qual.result === 'ok' ? String(qual.value) : show(qual) }]);
+      throw new Violation(`the entry-failure VM-exit for ${rule.id} carries exit qualification ${show(qual)} ${qual.result === 'ok' ? qual.value : ''}`, [{ field: 'exit_qualification', offset: VMCS12.offset('exit_qualification'), expected: String(o.qualification), actual: qual.result === 'ok' ? String(qual.value) : show(qual) }]);
   }
 }
 
@@ -206,7 +208,7 @@ export const validGuestRoundTrip: PropertyDef = {
   runs: 100,
   async build(ctx) {
     return fc.asyncProperty(validCase(ctx), fc.boolean(), async ({ config, draft }, ran) => {
-      fc.pre((draftExit(draft) & 0x200) !== 0); // VMLAUNCH needs a 64-bit host (vmentry.valid-guest-enters covers the rest)
+      fc.pre((draftExit(draft) & BIT.exit.hostAddrSpace) !== 0); // VMLAUNCH needs a 64-bit host (vmentry.valid-guest-enters covers the rest)
       const src = await reach(ctx, config, [...launchOps(draft), ...(ran ? [{ op: 'run' } as const] : [])]);
       const b1 = await getFull(ctx, src.vcpu);
       const dst = await destinationOf(ctx, src);

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import fc from 'fast-check';
 import { CLEAN_FIELDS, EVMCS_FIELDS, EVMCS_MEMBERS, EVMCS_VERSION_RANGE } from '../model/catalog/evmcs.js';
-import { CHECK_LINUX_6_1, CHECK_LINUX_6_12, FILTER_LINUX_6_1, FILTER_LINUX_6_12 } from '../model/catalog/vmx-controls.js';
+import { CHECK_LINUX_6_1, CHECK_LINUX_6_12, EVMCS1_MASKS_6_1, EVMCS1_MASKS_6_12, FILTER_LINUX_6_1, FILTER_LINUX_6_12 } from '../model/catalog/vmx-controls.js';
 import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened, evmcsVmread } from '../model/evmcs.js';
 import { findProfile } from '../model/profiles.js';
 import { capabilityProblems, evmcsCheckControls, filterVmxMsr, type MsrSet } from '../model/vmx-msrs.js';
@@ -14,9 +14,9 @@ const load = (v: string, f: string) => JSON.parse(readFileSync(new URL(`./fixtur
 const strip = (g: string) => g.replace('HV_VMX_ENLIGHTENED_CLEAN_FIELD_', '');
 
 describe.each([
-  ['6.1', FILTER_LINUX_6_1, CHECK_LINUX_6_1],
-  ['6.12', FILTER_LINUX_6_12, CHECK_LINUX_6_12],
-] as const)('eVMCS against linux %s', (v, filter, check) => {
+  ['6.1', FILTER_LINUX_6_1, CHECK_LINUX_6_1, EVMCS1_MASKS_6_1],
+  ['6.12', FILTER_LINUX_6_12, CHECK_LINUX_6_12, EVMCS1_MASKS_6_12],
+] as const)('eVMCS against linux %s', (v, filter, check, masks) => {
   const layout = load(v, 'evmcs-layout');
   const fields = load(v, 'evmcs-fields');
   const copy = load(v, 'evmcs-copy');
@@ -54,6 +54,14 @@ describe.each([
       filt.msrs.map((m: Record<string, string>) => [Number(m.msr), m.half, Number(m.keepMaskWithPerfCpuid), Number(m.keepMaskWithoutPerfCpuid)]),
     );
     expect(check.map((r) => r.field)).toEqual(filt.checkControls.order.map((o: { field: string }) => o.field));
+  });
+
+  test('the EVMCS1 masks by their kernel names, and the check masks the kernel tests each field against', () => {
+    const named = Object.entries(filt.masks as Record<string, { value: string }>).filter(([k]) => k.startsWith('EVMCS1_'));
+    expect(masks).toEqual(Object.fromEntries(named.map(([k, m]) => [k, Number(m.value)])));
+    // "(u32)value & 0x…" (deny) or "(u32)value & ~0x…" (allow); the high-bits rule has none
+    const invalidIf = filt.checkControls.order.map((o: { invalidIf: string }) => /& ~?(0x[0-9a-f]+)/.exec(o.invalidIf)?.[1]);
+    expect(check.map((r) => (r.kind === 'high-bits' ? undefined : r.mask))).toEqual(invalidIf.map((x: string | undefined) => (x === undefined ? undefined : Number(x))));
   });
 });
 

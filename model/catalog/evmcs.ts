@@ -4,12 +4,13 @@
 // Layout, field access, both copy directions, generators and docs derive from these tables.
 import type { MemberSpec } from './types.js';
 import { member as m } from './types.js';
+import { VMCS12_REVISION } from './vmcs12.js';
 
 /** KVM_EVMCS_VERSION; KVM reports the range 0x0101 (max << 8 | min). */
 export const KVM_EVMCS_VERSION = 1;
 export const EVMCS_VERSION_RANGE = 0x0101;
 /** revision_id values enlightened VMPTRLD accepts: the version, or VMCS12_REVISION (a Hyper-V bug workaround). */
-export const EVMCS_ACCEPTED_REVISIONS: readonly number[] = [0x1, 0x11e57ed0];
+export const EVMCS_ACCEPTED_REVISIONS: readonly number[] = [KVM_EVMCS_VERSION, VMCS12_REVISION];
 export const EVMCS_SIZE = 1024;
 
 /** hv_clean_fields bits (HV_VMX_ENLIGHTENED_CLEAN_FIELD_*): a set bit means the group is clean (not copied). */

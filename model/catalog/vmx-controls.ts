@@ -1,5 +1,7 @@
-// Names of the VMX control bits, from the EVMCS1 masks of both kernels (kernel-tables/*/evmcs-filter.json)
-// and the bits kernel-facts §6.5 names. A bit with no name here is printed as "bit N".
+// The VMX controls table: the names of the control bits, from the EVMCS1 masks of both kernels
+// (kernel-tables/*/evmcs-filter.json) and the bits kernel-facts §6.5 names, and the EVMCS1 masks by
+// their kernel names. Bit constants (model/vmentry/bits.ts), the eVMCS filter and check tables
+// below and the bit names in reports all derive from here. A bit with no name is printed as "bit N".
 export type ControlClass = 'pin' | 'proc' | 'proc2' | 'exit' | 'entry' | 'vmfunc';
 
 export const CONTROL_BIT_NAMES: Readonly<Record<ControlClass, Readonly<Record<number, string>>>> = {
@@ -148,45 +150,98 @@ export interface CheckRule {
   readonly mask: number;
 }
 
+/** The value of a named control bit (throws on a name the table above does not have). */
+export function controlBit(controls: ControlClass, name: string): number {
+  const bit = Object.entries(CONTROL_BIT_NAMES[controls]).find(([, n]) => n === name)?.[0];
+  if (bit === undefined) throw new RangeError(`no ${controls} control is named ${name}`);
+  return 2 ** Number(bit);
+}
+
+const u32 = (x: number): number => x >>> 0;
+
+/** linux 6.1, evmcs.h: the controls eVMCS v1 cannot carry (a deny-list); EXEC_CTRL is defined, never used. */
+export const EVMCS1_MASKS_6_1 = {
+  EVMCS1_UNSUPPORTED_PINCTRL: 0x000000c0,
+  EVMCS1_UNSUPPORTED_EXEC_CTRL: 0x00020000,
+  EVMCS1_UNSUPPORTED_2NDEXEC: 0x02026701,
+  EVMCS1_UNSUPPORTED_VMEXIT_CTRL: 0x00400000,
+  EVMCS1_UNSUPPORTED_VMENTRY_CTRL: 0x00000000,
+  EVMCS1_UNSUPPORTED_VMFUNC: 0x00000001,
+} as const;
+
+/** linux 6.12, hyperv_evmcs.h: the controls eVMCS v1 can carry (an allow-list). */
+export const EVMCS1_MASKS_6_12 = {
+  EVMCS1_SUPPORTED_PINCTRL: 0x0000003f,
+  EVMCS1_SUPPORTED_EXEC_CTRL: 0xfff9fffe,
+  EVMCS1_SUPPORTED_2NDEXEC: 0xc71998fe,
+  EVMCS1_SUPPORTED_3RDEXEC: 0x00000000,
+  EVMCS1_SUPPORTED_VMEXIT_CTRL: 0x03bfffff,
+  EVMCS1_SUPPORTED_VMENTRY_CTRL: 0x0007f3ff,
+  EVMCS1_SUPPORTED_VMFUNC: 0x00000000,
+} as const;
+
+/** 6.12's table entry for the secondary controls drops TSC scaling from the macro (kernel-facts §6, no reason given). */
+const EVMCS_2NDEXEC_6_12 = u32(EVMCS1_MASKS_6_12.EVMCS1_SUPPORTED_2NDEXEC & ~controlBit('proc2', 'SECONDARY_EXEC_TSC_SCALING'));
+
+/** The MSRs that report each control class, in the order the kernel-tables list them. */
+const CONTROL_MSRS: Readonly<Record<ControlClass, readonly (readonly [number, string])[]>> = {
+  exit: [[0x483, 'MSR_IA32_VMX_EXIT_CTLS'], [0x48f, 'MSR_IA32_VMX_TRUE_EXIT_CTLS']],
+  entry: [[0x484, 'MSR_IA32_VMX_ENTRY_CTLS'], [0x490, 'MSR_IA32_VMX_TRUE_ENTRY_CTLS']],
+  proc: [[0x482, 'MSR_IA32_VMX_PROCBASED_CTLS'], [0x48e, 'MSR_IA32_VMX_TRUE_PROCBASED_CTLS']],
+  proc2: [[0x48b, 'MSR_IA32_VMX_PROCBASED_CTLS2']],
+  pin: [[0x481, 'MSR_IA32_VMX_PINBASED_CTLS'], [0x48d, 'MSR_IA32_VMX_TRUE_PINBASED_CTLS']],
+  vmfunc: [[0x491, 'MSR_IA32_VMX_VMFUNC']],
+};
+
+/** Without Hyper-V's PERF_GLOBAL_CTRL CPUID bit the filter also takes the perf-global-ctrl load controls away. */
+const PERF_GLOBAL_CTRL: Partial<Record<ControlClass, number>> = {
+  exit: controlBit('exit', 'VM_EXIT_LOAD_IA32_PERF_GLOBAL_CTRL'),
+  entry: controlBit('entry', 'VM_ENTRY_LOAD_IA32_PERF_GLOBAL_CTRL'),
+};
+
+function filterTable(op: FilterRule['op'], masks: readonly (readonly [ControlClass, number])[]): readonly FilterRule[] {
+  return masks.flatMap(([controls, mask]) =>
+    CONTROL_MSRS[controls].map(([msr, name]): FilterRule => {
+      const perf = PERF_GLOBAL_CTRL[controls] ?? 0;
+      return { msr, name, controls, half: controls === 'vmfunc' ? 'low' : 'high', op, mask: u32(mask), maskWithoutPerfGlobalCtrl: u32(op === 'clear' ? mask | perf : mask & ~perf) };
+    }),
+  );
+}
+
 /** linux 6.1: deny-list: EVMCS1_UNSUPPORTED_* bits are cleared */
-export const FILTER_LINUX_6_1: readonly FilterRule[] = [
-  { msr: 0x483, name: 'MSR_IA32_VMX_EXIT_CTLS', controls: 'exit', half: 'high', op: 'clear', mask: 0x00400000, maskWithoutPerfGlobalCtrl: 0x00401000 },
-  { msr: 0x48f, name: 'MSR_IA32_VMX_TRUE_EXIT_CTLS', controls: 'exit', half: 'high', op: 'clear', mask: 0x00400000, maskWithoutPerfGlobalCtrl: 0x00401000 },
-  { msr: 0x484, name: 'MSR_IA32_VMX_ENTRY_CTLS', controls: 'entry', half: 'high', op: 'clear', mask: 0x00000000, maskWithoutPerfGlobalCtrl: 0x00002000 },
-  { msr: 0x490, name: 'MSR_IA32_VMX_TRUE_ENTRY_CTLS', controls: 'entry', half: 'high', op: 'clear', mask: 0x00000000, maskWithoutPerfGlobalCtrl: 0x00002000 },
-  { msr: 0x48b, name: 'MSR_IA32_VMX_PROCBASED_CTLS2', controls: 'proc2', half: 'high', op: 'clear', mask: 0x02026701, maskWithoutPerfGlobalCtrl: 0x02026701 },
-  { msr: 0x481, name: 'MSR_IA32_VMX_PINBASED_CTLS', controls: 'pin', half: 'high', op: 'clear', mask: 0x000000c0, maskWithoutPerfGlobalCtrl: 0x000000c0 },
-  { msr: 0x48d, name: 'MSR_IA32_VMX_TRUE_PINBASED_CTLS', controls: 'pin', half: 'high', op: 'clear', mask: 0x000000c0, maskWithoutPerfGlobalCtrl: 0x000000c0 },
-  { msr: 0x491, name: 'MSR_IA32_VMX_VMFUNC', controls: 'vmfunc', half: 'low', op: 'clear', mask: 0x00000001, maskWithoutPerfGlobalCtrl: 0x00000001 },
-];
+const D = EVMCS1_MASKS_6_1;
+export const FILTER_LINUX_6_1: readonly FilterRule[] = filterTable('clear', [
+  ['exit', D.EVMCS1_UNSUPPORTED_VMEXIT_CTRL],
+  ['entry', D.EVMCS1_UNSUPPORTED_VMENTRY_CTRL],
+  ['proc2', D.EVMCS1_UNSUPPORTED_2NDEXEC],
+  ['pin', D.EVMCS1_UNSUPPORTED_PINCTRL],
+  ['vmfunc', D.EVMCS1_UNSUPPORTED_VMFUNC],
+]);
 export const CHECK_LINUX_6_1: readonly CheckRule[] = [
-  { rule: 'pin', field: 'pin_based_vm_exec_control', kind: 'deny', mask: 0x000000c0 },
-  { rule: '2ndexec', field: 'secondary_vm_exec_control', kind: 'deny', mask: 0x02026701 },
-  { rule: 'exit', field: 'vm_exit_controls', kind: 'deny', mask: 0x00400000 },
-  { rule: 'entry', field: 'vm_entry_controls', kind: 'deny', mask: 0x00000000 },
+  { rule: 'pin', field: 'pin_based_vm_exec_control', kind: 'deny', mask: D.EVMCS1_UNSUPPORTED_PINCTRL },
+  { rule: '2ndexec', field: 'secondary_vm_exec_control', kind: 'deny', mask: D.EVMCS1_UNSUPPORTED_2NDEXEC },
+  { rule: 'exit', field: 'vm_exit_controls', kind: 'deny', mask: D.EVMCS1_UNSUPPORTED_VMEXIT_CTRL },
+  { rule: 'entry', field: 'vm_entry_controls', kind: 'deny', mask: D.EVMCS1_UNSUPPORTED_VMENTRY_CTRL },
   { rule: 'vmfunc-high', field: 'vm_function_control', kind: 'high-bits', mask: 0 },
-  { rule: 'vmfunc', field: 'vm_function_control', kind: 'deny', mask: 0x00000001 },
+  { rule: 'vmfunc', field: 'vm_function_control', kind: 'deny', mask: D.EVMCS1_UNSUPPORTED_VMFUNC },
 ];
 
 /** linux 6.12: allow-list: only EVMCS1_SUPPORTED_* bits are kept */
-export const FILTER_LINUX_6_12: readonly FilterRule[] = [
-  { msr: 0x483, name: 'MSR_IA32_VMX_EXIT_CTLS', controls: 'exit', half: 'high', op: 'keep', mask: 0x03bfffff, maskWithoutPerfGlobalCtrl: 0x03bfefff },
-  { msr: 0x48f, name: 'MSR_IA32_VMX_TRUE_EXIT_CTLS', controls: 'exit', half: 'high', op: 'keep', mask: 0x03bfffff, maskWithoutPerfGlobalCtrl: 0x03bfefff },
-  { msr: 0x484, name: 'MSR_IA32_VMX_ENTRY_CTLS', controls: 'entry', half: 'high', op: 'keep', mask: 0x0007f3ff, maskWithoutPerfGlobalCtrl: 0x0007d3ff },
-  { msr: 0x490, name: 'MSR_IA32_VMX_TRUE_ENTRY_CTLS', controls: 'entry', half: 'high', op: 'keep', mask: 0x0007f3ff, maskWithoutPerfGlobalCtrl: 0x0007d3ff },
-  { msr: 0x482, name: 'MSR_IA32_VMX_PROCBASED_CTLS', controls: 'proc', half: 'high', op: 'keep', mask: 0xfff9fffe, maskWithoutPerfGlobalCtrl: 0xfff9fffe },
-  { msr: 0x48e, name: 'MSR_IA32_VMX_TRUE_PROCBASED_CTLS', controls: 'proc', half: 'high', op: 'keep', mask: 0xfff9fffe, maskWithoutPerfGlobalCtrl: 0xfff9fffe },
-  { msr: 0x48b, name: 'MSR_IA32_VMX_PROCBASED_CTLS2', controls: 'proc2', half: 'high', op: 'keep', mask: 0xc51998fe, maskWithoutPerfGlobalCtrl: 0xc51998fe },
-  { msr: 0x481, name: 'MSR_IA32_VMX_PINBASED_CTLS', controls: 'pin', half: 'high', op: 'keep', mask: 0x0000003f, maskWithoutPerfGlobalCtrl: 0x0000003f },
-  { msr: 0x48d, name: 'MSR_IA32_VMX_TRUE_PINBASED_CTLS', controls: 'pin', half: 'high', op: 'keep', mask: 0x0000003f, maskWithoutPerfGlobalCtrl: 0x0000003f },
-  { msr: 0x491, name: 'MSR_IA32_VMX_VMFUNC', controls: 'vmfunc', half: 'low', op: 'keep', mask: 0x00000000, maskWithoutPerfGlobalCtrl: 0x00000000 },
-];
+const A = EVMCS1_MASKS_6_12;
+export const FILTER_LINUX_6_12: readonly FilterRule[] = filterTable('keep', [
+  ['exit', A.EVMCS1_SUPPORTED_VMEXIT_CTRL],
+  ['entry', A.EVMCS1_SUPPORTED_VMENTRY_CTRL],
+  ['proc', A.EVMCS1_SUPPORTED_EXEC_CTRL],
+  ['proc2', EVMCS_2NDEXEC_6_12],
+  ['pin', A.EVMCS1_SUPPORTED_PINCTRL],
+  ['vmfunc', A.EVMCS1_SUPPORTED_VMFUNC],
+]);
 export const CHECK_LINUX_6_12: readonly CheckRule[] = [
-  { rule: 'pin', field: 'pin_based_vm_exec_control', kind: 'allow', mask: 0x0000003f },
-  { rule: 'exec', field: 'cpu_based_vm_exec_control', kind: 'allow', mask: 0xfff9fffe },
-  { rule: '2ndexec', field: 'secondary_vm_exec_control', kind: 'allow', mask: 0xc51998fe },
-  { rule: 'exit', field: 'vm_exit_controls', kind: 'allow', mask: 0x03bfffff },
-  { rule: 'entry', field: 'vm_entry_controls', kind: 'allow', mask: 0x0007f3ff },
+  { rule: 'pin', field: 'pin_based_vm_exec_control', kind: 'allow', mask: A.EVMCS1_SUPPORTED_PINCTRL },
+  { rule: 'exec', field: 'cpu_based_vm_exec_control', kind: 'allow', mask: A.EVMCS1_SUPPORTED_EXEC_CTRL },
+  { rule: '2ndexec', field: 'secondary_vm_exec_control', kind: 'allow', mask: EVMCS_2NDEXEC_6_12 },
+  { rule: 'exit', field: 'vm_exit_controls', kind: 'allow', mask: A.EVMCS1_SUPPORTED_VMEXIT_CTRL },
+  { rule: 'entry', field: 'vm_entry_controls', kind: 'allow', mask: A.EVMCS1_SUPPORTED_VMENTRY_CTRL },
   { rule: 'vmfunc-high', field: 'vm_function_control', kind: 'high-bits', mask: 0 },
-  { rule: 'vmfunc', field: 'vm_function_control', kind: 'allow', mask: 0x00000000 },
+  { rule: 'vmfunc', field: 'vm_function_control', kind: 'allow', mask: A.EVMCS1_SUPPORTED_VMFUNC },
 ];

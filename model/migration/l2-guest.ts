@@ -3,9 +3,8 @@
 // no MSR-load list). Close to what generators/valid-guest.ts builds from all-zero choices, written
 // out once so model/ does not depend on generators/; tests/scenarios.test.ts checks that every
 // scenario still enters. Without unrestricted guest KVM checks the segments on VMLAUNCH (F1).
+import { vmwriteOp as w } from '../nested/ops-json.js';
 import type { GuestOp } from '../nested/vcpu.js';
-
-const w = (field: number, value: bigint): GuestOp => ({ op: 'vmwrite', field: BigInt(field), value });
 
 /** pin, processor-based, secondary, exit and entry controls of the minimal guest */
 export type Controls = Record<'pin' | 'proc' | 'proc2' | 'exit' | 'entry', number>;
@@ -20,24 +19,29 @@ export function writeL2(controls: Partial<Controls> = {}): GuestOp[] {
   const c = { ...L2_CONTROLS, ...controls };
   return [
     // >>> 0: a control word with bit 31 set is a 32-bit field, not a negative number
-    w(0x4000, BigInt(c.pin >>> 0)), w(0x4002, BigInt(c.proc >>> 0)), w(0x401e, BigInt(c.proc2 >>> 0)), w(0x400c, BigInt(c.exit >>> 0)), w(0x4012, BigInt(c.entry >>> 0)),
-    // I/O and MSR bitmaps, VM-exit/entry MSR areas, virtual-APIC, APIC-access, EPTP-list, VMREAD/VMWRITE bitmaps, PML
-    ...[0x2000, 0x2002, 0x2004, 0x2012, 0x2014, 0x200e, 0x2026, 0x2028, 0x2024, 0x2016, 0x2008, 0x2006, 0x200a].map((f) => w(f, MIB)),
-    w(0x0, 1n), // VPID
-    w(0x201a, MIB | 0x1en), // EPTP: WB, 4-level, A/D
-    w(0x6800, CR0), w(0x6804, CR4), w(0x6802, MIB), // guest CR0, CR4, CR3
-    w(0x2806, 0x500n), w(0x2c02, 0x500n), // guest and host EFER: LME | LMA
-    w(0x2800, 0xffff_ffff_ffff_ffffn), // no link pointer
-    w(0x6c00, CR0), w(0x6c04, CR4), w(0x6c02, MIB), // host CR0, CR4, CR3
-    w(0xc02, 8n), w(0xc0c, 8n), w(0xc04, 8n), // host CS, TR, SS selectors
+    w('pin_based_vm_exec_control', BigInt(c.pin >>> 0)),
+    w('cpu_based_vm_exec_control', BigInt(c.proc >>> 0)),
+    w('secondary_vm_exec_control', BigInt(c.proc2 >>> 0)),
+    w('vm_exit_controls', BigInt(c.exit >>> 0)),
+    w('vm_entry_controls', BigInt(c.entry >>> 0)),
+    ...[
+      ...['io_bitmap_a', 'io_bitmap_b', 'msr_bitmap', 'virtual_apic_page_addr', 'apic_access_addr', 'pml_address', 'vmread_bitmap', 'vmwrite_bitmap'],
+      ...['eptp_list_address', 'posted_intr_desc_addr', 'vm_exit_msr_load_addr', 'vm_exit_msr_store_addr', 'vm_entry_msr_load_addr'],
+    ].map((m) => w(m, MIB)),
+    w('virtual_processor_id', 1n),
+    w('ept_pointer', MIB | 0x1en), // WB, 4-level, A/D
+    w('guest_cr0', CR0), w('guest_cr4', CR4), w('guest_cr3', MIB),
+    w('guest_ia32_efer', 0x500n), w('host_ia32_efer', 0x500n), // LME | LMA
+    w('vmcs_link_pointer', 0xffff_ffff_ffff_ffffn), // none
+    w('host_cr0', CR0), w('host_cr4', CR4), w('host_cr3', MIB),
+    w('host_cs_selector', 8n), w('host_tr_selector', 8n), w('host_ss_selector', 8n),
     ...flatSegments(),
   ];
 }
 
 /** 64-bit code at selector 8, flat data at 0x10 for SS DS ES FS GS, a busy TSS at 0x18, no LDT (unusable) */
 function flatSegments(): GuestOp[] {
-  const seg = (sel: number, limit: number, ar: number, n: number) => [w(0x800 + 2 * n, BigInt(sel)), w(0x4800 + 2 * n, BigInt(limit >>> 0)), w(0x4814 + 2 * n, BigInt(ar))];
-  // encodings in SDM order: ES CS SS DS FS GS LDTR TR
+  const seg = (sel: number, limit: number, ar: number, s: string) => [w(`guest_${s}_selector`, BigInt(sel)), w(`guest_${s}_limit`, BigInt(limit >>> 0)), w(`guest_${s}_ar_bytes`, BigInt(ar))];
   const DATA = [0x10, 0xffff_ffff, 0xc093] as const;
-  return [...seg(...DATA, 0), ...seg(0x8, 0xffff_ffff, 0xa09b, 1), ...seg(...DATA, 2), ...seg(...DATA, 3), ...seg(...DATA, 4), ...seg(...DATA, 5), ...seg(0, 0, 0x1_0000, 6), ...seg(0x18, 0x67, 0x8b, 7)];
+  return [...seg(...DATA, 'es'), ...seg(0x8, 0xffff_ffff, 0xa09b, 'cs'), ...seg(...DATA, 'ss'), ...seg(...DATA, 'ds'), ...seg(...DATA, 'fs'), ...seg(...DATA, 'gs'), ...seg(0, 0, 0x1_0000, 'ldtr'), ...seg(0x18, 0x67, 0x8b, 'tr')];
 }

@@ -3,8 +3,11 @@
 // anything. A table of rules written independently of the simulation, so the two can be compared.
 import { readHeader } from '../nested/blob.js';
 import { FLAGS, HEADER_SIZE, INVALID_GPA, MIN_SIZE_FOR_VMCS12, SMM_FLAGS, VMX_HDR_FLAGS } from '../nested/constants.js';
+import type { RestoreRule } from '../nested/rules.js';
 import { findProfile } from '../profiles.js';
+import { EVMCS, hdrRevision, VMCS12 } from '../catalog/by-name.js';
 import { EVMCS_ACCEPTED_REVISIONS } from '../catalog/evmcs.js';
+import { VMCS12_REVISION } from '../catalog/vmcs12.js';
 import { filterDiff } from '../filter-diff.js';
 import type { Host } from './hosts.js';
 import type { Outcome } from './outcome.js';
@@ -30,7 +33,7 @@ export function predict(srcHost: Host, dst: Host, stream: Stream): Outcome {
   if (stream.evmcsEnabled && !dst.evmcsCap) lost.push('eVMCS enlightenment');
   if (h && dstP.nested) {
     const b = dstP.nested;
-    const failed = (rule: string, reason: string): Outcome => ({ kind: 'failed', errno: 'EINVAL', rule, reason });
+    const failed = (rule: RestoreRule, reason: string): Outcome => ({ kind: 'failed', errno: 'EINVAL', rule, reason });
     if (h.flags & ~b.setFlagsMask) return failed('W3', 'a flag the destination does not accept');
     const evmcsFlag = (h.flags & FLAGS.EVMCS) !== 0 && b.evmcsFlag !== 'none';
     if (evmcsFlag && b.evmcsFlag === 'when-active' && (!evmcsOn || !dst.nested)) return failed('V8', 'EVMCS without eVMCS enabled on the destination');
@@ -39,10 +42,11 @@ export function predict(srcHost: Host, dst: Host, stream: Stream): Outcome {
     if (h.vmxonPa !== INVALID_GPA && !hasVmcs12 && (h.flags & FLAGS.GUEST_MODE || (evmcsFlag && b.evmcsFlag === 'when-active') || h.vmcs12Pa !== INVALID_GPA))
       return failed('V9', 'the destination expects a vmcs12 the stream does not carry');
     if (h.vmxonPa !== INVALID_GPA && hasVmcs12 && h.vmcs12Pa === INVALID_GPA && !(evmcsFlag && b.evmcsFlag === 'when-active')) return failed('V10c', 'a vmcs12 with neither a pointer nor an eVMCS');
-    if (hasVmcs12 && blob.length >= 132 && (new DataView(blob.buffer, blob.byteOffset).getUint32(128, true) & 0x7fffffff) !== 0x11e57ed0) return failed('V12', 'vmcs12 without its revision id');
+    const vmcs12 = blob.subarray(HEADER_SIZE, MIN_SIZE_FOR_VMCS12);
+    if (hasVmcs12 && vmcs12.length >= 4 /* its hdr */ && hdrRevision(VMCS12.read(vmcs12, 'hdr')) !== VMCS12_REVISION) return failed('V12', 'vmcs12 without its revision id');
     // V14 and S8: a guest-mode state must pass the destination's VM-entry checks (restore mode)
     if (hasVmcs12 && h.flags & FLAGS.GUEST_MODE) {
-      const input = entryInput(dstP.vmcs12, blob.subarray(HEADER_SIZE, MIN_SIZE_FOR_VMCS12), {
+      const input = entryInput(dstP.vmcs12, vmcs12, {
         vmxMsrs: stream.vmxMsrs,
         maxPhyAddr: stream.config.maxPhyAddr,
         runPending: (h.flags & FLAGS.RUN_PENDING) !== 0,
@@ -62,7 +66,7 @@ export function predict(srcHost: Host, dst: Host, stream: Stream): Outcome {
     if (evmcsFlag && b.evmcsFlag === 'when-active' && h.vmcs12Pa === INVALID_GPA && h.vmxonPa !== INVALID_GPA) {
       const gpa = stream.vpAssist?.currentNestedVmcs;
       const page = gpa !== undefined ? stream.memory.get(gpa) : undefined;
-      const rev = page ? new DataView(page.buffer, page.byteOffset).getUint32(0, true) : -1;
+      const rev = page ? Number(EVMCS.read(page, 'revision_id')) : -1;
       if (!page || !EVMCS_ACCEPTED_REVISIONS.includes(rev)) return { kind: 'failed', errno: 'internal-error', rule: 'KVM_RUN', reason: 'the eVMCS cannot be mapped from the VP-assist page' };
     }
   }

@@ -1,7 +1,9 @@
 // Migration scenarios: what the guest did before the move, as a recipe of guest operations on a
 // VM configured as the VMM would. One recipe per scenario keeps matrix cells reproducible.
+import { vmwriteOp as w } from '../nested/ops-json.js';
 import type { GuestOp, VcpuConfig } from '../nested/vcpu.js';
 import { DEFAULT_VCPU } from '../nested/vcpu.js';
+import { BIT } from '../vmentry/bits.js';
 import { L2_CONTROLS, writeL2 } from './l2-guest.js';
 
 export interface Scenario {
@@ -15,28 +17,27 @@ export interface Scenario {
 }
 
 const pa = { vmxon: 0x1000n, vmcs: 0x2000n, evmcs: 0x4000n, shadow: 0x5000n };
-const w = (field: number, value: bigint): GuestOp => ({ op: 'vmwrite', field: BigInt(field), value });
 const HYPERV: VcpuConfig = { ...DEFAULT_VCPU, hypervCpuid: { nestedEax: 0x0101, nestedEbx: 1 }, evmcsEnabled: true };
 /** VMXON as an L1 hypervisor does it: the region starts with the revision id (KVM checks it) */
 const vmxon: GuestOp[] = [{ op: 'init-vmcs', pa: pa.vmxon }, { op: 'vmxon', pa: pa.vmxon }];
 const loaded: GuestOp[] = [...vmxon, { op: 'init-vmcs', pa: pa.vmcs }, { op: 'vmptrld', pa: pa.vmcs }];
 /** a valid L2 (VMLAUNCH runs the VM-entry checks), with its entry point */
-const l2 = (controls: Parameters<typeof writeL2>[0] = {}): GuestOp[] => [...writeL2(controls), w(0x681e, 0xfff0n)];
+const l2 = (controls: Parameters<typeof writeL2>[0] = {}): GuestOp[] => [...writeL2(controls), w('guest_rip', 0xfff0n)];
 
 export const SCENARIOS: readonly Scenario[] = [
   { name: 'never-nested', description: 'VMX in CPUID, the guest never ran VMXON', vm: DEFAULT_VCPU, ops: [] },
   { name: 'l1-only', description: 'VMXON, no current VMCS', vm: DEFAULT_VCPU, ops: vmxon },
-  { name: 'vmcs12-loaded', description: 'VMXON and VMPTRLD, L1 running', vm: DEFAULT_VCPU, ops: [...loaded, w(0x681e, 0xfff0n)] },
+  { name: 'vmcs12-loaded', description: 'VMXON and VMPTRLD, L1 running', vm: DEFAULT_VCPU, ops: [...loaded, w('guest_rip', 0xfff0n)] },
   { name: 'l2-running', description: 'L2 entered with VMLAUNCH and run', vm: DEFAULT_VCPU, ops: [...loaded, ...l2(), { op: 'vmlaunch' }, { op: 'run' }] },
   { name: 'l2-run-pending', description: 'VMLAUNCH emulated, L2 not yet entered', vm: DEFAULT_VCPU, ops: [...loaded, ...l2(), { op: 'vmlaunch' }] },
   {
     name: 'shadow-vmcs',
     description: 'L2 running with shadow VMCS (8320-byte state)',
     vm: DEFAULT_VCPU,
-    ops: [...loaded, { op: 'init-vmcs', pa: pa.shadow, shadow: true }, ...l2({ proc: L2_CONTROLS.proc | 0x8000_0000, proc2: 0x4000 }), w(0x2800, pa.shadow), { op: 'vmlaunch' }, { op: 'run' }],
+    ops: [...loaded, { op: 'init-vmcs', pa: pa.shadow, shadow: true }, ...l2({ proc: L2_CONTROLS.proc | BIT.proc.secondary, proc2: BIT.proc2.shadowVmcs }), w('vmcs_link_pointer', pa.shadow), { op: 'vmlaunch' }, { op: 'run' }],
   },
-  { name: 'preemption-timer', description: 'L2 running with the preemption timer armed', vm: DEFAULT_VCPU, ops: [...loaded, ...l2({ pin: L2_CONTROLS.pin | 0x40 }), w(0x482e, 0x100n), { op: 'vmlaunch' }, { op: 'run' }] },
-  { name: 'mtf-pending', description: 'L2 with a monitor-trap-flag VM-exit pending', vm: DEFAULT_VCPU, ops: [...loaded, ...l2({ proc: L2_CONTROLS.proc | 0x0800_0000 }), { op: 'vmlaunch' }, { op: 'run' }, { op: 'mtf' }] },
+  { name: 'preemption-timer', description: 'L2 running with the preemption timer armed', vm: DEFAULT_VCPU, ops: [...loaded, ...l2({ pin: L2_CONTROLS.pin | BIT.pin.preemption }), w('vmx_preemption_timer_value', 0x100n), { op: 'vmlaunch' }, { op: 'run' }] },
+  { name: 'mtf-pending', description: 'L2 with a monitor-trap-flag VM-exit pending', vm: DEFAULT_VCPU, ops: [...loaded, ...l2({ proc: L2_CONTROLS.proc | BIT.proc.mtf }), { op: 'vmlaunch' }, { op: 'run' }, { op: 'mtf' }] },
   { name: 'smm', description: 'VMXON, then an SMI: VMX state parked in SMM', vm: DEFAULT_VCPU, ops: [...loaded, { op: 'smm-entry' }] },
   {
     name: 'evmcs-active',

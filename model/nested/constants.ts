@@ -40,4 +40,7 @@ export const OFFSET = {
 export const IOCTL = { KVM_GET_NESTED_STATE: 0xc080aeben, KVM_SET_NESTED_STATE: 0x4080aebfn } as const;
 export const KVM_CAP = { NESTED_STATE: 157, HYPERV_ENLIGHTENED_VMCS: 163 } as const;
 
-export type Errno = 'EINVAL' | 'EFAULT' | 'E2BIG' | 'ENOMEM' | 'ENOTTY';
+/** The errnos the model answers, by name, with their numbers (the ioctl returns the negative). The
+ * schemas that name errnos list these (tests/vocabulary.test.ts keeps them in step). */
+export const ERRNO = { EINVAL: 22, EFAULT: 14, E2BIG: 7, ENOMEM: 12, ENOTTY: 25 } as const;
+export type Errno = keyof typeof ERRNO;

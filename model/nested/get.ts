@@ -1,7 +1,8 @@
 // KVM_GET_NESTED_STATE (kernel-facts §8): the size computation, every flag condition, the syncs
 // before copying, the E2BIG protocol, and the quirk that the shadow vmcs12 can be written past `size`.
 import { copyEnlightenedToVmcs12 } from '../evmcs.js';
-import { readBytes } from '../vmcs12-access.js';
+import { VMCS12 } from '../catalog/by-name.js';
+import { BIT } from '../vmentry/bits.js';
 import { writeHeader, type NestedHeader } from './blob.js';
 import { FLAGS, HEADER_SIZE, INVALID_GPA, OFFSET, SMM_FLAGS, VMCS12_BLOB_SIZE, VMX_HDR_FLAGS, type Errno } from './constants.js';
 import type { Vcpu } from './vcpu.js';
@@ -17,8 +18,6 @@ export interface GetResult {
   readonly written: number;
   readonly header: NestedHeader;
 }
-
-const PIN_PREEMPTION_TIMER = 0x40n;
 
 /** vmx_get_nested_state's header and size, without copying. */
 export function nestedStateHeader(v: Vcpu): NestedHeader {
@@ -40,7 +39,7 @@ export function nestedStateHeader(v: Vcpu): NestedHeader {
     h.flags |= FLAGS.GUEST_MODE;
     if (v.nestedRunPending) h.flags |= FLAGS.RUN_PENDING;
     if (v.mtfPending && b.getsMtf) h.flags |= FLAGS.MTF_PENDING;
-    if (b.headerFlags && readBytes(v.vmcs12, 744, 4) & PIN_PREEMPTION_TIMER && v.hasPreemptionTimerDeadline) {
+    if (b.headerFlags && Number(VMCS12.read(v.vmcs12, 'pin_based_vm_exec_control')) & BIT.pin.preemption && v.hasPreemptionTimerDeadline) {
       h.vmxFlags |= VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE;
       h.preemptionTimerDeadline = v.preemptionTimerDeadline;
     }

@@ -3,6 +3,7 @@
 // (golden verify, `nested restore`) puts the shadow vmcs12's header there, as the migrated guest
 // memory would have it. Other guest memory a restore reads (the eVMCS page, the VP-assist page) is
 // restored by the VMM with the memory operations below.
+import { VMCS12 } from '../catalog/by-name.js';
 import type { Layout } from '../layout.js';
 import { memberReader } from '../vmentry/input.js';
 import { readHeader } from './blob.js';
@@ -21,7 +22,9 @@ export function linkPageSeed(blob: Uint8Array, layout: Layout): Extract<GuestOp,
   if (!(h.flags & FLAGS.GUEST_MODE) || h.size < SIZE_WITH_SHADOW) return null;
   const link = memberReader(layout, blob.subarray(OFFSET.vmcs12, OFFSET.shadowVmcs12))('vmcs_link_pointer');
   if (link === INVALID_GPA || link & 0xfffn) return null;
-  const value = new DataView(blob.buffer, blob.byteOffset + OFFSET.shadowVmcs12, 8).getBigUint64(0, true);
+  // the 8-byte store of the region's start: its header and abort indicator
+  const shadow = blob.subarray(OFFSET.shadowVmcs12);
+  const value = VMCS12.read(shadow, 'hdr') | (VMCS12.read(shadow, 'abort') << 32n);
   return { op: 'write-memory', pa: link, value };
 }
 

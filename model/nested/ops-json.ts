@@ -1,6 +1,11 @@
 // Guest operations as JSON (reports/schema/guest-ops.schema.json): bigints as hex strings. What
-// `nested save --ops` reads and golden recipes record.
+// `nested save --ops` reads and golden recipes record. And a VMWRITE written by member name, so
+// recipes in code never spell an encoding.
+import { encodingOf } from '../catalog/by-name.js';
 import type { GuestOp } from './vcpu.js';
+
+/** VMWRITE of a vmcs12 member, by its catalog encoding. */
+export const vmwriteOp = (member: string, value: bigint): GuestOp => ({ op: 'vmwrite', field: encodingOf(member), value });
 
 const BIG_KEYS = new Set(['pa', 'field', 'value', 'reason', 'currentNestedVmcs']);
 

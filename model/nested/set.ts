@@ -2,10 +2,11 @@
 // decided it, and the quirks as the kernel has them: no rollback after S1/S3 (Q2), SMM with a small
 // size (Q1), GIF_SET ignored on VMX (Q3), launch_state kept (Q4), vmcs12_pa winning over EVMCS, and
 // the positive return value 2 from S8.
+import { hdrRevision, hdrShadow, VMCS12 } from '../catalog/by-name.js';
 import { VMCS12_REVISION } from '../catalog/vmcs12.js';
-import { readBytes } from '../vmcs12-access.js';
 import { readHeader } from './blob.js';
-import { FLAGS, HEADER_SIZE, INVALID_GPA, MIN_SIZE_FOR_SHADOW, MIN_SIZE_FOR_VMCS12, OFFSET, SMM_FLAGS, VMCS12_STRUCT_SIZE, VMX_HDR_FLAGS, type Errno } from './constants.js';
+import { ERRNO, FLAGS, HEADER_SIZE, INVALID_GPA, MIN_SIZE_FOR_SHADOW, MIN_SIZE_FOR_VMCS12, OFFSET, SMM_FLAGS, VMCS12_STRUCT_SIZE, VMX_HDR_FLAGS, type Errno } from './constants.js';
+import type { RestoreRule } from './rules.js';
 import type { Vcpu } from './vcpu.js';
 
 export interface SetResult {
@@ -23,8 +24,6 @@ export interface SetResult {
   readonly vmentryCheck?: string;
 }
 
-const ERRNO: Record<Errno, number> = { EINVAL: -22, EFAULT: -14, E2BIG: -7, ENOMEM: -12, ENOTTY: -25 };
-
 /**
  * KVM_SET_NESTED_STATE with the user buffer `blob` (null: a NULL pointer). Bytes the buffer does not
  * have are unmapped user memory: reading them faults (-EFAULT).
@@ -33,15 +32,15 @@ export function setNestedState(v: Vcpu, blob: Uint8Array | null): SetResult {
   const quirks: string[] = [];
   const notModelled: string[] = [];
   const b = v.profile.nested!;
-  const done = (ret: number | Errno, rule: string, why: string): SetResult => ({
-    ret: typeof ret === 'number' ? ret : ERRNO[ret],
+  const done = (ret: number | Errno, rule: RestoreRule, why: string): SetResult => ({
+    ret: typeof ret === 'number' ? ret : -ERRNO[ret],
     errno: typeof ret === 'number' ? null : ret,
     rule,
     why,
     quirks,
     notModelled,
   });
-  const einval = (rule: string, why: string) => done('EINVAL', rule, why);
+  const einval = (rule: RestoreRule, why: string) => done('EINVAL', rule, why);
 
   if (!blob || blob.length < HEADER_SIZE) return done('EFAULT', 'W1', 'the 128-byte header cannot be read');
   const h = readHeader(blob);
@@ -104,8 +103,9 @@ export function setNestedState(v: Vcpu, blob: Uint8Array | null): SetResult {
   }
   if (blob.length < OFFSET.vmcs12 + VMCS12_STRUCT_SIZE) return q2(done('EFAULT', 'V11', 'the vmcs12 cannot be read from the buffer'));
   v.vmcs12.set(blob.subarray(OFFSET.vmcs12, OFFSET.vmcs12 + VMCS12_STRUCT_SIZE));
-  if (Number(readBytes(v.vmcs12, 0, 4) & 0x7fff_ffffn) !== VMCS12_REVISION) return q2(einval('V12', 'vmcs12 revision_id is not 0x11e57ed0'));
-  if (readBytes(v.vmcs12, 0, 4) & 0x8000_0000n) quirks.push('PRIMARY_SHADOW_BIT_IGNORED');
+  const hdr = VMCS12.read(v.vmcs12, 'hdr');
+  if (hdrRevision(hdr) !== VMCS12_REVISION) return q2(einval('V12', `vmcs12 revision_id is not 0x${VMCS12_REVISION.toString(16)}`));
+  if (hdrShadow(hdr)) quirks.push('PRIMARY_SHADOW_BIT_IGNORED');
   quirks.push('Q4_LAUNCH_STATE_KEPT');
   if (!(h.flags & FLAGS.GUEST_MODE)) return done(0, 'S5', 'VMX on, vmcs12 loaded, L1 running');
   v.nestedRunPending = (h.flags & FLAGS.RUN_PENDING) !== 0; // S6
@@ -120,8 +120,8 @@ export function setNestedState(v: Vcpu, blob: Uint8Array | null): SetResult {
     if (h.size < MIN_SIZE_FOR_SHADOW) return error(einval('V13a', `size ${h.size} < 5222 while vmcs12 uses a shadow VMCS`));
     if (blob.length < OFFSET.shadowVmcs12 + VMCS12_STRUCT_SIZE) return error(done('EFAULT', 'V13b', 'the shadow vmcs12 cannot be read from the buffer'));
     v.shadowVmcs12.set(blob.subarray(OFFSET.shadowVmcs12, OFFSET.shadowVmcs12 + VMCS12_STRUCT_SIZE));
-    const hdr = readBytes(v.shadowVmcs12, 0, 4);
-    if (Number(hdr & 0x7fff_ffffn) !== VMCS12_REVISION || !(hdr & 0x8000_0000n)) return error(einval('V13c', 'shadow vmcs12 revision wrong or shadow bit clear'));
+    const shadowHdr = VMCS12.read(v.shadowVmcs12, 'hdr');
+    if (hdrRevision(shadowHdr) !== VMCS12_REVISION || !hdrShadow(shadowHdr)) return error(einval('V13c', 'shadow vmcs12 revision wrong or shadow bit clear'));
   }
   if (b.headerFlags) {
     v.hasPreemptionTimerDeadline = (h.vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE) !== 0; // S7

@@ -4,7 +4,7 @@
 import { codecFor, decode, encode, recordFrom, recordValues, bytesHex } from '../codec.js';
 import type { Layout } from '../layout.js';
 import { encodeBlob, flagNames, type DecodedBlob, type NestedHeader } from './blob.js';
-import { FLAGS, VMCS12_BLOB_SIZE } from './constants.js';
+import { FLAGS, OFFSET, VMCS12_BLOB_SIZE } from './constants.js';
 
 type U64 = string | number;
 
@@ -89,6 +89,6 @@ export function specToBlob(layout: Layout, s: NestedSpec): Uint8Array {
   const vmcs12 = s.vmcs12 ? specToPage(layout, s.vmcs12) : s.shadowVmcs12 ? new Uint8Array(VMCS12_BLOB_SIZE) : null;
   const shadow = s.shadowVmcs12 ? specToPage(layout, s.shadowVmcs12) : null;
   const blob = encodeBlob(header, vmcs12, shadow);
-  if (size !== undefined) new DataView(blob.buffer).setUint32(4, size, true);
+  if (size !== undefined) new DataView(blob.buffer).setUint32(OFFSET.size, size, true);
   return blob;
 }

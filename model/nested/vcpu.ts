@@ -1,10 +1,12 @@
 // A vCPU's nested-VMX state as KVM keeps it, and the guest operations that change it (kernel-facts
 // §8-11). Mutable by design: it is a state machine; clone() before exploring.
-import { EVMCS_ACCEPTED_REVISIONS } from '../catalog/evmcs.js';
+import { EVMCS, encodingOf, hdrRevision, hdrShadow, makeHdr, VMCS12 } from '../catalog/by-name.js';
+import { EVMCS_ACCEPTED_REVISIONS, KVM_EVMCS_VERSION } from '../catalog/evmcs.js';
 import { VMCS12_REVISION, VMCS12_SIZE } from '../catalog/vmcs12.js';
-import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened, HV_CLEAN_FIELDS_OFFSET } from '../evmcs.js';
+import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened } from '../evmcs.js';
 import type { Profile } from '../profiles.js';
-import { accessTableFor, readBytes, recordInstructionError, vmread, vmwriteInstruction, writeBytes } from '../vmcs12-access.js';
+import { accessTableFor, recordInstructionError, vmread, vmwriteInstruction, writeBytes } from '../vmcs12-access.js';
+import { BIT, INTR } from '../vmentry/bits.js';
 import { evmcsVmread } from '../evmcs.js';
 import { INVALID_GPA } from './constants.js';
 import type { NestedBehaviour } from './behaviour.js';
@@ -74,7 +76,12 @@ export interface VcpuHooks {
 
 export const DEFAULT_HOOKS: VcpuHooks = { vmentryChecks: kvmVmentryChecks, prepareVmcs02: kvmPrepareVmcs02 };
 
-const PIN_PREEMPTION_TIMER = 0x40n;
+const PROC = encodingOf('cpu_based_vm_exec_control');
+const PROC2 = encodingOf('secondary_vm_exec_control');
+const LINK = encodingOf('vmcs_link_pointer');
+/** exit reason bit 31: the VM-entry failed */
+const VMX_EXIT_REASONS_FAILED_VMENTRY = 0x8000_0000n;
+const RFLAGS_IF = 0x200n;
 
 export class Vcpu {
   evmcsEnabled: boolean;
@@ -153,13 +160,13 @@ export class Vcpu {
   /** vmcs12 uses shadow VMCS: primary bit 31 (activate secondary) and secondary bit 14 */
   usesShadowVmcs(v: Uint8Array = this.vmcs12): boolean {
     const t = accessTableFor(this.profile.vmcs12);
-    const primary = vmread(t, v, 0x4002n);
-    const secondary = vmread(t, v, 0x401en);
-    return primary.ok && secondary.ok && (primary.value & 0x8000_0000n) !== 0n && (secondary.value & 0x4000n) !== 0n;
+    const primary = vmread(t, v, PROC);
+    const secondary = vmread(t, v, PROC2);
+    return primary.ok && secondary.ok && (Number(primary.value) & BIT.proc.secondary) !== 0 && (Number(secondary.value) & BIT.proc2.shadowVmcs) !== 0;
   }
 
   linkPointer(v: Uint8Array = this.vmcs12): bigint {
-    const r = vmread(accessTableFor(this.profile.vmcs12), v, 0x2800n);
+    const r = vmread(accessTableFor(this.profile.vmcs12), v, LINK);
     return r.ok ? r.value : INVALID_GPA;
   }
 
@@ -202,8 +209,8 @@ export class Vcpu {
     this.nestedRunPending = false;
     this.hasPreemptionTimerDeadline = false;
     if (reason === 0xffff_ffffn) return;
-    writeBytes(this.vmcs12, 812, 4, reason & 0xffff_ffffn); // vm_exit_reason
-    if (!(reason & 0x8000_0000n)) writeBytes(this.vmcs12, 8, 4, 1n); // launch_state
+    VMCS12.write(this.vmcs12, 'vm_exit_reason', reason);
+    if (!(reason & VMX_EXIT_REASONS_FAILED_VMENTRY)) VMCS12.write(this.vmcs12, 'launch_state', 1n);
     if (this.evmcsMapped()) this.needVmcs12ToShadowSync = true;
   }
 }
@@ -249,10 +256,10 @@ const fail = (result: Exclude<OpResult['result'], 'ok' | 'vmexit'>, reason: stri
 
 function vmentry(v: Vcpu, launch: boolean): OpResult {
   // nested_vmx_run: a current VMCS whose header has the shadow bit cannot be entered, before any other check (F3)
-  if (readBytes(v.vmcs12, 0, 4) & 0x8000_0000n) return fail('VMfailInvalid', `${launch ? 'VMLAUNCH' : 'VMRESUME'} of a shadow VMCS (header bit 31)`);
+  if (hdrShadow(VMCS12.read(v.vmcs12, 'hdr'))) return fail('VMfailInvalid', `${launch ? 'VMLAUNCH' : 'VMRESUME'} of a shadow VMCS (header bit 31)`);
   // `launch_state == launch`: a u32 compared with a bool, so only 1 stops VMLAUNCH and only 0 stops
   // VMRESUME; any other value enters either way (F9, quirk Q4)
-  const launchState = readBytes(v.vmcs12, 8, 4);
+  const launchState = VMCS12.read(v.vmcs12, 'launch_state');
   if (launch && launchState === 1n) return failValid(v, 'VMLAUNCH of a launched VMCS', VMXERR.VMLAUNCH_NONCLEAR_VMCS);
   if (!launch && launchState === 0n) return failValid(v, 'VMRESUME of a VMCS that was not launched', VMXERR.VMRESUME_NONLAUNCHED_VMCS);
   const bad = v.hooks.vmentryChecks(v, v.vmcs12, true);
@@ -269,15 +276,16 @@ function vmentry(v: Vcpu, launch: boolean): OpResult {
   v.nestedRunPending = true;
   v.hasPreemptionTimerDeadline = false;
   // nested_vmx_run: an L2 entered in wait-for-SIPI, or halted with nothing to wake it, is not "run pending"
-  const activity = readBytes(v.vmcs12, 916, 4);
+  const activity = VMCS12.read(v.vmcs12, 'guest_activity_state');
   if (activity === 3n || (activity === 1n && !wakeEventPending(v.vmcs12))) v.nestedRunPending = false;
   return ok();
 }
 
 /** an injected event, NMI-window exiting, or interrupt-window exiting with RFLAGS.IF */
 function wakeEventPending(vmcs12: Uint8Array): boolean {
-  const proc = readBytes(vmcs12, 748, 4);
-  return (readBytes(vmcs12, 788, 4) & 0x8000_0000n) !== 0n || (proc & 0x40_0000n) !== 0n || ((proc & 0x4n) !== 0n && (readBytes(vmcs12, 552, 8) & 0x200n) !== 0n);
+  const proc = Number(VMCS12.read(vmcs12, 'cpu_based_vm_exec_control'));
+  const injected = (Number(VMCS12.read(vmcs12, 'vm_entry_intr_info_field')) & INTR.VALID) !== 0;
+  return injected || (proc & BIT.proc.nmiWindow) !== 0 || ((proc & BIT.proc.intrWindow) !== 0 && (VMCS12.read(vmcs12, 'guest_rflags') & RFLAGS_IF) !== 0n);
 }
 
 /**
@@ -286,8 +294,8 @@ function wakeEventPending(vmcs12: Uint8Array): boolean {
  * the VMCS is not marked launched and L2 never runs.
  */
 function entryFailureExit(v: Vcpu, rule: string, reason: number, qualification: number): OpResult {
-  writeBytes(v.vmcs12, 812, 4, BigInt(reason)); // vm_exit_reason
-  writeBytes(v.vmcs12, 408, 8, BigInt(qualification)); // exit_qualification
+  VMCS12.write(v.vmcs12, 'vm_exit_reason', BigInt(reason));
+  VMCS12.write(v.vmcs12, 'exit_qualification', BigInt(qualification));
   if (v.evmcsMapped()) v.needVmcs12ToShadowSync = true;
   const what = reason === entryFailureReason('msr-load') ? 'MSR loading' : 'invalid guest state';
   return { result: 'vmexit', error: reason, reason: `VM-entry failure (${what}, qualification ${qualification}): ${rule}`, check: rule, qualification };
@@ -300,7 +308,7 @@ function enlightenedVmptrld(v: Vcpu, launch: boolean): OpResult | null {
   if (gpa === INVALID_GPA) return null;
   const changed = v.evmptr !== gpa;
   const page = v.page(gpa);
-  const revision = Number(readBytes(page, 0, 4));
+  const revision = Number(EVMCS.read(page, 'revision_id'));
   if (!EVMCS_ACCEPTED_REVISIONS.includes(revision)) {
     v.evmptr = 'invalid';
     return fail('VMfailInvalid', `eVMCS revision 0x${revision.toString(16)} is neither 1 nor VMCS12_REVISION`);
@@ -312,13 +320,13 @@ function enlightenedVmptrld(v: Vcpu, launch: boolean): OpResult | null {
     v.evmptr = gpa;
     if (launch) {
       v.vmcs12.fill(0);
-      writeBytes(v.vmcs12, 0, 4, BigInt(VMCS12_REVISION));
+      VMCS12.write(v.vmcs12, 'hdr', makeHdr(false));
     }
   }
-  if (changed || launch) writeBytes(page, HV_CLEAN_FIELDS_OFFSET, 4, 0n); // zeroed in guest memory
-  const clean = Number(readBytes(page, HV_CLEAN_FIELDS_OFFSET, 4));
+  if (changed || launch) EVMCS.write(page, 'hv_clean_fields', 0n); // zeroed in guest memory
+  const clean = Number(EVMCS.read(page, 'hv_clean_fields'));
   v.vmcs12 = copyEnlightenedToVmcs12(page.subarray(0, 1024), v.vmcs12, clean, { enlightenmentsGroup: v.profile.evmcs?.enlightenmentsGroup ?? false }).vmcs12;
-  writeBytes(v.vmcs12, 8, 4, launch ? 0n : 1n); // launch_state = !launch: eVMCS has no launch state
+  VMCS12.write(v.vmcs12, 'launch_state', launch ? 0n : 1n); // = !launch: eVMCS has no launch state
   return ok();
 }
 
@@ -336,7 +344,7 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
       if (v.vmxon) return failValid(v, 'already in VMX operation', VMXERR.VMXON_IN_VMX_ROOT_OPERATION);
       if (!v.pageAddressValid(o.pa)) return fail('VMfailInvalid', 'VMXON pointer is not a valid page address');
       // handle_vmxon reads the region's first 32 bits from guest memory (found on real KVM, kvm:debian-6.1)
-      if (readBytes(v.page(o.pa), 0, 4) !== BigInt(VMCS12_REVISION)) return fail('VMfailInvalid', 'the VMXON region does not start with VMCS12_REVISION');
+      if (VMCS12.read(v.page(o.pa), 'hdr') !== BigInt(VMCS12_REVISION)) return fail('VMfailInvalid', 'the VMXON region does not start with VMCS12_REVISION');
       v.vmxon = true;
       v.vmxonPtr = o.pa;
       v.vmcs12 = new Uint8Array(VMCS12_SIZE); // enter_vmx_operation allocates zeroed caches
@@ -349,13 +357,13 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
     case 'init-vmcs': {
       const p = v.page(o.pa);
       p.fill(0);
-      writeBytes(p, 0, 4, BigInt(VMCS12_REVISION) | (o.shadow ? 0x8000_0000n : 0n));
+      VMCS12.write(p, 'hdr', makeHdr(o.shadow ?? false));
       return ok();
     }
     case 'init-evmcs': {
       const p = v.page(o.pa);
       p.fill(0);
-      writeBytes(p, 0, 4, BigInt(o.revision ?? 1));
+      EVMCS.write(p, 'revision_id', BigInt(o.revision ?? KVM_EVMCS_VERSION));
       return ok();
     }
     case 'set-vp-assist':
@@ -367,7 +375,7 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
       if (o.pa === v.vmxonPtr) return failValid(v, 'VMPTRLD of the VMXON pointer', VMXERR.VMPTRLD_VMXON_POINTER);
       if (v.evmcsMapped()) return fail('VMfailInvalid', 'VMPTRLD while an eVMCS is in use (model assumption)');
       const page = v.page(o.pa);
-      if (Number(readBytes(page, 0, 4) & 0x7fff_ffffn) !== VMCS12_REVISION) return failValid(v, 'VMCS revision id mismatch', VMXERR.VMPTRLD_INCORRECT_VMCS_REVISION_ID);
+      if (hdrRevision(VMCS12.read(page, 'hdr')) !== VMCS12_REVISION) return failValid(v, 'VMCS revision id mismatch', VMXERR.VMPTRLD_INCORRECT_VMCS_REVISION_ID);
       if (v.currentVmptr !== o.pa) {
         if (v.currentVmptr !== INVALID_GPA) v.page(v.currentVmptr).set(v.vmcs12);
         v.currentVmptr = o.pa;
@@ -383,7 +391,7 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
         v.page(o.pa).set(v.vmcs12);
         v.currentVmptr = INVALID_GPA;
       }
-      writeBytes(v.page(o.pa), 8, 4, 0n); // launch_state = clear
+      VMCS12.write(v.page(o.pa), 'launch_state', 0n); // clear
       return ok();
     }
     case 'vmwrite': {
@@ -418,7 +426,7 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
       v.vmexit(o.reason);
       return ok();
     case 'mtf':
-      if (!v.guestMode || !(readBytes(v.vmcs12, 748, 4) & 0x0800_0000n)) return fail('#UD', 'MTF needs L2 running with the monitor-trap-flag control');
+      if (!v.guestMode || !(Number(VMCS12.read(v.vmcs12, 'cpu_based_vm_exec_control')) & BIT.proc.mtf)) return fail('#UD', 'MTF needs L2 running with the monitor-trap-flag control');
       v.mtfPending = true;
       return ok();
     case 'smm-entry':
@@ -462,13 +470,13 @@ function run(v: Vcpu): OpResult {
   if (v.internalError) return fail('internal-error', v.internalError);
   if (v.evmptr === 'map-pending') {
     const gpa = v.vpAssist?.currentNestedVmcs;
-    const rev = gpa !== undefined && gpa !== INVALID_GPA ? Number(readBytes(v.page(gpa), 0, 4)) : -1;
+    const rev = gpa !== undefined && gpa !== INVALID_GPA ? Number(EVMCS.read(v.page(gpa), 'revision_id')) : -1;
     if (gpa === undefined || gpa === INVALID_GPA || !EVMCS_ACCEPTED_REVISIONS.includes(rev)) {
       v.internalError = 'KVM_EXIT_INTERNAL_ERROR: the restored eVMCS cannot be mapped from the VP-assist page';
       return fail('internal-error', v.internalError);
     }
     v.evmptr = gpa;
-    writeBytes(v.page(gpa), HV_CLEAN_FIELDS_OFFSET, 4, 0n);
+    EVMCS.write(v.page(gpa), 'hv_clean_fields', 0n);
     v.needVmcs12ToShadowSync = true;
   }
   if (v.needVmcs12ToShadowSync && v.evmcsMapped()) {
@@ -479,9 +487,9 @@ function run(v: Vcpu): OpResult {
   v.tsc += 0x1000n;
   if (v.guestMode && v.nestedRunPending) {
     v.nestedRunPending = false;
-    if (readBytes(v.vmcs12, 744, 4) & PIN_PREEMPTION_TIMER && !v.hasPreemptionTimerDeadline) {
+    if (Number(VMCS12.read(v.vmcs12, 'pin_based_vm_exec_control')) & BIT.pin.preemption && !v.hasPreemptionTimerDeadline) {
       v.hasPreemptionTimerDeadline = true;
-      v.preemptionTimerDeadline = (v.tsc >> 5n) + readBytes(v.vmcs12, 928, 4);
+      v.preemptionTimerDeadline = (v.tsc >> 5n) + VMCS12.read(v.vmcs12, 'vmx_preemption_timer_value');
     }
   } else if (v.guestMode && v.mtfPending) {
     v.mtfPending = false;

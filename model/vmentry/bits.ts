@@ -1,22 +1,54 @@
 // Named bits of the VMX controls and x86 registers the VM-entry checks look at (SDM / asm/vmx.h).
+// The control bits are short names for entries of the one controls table, model/catalog/vmx-controls.ts.
+import { controlBit } from '../catalog/vmx-controls.js';
+
+const pin = (n: string) => controlBit('pin', `PIN_BASED_${n}`);
+const proc = (n: string) => controlBit('proc', `CPU_BASED_${n}`);
+const proc2 = (n: string) => controlBit('proc2', `SECONDARY_EXEC_${n}`);
+const exit = (n: string) => controlBit('exit', `VM_EXIT_${n}`);
+const entry = (n: string) => controlBit('entry', `VM_ENTRY_${n}`);
+
 export const BIT = {
-  pin: { extIntr: 0x1, nmi: 0x8, vnmi: 0x20, preemption: 0x40, posted: 0x80 },
-  proc: { nmiWindow: 0x40_0000, tprShadow: 0x20_0000, ioBitmaps: 0x200_0000, mtf: 0x800_0000, msrBitmaps: 0x1000_0000, secondary: 0x8000_0000 },
-  proc2: {
-    apicAccess: 0x1,
-    ept: 0x2,
-    x2apic: 0x10,
-    vpid: 0x20,
-    unrestricted: 0x80,
-    apicRegVirt: 0x100,
-    vid: 0x200,
-    vmfunc: 0x2000,
-    shadowVmcs: 0x4000,
-    pml: 0x2_0000,
-    modeBasedEpt: 0x40_0000,
+  pin: { extIntr: pin('EXT_INTR_MASK'), nmi: pin('NMI_EXITING'), vnmi: pin('VIRTUAL_NMIS'), preemption: pin('VMX_PREEMPTION_TIMER'), posted: pin('POSTED_INTR') },
+  proc: {
+    intrWindow: proc('INTR_WINDOW_EXITING'),
+    nmiWindow: proc('NMI_WINDOW_EXITING'),
+    tprShadow: proc('TPR_SHADOW'),
+    ioBitmaps: proc('USE_IO_BITMAPS'),
+    mtf: proc('MONITOR_TRAP_FLAG'),
+    msrBitmaps: proc('USE_MSR_BITMAPS'),
+    secondary: proc('ACTIVATE_SECONDARY_CONTROLS'),
   },
-  exit: { saveDebug: 0x4, hostAddrSpace: 0x200, loadPerf: 0x1000, ackIntr: 0x8000, loadPat: 0x8_0000, loadEfer: 0x20_0000, savePreemption: 0x40_0000 },
-  entry: { loadDebug: 0x4, ia32e: 0x200, loadPerf: 0x2000, loadPat: 0x4000, loadEfer: 0x8000, loadBndcfgs: 0x1_0000 },
+  proc2: {
+    apicAccess: proc2('VIRTUALIZE_APIC_ACCESSES'),
+    ept: proc2('ENABLE_EPT'),
+    x2apic: proc2('VIRTUALIZE_X2APIC_MODE'),
+    vpid: proc2('ENABLE_VPID'),
+    unrestricted: proc2('UNRESTRICTED_GUEST'),
+    apicRegVirt: proc2('APIC_REGISTER_VIRT'),
+    vid: proc2('VIRTUAL_INTR_DELIVERY'),
+    vmfunc: proc2('ENABLE_VMFUNC'),
+    shadowVmcs: proc2('SHADOW_VMCS'),
+    pml: proc2('ENABLE_PML'),
+    modeBasedEpt: proc2('MODE_BASED_EPT_EXEC'),
+  },
+  exit: {
+    saveDebug: exit('SAVE_DEBUG_CONTROLS'),
+    hostAddrSpace: exit('HOST_ADDR_SPACE_SIZE'),
+    loadPerf: exit('LOAD_IA32_PERF_GLOBAL_CTRL'),
+    ackIntr: exit('ACK_INTR_ON_EXIT'),
+    loadPat: exit('LOAD_IA32_PAT'),
+    loadEfer: exit('LOAD_IA32_EFER'),
+    savePreemption: exit('SAVE_VMX_PREEMPTION_TIMER'),
+  },
+  entry: {
+    loadDebug: entry('LOAD_DEBUG_CONTROLS'),
+    ia32e: entry('IA32E_MODE'),
+    loadPerf: entry('LOAD_IA32_PERF_GLOBAL_CTRL'),
+    loadPat: entry('LOAD_IA32_PAT'),
+    loadEfer: entry('LOAD_IA32_EFER'),
+    loadBndcfgs: entry('LOAD_BNDCFGS'),
+  },
 } as const;
 
 export const CR0 = { PE: 0x1n, WP: 0x1_0000n, NE: 0x20n, PG: 0x8000_0000n } as const;

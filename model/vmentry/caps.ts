@@ -1,11 +1,18 @@
 // The nested VMX capabilities the VM-entry checks read (vmx->nested.msrs in KVM), from a vCPU's
 // capability MSR set. A set may be partial (generated sets carry only the control MSRs): an MSR it
 // lacks takes its value from DEFAULT_VMX_MSRS.
+import { controlBit, type ControlClass } from '../catalog/vmx-controls.js';
+import { VMCS12_REVISION } from '../catalog/vmcs12.js';
 import { ALWAYSON, MSR, type MsrSet } from '../vmx-msrs.js';
 import { BIT } from './bits.js';
 
 const join = (low: number, high: number): bigint => (BigInt(high >>> 0) << 32n) | BigInt(low >>> 0);
 const or = (...bits: number[]): number => bits.reduce((a, b) => (a | b) >>> 0, 0);
+/** control bits by their names in the controls table (model/catalog/vmx-controls.ts) */
+const named = (c: ControlClass, ...names: string[]): number => or(...names.map((n) => controlBit(c, n)));
+
+/** IA32_VMX_BASIC: VMCS12_REVISION in bits 30:0; a 4 KiB region, WB, INS/OUTS info, TRUE MSRs above it. */
+export const DEFAULT_VMX_BASIC = (0x00d8_1000n << 32n) | BigInt(VMCS12_REVISION);
 
 /** CR4 bits a guest whose CPUID offers VME, TSC, DE, PSE, PAE, MCE, PGE, FXSR, XMM, VMX, PCID, XSAVE,
  * FSGSBASE, SMEP, SMAP, PKU and UMIP (and not SMX, LA57, LAM) may set: KVM's CR4 fixed-1 for it. */
@@ -18,18 +25,50 @@ export const DEFAULT_CR4_FIXED1 = 0x0077_2fffn;
  */
 export const DEFAULT_VMX_MSRS: MsrSet = (() => {
   const pinHigh = or(ALWAYSON.pin, BIT.pin.extIntr, BIT.pin.nmi, BIT.pin.vnmi, BIT.pin.preemption, BIT.pin.posted);
-  const procHigh = or(ALWAYSON.proc, 0x0004 /* intr window */, BIT.proc.nmiWindow, 0x0008 /* tsc offset */, 0x0080, 0x0200, 0x0400, 0x8000, 0x10000, 0x80000, 0x100000,
-    0x800000, 0x1000000, BIT.proc.ioBitmaps, BIT.proc.mtf, 0x20000000, 0x0800 /* rdpmc */, 0x1000 /* rdtsc */, 0x40000000, BIT.proc.tprShadow, BIT.proc.secondary, BIT.proc.msrBitmaps);
-  const procLow = (ALWAYSON.proc & ~0x18000) >>> 0; // CR3-load/store exiting may be 0
-  const proc2High = or(0x4 /* desc */, 0x8 /* rdtscp */, BIT.proc2.x2apic, 0x40 /* wbinvd */, BIT.proc2.apicRegVirt, BIT.proc2.vid, 0x800, 0x1000, BIT.proc2.vmfunc, 0x10000, 0x100000 /* xsaves */,
-    0x2000000 /* tsc scaling */, 0x4000000, BIT.proc2.shadowVmcs, BIT.proc2.ept, BIT.proc2.pml, BIT.proc2.vpid, BIT.proc2.unrestricted, BIT.proc2.apicAccess);
-  const exitHigh = or(ALWAYSON.exit, BIT.exit.hostAddrSpace, BIT.exit.loadPat, 0x40000 /* save PAT */, 0x800000 /* clear BNDCFGS */, BIT.exit.loadEfer, 0x100000 /* save EFER */,
-    BIT.exit.savePreemption, BIT.exit.ackIntr, BIT.exit.loadPerf);
+  const cr3Exiting = named('proc', 'CPU_BASED_CR3_LOAD_EXITING', 'CPU_BASED_CR3_STORE_EXITING');
+  const procHigh = or(
+    ALWAYSON.proc,
+    BIT.proc.intrWindow,
+    BIT.proc.nmiWindow,
+    cr3Exiting,
+    named('proc', 'CPU_BASED_USE_TSC_OFFSETTING', 'CPU_BASED_HLT_EXITING', 'CPU_BASED_INVLPG_EXITING', 'CPU_BASED_MWAIT_EXITING', 'CPU_BASED_CR8_LOAD_EXITING', 'CPU_BASED_CR8_STORE_EXITING'),
+    named('proc', 'CPU_BASED_MOV_DR_EXITING', 'CPU_BASED_UNCOND_IO_EXITING', 'CPU_BASED_MONITOR_EXITING', 'CPU_BASED_RDPMC_EXITING', 'CPU_BASED_RDTSC_EXITING', 'CPU_BASED_PAUSE_EXITING'),
+    BIT.proc.ioBitmaps,
+    BIT.proc.mtf,
+    BIT.proc.tprShadow,
+    BIT.proc.secondary,
+    BIT.proc.msrBitmaps,
+  );
+  const procLow = (ALWAYSON.proc & ~cr3Exiting) >>> 0; // CR3-load/store exiting may be 0
+  const proc2High = or(
+    named('proc2', 'SECONDARY_EXEC_DESC', 'SECONDARY_EXEC_ENABLE_RDTSCP', 'SECONDARY_EXEC_WBINVD_EXITING', 'SECONDARY_EXEC_RDRAND_EXITING', 'SECONDARY_EXEC_ENABLE_INVPCID'),
+    named('proc2', 'SECONDARY_EXEC_RDSEED_EXITING', 'SECONDARY_EXEC_ENABLE_XSAVES', 'SECONDARY_EXEC_TSC_SCALING', 'SECONDARY_EXEC_ENABLE_USR_WAIT_PAUSE'),
+    BIT.proc2.x2apic,
+    BIT.proc2.apicRegVirt,
+    BIT.proc2.vid,
+    BIT.proc2.vmfunc,
+    BIT.proc2.shadowVmcs,
+    BIT.proc2.ept,
+    BIT.proc2.pml,
+    BIT.proc2.vpid,
+    BIT.proc2.unrestricted,
+    BIT.proc2.apicAccess,
+  );
+  const exitHigh = or(
+    ALWAYSON.exit,
+    named('exit', 'VM_EXIT_SAVE_IA32_PAT', 'VM_EXIT_CLEAR_BNDCFGS', 'VM_EXIT_SAVE_IA32_EFER'),
+    BIT.exit.hostAddrSpace,
+    BIT.exit.loadPat,
+    BIT.exit.loadEfer,
+    BIT.exit.savePreemption,
+    BIT.exit.ackIntr,
+    BIT.exit.loadPerf,
+  );
   const entryHigh = or(ALWAYSON.entry, BIT.entry.ia32e, BIT.entry.loadPat, BIT.entry.loadBndcfgs, BIT.entry.loadEfer, BIT.entry.loadPerf);
   const exitLow = (ALWAYSON.exit & ~BIT.exit.saveDebug) >>> 0;
   const entryLow = (ALWAYSON.entry & ~BIT.entry.loadDebug) >>> 0;
   return new Map<number, bigint>([
-    [MSR.BASIC, 0x00d8_1000_11e5_7ed0n],
+    [MSR.BASIC, DEFAULT_VMX_BASIC],
     [MSR.PINBASED_CTLS, join(ALWAYSON.pin, pinHigh)],
     [MSR.PROCBASED_CTLS, join(ALWAYSON.proc, procHigh)],
     [MSR.EXIT_CTLS, join(ALWAYSON.exit, exitHigh)],

@@ -2,7 +2,7 @@
 // header of the page the VMCS link pointer names (the only guest memory the checks read besides
 // the PDPTEs, which read as zeros unless written). Generators build these; checks and guest
 // operations take them.
-import { VMCS12_REVISION } from '../catalog/vmcs12.js';
+import { makeHdr, VMCS12 } from '../catalog/by-name.js';
 import type { CheckRule } from '../catalog/vmx-controls.js';
 import type { Layout } from '../layout.js';
 import { writeBytes } from '../vmcs12-access.js';
@@ -24,7 +24,7 @@ export interface Vmcs12Draft {
   msrLoad?: readonly MsrEntry[];
 }
 
-export const linkHeader = (shadow: boolean): bigint => BigInt(VMCS12_REVISION) | (shadow ? 0x8000_0000n : 0n);
+export const linkHeader = (shadow: boolean): bigint => makeHdr(shadow);
 
 const ZERO = new Uint8Array(4096);
 
@@ -51,7 +51,7 @@ export function draftStores(d: Vmcs12Draft): { pa: bigint; value: bigint }[] {
 /** The guest memory a draft relies on (draftStores), by page; the link page always holds the draft's header. */
 export function draftMemory(d: Vmcs12Draft): Map<bigint, Uint8Array> {
   const link = new Uint8Array(4096);
-  writeBytes(link, 0, 4, d.linkHdr);
+  VMCS12.write(link, 'hdr', d.linkHdr);
   const pages = new Map([[LINK_PAGE, link]]);
   for (const s of draftStores(d)) {
     const pa = s.pa & ~0xfffn;
@@ -65,7 +65,7 @@ export function draftMemory(d: Vmcs12Draft): Map<bigint, Uint8Array> {
 /** The draft as a vmcs12 page of `layout` (revision id set, launch state clear). */
 export function draftPage(d: Vmcs12Draft, layout: Layout): Uint8Array {
   const page = new Uint8Array(4096);
-  writeBytes(page, 0, 4, BigInt(VMCS12_REVISION));
+  VMCS12.write(page, 'hdr', makeHdr(false));
   for (const m of layout.members) {
     const v = d.fields.get(m.name);
     if (v !== undefined) writeBytes(page, m.offset, m.size, v);

@@ -15,6 +15,8 @@ import { canonical, fixedBitsValid, GUEST_CPU, patValid } from './guest-cpu.js';
 import type { View } from './input.js';
 import type { Stage, VmentryRule } from './rule.js';
 import { readBytes } from '../vmcs12-access.js';
+import { hdrRevision, hdrShadow, VMCS12 } from '../catalog/by-name.js';
+import { VMCS12_REVISION } from '../catalog/vmcs12.js';
 import type { Profile } from '../profiles.js';
 import { segmentRules } from './segments.js';
 import { walkEntryMsrLoad, type MsrLoadFailure } from './msr-load.js';
@@ -51,7 +53,7 @@ const eptCap = (v: View, c: bigint) => (v.s.caps.eptCaps & c) !== 0n;
 const HOST_SELECTORS = ['host_cs_selector', 'host_ss_selector', 'host_ds_selector', 'host_es_selector', 'host_fs_selector', 'host_gs_selector', 'host_tr_selector'];
 const HOST_BASES = ['host_fs_base', 'host_gs_base', 'host_gdtr_base', 'host_idtr_base', 'host_tr_base'];
 const linkPtr = (v: View) => f(v, 'vmcs_link_pointer');
-const linkHdr = (v: View) => readBytes(v.s.guestPage(linkPtr(v)), 0, 4);
+const linkHdr = (v: View) => VMCS12.read(v.s.guestPage(linkPtr(v)), 'hdr');
 const debugctlValid = (v: View, freezeQuirk: boolean) => {
   const d = f(v, 'guest_ia32_debugctl') & ~(freezeQuirk ? GUEST_CPU.debugctlFreezeInSmm : 0n);
   return (d & ~GUEST_CPU.debugctlValid) === 0n;
@@ -168,8 +170,8 @@ const guestRules = (cet: boolean, freezeQuirk: boolean): VmentryRule[] => [
   r('guest.debugctl', 'guest', GUEST, `load debug controls: IA32_DEBUGCTL bits the vCPU does not support${freezeQuirk ? ' (FREEZE_IN_SMM allowed by quirk)' : ''}`, (v) => v.entryHas(BIT.entry.loadDebug) && !debugctlValid(v, freezeQuirk)),
   r('guest.pat', 'guest', GUEST, 'load IA32_PAT on entry: guest PAT has an invalid memory type', (v) => v.entryHas(BIT.entry.loadPat) && !patValid(f(v, 'guest_ia32_pat'))),
   r('guest.link-pointer.address', 'guest', LINK, 'VMCS link pointer neither -1 nor a valid page address', (v) => linkPtr(v) !== (1n << 64n) - 1n && !v.page(linkPtr(v)), { qualification: 4 }),
-  r('guest.link-pointer.revision', 'guest', LINK, 'the page at the VMCS link pointer does not carry VMCS12_REVISION', (v) => linkPtr(v) !== (1n << 64n) - 1n && v.page(linkPtr(v)) && (linkHdr(v) & 0x7fff_ffffn) !== 0x11e5_7ed0n, { qualification: 4 }),
-  r('guest.link-pointer.shadow-bit', 'guest', LINK, "the linked page's shadow-VMCS bit differs from VMCS shadowing", (v) => linkPtr(v) !== (1n << 64n) - 1n && v.page(linkPtr(v)) && bit(linkHdr(v), 0x8000_0000n) !== v.has2(BIT.proc2.shadowVmcs), { qualification: 4 }),
+  r('guest.link-pointer.revision', 'guest', LINK, 'the page at the VMCS link pointer does not carry VMCS12_REVISION', (v) => linkPtr(v) !== (1n << 64n) - 1n && v.page(linkPtr(v)) && hdrRevision(linkHdr(v)) !== VMCS12_REVISION, { qualification: 4 }),
+  r('guest.link-pointer.shadow-bit', 'guest', LINK, "the linked page's shadow-VMCS bit differs from VMCS shadowing", (v) => linkPtr(v) !== (1n << 64n) - 1n && v.page(linkPtr(v)) && hdrShadow(linkHdr(v)) !== v.has2(BIT.proc2.shadowVmcs), { qualification: 4 }),
   r('guest.perf-global-ctrl', 'guest', GUEST, 'load PERF_GLOBAL_CTRL on entry: reserved bits set', (v) => v.entryHas(BIT.entry.loadPerf) && !perfValid(f(v, 'guest_ia32_perf_global_ctrl'))),
   r('guest.pg-without-pe', 'guest', GUEST, 'guest CR0.PG without CR0.PE', (v) => (f(v, 'guest_cr0') & (CR0.PG | CR0.PE)) === CR0.PG),
   r('guest.ia32e-without-pae', 'guest', GUEST, 'IA-32e mode guest without CR4.PAE', (v) => v.guestIa32e && !bit(f(v, 'guest_cr4'), CR4.PAE)),

@@ -46,22 +46,25 @@ function buildOnce(tree: string, gen: Generated): Harness {
   if (existsSync(binary)) return { ...gen, binary, dir };
   mkdirSync(join(cacheRoot(), 'harness'), { recursive: true });
   const tmp = mkdtempSync(join(cacheRoot(), 'harness', `.build-${hash}-`));
-  writeFileSync(join(tmp, 'nvmx-kernel.h'), gen.header);
-  writeFileSync(join(tmp, 'harness.c'), source);
-  const cc = spawnSync('gcc', [...GCC_FLAGS, '-I', tmp, '-o', join(tmp, 'harness'), join(tmp, 'harness.c')], { encoding: 'utf8' });
-  if (cc.status !== 0) {
-    const lines = (cc.stderr ?? '').split('\n').filter(Boolean);
-    writeFileSync(join(tmp, 'gcc.log'), cc.stderr ?? '');
-    const asserts = [...(cc.stderr ?? '').matchAll(/static assertion failed: "([^"]+)"/g)].map((m) => m[1]!);
-    const reason = asserts.length
-      ? `the tree fails its own offset checks: ${asserts.join('; ')}`
-      : `gcc could not build the harness from ${tree}: ${lines.find((l) => l.includes('error')) ?? lines[0] ?? `exit ${cc.status}`} (sources kept in ${tmp})`;
-    throw new TargetStartError(reason, lines.slice(-12));
-  }
   try {
-    renameSync(tmp, dir);
-  } catch {
-    rmSync(tmp, { recursive: true, force: true }); // another worker got there first: same hash, same binary
+    writeFileSync(join(tmp, 'nvmx-kernel.h'), gen.header);
+    writeFileSync(join(tmp, 'harness.c'), source);
+    const cc = spawnSync('gcc', [...GCC_FLAGS, '-I', tmp, '-o', join(tmp, 'harness'), join(tmp, 'harness.c')], { encoding: 'utf8' });
+    if (cc.status !== 0) {
+      const lines = (cc.stderr ?? '').split('\n').filter(Boolean);
+      const asserts = [...(cc.stderr ?? '').matchAll(/static assertion failed: "([^"]+)"/g)].map((m) => m[1]!);
+      const reason = asserts.length
+        ? `the tree fails its own offset checks: ${asserts.join('; ')}`
+        : `gcc could not build the harness from ${tree}: ${lines.find((l) => l.includes('error')) ?? lines[0] ?? `exit ${cc.status}`}`;
+      throw new TargetStartError(reason, lines.slice(-12));
+    }
+    try {
+      renameSync(tmp, dir);
+    } catch {
+      // another worker got there first: same hash, same binary (tmp goes below)
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true }); // a failed build leaves nothing in the cache; a landed one has moved
   }
   return { ...gen, binary, dir };
 }

@@ -23,16 +23,26 @@ typedef struct J {
 	struct J *child, *next;
 } J;
 
+#define MAX_NODES 65536
+#define MAX_DEPTH 64 /* the protocol nests 5 deep; a bound keeps hostile input off the C stack */
+
 static J *nodes;
-static size_t nnodes, capnodes;
+static size_t nnodes;
 static char *cur;
-static int bad;
+static int bad, depth;
+static const char *why; /* the first thing wrong with the line, for the one-line error */
+
+static void fail(const char *what)
+{
+	if (!bad)
+		why = what;
+	bad = 1;
+}
 
 static J *jnew(char type)
 {
-	if (nnodes == capnodes) {
-		fprintf(stderr, "harness: JSON too large\n");
-		bad = 1;
+	if (nnodes == MAX_NODES) {
+		fail("more than 65536 JSON values in one line");
 		return NULL;
 	}
 	J *j = &nodes[nnodes++];
@@ -47,33 +57,54 @@ static void ws(void)
 		cur++;
 }
 
+static int is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Unescapes in place. The line ends in a NUL, and every step checks for it before moving on: an
+ * escape cut off by the end of the line is an error, never a read past it. */
 static char *jstring(void)
 {
 	char *out, *w;
 	if (*cur != '"') {
-		bad = 1;
+		fail("expected a string");
 		return NULL;
 	}
 	out = w = ++cur;
 	while (*cur && *cur != '"') {
-		if (*cur == '\\') {
-			cur++;
-			switch (*cur) {
-			case 'n': *w++ = '\n'; break;
-			case 't': *w++ = '\t'; break;
-			case 'r': *w++ = '\r'; break;
-			case 'b': *w++ = '\b'; break;
-			case 'f': *w++ = '\f'; break;
-			case 'u': *w++ = '?'; cur += 4; break; /* never needed by the protocol's own fields */
-			default: *w++ = *cur;
-			}
-			cur++;
-		} else {
+		if (*cur != '\\') {
 			*w++ = *cur++;
+			continue;
 		}
+		cur++;
+		switch (*cur) {
+		case 'n': *w++ = '\n'; break;
+		case 't': *w++ = '\t'; break;
+		case 'r': *w++ = '\r'; break;
+		case 'b': *w++ = '\b'; break;
+		case 'f': *w++ = '\f'; break;
+		case '"': case '\\': case '/': *w++ = *cur; break;
+		case 'u':
+			for (int i = 1; i <= 4; i++)
+				if (!is_hex(cur[i])) { /* stops at the NUL too */
+					fail("a \\u escape without four hex digits");
+					return NULL;
+				}
+			*w++ = '?'; /* never needed by the protocol's own fields */
+			cur += 4;
+			break;
+		case 0:
+			fail("a string ends in a backslash");
+			return NULL;
+		default:
+			fail("an unknown escape in a string");
+			return NULL;
+		}
+		cur++;
 	}
 	if (*cur != '"') {
-		bad = 1;
+		fail("an unterminated string");
 		return NULL;
 	}
 	cur++;
@@ -89,6 +120,10 @@ static J *jvalue(void)
 		return NULL;
 	if (*cur == '{' || *cur == '[') {
 		char close = *cur == '{' ? '}' : ']';
+		if (depth == MAX_DEPTH) {
+			fail("JSON nested more than 64 deep");
+			return NULL;
+		}
 		j = jnew(*cur == '{' ? 'o' : 'a');
 		if (!j)
 			return NULL;
@@ -98,6 +133,7 @@ static J *jvalue(void)
 			cur++;
 			return j;
 		}
+		depth++;
 		for (;;) {
 			char *key = NULL;
 			ws();
@@ -105,7 +141,7 @@ static J *jvalue(void)
 				key = jstring();
 				ws();
 				if (bad || *cur != ':') {
-					bad = 1;
+					fail("expected ':' after a member name");
 					return NULL;
 				}
 				cur++;
@@ -126,9 +162,10 @@ static J *jvalue(void)
 			}
 			if (*cur == close) {
 				cur++;
+				depth--;
 				return j;
 			}
-			bad = 1;
+			fail("expected ',' or a closing bracket");
 			return NULL;
 		}
 	}
@@ -152,7 +189,7 @@ static J *jvalue(void)
 			cur++;
 		return j;
 	}
-	bad = 1;
+	fail("not JSON");
 	return NULL;
 }
 
@@ -166,8 +203,8 @@ static J *get(J *obj, const char *key)
 
 static unsigned long long num(J *j)
 {
-	if (!j)
-		return 0;
+	if (!j || (j->type != 's' && j->type != 'n'))
+		return 0; /* objects, arrays and literals have no text */
 	return strtoull(j->str, NULL, j->type == 's' ? 16 : 10); /* "0x…" strings or JSON integers */
 }
 
@@ -176,16 +213,26 @@ static unsigned long long num(J *j)
 static char *out;
 static size_t outlen, outcap;
 
-static void put(const char *s, size_t n)
+static void out_of_memory(void)
+{
+	fprintf(stderr, "harness: out of memory\n");
+	exit(1);
+}
+
+/* Room for n more bytes and a NUL. */
+static void reserve(size_t n)
 {
 	if (outlen + n + 1 > outcap) {
 		outcap = (outlen + n + 1) * 2;
 		out = realloc(out, outcap);
-		if (!out) {
-			fprintf(stderr, "harness: out of memory\n");
-			exit(1);
-		}
+		if (!out)
+			out_of_memory();
 	}
+}
+
+static void put(const char *s, size_t n)
+{
+	reserve(n);
 	memcpy(out + outlen, s, n);
 	outlen += n;
 }
@@ -194,14 +241,28 @@ static void puts_(const char *s) { put(s, strlen(s)); }
 
 static void putf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #include <stdarg.h>
+/* Formats into a stack buffer, or when that is too short, straight into the grown output line:
+ * nothing is ever cut. */
 static void putf(const char *fmt, ...)
 {
 	char buf[256];
-	va_list ap;
+	va_list ap, again;
 	va_start(ap, fmt);
+	va_copy(again, ap);
 	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	put(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+	if (n < 0) {
+		fprintf(stderr, "harness: cannot format \"%s\"\n", fmt);
+		exit(1);
+	}
+	if ((size_t)n < sizeof(buf)) {
+		put(buf, (size_t)n);
+	} else {
+		reserve((size_t)n);
+		vsnprintf(out + outlen, (size_t)n + 1, fmt, again);
+		outlen += (size_t)n;
+	}
+	va_end(again);
 }
 
 static void put_json_string(const char *s)
@@ -240,6 +301,8 @@ static long read_hex_bytes(J *j, unsigned char *buf, size_t cap)
 		return -1;
 	for (size_t i = 0; i < n / 2; i++) {
 		char two[3] = { j->str[2 * i], j->str[2 * i + 1], 0 };
+		if (!is_hex(two[0]) || !is_hex(two[1]))
+			return -1;
 		buf[i] = (unsigned char)strtoul(two, NULL, 16);
 	}
 	return (long)(n / 2);
@@ -452,6 +515,7 @@ static void answer_one(J *req)
 	J *op = get(req, "op");
 	J *args = get(req, "args");
 	const char *name = op && op->type == 's' ? op->str : "";
+	(void)args; /* unused when the tree offers no group that takes arguments */
 	if (!strcmp(name, "layout")) {
 #if NVMX_HAVE_LAYOUT
 		answer_layout(id, args);
@@ -484,23 +548,46 @@ static void answer_one(J *req)
 	}
 }
 
+#define HEAD 60
+
+/* One line on stderr: what is wrong and how the line starts (control bytes shown as '?'). */
+static void refuse(const char *head, size_t len, const char *what)
+{
+	char shown[HEAD + 1];
+	size_t n = len < HEAD ? len : HEAD;
+	for (size_t i = 0; i < n; i++)
+		shown[i] = (unsigned char)head[i] < 0x20 || head[i] == 0x7f ? '?' : head[i];
+	shown[n] = 0;
+	fprintf(stderr, "harness: unreadable request (%s), ignored: %s%s\n", what, shown, len > n ? "..." : "");
+}
+
 int main(void)
 {
-	char *line = NULL;
+	char *line = NULL, head[HEAD];
 	size_t cap = 0;
 	ssize_t len;
-	capnodes = 1 << 16;
-	nodes = malloc(capnodes * sizeof(J));
+	nodes = malloc(MAX_NODES * sizeof(J));
+	if (!nodes)
+		out_of_memory();
 	fputs(NVMX_HELLO "\n", stdout);
 	fflush(stdout);
 	while ((len = getline(&line, &cap, stdin)) > 0) {
 		J *msg, *batch;
+		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = 0;
+		/* parsing unescapes in place: an error quotes the line's start as it came */
+		memcpy(head, line, (size_t)len < HEAD ? (size_t)len : HEAD);
 		nnodes = 0;
-		bad = 0;
+		bad = depth = 0;
 		cur = line;
 		msg = jvalue();
-		if (bad || !msg || msg->type != 'o') {
-			fprintf(stderr, "harness: not a JSON object, ignored: %.200s\n", line);
+		ws();
+		if (!bad && cur != line + len)
+			fail(*cur ? "text after the JSON value" : "a NUL byte in the line");
+		if (!bad && (!msg || msg->type != 'o'))
+			fail("not a JSON object");
+		if (bad) {
+			refuse(head, (size_t)len, why);
 			continue;
 		}
 		outlen = 0;
@@ -519,6 +606,10 @@ int main(void)
 		puts_("\n");
 		fwrite(out, 1, outlen, stdout);
 		fflush(stdout);
+	}
+	if (!feof(stdin)) {
+		fprintf(stderr, "harness: cannot read a request line (out of memory?)\n");
+		return 1;
 	}
 	return 0;
 }
