@@ -119,6 +119,10 @@ export function buildValidGuest(caps: NestedCaps, r: RawGuest, opts: GuestOption
   set('posted_intr_nv', word() & 0xffn);
   set('virtual_processor_id', 1n + (word() % 0xffffn));
   set('cr3_target_count', word() % BigInt(cr3TargetCount(caps) + 1));
+  // a TSC multiplier in [1, 2) (16.48 fixed point), never 0: with TSC scaling on, KVM puts L1's
+  // ratio times this one into vmcs02, and the CPU (Bochs) refuses a zero multiplier with a VMfail
+  // that KVM reflects as VMfailValid 7 (KVM's software does not check it, README K12)
+  set('tsc_multiplier', (1n << 48n) | (word() & 0xffff_ffff_ffffn));
   const mt = caps.eptCaps & EPT_CAP.wb ? 6n : 0n;
   const pwl = caps.eptCaps & EPT_CAP.walk4 ? 0x18n : 0x20n;
   set('ept_pointer', page() | mt | pwl | (caps.eptCaps & EPT_CAP.ad && word() & 1n ? 0x40n : 0n));

@@ -31,6 +31,7 @@ export const BIT = {
     shadowVmcs: proc2('SHADOW_VMCS'),
     pml: proc2('ENABLE_PML'),
     modeBasedEpt: proc2('MODE_BASED_EPT_EXEC'),
+    tscScaling: proc2('TSC_SCALING'),
   },
   exit: {
     saveDebug: exit('SAVE_DEBUG_CONTROLS'),
