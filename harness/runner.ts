@@ -39,11 +39,16 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
   let prop: fc.IAsyncPropertyWithHooks<unknown>;
   const seen = new Map<string, number>();
   const documented = (name: string) => void seen.set(name, (seen.get(name) ?? 0) + 1);
+  const scope = vcpuScope(target);
   try {
-    prop = await def.build({ target, model, documented, ...(opts.replayPath !== undefined ? { replayPath: opts.replayPath } : {}) });
+    prop = await def.build({ target: scope.target, model, documented, ...(opts.replayPath !== undefined ? { replayPath: opts.replayPath } : {}) });
   } catch (e) {
     return stopOutcome(def.id, e);
   }
+  prop = prop.afterEach(async (previous) => {
+    await previous();
+    await scope.release();
+  });
   const expected = def.expectedFailure?.({ target, model }) ?? null;
   // a property with one case is a fixed check: --runs does not multiply it; one that must show a
   // known bug runs at least its own count, so a small --runs cannot pass off missing evidence as a failure
@@ -168,6 +173,35 @@ function boundShrinking<T>(prop: fc.IAsyncPropertyWithHooks<T>, budget: number |
  * run never leaves the microtask queue; yielding to the event loop every 50 ms lets the abort
  * (a message from vitest's main process) arrive at all.
  */
+/**
+ * The vCPUs a case creates are destroyed when the case ends, whatever the property does: a long run
+ * (a sweep, a large --runs) kept every one before, and the reference target ran out of memory after
+ * 200 sweep seeds. A property that destroys its own is not destroyed twice.
+ */
+function vcpuScope(target: Target): { target: Target; release: () => Promise<void> } {
+  const live = new Set<string>();
+  const scoped = new Proxy(target, {
+    get(t, key) {
+      if (key === 'createVcpu')
+        return async (...a: Parameters<Target['createVcpu']>) => {
+          const r = await t.createVcpu(...a);
+          if (r.status === 'ok') live.add(r.value);
+          return r;
+        };
+      if (key === 'destroyVcpu')
+        return async (v: string) => (live.delete(v), t.destroyVcpu(v));
+      const x = Reflect.get(t, key, t) as unknown;
+      return typeof x === 'function' ? x.bind(t) : x;
+    },
+  });
+  const release = async () => {
+    const vs = [...live];
+    live.clear();
+    await Promise.allSettled(vs.map((v) => target.destroyVcpu(v))); // one batch on a process target; a failure here is not the case's
+  };
+  return { target: scoped, release };
+}
+
 function stopOnAbort<T>(prop: fc.IAsyncPropertyWithHooks<T>, signal: AbortSignal): fc.IAsyncPropertyWithHooks<T> {
   let lastYield = Date.now();
   const run = async (v: T) => {
