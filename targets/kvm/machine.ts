@@ -4,7 +4,7 @@
 // process exits. Settings from spec/realkvm-notes.md: no `nogui` in Debian's build (rfb without
 // waiting for a client), dummy sound (ALSA aborts Bochs), the debugger continues from an rc file.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, openSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { DISK_GEOMETRY, type KvmImage } from './image.js';
@@ -71,6 +71,9 @@ export class KvmMachine {
   static async start(image: KvmImage, dir: string): Promise<KvmMachine> {
     const consoleLog = join(dir, 'console.log');
     const bochsLog = join(dir, 'bochs.log');
+    // a restart keeps the lost machine's console and Bochs output beside the new ones: the evidence of why it was lost
+    const stamp = Date.now();
+    for (const f of ['console.log', 'bochs.out']) if (existsSync(join(dir, f)) && statSync(join(dir, f)).size > 0) renameSync(join(dir, f), join(dir, `lost-${stamp}-${f}`));
     writeFileSync(consoleLog, '');
     const port = await freePort();
     // Bochs locks its disk image with a file beside it that a killed Bochs leaves behind: every

@@ -28,10 +28,10 @@ export interface KvmSpec {
   readonly shadowVmcs: boolean;
   /**
    * The agent runs VMLAUNCH, VMRESUME and enlightened entries on generated guests. Off by default:
-   * real KVM still refutes the model's valid guests in cases not yet understood (README K12), and one
-   * run lost its machine during vmentry.restore-round-trip (K13); until both are resolved a default
-   * run reports the entry properties unsupported, with this option named, rather than failing CI
-   * on open investigations or hanging it.
+   * runs with them on still lost their machine (README K13; the refusals of valid guests, K12, are
+   * fixed), and a restored L2 in wait-for-SIPI or HLT comes back active (K15); until both are resolved
+   * a default run reports the entry properties unsupported, with this option named, rather than
+   * failing CI on open investigations.
    */
   readonly entries: boolean;
 }
