@@ -1110,6 +1110,21 @@ static int vmx_insn_of(const jnode *op, struct vmx_insn *in)
 	return 0;
 }
 
+/*
+ * VMPTRLD while an eVMCS is in use: handle_vmptrld returns without a VMfail and without retiring
+ * the instruction, so L1 executes it again and again (README K13: in Bochs the whole machine then
+ * stops answering). The model answers VMfailInvalid there, an assumption (audit F11).
+ */
+#define VMPTRLD_SPINS "VMPTRLD while an eVMCS is in use: KVM neither fails nor retires it (L1 would execute it forever, and the emulated machine hangs: README K13)"
+
+static int vmptrld_spins(struct vcpu *v, const struct vmx_insn *in)
+{
+	if (in->op != OP_VMPTRLD)
+		return 0;
+	int flags = nested_flags(v);
+	return flags >= 0 && (flags & KVM_STATE_NESTED_EVMCS);
+}
+
 /* The operations a VMM does (capabilities, guest memory). VMX instructions need the L1 guest. */
 static answer op_guest_op(const jnode *args, jbuf *val)
 {
@@ -1163,6 +1178,8 @@ static answer op_guest_op(const jnode *args, jbuf *val)
 		if (vmx_insn_of(op, &in)) {
 			if (v->in_smm)
 				return unsupported("VMX instructions inside SMM need a 64-bit SMM handler, which the agent does not have");
+			if (vmptrld_spins(v, &in))
+				return unsupported(VMPTRLD_SPINS);
 			return l1_op(v, in.op, in.arg0, in.arg1, in.what, val);
 		}
 		snprintf(reason_buf, sizeof(reason_buf), "guest-op %s: the agent cannot make L2 exit with a chosen reason or set MTF pending", name->str);
@@ -1458,7 +1475,7 @@ static struct vcpu *script_request(const jnode *req, struct vmx_insn *in, uint64
 	if (kvm_fd < 0 || json_u64(json_get(req, "id"), id) || !op || op->type != 's' || strcmp(op->str, "guest-op"))
 		return NULL;
 	struct vcpu *v = find_vcpu(args);
-	return v && !v->in_smm && vmx_insn_of(json_get(args, "op"), in) ? v : NULL;
+	return v && !v->in_smm && vmx_insn_of(json_get(args, "op"), in) && !vmptrld_spins(v, in) ? v : NULL;
 }
 
 /*
