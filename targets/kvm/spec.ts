@@ -28,10 +28,10 @@ export interface KvmSpec {
   readonly shadowVmcs: boolean;
   /**
    * The agent runs VMLAUNCH, VMRESUME and enlightened entries on generated guests. Off by default:
-   * runs with them on still lost their machine (README K13; the refusals of valid guests, K12, are
-   * fixed), and a restored L2 in wait-for-SIPI or HLT comes back active (K15); until both are resolved
-   * a default run reports the entry properties unsupported, with this option named, rather than
-   * failing CI on open investigations.
+   * a restored L2 in wait-for-SIPI or HLT comes back active on real KVM, which the model does not
+   * know yet (README K15), and a whole run with them on is not yet measured on both kernels (the
+   * refusals of valid guests, K12, and the lost machine, K13, are fixed). Until then a default run
+   * reports the entry properties unsupported, with this option named.
    */
   readonly entries: boolean;
 }

@@ -1080,7 +1080,7 @@ static answer mem_store(struct vcpu *v, uint64_t pa, const void *p, size_t n)
 	return OK;
 }
 
-#define ENTRIES_OFF "VM-entries on generated guests are off by default (kvm:<kernel>,entries=on runs them): runs with them on still lost their machine (README K13), and a restored L2 in wait-for-SIPI or HLT comes back active (K15)"
+#define ENTRIES_OFF "VM-entries on generated guests are off by default (kvm:<kernel>,entries=on runs them): a restored L2 in wait-for-SIPI or HLT comes back active on real KVM (README K15, the model does not know it yet), and a whole run with them on is not yet measured on both kernels"
 
 /* The VMX instructions a guest-op names, and their operands (a VMCS address, or a field and value). */
 struct vmx_insn {
