@@ -1468,14 +1468,21 @@ static void emit(jbuf *out, uint64_t id, answer a, jbuf *val)
 	*val = (jbuf){ 0 };
 }
 
-/* A request that is a VMX instruction of a vCPU whose L1 can run it in a script. */
-static struct vcpu *script_request(const jnode *req, struct vmx_insn *in, uint64_t *id)
+/* A request that is a guest-op VMX instruction: its id, the instruction and its vCPU. */
+static struct vcpu *vmx_request(const jnode *req, struct vmx_insn *in, uint64_t *id)
 {
 	const jnode *op = json_get(req, "op"), *args = json_get(req, "args");
 	if (kvm_fd < 0 || json_u64(json_get(req, "id"), id) || !op || op->type != 's' || strcmp(op->str, "guest-op"))
 		return NULL;
 	struct vcpu *v = find_vcpu(args);
-	return v && !v->in_smm && vmx_insn_of(json_get(args, "op"), in) && !vmptrld_spins(v, in) ? v : NULL;
+	return v && vmx_insn_of(json_get(args, "op"), in) ? v : NULL;
+}
+
+/* ... whose L1 can run it in a script (checked once per request, before the script runs). */
+static struct vcpu *script_request(const jnode *req, struct vmx_insn *in, uint64_t *id)
+{
+	struct vcpu *v = vmx_request(req, in, id);
+	return v && !v->in_smm && !vmptrld_spins(v, in) ? v : NULL;
 }
 
 /*
@@ -1489,10 +1496,14 @@ static const jnode *respond_some(jbuf *out, const jnode *r)
 {
 	struct vmx_insn in;
 	uint64_t id;
-	struct vcpu *v = script_request(r, &in, &id);
+	struct vcpu *v = NULL;
 	size_t n = 0;
 	const jnode *q = r;
-	for (; v && n < SCRIPT_MAX && q && script_request(q, &in, &id) == v; q = q->next, n++) {
+	for (; q && n < SCRIPT_MAX; q = q->next, n++) {
+		struct vcpu *w = script_request(q, &in, &id);
+		if (!w || (v && w != v))
+			break;
+		v = w;
 		script_put(v, n, in.op, in.arg0, in.arg1);
 		put64(script_entry(v, n) + MB_RFLAGS, ~0ull); /* not run yet */
 	}
@@ -1506,7 +1517,7 @@ static const jnode *respond_some(jbuf *out, const jnode *r)
 	q = r;
 	for (size_t k = 0; k < n; k++, q = q->next) {
 		jbuf val = { 0 };
-		script_request(q, &in, &id);
+		vmx_request(q, &in, &id); /* eligible when the script was built: only its id and instruction are needed */
 		const uint8_t *e = script_entry(v, k);
 		int ran = get64(e + MB_RFLAGS) != ~0ull;
 		if (strcmp(a.status, "ok")) {
