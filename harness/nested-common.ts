@@ -4,11 +4,11 @@ import { hdrRevision, hdrShadow, makeHdr, VMCS12 } from '../model/catalog/by-nam
 import { VMCS12_REVISION } from '../model/catalog/vmcs12.js';
 import { readHeader } from '../model/nested/blob.js';
 import { BIT } from '../model/vmentry/bits.js';
-import { HEADER_SIZE, OFFSET, SIZE_WITH_SHADOW, VMCS12_BLOB_SIZE, VMCS12_STRUCT_SIZE } from '../model/nested/constants.js';
+import { FLAGS, HEADER_SIZE, OFFSET, SIZE_WITH_SHADOW, VMCS12_BLOB_SIZE, VMCS12_STRUCT_SIZE } from '../model/nested/constants.js';
 import type { GuestOp, OpResult, VcpuConfig } from '../model/nested/vcpu.js';
 import { bytesHex, type FieldDiff } from '../model/codec.js';
 import { HEADER_FIELDS } from '../model/nested/blob.js';
-import { must, type PropertyContext } from './property.js';
+import { must, Violation, type PropertyContext } from './property.js';
 
 export interface Reached {
   readonly vcpu: string;
@@ -58,6 +58,24 @@ export async function destinationOf(ctx: Pick<PropertyContext, 'target'>, src: R
   return dst;
 }
 
+/** KVM_GET_MP_STATE on the source: a VMM saves the run state beside the nested state. */
+export async function saveMpState(ctx: Pick<PropertyContext, 'target'>, vcpu: string): Promise<bigint> {
+  const r = must(await ctx.target.guestOp(vcpu, { op: 'get-mp-state' }));
+  if (r.result !== 'ok' || r.value === undefined) throw new Violation(`KVM_GET_MP_STATE answered ${r.result}${'reason' in r ? `: ${r.reason}` : ''}`);
+  return r.value;
+}
+
+/**
+ * KVM_SET_MP_STATE after SET, as QEMU restores a vCPU (nested state first): in guest mode GET reads
+ * the activity state back from the run state (F8), so an L2 in HLT or wait-for-SIPI keeps it only
+ * when the run state travels too (README K15).
+ */
+export async function restoreMpState(ctx: Pick<PropertyContext, 'target'>, vcpu: string, state: bigint): Promise<void> {
+  const r = must(await ctx.target.guestOp(vcpu, { op: 'set-mp-state', state: Number(state) }));
+  if (r.result !== 'ok')
+    throw new Violation(`KVM_SET_MP_STATE of the saved run state ${state} was refused on the destination: ${r.result}${'reason' in r ? ` (${r.reason})` : ''}`, [{ field: 'KVM_SET_MP_STATE', offset: -1, expected: 'ok', actual: r.result }]);
+}
+
 /** GET with a buffer large enough for anything (KVM_CAP_NESTED_STATE's 8320). */
 export async function getFull(ctx: Pick<PropertyContext, 'target'>, vcpu: string): Promise<Uint8Array> {
   const g = must(await ctx.target.getNestedState(vcpu, SIZE_WITH_SHADOW));
@@ -74,6 +92,30 @@ export function afterRestore(b: Uint8Array): Uint8Array {
   const zero = (page: number) => out.fill(0, Math.min(out.length, page + VMCS12_STRUCT_SIZE), Math.min(out.length, page + VMCS12_BLOB_SIZE));
   zero(OFFSET.vmcs12);
   zero(OFFSET.shadowVmcs12);
+  return out;
+}
+
+/** A fresh vCPU's DR7 (its reset value) and the EFER bits of long mode: facts, not the model's */
+const FRESH_DR7 = 0x400n;
+const EFER_LONG_MODE = 0x500n;
+
+/**
+ * Normalisation L2_REGISTERS_FROM_DESTINATION (README K16, audit F8): a restored L2 that is not
+ * run-pending keeps the destination vCPU's DR7 and EFER (prepare_vmcs02 loads vmcs12's only for a
+ * pending entry), and GET in guest mode writes them into vmcs12 under the save controls. On a fresh
+ * destination those are DR7 0x400 and EFER 0, with LMA and LME under the IA-32e entry control. A VMM
+ * restores its registers itself (QEMU: sregs before SET, debug registers after).
+ */
+export function restoredL2Registers(b: Uint8Array): Uint8Array {
+  if (b.length < OFFSET.vmcs12 + VMCS12_STRUCT_SIZE) return b;
+  const h = readHeader(b);
+  if (!(h.flags & FLAGS.GUEST_MODE) || h.flags & FLAGS.RUN_PENDING) return b;
+  const out = b.slice();
+  const page = out.subarray(OFFSET.vmcs12);
+  const exit = Number(VMCS12.read(page, 'vm_exit_controls'));
+  const ia32e = (Number(VMCS12.read(page, 'vm_entry_controls')) & BIT.entry.ia32e) !== 0;
+  if (exit & BIT.exit.saveDebug) VMCS12.write(page, 'guest_dr7', FRESH_DR7);
+  if (exit & BIT.exit.saveEfer) VMCS12.write(page, 'guest_ia32_efer', ia32e ? EFER_LONG_MODE : 0n);
   return out;
 }
 

@@ -93,11 +93,20 @@ export function restoreFromStream(stream: Stream, srcProfile: Profile, dst: Host
   const v = new Vcpu({ ...dstProfile, nested: dstProfile.nested ?? ({ evmcsFlag: 'none', setFlagsMask: 0, getsMtf: false, headerFlags: false } as NestedBehaviour) }, { ...stream.config, nested: dst.nested, evmcsEnabled: evmcs, inSmm: stream.inSmm }, hooks);
   v.memory = new Map([...stream.memory].map(([k, p]) => [k, p.slice()]));
   v.vpAssist = stream.vpAssist && { ...stream.vpAssist };
+  v.efer = stream.efer; // KVM_SET_SREGS comes before the nested state in QEMU
   let restored: Uint8Array | null = null;
   if (stream.nestedState && dstProfile.nested) {
     const s = setNestedState(v, stream.nestedState);
     if (s.ret !== 0)
       return { outcome: { kind: 'failed', errno: s.errno ?? 'ret-2', rule: s.rule, reason: s.why }, stream, destination: null, restoredBlob: null };
+  }
+  // the debug registers and the run state after the nested state, as QEMU orders them: GET in guest
+  // mode reads DR7 and the activity state back from them (F8). Only a wait-for-SIPI L2 has a run
+  // state KVM can refuse, and only outside L2
+  v.dr7 = stream.dr7; // KVM_SET_DEBUGREGS
+  const mp = applyOp(v, { op: 'set-mp-state', state: stream.mpState });
+  if (mp.result !== 'ok') return { outcome: { kind: 'failed', errno: 'EINVAL', rule: 'KVM_SET_MP_STATE', reason: mp.reason }, stream, destination: null, restoredBlob: null };
+  if (stream.nestedState && dstProfile.nested) {
     const g = getNestedState(v, 8320);
     restored = g.buffer.subarray(0, g.size).slice();
     // under 4.20-5.1 the EVMCS flag meant "enabled": a destination vCPU with eVMCS enabled keeps that

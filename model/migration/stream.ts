@@ -25,6 +25,12 @@ export interface Stream {
   readonly vpAssist: Vcpu['vpAssist'];
   /** what the source's GET returned, before the stream rules */
   readonly sourceBlob: Uint8Array;
+  /** KVM_GET_MP_STATE on the source: QEMU's cpu state carries it, and restores it after the nested state */
+  readonly mpState: number;
+  /** the vCPU's registers GET in guest mode reads (F8): EFER travels in sregs (restored before the
+   * nested state), DR7 in the debug registers (after it) */
+  readonly efer: bigint;
+  readonly dr7: bigint;
 }
 
 /**
@@ -53,5 +59,8 @@ export function saveToStream(src: Vcpu, host: Host, opts: StreamOptions): Stream
     memory: new Map([...src.memory].map(([k, v]) => [k, v.slice()])),
     vpAssist: src.vpAssist && { ...src.vpAssist },
     sourceBlob: blob.slice(),
+    mpState: src.mpState,
+    efer: src.efer,
+    dr7: src.dr7,
   };
 }

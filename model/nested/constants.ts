@@ -44,3 +44,6 @@ export const KVM_CAP = { NESTED_STATE: 157, HYPERV_ENLIGHTENED_VMCS: 163 } as co
  * schemas that name errnos list these (tests/vocabulary.test.ts keeps them in step). */
 export const ERRNO = { EINVAL: 22, EFAULT: 14, E2BIG: 7, ENOMEM: 12, ENOTTY: 25 } as const;
 export type Errno = keyof typeof ERRNO;
+
+/** KVM_GET/SET_MP_STATE's run states (uapi linux/kvm.h), the x86 ones. */
+export const MP_STATE = { RUNNABLE: 0, UNINITIALIZED: 1, INIT_RECEIVED: 2, HALTED: 3, SIPI_RECEIVED: 4, AP_RESET_HOLD: 9 } as const;

@@ -5,7 +5,7 @@ import { VMCS12 } from '../catalog/by-name.js';
 import { BIT } from '../vmentry/bits.js';
 import { writeHeader, type NestedHeader } from './blob.js';
 import { FLAGS, HEADER_SIZE, INVALID_GPA, OFFSET, SMM_FLAGS, VMCS12_BLOB_SIZE, VMX_HDR_FLAGS, type Errno } from './constants.js';
-import type { Vcpu } from './vcpu.js';
+import { syncVmcs02ToVmcs12, type Vcpu } from './vcpu.js';
 
 export interface GetResult {
   /** the ioctl's answer: 0, or -E2BIG with `size` written back */
@@ -67,6 +67,7 @@ export function getNestedState(v: Vcpu, userSize: number): GetResult {
   writeHeader(buffer, h);
   let written = HEADER_SIZE;
   if (!v.hasValidVmcs12()) return { errno: null, size: h.size, buffer, written, header: h };
+  if (v.guestMode) syncVmcs02ToVmcs12(v); // F8
   // sync first: outside guest mode an active eVMCS is copied in full, ignoring hv_clean_fields
   if (!v.guestMode && !v.needVmcs12ToShadowSync && v.evmcsMapped()) {
     const page = v.page(v.evmptr as bigint).subarray(0, 1024);

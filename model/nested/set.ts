@@ -7,7 +7,7 @@ import { VMCS12_REVISION } from '../catalog/vmcs12.js';
 import { readHeader } from './blob.js';
 import { ERRNO, FLAGS, HEADER_SIZE, INVALID_GPA, MIN_SIZE_FOR_SHADOW, MIN_SIZE_FOR_VMCS12, OFFSET, SMM_FLAGS, VMCS12_STRUCT_SIZE, VMX_HDR_FLAGS, type Errno } from './constants.js';
 import type { RestoreRule } from './rules.js';
-import type { Vcpu } from './vcpu.js';
+import { loadL2Registers, type Vcpu } from './vcpu.js';
 
 export interface SetResult {
   /** the ioctl's return value: 0, a negative errno, or the positive 2 */
@@ -133,6 +133,7 @@ export function setNestedState(v: Vcpu, blob: Uint8Array | null): SetResult {
     quirks.push('S8_POSITIVE_RETURN_2');
     return error(done(2, 'S8', 'prepare_vmcs02 failed (e.g. rule prepare.guest-cr3): NVMX_VMENTRY_VMEXIT (2) is returned as the ioctl value'));
   }
+  loadL2Registers(v, v.nestedRunPending);
   return done(0, 'S9', 'L2 active (guest mode)');
 
   function q2(r: SetResult): SetResult {

@@ -6,9 +6,9 @@ import { VMCS12_REVISION, VMCS12_SIZE } from '../catalog/vmcs12.js';
 import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened } from '../evmcs.js';
 import type { Profile } from '../profiles.js';
 import { accessTableFor, recordInstructionError, vmread, vmwriteInstruction, writeBytes } from '../vmcs12-access.js';
-import { BIT, INTR } from '../vmentry/bits.js';
+import { BIT, EFER, INTR } from '../vmentry/bits.js';
 import { evmcsVmread } from '../evmcs.js';
-import { INVALID_GPA } from './constants.js';
+import { INVALID_GPA, MP_STATE } from './constants.js';
 import type { NestedBehaviour } from './behaviour.js';
 import type { MsrSet } from '../vmx-msrs.js';
 import { entryFailureReason } from '../vmentry/check.js';
@@ -43,7 +43,7 @@ export type EvmcsPointer = 'invalid' | 'map-pending' | bigint;
 /** What a guest operation did: KVM's answer, never an exception. */
 export type OpResult =
   | { readonly result: 'ok'; readonly value?: bigint }
-  | { readonly result: 'VMfailInvalid' | 'VMfailValid' | '#UD' | 'internal-error' | 'ENOTTY'; readonly error?: number; readonly reason: string; readonly check?: string }
+  | { readonly result: 'VMfailInvalid' | 'VMfailValid' | '#UD' | 'internal-error' | 'ENOTTY' | 'EINVAL'; readonly error?: number; readonly reason: string; readonly check?: string }
   /** VMLAUNCH/VMRESUME that ended in a VM-exit for a failed VM-entry: `error` holds the exit reason, `qualification` the exit qualification */
   | { readonly result: 'vmexit'; readonly error: number; readonly reason: string; readonly check: string; readonly qualification?: number };
 
@@ -82,6 +82,9 @@ const LINK = encodingOf('vmcs_link_pointer');
 /** exit reason bit 31: the VM-entry failed */
 const VMX_EXIT_REASONS_FAILED_VMENTRY = 0x8000_0000n;
 const RFLAGS_IF = 0x200n;
+/** DR7 at reset and after every VM-exit (SDM; load_vmcs12_host_state) */
+export const DR7_RESET = 0x400n;
+const LONG_MODE = EFER.LMA | EFER.LME;
 
 export class Vcpu {
   evmcsEnabled: boolean;
@@ -107,6 +110,14 @@ export class Vcpu {
   internalError: string | null = null;
   /** L1 TSC, advanced by KVM_RUN; the deadline is in TSC units >> 5 */
   tsc = 0n;
+  /**
+   * KVM's vcpu->arch.mp_state (KVM_GET/SET_MP_STATE). A fresh vCPU 0 is RUNNABLE. The vCPU has an
+   * in-kernel local APIC (KVM_CREATE_IRQCHIP, a VMM's usual set-up), so a halted L2 halts in KVM.
+   */
+  mpState: number = MP_STATE.RUNNABLE;
+  /** the vCPU's DR7 and EFER (vcpu->arch): a fresh vCPU's are DR7's reset value and 0 */
+  dr7 = DR7_RESET;
+  efer = 0n;
 
   constructor(
     readonly profile: Profile & { nested: NestedBehaviour },
@@ -204,6 +215,15 @@ export class Vcpu {
    * eVMCS sync is scheduled.
    */
   vmexit(reason: bigint): void {
+    if (reason !== 0xffff_ffffn) syncVmcs02ToVmcs12(this); // prepare_vmcs12 syncs vmcs02 first (F8)
+    // load_vmcs12_host_state: DR7 to its reset value; EFER from vmcs12's host state or, without
+    // that control, the vCPU's with the long-mode bits of the host address-space size
+    const exit = Number(VMCS12.read(this.vmcs12, 'vm_exit_controls'));
+    this.dr7 = DR7_RESET;
+    this.efer = exit & BIT.exit.loadEfer ? VMCS12.read(this.vmcs12, 'host_ia32_efer') : exit & BIT.exit.hostAddrSpace ? this.efer | LONG_MODE : this.efer & ~LONG_MODE;
+    // then every exit, the -1 of SMM entry and vmx_leave_nested too, makes the vCPU RUNNABLE ("in
+    // case we halted in L2")
+    this.mpState = MP_STATE.RUNNABLE;
     this.mtfPending = false;
     this.guestMode = false;
     this.nestedRunPending = false;
@@ -234,6 +254,10 @@ export type GuestOp =
   | { op: 'smm-entry' }
   | { op: 'rsm' }
   | { op: 'run' }
+  /** the VMM's KVM_GET_MP_STATE: the value is the run state (MP_STATE) */
+  | { op: 'get-mp-state' }
+  /** the VMM's KVM_SET_MP_STATE (a VMM restores it after the nested state) */
+  | { op: 'set-mp-state'; state: number }
   /** the guest (or the VMM restoring guest memory) stores 8 bytes at a guest-physical address */
   | { op: 'write-memory'; pa: bigint; value: bigint };
 
@@ -268,6 +292,7 @@ function vmentry(v: Vcpu, launch: boolean): OpResult {
   // the MSR-load list runs after prepare_vmcs02: its entries up to a failing one are written
   if (!bad || bad.stage === 'msr-load') applyEntryMsrLoad(v);
   if (bad) return entryFailureExit(v, bad.rule, entryFailureReason(bad.stage), bad.qualification ?? 0);
+  loadL2Registers(v, true);
   // launch_state stays as it is until L2 exits to L1 (F5: prepare_vmcs12 sets it, see Vcpu.vmexit)
   // nested_cache_shadow_vmcs12: the shadow vmcs12 is read from the link pointer's page on entry
   const link = v.linkPointer();
@@ -275,9 +300,13 @@ function vmentry(v: Vcpu, launch: boolean): OpResult {
   v.guestMode = true;
   v.nestedRunPending = true;
   v.hasPreemptionTimerDeadline = false;
-  // nested_vmx_run: an L2 entered in wait-for-SIPI, or halted with nothing to wake it, is not "run pending"
+  // nested_vmx_run: an L2 entered in wait-for-SIPI, or halted with nothing to wake it, is not "run
+  // pending", and the vCPU's run state says so (GET in guest mode reads the activity state back from it)
   const activity = VMCS12.read(v.vmcs12, 'guest_activity_state');
-  if (activity === 3n || (activity === 1n && !wakeEventPending(v.vmcs12))) v.nestedRunPending = false;
+  if (activity === 3n || (activity === 1n && !wakeEventPending(v.vmcs12))) {
+    v.nestedRunPending = false;
+    v.mpState = activity === 3n ? MP_STATE.INIT_RECEIVED : MP_STATE.HALTED;
+  }
   return ok();
 }
 
@@ -437,7 +466,8 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
         v.vmxon = false;
       }
       if (v.guestMode) {
-        // vmx_enter_smm: nested_vmx_vmexit(-1), which discards a pending MTF trap (F6)
+        // vmx_enter_smm: nested_vmx_vmexit(-1), which discards a pending MTF trap (F6) and makes the vCPU RUNNABLE
+        v.mpState = MP_STATE.RUNNABLE;
         v.smm.guestMode = true;
         v.guestMode = false;
         v.nestedRunPending = false;
@@ -459,15 +489,63 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
       return ok();
     case 'run':
       return run(v);
+    case 'get-mp-state':
+      return ok(BigInt(v.mpState));
+    case 'set-mp-state':
+      return setMpState(v, o.state);
     case 'write-memory':
       writeBytes(v.page(o.pa & ~0xfffn), Number(o.pa & 0xff8n), 8, o.value);
       return ok();
   }
 }
 
+/**
+ * prepare_vmcs02's DR7 and EFER: vmcs12's guest values only for an entry that is pending (a
+ * VMLAUNCH/VMRESUME, or a restore with RUN_PENDING) under the load controls; otherwise DR7 stays the
+ * vCPU's and EFER is the vCPU's with the long-mode bits of the IA-32e entry control
+ * (nested_vmx_calc_efer). So a restored L2 that has run shows the destination vCPU's registers until
+ * the VMM restores them (real KVM 6.12, README K16).
+ */
+export function loadL2Registers(v: Vcpu, runPending: boolean): void {
+  const entry = Number(VMCS12.read(v.vmcs12, 'vm_entry_controls'));
+  if (runPending && entry & BIT.entry.loadDebug) v.dr7 = VMCS12.read(v.vmcs12, 'guest_dr7');
+  v.efer = runPending && entry & BIT.entry.loadEfer ? VMCS12.read(v.vmcs12, 'guest_ia32_efer') : entry & BIT.entry.ia32e ? v.efer | LONG_MODE : v.efer & ~LONG_MODE;
+}
+
+/**
+ * sync_vmcs02_to_vmcs12, the parts that come from the vCPU rather than from vmcs12 (F8), on GET in
+ * guest mode and on a real VM-exit: the activity state from the run state (so a restored L2 keeps
+ * HLT or wait-for-SIPI only when the VMM restores mp_state too: real KVM 6.12, README K15), and
+ * under the save controls DR7 and EFER from the vCPU's registers (K16).
+ */
+export function syncVmcs02ToVmcs12(v: Vcpu): void {
+  const activity = v.mpState === MP_STATE.HALTED ? 1n : v.mpState === MP_STATE.INIT_RECEIVED ? 3n : 0n;
+  VMCS12.write(v.vmcs12, 'guest_activity_state', activity);
+  const exit = Number(VMCS12.read(v.vmcs12, 'vm_exit_controls'));
+  if (exit & BIT.exit.saveDebug) VMCS12.write(v.vmcs12, 'guest_dr7', v.dr7);
+  if (exit & BIT.exit.saveEfer) VMCS12.write(v.vmcs12, 'guest_ia32_efer', v.efer);
+}
+
+/**
+ * kvm_arch_vcpu_ioctl_set_mpstate (6.1 = 6.12): RUNNABLE always; the others need the in-kernel APIC
+ * (which the vCPU has); INIT_RECEIVED is refused where INIT is blocked: in SMM, or in VMX root
+ * operation outside L2. SIPI_RECEIVED also queues a SIPI the model does not carry: the guest-ops
+ * schema does not offer it.
+ */
+function setMpState(v: Vcpu, state: number): OpResult {
+  const known: number[] = [MP_STATE.RUNNABLE, MP_STATE.UNINITIALIZED, MP_STATE.HALTED, MP_STATE.INIT_RECEIVED, MP_STATE.AP_RESET_HOLD];
+  if (!known.includes(state)) return fail('EINVAL', `KVM_SET_MP_STATE: ${state} is not an x86 run state`);
+  if (state === MP_STATE.INIT_RECEIVED && (v.inSmm || (v.vmxon && !v.guestMode))) return fail('EINVAL', 'KVM_SET_MP_STATE: INIT_RECEIVED while INIT is blocked (SMM, or VMX root operation)');
+  v.mpState = state;
+  return ok();
+}
+
 /** KVM_RUN: resolve a pending eVMCS map, sync vmcs12 into the eVMCS, enter L2 if a VM-entry is pending. */
 function run(v: Vcpu): OpResult {
   if (v.internalError) return fail('internal-error', v.internalError);
+  // a vCPU that is not RUNNABLE (a halted or wait-for-SIPI L2) blocks in vcpu_block until the VMM's
+  // signal: it never reaches vcpu_enter_guest, where the requests and the entry below are handled
+  if (v.mpState !== MP_STATE.RUNNABLE) return ok();
   if (v.evmptr === 'map-pending') {
     const gpa = v.vpAssist?.currentNestedVmcs;
     const rev = gpa !== undefined && gpa !== INVALID_GPA ? Number(EVMCS.read(v.page(gpa), 'revision_id')) : -1;

@@ -40,6 +40,7 @@ export const BIT = {
     ackIntr: exit('ACK_INTR_ON_EXIT'),
     loadPat: exit('LOAD_IA32_PAT'),
     loadEfer: exit('LOAD_IA32_EFER'),
+    saveEfer: exit('SAVE_IA32_EFER'),
     savePreemption: exit('SAVE_VMX_PREEMPTION_TIMER'),
   },
   entry: {

@@ -859,6 +859,13 @@ static answer new_vcpu(const jnode *cfg, struct vcpu **out)
 	v->vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
 	if (v->vm < 0)
 		return failedf("KVM_CREATE_VM");
+	/* an in-kernel local APIC, as a VMM has (QEMU's default): a halted L2 then halts in KVM (mp_state
+	 * HALTED, which GET reads back as the activity state) instead of exiting to us with KVM_EXIT_HLT */
+	if (ioctl(v->vm, KVM_CREATE_IRQCHIP, 0) < 0) {
+		a = failedf("KVM_CREATE_IRQCHIP");
+		close(v->vm);
+		return a;
+	}
 	v->mem = mmap(NULL, GUEST_MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	struct kvm_userspace_memory_region region = { .slot = 0, .guest_phys_addr = 0, .memory_size = GUEST_MEM, .userspace_addr = (uint64_t)(uintptr_t)v->mem };
 	if (v->mem == MAP_FAILED || ioctl(v->vm, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
@@ -1160,6 +1167,26 @@ static answer op_guest_op(const jnode *args, jbuf *val)
 		if (getenv("NVMX_AGENT_SMM"))
 			return name->str[0] == 's' ? smm_entry(v, val) : l1_op(v, OP_RSM, 0, 0, "RSM", val);
 		return unsupported("SMM entry and RSM are not reliable in the kvm: agent yet (KVM_SMI was taken one KVM_RUN late and RSM shut the L1 guest down)");
+	} else if (!strcmp(name->str, "get-mp-state")) {
+		struct kvm_mp_state m = { 0 };
+		if (ioctl(v->fd, KVM_GET_MP_STATE, &m) < 0)
+			return failedf("KVM_GET_MP_STATE");
+		jb_str(val, "{\"result\":\"ok\",\"value\":");
+		jb_hex64(val, m.mp_state);
+		jb_str(val, "}");
+		return OK;
+	} else if (!strcmp(name->str, "set-mp-state")) {
+		uint64_t state = 0;
+		if (json_u64(json_get(op, "state"), &state) || state > 0xffffffffu)
+			return failed("set-mp-state needs a 32-bit state");
+		struct kvm_mp_state m = { .mp_state = (uint32_t)state };
+		if (ioctl(v->fd, KVM_SET_MP_STATE, &m) < 0) {
+			if (errno != EINVAL)
+				return failedf("KVM_SET_MP_STATE");
+			jb_str(val, "{\"result\":\"EINVAL\",\"reason\":\"KVM_SET_MP_STATE answered EINVAL\"}");
+			return OK;
+		}
+		a = OK;
 	} else if (!strcmp(name->str, "run")) {
 		int flags = nested_flags(v);
 		if (flags >= 0 && (flags & KVM_STATE_NESTED_GUEST_MODE))
