@@ -23,12 +23,12 @@ import { DEFAULT_PROFILE, findProfile } from '../model/profiles.js';
 import { goldenSection } from '../golden/report-section.js';
 import { EXIT, UsageError } from '../base/errors.js';
 import { loadLayout } from './load-layout.js';
-import { command, intValue, parse } from './options.js';
+import { durationMs, intValue, parse, type CommonValues } from './options.js';
 import { Progress } from './progress.js';
 import { commitReport, openReportSet } from './report-dir.js';
 import { RunStop } from './stop.js';
 import { runSuites } from './suite-run.js';
-import { checkSpec, durationMs, replaySpec, type CommonValues } from './check-spec.js';
+import { checkSpec, replaySpec } from './spec.js';
 
 function targetOptions(values: CommonValues): Pick<RunParams, 'targetTimeoutMs' | 'targetShell' | 'targetPackage'> {
   const timeout = durationMs(values['target-timeout']);
@@ -110,8 +110,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
   if (!id) throw new UsageError('replay needs a property id (see report.json)');
   const def = findProperty(id);
   if (!def) throw new UsageError(`unknown property "${id}" (known: ${ALL_PROPERTIES.map((p) => p.id).join(', ')})`);
-  const seed = intValue(replaySpec, 'seed', values.seed);
-  if (seed === undefined || values.path === undefined) throw new UsageError('replay needs --seed and --path (from the failure report)');
+  const seed = intValue(replaySpec, 'seed', values.seed)!;
   if (!/^\d+(:\d+)*$/.test(values.path)) throw new UsageError(`--path must look like 12:0:3, got "${values.path}"`);
   const replayPath = values['replay-path'];
   if (def.modelBased && replayPath === undefined) throw new UsageError(`replay ${id} also needs --replay-path R: a model-based property replays its command sequence from it (the failure's replay command has it)`);

@@ -6,42 +6,14 @@ import { findProfile, profileNames, type Profile } from '../model/profiles.js';
 import { bitNames, capabilityProblems, CONTROL_MSRS, filterMsrSet, MSR, MSR_NAMES, type MsrSet } from '../model/vmx-msrs.js';
 import { readJsonFile } from './json-input.js';
 import { EXIT, UsageError } from '../base/errors.js';
-import { command, dispatch, intValue, parse, type GroupSpec } from './options.js';
-
-const ebxOpt = { type: 'string', arg: 'N', int: [0, 0xffffffff], help: 'Hyper-V CPUID 0x4000000A.EBX (bit 0: direct virtual flush)' } as const;
-const jsonOpt = { type: 'boolean', default: false, help: 'JSON output' } as const;
-
-const showSpec = command({
-  name: 'filter show',
-  summary: 'the VMX MSRs a guest RDMSR sees with eVMCS enabled, and the bits hidden, by name (linux-6.1, linux-6.12)',
-  options: {
-    profile: { type: 'string', arg: 'P', help: 'a profile with an eVMCS filter (required)' },
-    msrs: { type: 'string', arg: 'FILE', help: 'the unfiltered VMX MSRs as KVM_GET_MSRS returns them (reports/schema/msrs.schema.json; required)' },
-    'hv-nested-ebx': ebxOpt,
-    json: jsonOpt,
-  },
-});
-
-const diffSpec = command({
-  name: 'filter diff',
-  summary: "controls an L1 can use under one profile's eVMCS filter but not the other's, per MSR with bit names",
-  options: {
-    from: { type: 'string', arg: 'P', help: 'the profile before (required)' },
-    to: { type: 'string', arg: 'P', help: 'the profile after (required)' },
-    msrs: { type: 'string', arg: 'FILE', help: 'the host VMX MSRs (default: a host offering every control, said so in the output)' },
-    'hv-nested-ebx': ebxOpt,
-    json: jsonOpt,
-  },
-});
-
-export const filterGroup: GroupSpec = { name: 'filter', summary: "the eVMCS filter of the VMX capability MSRs, per profile", commands: [showSpec, diffSpec] };
+import { dispatch, intValue, parse } from './options.js';
+import { filterDiffSpec as diffSpec, filterGroup, filterShowSpec as showSpec } from './spec.js';
 
 export async function filterCommand(argv: string[]): Promise<number> {
   return dispatch(filterGroup, argv, { show, diff });
 }
 
-function profileWithFilter(name: string | undefined, flag: string): Profile {
-  if (!name) throw new UsageError(`filter needs --${flag} PROFILE`);
+function profileWithFilter(name: string): Profile {
   const p = findProfile(name);
   if (!p) throw new UsageError(`unknown profile "${name}" (known: ${profileNames().join(', ')})`);
   if (!p.evmcs) throw new UsageError(`profile ${name} has no eVMCS filter model (profiles with one: ${profileNames().filter((n) => findProfile(n)!.evmcs).join(', ')})`);
@@ -64,8 +36,7 @@ const ebxOption = (v: string | undefined) => intValue(showSpec, 'hv-nested-ebx',
 
 function show(argv: string[]): number {
   const { values } = parse(argv, showSpec);
-  const p = profileWithFilter(values.profile, 'profile');
-  if (!values.msrs) throw new UsageError('filter show needs --msrs FILE (the unfiltered VMX MSRs, as KVM_GET_MSRS returns them)');
+  const p = profileWithFilter(values.profile);
   const msrs = readMsrFile(values.msrs);
   const ebx = ebxOption(values['hv-nested-ebx']);
   const out = filterMsrSet(p.evmcs!.filter, msrs, ebx);
@@ -96,8 +67,8 @@ function hiddenByFilter(raw: MsrSet, filtered: MsrSet): Record<string, { mask: s
 
 function diff(argv: string[]): number {
   const { values } = parse(argv, diffSpec);
-  const from = profileWithFilter(values.from, 'from');
-  const to = profileWithFilter(values.to, 'to');
+  const from = profileWithFilter(values.from);
+  const to = profileWithFilter(values.to);
   const ebx = ebxOption(values['hv-nested-ebx']);
   const { msrs, assumptions } = values.msrs ? { msrs: readMsrFile(values.msrs), assumptions: [] } : assumedFullCapabilities();
   const d = filterDiff(from, to, msrs, ebx, assumptions);

@@ -13,51 +13,8 @@ import { findProfile, profileNames } from '../model/profiles.js';
 import { EXIT, TargetError, UsageError } from '../base/errors.js';
 import { openCommandTarget } from './open-target.js';
 import { readInputFile, readJsonFile } from './json-input.js';
-import { command, dispatch, parse, type GroupSpec } from './options.js';
-import { durationMs } from './check-spec.js';
-
-const dirOpt = { type: 'string', arg: 'DIR', help: 'the corpus (default: the golden/ shipped with this tool)' } as const;
-const updateOpt = { type: 'boolean', default: false, help: 'replace an existing id (refused without it)' } as const;
-
-const verifySpec = command({
-  name: 'golden verify',
-  summary: "every golden blob: sha256, expected content, each consumer profile's result, its recipe",
-  options: { golden: dirOpt, json: { type: 'boolean', default: false, help: 'JSON output' } },
-  notes: ['exit: 0, 1 any failure, 2 usage'],
-});
-
-const recordSpec = command({
-  name: 'golden record',
-  summary: "add the blob a recipe produces (reports/schema/golden-recipe.schema.json), or record existing entries again on a real kernel (--from … --target), with the expected content and every consumer's result",
-  options: {
-    recipe: { type: 'string', arg: 'FILE', help: 'the recipe (required, unless --from)' },
-    id: { type: 'string', arg: 'ID', help: 'the blob id: lower case letters, digits, dots and dashes (required with --recipe)' },
-    from: { type: 'string', multiple: true, arg: 'ID', help: "an existing entry whose recipe is recorded again on --target, as <ID without .linux-x.y>.<target>" },
-    target: { type: 'string', arg: 'T', help: 'with --from: the producer (e.g. kvm:debian-6.12), re-profiled to the profile it claims; one start for all' },
-    'target-timeout': { type: 'string', arg: 'DURATION', help: "with --target: per request (default: the target's own)" },
-    update: updateOpt,
-    golden: dirOpt,
-  },
-});
-
-const addSpec = command({
-  name: 'golden add',
-  summary: 'import a captured blob: decoded with --profile\'s layout, expected content and consumer results filled in from the model, for review before commit; warns when it does not decode plausibly',
-  options: {
-    file: { type: 'string', arg: 'BLOB', help: 'the captured blob (required)' },
-    kind: { type: 'string', arg: 'nested-state|vmcs12|evmcs', help: 'what it is (required)' },
-    id: { type: 'string', arg: 'ID', help: 'the blob id: lower case letters, digits, dots and dashes (required)' },
-    producer: { type: 'string', arg: 'TEXT', help: 'where it comes from, e.g. "captured from host-a (linux 5.8, QEMU 5.0)" (required)' },
-    profile: { type: 'string', default: 'linux-6.12', arg: 'P', help: 'the producer\'s profile' },
-    vcpu: { type: 'string', arg: 'VCPU.json', help: 'the consumer vCPU for a nested-state blob' },
-    scenario: { type: 'string', arg: 'TEXT', help: 'what state it holds' },
-    comment: { type: 'string', arg: 'TEXT', help: 'a note for the manifest' },
-    update: updateOpt,
-    golden: dirOpt,
-  },
-});
-
-export const goldenGroup: GroupSpec = { name: 'golden', summary: 'the golden corpus of vmcs12 pages, eVMCS pages and nested-state blobs', commands: [verifySpec, recordSpec, addSpec] };
+import { dispatch, durationMs, parse } from './options.js';
+import { goldenAddSpec as addSpec, goldenGroup, goldenRecordSpec as recordSpec, goldenVerifySpec as verifySpec } from './spec.js';
 
 export async function goldenCommand(argv: string[]): Promise<number> {
   try {
@@ -167,11 +124,9 @@ const KINDS: readonly GoldenKind[] = ['nested-state', 'vmcs12', 'evmcs'];
 
 async function add(argv: string[]): Promise<number> {
   const { values } = parse(argv, addSpec);
-  if (!values.file) throw new UsageError('golden add needs --file BLOB');
   const kind = values.kind as GoldenKind;
-  if (!KINDS.includes(kind)) throw new UsageError(`--kind must be one of ${KINDS.join(', ')}${values.kind ? `, got "${values.kind}"` : ''}`);
+  if (!KINDS.includes(kind)) throw new UsageError(`--kind must be one of ${KINDS.join(', ')}, got "${values.kind}"`);
   const id = checkId(values.id);
-  if (!values.producer) throw new UsageError('golden add needs --producer "captured from …" (where the blob comes from)');
   if (!findProfile(values.profile)) throw new UsageError(`unknown profile "${values.profile}" (known: ${profileNames().join(', ')})`);
   const bytes = new Uint8Array(readInputFile(values.file));
   if (bytes.length > 8320) throw new UsageError(`${values.file}: ${bytes.length} bytes; golden blobs are at most 8320 bytes`);

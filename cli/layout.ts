@@ -5,28 +5,8 @@ import { diffLayouts, type Direction, type LayoutDiff } from '../model/layout-di
 import { FINDING_TEXT, layoutDiffDocument } from '../reports/sections.js';
 import { EXIT, UsageError } from '../base/errors.js';
 import { loadLayout } from './load-layout.js';
-import { command, dispatch, parse, type GroupSpec } from './options.js';
-
-const structure = { type: 'string', default: 'vmcs12', arg: 'vmcs12|evmcs', help: 'which structure' } as const;
-
-const showSpec = command({
-  name: 'layout show',
-  args: '<profile|file.json|linux:TREE>',
-  positionals: 1,
-  summary: 'a vmcs12 (or eVMCS) layout as a table, or as an nvmx-layout/1 descriptor',
-  options: { json: { type: 'boolean', default: false, help: 'the nvmx-layout/1 descriptor' }, structure },
-});
-
-const diffSpec = command({
-  name: 'layout diff',
-  args: '<OLD> <NEW>',
-  positionals: 2,
-  summary: 'classify every member and judge both directions; OLD and NEW are profiles, nvmx-layout/1 files or linux:<tree>',
-  options: { json: { type: 'boolean', default: false, help: 'the diff as JSON (reports/schema/layout-diff.schema.json)' }, all: { type: 'boolean', default: false, help: 'list unchanged members too' }, structure },
-  notes: ['exit: 0 compatible, 1 incompatible, 2 bad input'],
-});
-
-export const layoutGroup: GroupSpec = { name: 'layout', summary: 'vmcs12 and eVMCS layouts: show and diff', commands: [showSpec, diffSpec] };
+import { dispatch, parse } from './options.js';
+import { layoutDiffSpec as diffSpec, layoutGroup, layoutShowSpec as showSpec } from './spec.js';
 
 export async function layoutCommand(argv: string[]): Promise<number> {
   return dispatch(layoutGroup, argv, { show, diff });

@@ -3,63 +3,47 @@
 // 4 internal error (a bug in this tool; NVMX_DEBUG=1 shows the stack).
 import { EXIT, TargetError, UsageError } from '../base/errors.js';
 import { fsProblem } from './fs-out.js';
-import { HelpRequested, type CommandSpec, type GroupSpec } from './options.js';
-import { TOOL_VERSION } from '../targets/reference.js';
+import { helpFor, topUsage } from './help.js';
+import { CLI } from './spec.js';
 
-type Entry = { run: (argv: string[]) => Promise<number> | number; spec: CommandSpec | GroupSpec };
+type Run = (argv: string[]) => Promise<number> | number;
 
 // each command's module loads when that command runs: loading all of them (the runner, the golden
-// corpus, ajv) took most of a short command's start-up, and the tests start the CLI hundreds of times
-const COMMANDS: Record<string, () => Promise<Entry>> = {
-  check: async () => ({ run: (await import('./check.js')).checkCommand, spec: (await import('./check-spec.js')).checkSpec }),
-  replay: async () => ({ run: (await import('./check.js')).replayCommand, spec: (await import('./check-spec.js')).replaySpec }),
-  report: async () => { const m = await import('./report.js'); return { run: m.reportCommand, spec: m.reportGroup }; },
-  layout: async () => { const m = await import('./layout.js'); return { run: m.layoutCommand, spec: m.layoutGroup }; },
-  filter: async () => { const m = await import('./filter.js'); return { run: m.filterCommand, spec: m.filterGroup }; },
-  nested: async () => { const m = await import('./nested.js'); return { run: m.nestedCommand, spec: m.nestedGroup }; },
-  matrix: async () => { const m = await import('./matrix.js'); return { run: m.matrixCommand, spec: m.matrixSpec }; },
-  serve: async () => { const m = await import('./serve.js'); return { run: m.serveCommand, spec: m.serveSpec }; },
-  golden: async () => { const m = await import('./golden.js'); return { run: m.goldenCommand, spec: m.goldenGroup }; },
+// corpus, ajv) took most of a short command's start-up, and the tests start the CLI hundreds of times.
+// Help comes from the command table (cli/spec.ts) and loads none of them.
+export const COMMAND_MODULES: Record<string, () => Promise<Run>> = {
+  check: async () => (await import('./check.js')).checkCommand,
+  replay: async () => (await import('./check.js')).replayCommand,
+  report: async () => (await import('./report.js')).reportCommand,
+  layout: async () => (await import('./layout.js')).layoutCommand,
+  filter: async () => (await import('./filter.js')).filterCommand,
+  nested: async () => (await import('./nested.js')).nestedCommand,
+  matrix: async () => (await import('./matrix.js')).matrixCommand,
+  serve: async () => (await import('./serve.js')).serveCommand,
+  golden: async () => (await import('./golden.js')).goldenCommand,
 };
-
-/** The top-level usage, from the command declarations: one line per command, its own --help for the rest. */
-export async function usage(): Promise<string> {
-  const entries = await Promise.all(Object.values(COMMANDS).map((load) => load()));
-  const specs = entries.flatMap(({ spec }) => ('commands' in spec ? spec.commands : [spec]));
-  const heads = specs.map((c) => [c.name, c.args].filter(Boolean).join(' '));
-  const width = Math.max(...heads.map((h) => h.length)) + 2;
-  return [
-    'usage: nvmx-conformance <command> [options]',
-    '       nvmx-conformance <command> --help     (the options of one command)',
-    '       nvmx-conformance --version',
-    '',
-    'commands:',
-    ...specs.map((c, i) => `  ${heads[i]!.padEnd(width)}${c.summary}`),
-    '',
-    'exit codes: 0 ok, 1 failure, 2 usage or input error, 3 target error or incomplete run,',
-    '            4 internal error (a bug in this tool; NVMX_DEBUG=1 shows the stack), 130 interrupted',
-  ].join('\n');
-}
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    console.log(await usage());
+    console.log(topUsage(CLI));
     return cmd ? EXIT.ok : EXIT.usage;
   }
   if (cmd === '--version' || cmd === '-V') {
-    console.log(`nvmx-conformance ${TOOL_VERSION}`);
+    console.log(`nvmx-conformance ${(await import('../targets/reference.js')).TOOL_VERSION}`);
     return EXIT.ok;
   }
-  const load = COMMANDS[cmd];
+  const entry = CLI.find((e) => e.name === cmd);
+  const help = entry && helpFor(entry, rest);
+  if (help !== undefined) {
+    console.log(help);
+    return EXIT.ok;
+  }
+  const load = COMMAND_MODULES[cmd];
   try {
-    if (!load) throw new UsageError(`unknown command "${cmd}" (try --help)`);
-    return await (await load()).run(rest);
+    if (!entry || !load) throw new UsageError(`unknown command "${cmd}" (try --help)`);
+    return await (await load())(rest);
   } catch (e) {
-    if (e instanceof HelpRequested) {
-      console.log(e.text);
-      return EXIT.ok;
-    }
     if (e instanceof UsageError) {
       console.error(`nvmx-conformance: ${e.message}`);
       return EXIT.usage;

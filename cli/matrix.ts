@@ -12,23 +12,10 @@ import { step } from '../generators/nested.js';
 import { writeJsonAtomically } from '../reports/report.js';
 import { EXIT, UsageError } from '../base/errors.js';
 import { ensureDir, writeOutFile } from './fs-out.js';
-import { command, intValue, parse } from './options.js';
+import { intValue, parse } from './options.js';
+import { matrixSpec } from './spec.js';
 
 const list = (v: string | undefined) => (v ? v.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
-
-export const matrixSpec = command({
-  name: 'matrix',
-  summary: 'the migration compatibility matrix: one table per scenario, source profile x destination host; writes DIR/matrix.json and DIR/matrix.md',
-  options: {
-    profiles: { type: 'string', arg: 'A,B,…', help: 'hosts to include (default: all)' },
-    scenarios: { type: 'string', arg: 'X,Y,…', help: 'scenarios to include (default: all)' },
-    'qemu-drops-vmx-flags': { type: 'boolean', default: false, help: "model a QEMU that drops hdr.vmx.flags" },
-    paths: { type: 'string', arg: 'N', int: [0, 10_000], help: 'generated variants per cell, checked against the static prediction (default 5)' },
-    seed: { type: 'string', arg: 'S', int: [-(2 ** 31), 2 ** 31 - 1], help: 'seed of the generated variants (default 1)' },
-    report: { type: 'string', default: 'reports/latest', arg: 'DIR', help: 'where matrix.json and matrix.md go' },
-  },
-  notes: ['exit: 0, 1 if a generated path disagreed with the static check, 2 usage'],
-});
 
 export async function matrixCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, matrixSpec);

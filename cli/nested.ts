@@ -13,64 +13,11 @@ import { DEFAULT_PROFILE, findProfile, profileNames, type Profile } from '../mod
 import type { NestedBehaviour } from '../model/nested/behaviour.js';
 import { EXIT, TargetError, UsageError } from '../base/errors.js';
 import { openCommandTarget } from './open-target.js';
-import { durationMs } from './check-spec.js';
 import type { TargetResult } from '../targets/target.js';
 import { writeOutFile } from './fs-out.js';
 import { readInputFile, readJsonFile } from './json-input.js';
-import { command, dispatch, parse, type GroupSpec } from './options.js';
-
-const profileOpt = { type: 'string', arg: 'P', help: `the kernel profile (default ${DEFAULT_PROFILE})` } as const;
-const jsonOpt = { type: 'boolean', default: false, help: 'JSON output' } as const;
-const vcpuHelp = 'the vCPU configuration (reports/schema/vcpu.schema.json; default: nested VMX on, nothing else)';
-
-const decodeSpec = command({
-  name: 'nested decode',
-  args: 'BLOB',
-  positionals: 1,
-  summary: 'a KVM_GET/SET_NESTED_STATE blob: header and vmcs12 fields by name, and what does not add up; --json re-encodes',
-  options: { json: { type: 'boolean', default: false, help: 'the blob as a SPEC (reports/schema/nested-spec.schema.json) that `nested encode` takes back' }, profile: profileOpt },
-});
-
-const encodeSpec = command({
-  name: 'nested encode',
-  args: 'SPEC.json',
-  positionals: 1,
-  summary: 'a blob from its JSON description (reports/schema/nested-spec.schema.json)',
-  options: { out: { type: 'string', arg: 'BLOB', help: 'the file to write (default: stdout, never a terminal)' }, profile: profileOpt },
-});
-
-const restoreSpec = command({
-  name: 'nested restore',
-  summary: 'what KVM_SET_NESTED_STATE answers on a vCPU so configured, and the rule that decides it (an errno is an answer: exit 0)',
-  options: {
-    blob: { type: 'string', multiple: true, arg: 'BLOB', help: 'the blob (several, or @null for a NULL pointer, only with --target)' },
-    profile: profileOpt,
-    vcpu: { type: 'string', multiple: true, arg: 'VCPU.json', help: `${vcpuHelp}; with --target, one for all blobs or one per blob` },
-    memory: {
-      type: 'string',
-      arg: 'FILE',
-      help: "guest memory as the VMM restores it before the nested state: a guest-ops file of write-memory, init-vmcs, init-evmcs and set-vp-assist (eVMCS page, VP-assist page, link page); the shadow vmcs12's link page is seeded from the blob first, as golden verify does",
-    },
-    json: jsonOpt,
-    target: { type: 'string', arg: 'T', help: 'answer on a target (e.g. kvm:debian-6.1), beside the model for the profile it claims' },
-    'target-timeout': { type: 'string', arg: 'DURATION', help: 'per request to the target (10, 2.5s, 500ms)' },
-  },
-  notes: ['exit: 0 (an errno is an answer), 2 usage, 3 the target failed'],
-});
-
-const saveSpec = command({
-  name: 'nested save',
-  summary: 'run guest operations (reports/schema/guest-ops.schema.json), then KVM_GET_NESTED_STATE',
-  options: {
-    ops: { type: 'string', arg: 'OPS.json', help: 'the guest operations (required)' },
-    profile: profileOpt,
-    vcpu: { type: 'string', arg: 'VCPU.json', help: vcpuHelp },
-    json: { type: 'boolean', default: false, help: 'each operation\'s result and the blob as a SPEC' },
-    out: { type: 'string', arg: 'BLOB', help: 'the file to write (default: stdout, never a terminal)' },
-  },
-});
-
-export const nestedGroup: GroupSpec = { name: 'nested', summary: 'KVM_GET/SET_NESTED_STATE blobs: decode, encode, restore on the model or a target, save from guest operations', commands: [decodeSpec, encodeSpec, restoreSpec, saveSpec] };
+import { dispatch, durationMs, parse } from './options.js';
+import { nestedDecodeSpec as decodeSpec, nestedEncodeSpec as encodeSpec, nestedGroup, nestedRestoreSpec as restoreSpec, nestedSaveSpec as saveSpec } from './spec.js';
 
 export async function nestedCommand(argv: string[]): Promise<number> {
   return dispatch(nestedGroup, argv, { decode, encode, restore, save });
@@ -144,9 +91,8 @@ function vcpuFor(p: Profile & { nested: NestedBehaviour }, path: string | undefi
 
 async function restore(argv: string[]): Promise<number> {
   const { values } = parse(argv, restoreSpec);
-  const blobs = values.blob ?? [];
+  const blobs = values.blob;
   const vcpus = values.vcpu ?? [];
-  if (!blobs.length) throw new UsageError('nested restore needs --blob FILE');
   if (vcpus.length > 1 && vcpus.length !== blobs.length) throw new UsageError(`nested restore: give one --vcpu for all blobs, or one per --blob (${blobs.length}), not ${vcpus.length}`);
   if (values.target !== undefined && values.target !== 'reference') return restoreOnTarget(values.target, blobs, vcpus, values);
   if (blobs.length > 1) throw new UsageError('nested restore answers several --blob only on a --target (the model answers one at a time, with its state)');
@@ -274,7 +220,6 @@ function parseOps(path: string): GuestOp[] {
 function save(argv: string[]): number {
   const { values } = parse(argv, saveSpec);
   const p = nestedProfile(values.profile);
-  if (!values.ops) throw new UsageError('nested save needs --ops OPS.json (a list of guest operations)');
   const v = vcpuFor(p, values.vcpu);
   const ops = parseOps(values.ops);
   const results = ops.map((o) => ({ op: o.op, ...applyOp(v, o) }));

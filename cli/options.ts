@@ -1,51 +1,10 @@
-// Commands and their options, declared once: parsing (node's parseArgs), `--help` for every command
-// and the top-level usage are all generated from these declarations, so each fact (a default, a
-// range, what an option means) lives in one place.
+// Parsing a command's arguments against its declaration in the command table (cli/spec.ts): node's
+// parseArgs with the declared options (an unknown option is a usage error), required options,
+// integer ranges and durations. Help is answered before any of this (cli/help.ts, cli/main.ts).
 import { parseArgs } from 'node:util';
 import { UsageError } from '../base/errors.js';
-
-export interface Opt {
-  readonly type: 'string' | 'boolean';
-  readonly default?: string | boolean;
-  readonly multiple?: boolean;
-  /** the value's placeholder in help text (N, FILE, DIR) */
-  readonly arg?: string;
-  /** integer options: the accepted range, checked by intValue and shown in help */
-  readonly int?: readonly [number, number];
-  readonly help: string;
-}
-
-export type Opts = Readonly<Record<string, Opt>>;
-
-export interface CommandSpec<O extends Opts = Opts> {
-  /** as typed: 'check', 'nested restore' */
-  readonly name: string;
-  /** positional arguments in help text: '<property-id>', 'DIR...' */
-  readonly args?: string;
-  /** how many positionals it takes (default 0; Infinity for a list) */
-  readonly positionals?: number;
-  /** one line */
-  readonly summary: string;
-  readonly options: O;
-  /** further lines of help: exit codes, examples */
-  readonly notes?: readonly string[];
-}
-
-/** A family of subcommands (`nested decode|encode|…`). */
-export interface GroupSpec {
-  readonly name: string;
-  readonly summary: string;
-  readonly commands: readonly CommandSpec[];
-}
-
-export const command = <O extends Opts>(spec: CommandSpec<O>): CommandSpec<O> => spec;
-
-/** `--help` was asked for: main prints the text on stdout and exits 0. */
-export class HelpRequested extends Error {
-  constructor(readonly text: string) {
-    super('help');
-  }
-}
+import { flag } from './help.js';
+import type { CommandSpec, GroupSpec, Opts } from './spec-types.js';
 
 type Values<O extends Opts> = {
   -readonly [K in keyof O]: O[K]['type'] extends 'boolean'
@@ -55,15 +14,14 @@ type Values<O extends Opts> = {
         ? boolean
         : boolean | undefined
     : O[K]['multiple'] extends true
-      ? string[] | undefined
+      ? O[K]['required'] extends true | string
+        ? string[]
+        : string[] | undefined
       : O[K]['default'] extends string
         ? string
-        : string | undefined;
-};
-
-const wantsHelp = (argv: readonly string[]): boolean => {
-  const end = argv.indexOf('--');
-  return (end < 0 ? argv : argv.slice(0, end)).some((a) => a === '--help' || a === '-h');
+        : O[K]['required'] extends true | string
+          ? string
+          : string | undefined;
 };
 
 /**
@@ -89,7 +47,6 @@ function joinNegativeValues(argv: readonly string[], options: Opts): string[] {
 }
 
 export function parse<O extends Opts>(argv: string[], spec: CommandSpec<O>): { values: Values<O>; positionals: string[] } {
-  if (wantsHelp(argv)) throw new HelpRequested(commandHelp(spec));
   const options = Object.fromEntries(
     Object.entries(spec.options).map(([k, o]) => [k, { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.default !== undefined ? { default: o.default } : {}) }]),
   );
@@ -101,6 +58,8 @@ export function parse<O extends Opts>(argv: string[], spec: CommandSpec<O>): { v
   }
   const max = spec.positionals ?? 0;
   if (parsed.positionals.length > max) throw new UsageError(`${spec.name}: unexpected argument "${parsed.positionals[max]}" (try ${spec.name} --help)`);
+  for (const [k, o] of Object.entries(spec.options))
+    if (o.required && parsed.values[k] === undefined) throw new UsageError(`${spec.name} needs ${flag(k, o)}${typeof o.required === 'string' ? ` (${o.required})` : ''}`);
   return { values: parsed.values as Values<O>, positionals: parsed.positionals };
 }
 
@@ -119,56 +78,20 @@ export function intValue<O extends Opts>(spec: CommandSpec<O>, name: keyof O & s
   return intOption(name, v, range[0], range[1]);
 }
 
-// ---- help text ----
-
-const placeholder = (name: string, o: Opt) => (o.type === 'boolean' ? '' : ` ${o.arg ?? name.toUpperCase()}`);
-
-/** The options in one usage line: `[--runs N] [--only ID]...`. */
-export function usageLine(spec: CommandSpec): string {
-  const opts = Object.entries(spec.options).map(([k, o]) => `[--${k}${placeholder(k, o)}]${o.multiple ? '...' : ''}`);
-  return [`nvmx-conformance ${spec.name}`, spec.args, ...opts].filter(Boolean).join(' ');
+/** --target-timeout: seconds by default, or with an ms/s suffix (10, 2.5s, 500ms). */
+export function durationMs(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(v);
+  const ms = m ? Number(m[1]) * (m[2] === 'ms' ? 1 : 1000) : NaN;
+  if (!(ms >= 1 && ms <= 3_600_000)) throw new UsageError(`--target-timeout must be a duration between 1ms and 3600s (e.g. 10, 2.5s, 500ms), got "${v}"`);
+  return Math.round(ms);
 }
 
-const range = (o: Opt) => (o.int ? ` (${o.int[0]} to ${o.int[1]})` : '');
-const dflt = (o: Opt) => (typeof o.default === 'string' ? ` (default ${o.default})` : '');
+export type CommonValues = { 'target-timeout'?: string | undefined; 'target-shell'?: boolean | undefined; 'target-package'?: string | undefined };
 
-export function commandHelp(spec: CommandSpec): string {
-  const rows: [string, string][] = Object.entries(spec.options).map(([k, o]) => [`--${k}${placeholder(k, o)}${o.multiple ? ' (repeatable)' : ''}`, `${o.help}${range(o)}${dflt(o)}`]);
-  rows.push(['-h, --help', 'this help']);
-  const width = Math.min(34, Math.max(...rows.map(([l]) => l.length)) + 2);
-  const lines = [`usage: ${wrap(usageLine(spec), 100, '         ').join('\n')}`, '', spec.summary];
-  lines.push('', 'options:');
-  for (const [l, r] of rows) {
-    const text = wrap(r, 100 - width - 2, ' '.repeat(width + 2));
-    lines.push(l.length + 2 > width ? `  ${l}\n${' '.repeat(width + 2)}${text.join('\n')}` : `  ${l.padEnd(width)}${text.join('\n')}`);
-  }
-  if (spec.notes?.length) lines.push('', ...spec.notes);
-  return lines.join('\n');
-}
-
-export function groupHelp(g: GroupSpec): string {
-  const width = Math.max(...g.commands.map((c) => c.name.length)) + 2;
-  return [`usage: nvmx-conformance ${g.name} <${g.commands.map((c) => c.name.split(' ').pop()).join('|')}> [options]`, '', g.summary, '', 'commands:', ...g.commands.map((c) => `  ${c.name.padEnd(width)}${c.summary}`), '', `nvmx-conformance ${g.name} <command> --help shows a command's options`].join('\n');
-}
-
-/** Splits text at spaces into lines of at most `width` characters, continuation lines indented. */
-function wrap(text: string, width: number, indent: string): string[] {
-  const out: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line && line.length + 1 + word.length > width) {
-      out.push(line);
-      line = word;
-    } else line = line ? `${line} ${word}` : word;
-  }
-  out.push(line);
-  return out.map((l, i) => (i ? indent + l : l));
-}
-
-/** Runs a group's subcommand; `GROUP --help` (or nothing) lists the subcommands. */
+/** Runs a group's subcommand (its --help is answered before, cli/help.ts). */
 export function dispatch(g: GroupSpec, argv: string[], handlers: Record<string, (a: string[]) => number | Promise<number>>): number | Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub === '--help' || sub === '-h') throw new HelpRequested(groupHelp(g));
   const run = sub ? handlers[sub] : undefined;
   const names = g.commands.map((c) => c.name.split(' ').pop()!);
   const list = `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;

@@ -11,26 +11,8 @@ import { unmatchedWaiverWarnings } from '../reports/waivers.js';
 import { REPORT_FILES, writeRenderings } from '../reports/write.js';
 import { UsageError } from '../base/errors.js';
 import { commitReport, openReportSet } from './report-dir.js';
-import { command, dispatch, parse, type GroupSpec } from './options.js';
-
-const renderSpec = command({
-  name: 'report render',
-  args: 'DIR',
-  positionals: 1,
-  summary: 're-render DIR/report.md and DIR/report.html from DIR/report.json (validated on read)',
-  options: {},
-});
-
-const mergeSpec = command({
-  name: 'report merge',
-  args: 'DIR...',
-  positionals: Number.MAX_SAFE_INTEGER,
-  summary: 'merge shard reports (and their junit.xml) into one; a property that ran twice is refused, a missing one makes the verdict unknown',
-  options: { out: { type: 'string', default: 'reports/merged', arg: 'DIR', help: 'where the merged report goes' } },
-  notes: ['exit: as check; 2 bad input'],
-});
-
-export const reportGroup: GroupSpec = { name: 'report', summary: 'reports after the run: render again, merge shards', commands: [renderSpec, mergeSpec] };
+import { dispatch, parse } from './options.js';
+import { reportGroup, reportMergeSpec as mergeSpec, reportRenderSpec as renderSpec } from './spec.js';
 
 export async function reportCommand(argv: string[]): Promise<number> {
   return dispatch(reportGroup, argv, { render, merge });

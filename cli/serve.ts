@@ -1,16 +1,11 @@
 // `serve`: the reference model over nvmx-target/1 on stdin/stdout, so `check --target exec:…` can
 // be checked against `--target reference` and other tools can drive the model.
-import { DEFAULT_PROFILE, findProfile, profileNames } from '../model/profiles.js';
+import { findProfile, profileNames } from '../model/profiles.js';
 import { referenceTarget } from '../targets/reference.js';
 import { serveTarget } from '../targets/protocol/serve.js';
 import { EXIT, UsageError } from '../base/errors.js';
-import { command, parse } from './options.js';
-
-export const serveSpec = command({
-  name: 'serve',
-  summary: 'the reference model as an nvmx-target/1 process on stdin/stdout (targets/PROTOCOL.md)',
-  options: { profile: { type: 'string', default: DEFAULT_PROFILE, arg: 'P', help: 'the profile the model answers as' } },
-});
+import { parse } from './options.js';
+import { serveSpec } from './spec.js';
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, serveSpec);

@@ -50,7 +50,7 @@ export const PROFILES: readonly Profile[] = [
   profile('linux-6.12', [6, 12], 'Debian linux-source-6.12 (6.12.117)', frozenVmcs12, NESTED_5_8, { filter: FILTER_LINUX_6_12, filterStyle: 'allow-list', check: CHECK_LINUX_6_12, enlightenmentsGroup: true }),
 ];
 
-export const DEFAULT_PROFILE = 'linux-6.12';
+export { DEFAULT_PROFILE } from './default-profile.js';
 
 export function findProfile(name: string): Profile | undefined {
   return PROFILES.find((p) => p.name === name);

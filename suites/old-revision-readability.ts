@@ -20,7 +20,7 @@ function setRevision(page: Uint8Array, rev: number): void {
 
 export const oldRevisionReadable: PropertyDef = {
   id: 'vmcs12.revisions.old-readable',
-  invariant: 'a page written under OLD reads under NEW with every OLD field intact and NEW-only fields zero; an unbumped incompatible change shows its corruption',
+  invariant: 'a page written under OLD reads under NEW with every OLD field intact and NEW-only fields zero; an unbumped incompatible change shows its corruption; unknown revisions are refused',
   description: 'Writes a sparse record under OLD of a generated evolution, has the target read it as NEW, and checks OLD fields survive and NEW-only fields are zero; silent breaks must show on a witness page and unknown revisions must be refused.',
   groups: ['layout-revisions'],
   runs: 200,

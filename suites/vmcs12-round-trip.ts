@@ -37,7 +37,7 @@ const strayEncoding = fc.oneof(fc.constantFrom(0x6008n, 0x0008n, 0x2034n, 0x8000
 
 export const fieldAccess: PropertyDef = {
   id: 'vmcs12.access.write-read',
-  invariant: 'VMWRITE then VMREAD returns the value truncated to the field width (through the VMWRITE instruction, guest AR bytes masked with 0x1f0ff), _HIGH touches only bits 63:32, and unknown encodings fail as an unsupported VMCS component',
+  invariant: 'VMWRITE then VMREAD returns the value truncated to the field width (through the VMWRITE instruction, guest AR bytes masked with 0x1f0ff), _HIGH touches only bits 63:32, and unknown encodings (holes, bit 15, bits above 31) fail as an unsupported VMCS component (VMfail 12)',
   description: "Writes a random 64-bit value to every known encoding through the target, reads each back, adds full/_HIGH write pairs and stray encodings, and compares every result with KVM's width and VMfail rules.",
   groups: ['vmcs12-access'],
   runs: 100,

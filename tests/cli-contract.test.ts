@@ -6,23 +6,15 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { checkSpec } from '../cli/check-spec.js';
-import { filterGroup } from '../cli/filter.js';
-import { goldenGroup } from '../cli/golden.js';
-import { layoutGroup } from '../cli/layout.js';
-import { matrixSpec } from '../cli/matrix.js';
-import { nestedGroup } from '../cli/nested.js';
-import type { CommandSpec } from '../cli/options.js';
-import { reportGroup } from '../cli/report.js';
-import { serveSpec } from '../cli/serve.js';
-import { replaySpec } from '../cli/check-spec.js';
+import { CLI } from '../cli/spec.js';
+import { allCommands, isGroup } from '../cli/spec-types.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { cli as run, tmp } from './cli-helpers.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const cli = (...args: string[]) => run(args);
-const GROUPS = [reportGroup, layoutGroup, filterGroup, nestedGroup, goldenGroup];
-const COMMANDS: CommandSpec[] = [checkSpec, replaySpec, matrixSpec, serveSpec, ...GROUPS.flatMap((g) => g.commands)];
+const GROUPS = CLI.filter(isGroup);
+const COMMANDS = allCommands(CLI);
 
 /** An error as CI sees it: one line on stderr, nothing on stdout's error path, no stack. */
 function oneLine(r: { code: number | null; err: string }, code = 2): string {

@@ -1,6 +1,6 @@
 // The README's VM-entry rule table, rendered from the rule tables of 6.1 and 6.12 (numbered in
-// 6.12's order) so that it cannot drift from them: tests/vmentry.test.ts compares, and
-// `node dist/bench/readme-tables.js` writes it into README.md.
+// 6.12's order) so that it cannot drift from them: `npm run docs` writes it into README.md
+// (bench/readme.ts), and tests/readme.test.ts fails while the README's copy is stale.
 import type { VmentryRule } from './rules.js';
 
 const outcome = (r: VmentryRule): string => {
