@@ -241,6 +241,9 @@ describe('a real failure: waivers and replay', () => {
 
   test('replay prints the counterexample and exits 1 while it still fails', () => {
     const failed = readJson(dir).properties.find((p) => p.verdict === 'fail')!;
+    // the rule of tests/expect-caught.ts, through the CLI: shrunk, a field diff, a replay that reproduces it
+    expect(failed.shrinks).toBeGreaterThan(0);
+    expect((failed.counterexample as { diff: unknown[] }).diff.length).toBeGreaterThan(0);
     const r = cli((failed.replay as string).split(' ').slice(1).concat(['--report', tmp()]), MUTANT);
     expect(r.code).toBe(1);
     expect(r.out).toContain(`FAIL  vmcs12.codec.round-trip  (after 1 cases, seed 5, path ${failed.path as string}`);
