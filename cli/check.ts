@@ -2,14 +2,15 @@
 // golden corpus through it, then write report.json, report.md, report.html and junit.xml (reports/)
 // into the locked report directory as one set (cli/report-dir.ts).
 import { join, relative } from 'node:path';
-import { ALL_PROPERTIES, SUITES, findProperty, selectedBy } from '../suites/registry.js';
+import { ALL_PROPERTIES, SUITES, findProperty, selectedBy, type Suite } from '../suites/registry.js';
 import type { RunParams } from '../suites/vitest/register.js';
 import { formatOutcome } from '../harness/format.js';
-import { buildReport, propertyRecord, type PropertyRecord, type Sections, type Shard } from '../reports/report.js';
+import { buildReport, propertyRecord, type GoldenReportSection, type PropertyRecord, type Sections, type Shard } from '../reports/report.js';
 import { layoutDiffFinding } from '../reports/sections.js';
 import { exitCodeFor } from '../reports/verdict.js';
 import { loadWaivers, unmatchedWaiverWarnings, type WaiverEntry } from '../reports/waivers.js';
 import { REPORT_FILES } from '../reports/write.js';
+import { goldenSummary } from '../reports/render-common.js';
 import type { ReportSet } from '../reports/report-set.js';
 import { diffLayouts } from '../model/layout-diff.js';
 import { openTarget, targetSpecProblem } from '../targets/resolve.js';
@@ -40,11 +41,6 @@ function targetOptions(values: CommonValues): Pick<RunParams, 'targetTimeoutMs' 
 }
 
 /**
- * Opens a process target once before the run: a linux: harness gets built here rather than in
- * every vitest worker, a command that cannot be started is bad input, and the report records what
- * the target said it is. A target that starts but fails its hello is left to the run (error verdicts).
- */
-/**
  * The golden corpus read through the target; a target that cannot start leaves the section out (its
  * properties already say why). A stop (signal, time budget) ends it: the target is closed at once,
  * so a request in flight ends too, and there is no section.
@@ -67,6 +63,11 @@ async function goldenOn(params: RunParams, signal: AbortSignal): Promise<Awaited
   }
 }
 
+/**
+ * Opens a process target once before the run: a linux: harness gets built here rather than in
+ * every vitest worker, a command that cannot be started is bad input, and the report records what
+ * the target said it is. A target that starts but fails its hello is left to the run (error verdicts).
+ */
 async function probeTarget(params: RunParams): Promise<TargetIdentityRecord | undefined> {
   if (params.target === 'reference') return params.targetPackage !== undefined ? { package: params.targetPackage } : undefined;
   let target;
@@ -175,12 +176,23 @@ function kvmIdentity(kvm: KvmRun, params: RunParams): TargetIdentityRecord {
 }
 
 /**
- * The golden section is the per-blob view of the golden properties: a run without --only has it,
- * and so does one whose --only selects a golden property; a replay never does.
+ * The golden section is the per-blob view of the golden properties: the run (or the shard) that runs
+ * the golden suite has it, with or without --only, as long as a golden property is selected; a replay
+ * never does. One shard only, so that a merge finds each blob once.
  */
-function goldenWanted(params: RunParams): boolean {
-  const golden = SUITES.find((s) => s.name === 'golden')!.properties;
-  return params.path === undefined && (!params.only || golden.some((p) => selectedBy(params.only)(p.id)));
+function goldenWanted(params: RunParams, suites: readonly Suite[]): boolean {
+  const golden = suites.find((s) => s.name === 'golden')?.properties ?? [];
+  return params.path === undefined && golden.some((p) => selectedBy(params.only)(p.id));
+}
+
+/** The blobs by verdict (waivers applied), then each failing blob and the first errors. */
+function goldenLines(g: GoldenReportSection): string[] {
+  const lines = [`golden: ${goldenSummary(g)}`];
+  for (const b of g.blobs) if (b.verdict === 'fail') lines.push(`    FAIL ${b.id}: ${b.detail}`);
+  const errors = g.blobs.filter((b) => b.verdict === 'error');
+  for (const b of errors.slice(0, 3)) lines.push(`    ERROR ${b.id}: ${b.detail}`);
+  if (errors.length > 3) lines.push(`    … ${errors.length - 3} more golden errors in report.json`);
+  return lines;
 }
 
 async function runWith(params: RunParams, set: ReportSet, extras: CheckExtras, kvm: KvmRun | undefined, stop: RunStop): Promise<number> {
@@ -224,11 +236,14 @@ async function runWith(params: RunParams, set: ReportSet, extras: CheckExtras, k
   for (const e of suiteRun.collector.moduleErrors) console.error(`nvmx-conformance: suite error: ${e}`);
   // the target's own layout equals its profile's (layout.matches-profile checks that)
   const current = baselines.length ? await loadLayout(params.profile, 'vmcs12') : null;
-  const sections: Sections = current ? { layoutDiffs: baselines.map((b) => layoutDiffFinding(diffLayouts(b, current))) } : {};
-  // the golden corpus, read back through the target: results per blob id; a stop (signal, time
+  // the golden corpus, read back through the target: a finding per blob; a stop (signal, time
   // budget) before or during it leaves it out, and the report says the run stopped
-  const golden = goldenWanted(params) && !stop.reason ? await goldenOn(params, stop.signal) : undefined;
-  const built = buildReport({
+  const golden = goldenWanted(params, suiteRun.suites) && !stop.reason ? await goldenOn(params, stop.signal) : undefined;
+  const sections: Sections = {
+    ...(current ? { layoutDiffs: baselines.map((b) => layoutDiffFinding(diffLayouts(b, current))) } : {}),
+    ...(golden ? { golden } : {}),
+  };
+  const report = buildReport({
     run: params,
     targetIdentity: { ...suiteRun.collector.target, ...identity },
     records,
@@ -240,15 +255,7 @@ async function runWith(params: RunParams, set: ReportSet, extras: CheckExtras, k
     sections,
     waivers: extras.waivers,
   });
-  const report = golden ? { ...built, golden } : built;
-  if (golden) {
-    const g = golden.summary;
-    console.log(`golden: ${golden.blobs.length} blobs on ${golden.profile}: ${g.pass} pass, ${g.fail} fail, ${g['not-applicable']} not applicable${g.error ? `, ${g.error} error` : ''}`);
-    for (const b of golden.blobs) if (b.verdict === 'fail') console.log(`    FAIL golden ${b.id}: ${b.reason}`);
-    const errors = golden.blobs.filter((b) => b.verdict === 'error');
-    for (const b of errors.slice(0, 3)) console.log(`    ERROR golden ${b.id}: ${b.reason}`);
-    if (errors.length > 3) console.log(`    … ${errors.length - 3} more golden errors in report.json`);
-  }
+  if (report.sections?.golden) for (const l of goldenLines(report.sections.golden)) console.log(l);
   commitReport(set, report);
   for (const w of unmatchedWaiverWarnings(report.waivers)) console.error(`nvmx-conformance: warning: ${w}`);
   const s = report.summary;

@@ -92,7 +92,12 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
       seed: opts.seed,
       path: '',
       shrinks: 0,
-      counterexample: { summary: `expected this target to show "${expected}", but ${details.numRuns} cases found no counterexample`, diff: [], input: '' },
+      // nothing to shrink or replay by path: the failure is a counterexample that never came; the diff says which
+      counterexample: {
+        summary: `expected this target to show "${expected}", but ${details.numRuns} cases found no counterexample`,
+        diff: [{ field: 'expected failure', offset: -1, expected: expected, actual: `not shown in ${details.numRuns} cases` }],
+        input: '',
+      },
     };
   }
   const err = details.errorInstance;

@@ -93,9 +93,7 @@ export function renderJunit(report: Report, suiteOf: (id: string) => string | un
   const s = report.sections ?? {};
   for (const [name, list] of [
     ['sections.layout-diffs', s.layoutDiffs],
-    ['sections.filter-differences', s.filterDifferences],
-    ['sections.migration-matrix', s.migrationMatrix?.cells],
-    ['sections.golden', s.golden],
+    ['sections.golden', s.golden?.blobs],
   ] as const)
     for (const f of list ?? []) add(name, f);
   const run = report.run;

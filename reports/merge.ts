@@ -3,6 +3,7 @@
 // interrupted one) is listed in run.missing and leaves the verdict `unknown`.
 import type { Report, ReportBody, Sections, Shard, WaiverResult } from './report.js';
 import { finalize } from './report.js';
+import { REPORT_FORMAT } from './report-types.js';
 import { allFindings } from './verdict.js';
 
 export interface MergeInput {
@@ -39,7 +40,7 @@ export function mergeReports(inputs: readonly MergeInput[], expectedIds: readonl
   const sections = mergeSections(reports.map((r) => r.sections));
   const waivers = mergeWaivers(reports.map((r) => r.waivers));
   const body: ReportBody = {
-    format: 'nvmx-report/1',
+    format: REPORT_FORMAT,
     tool: first.report.tool,
     target,
     run: {
@@ -60,8 +61,6 @@ export function mergeReports(inputs: readonly MergeInput[], expectedIds: readonl
     properties,
     ...(waivers ? { waivers } : {}),
     ...(sections ? { sections } : {}),
-    // every shard reads the same golden corpus through the same target: any one carries it
-    ...(reports.find((r) => r.golden)?.golden ? { golden: reports.find((r) => r.golden)!.golden! } : {}),
   };
   return { report: finalize(body) };
 }
@@ -98,22 +97,11 @@ function shardsOf(inputs: readonly MergeInput[]): { list: Shard[] } | { problem:
 function mergeSections(all: readonly (Sections | undefined)[]): Sections | undefined {
   const present = all.filter((s): s is Sections => s !== undefined);
   if (!present.length) return undefined;
-  const cat = (k: 'layoutDiffs' | 'filterDifferences' | 'golden'): Sections => {
-    const items = present.flatMap((s): unknown[] => s[k] ?? []);
-    return items.length ? { [k]: items } : {};
-  };
-  const matrices = present.map((s) => s.migrationMatrix).filter((m) => m !== undefined);
-  const matrix = matrices.length
-    ? {
-        migrationMatrix: {
-          sources: unique(matrices.flatMap((m) => m.sources)),
-          destinations: unique(matrices.flatMap((m) => m.destinations)),
-          scenarios: unique(matrices.flatMap((m) => m.scenarios)),
-          cells: matrices.flatMap((m) => m.cells),
-        },
-      }
-    : {};
-  return { ...cat('layoutDiffs'), ...cat('filterDifferences'), ...matrix, ...cat('golden') };
+  const layoutDiffs = present.flatMap((s) => s.layoutDiffs ?? []);
+  // only the shard that ran the golden suite reads the corpus (a second copy was refused above as
+  // findings that ran twice)
+  const golden = present.find((s) => s.golden)?.golden;
+  return { ...(layoutDiffs.length ? { layoutDiffs } : {}), ...(golden ? { golden } : {}) };
 }
 
 /** One entry per waiver id; it matched what it matched in any shard. */

@@ -2,7 +2,7 @@
 // order of verdicts in a summary, and which findings are the failures a reader looks at first.
 import type { InputPart } from '../harness/input-view.js';
 import type { DiffBytes } from './hexdump.js';
-import type { FindingVerdict, PropertyRecord, Report } from './report.js';
+import type { FindingVerdict, GoldenReportSection, PropertyRecord, Report } from './report.js';
 
 export interface CounterexampleRecord {
   seed: number;
@@ -27,6 +27,13 @@ export const failedProperties = (r: Report): (PropertyRecord & CounterexampleRec
 
 /** The anchor of a failure in report.html. */
 export const failureAnchor = (id: string): string => `fail-${id}`;
+
+/** The golden section in one line (terminal and report.md): blobs by verdict, then those not judged. */
+export function goldenSummary(g: GoldenReportSection): string {
+  const n = (v: FindingVerdict) => g.blobs.filter((b) => b.verdict === v).length;
+  const rare = (['waived', 'unsupported', 'error'] as const).filter((v) => n(v)).map((v) => `, ${n(v)} ${v}`);
+  return `${g.blobs.length + g.notApplicable.length} blobs on ${g.profile}: ${n('pass')} pass, ${n('fail')} fail${rare.join('')}, ${g.notApplicable.length} not applicable`;
+}
 
 export const verdictLabel = (v: Report['verdict']): string => ({ compatible: '✅ compatible', incompatible: '❌ incompatible', unknown: '⚠️ unknown' })[v];
 

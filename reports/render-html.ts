@@ -1,13 +1,13 @@
 // report.html: one self-contained file (inline CSS, no scripts, no network: the CSP forbids any
 // fetch). A summary with a count for every verdict and the failures linked, each with its replay
-// command first; properties; failures with field diffs and hex, long inputs folded; the migration
-// matrix as a coloured grid, layout diffs as side-by-side member maps, the other sections and the
-// waivers.
+// command first; properties; failures with field diffs and hex, long inputs folded; layout diffs as
+// side-by-side member maps, the golden blobs as a table, and the waivers.
 import type { LayoutDiff, MemberRef } from '../model/layout-diff.js';
 import type { InputPart } from '../harness/input-view.js';
 import { documentedText } from '../harness/format.js';
 import { hexdumpLines } from './hexdump.js';
-import type { Finding, MatrixSection, PropertyRecord, Report } from './report.js';
+import type { Finding, GoldenReportSection, PropertyRecord, Report, WaiverRef } from './report.js';
+import { allFindings } from './verdict.js';
 import { failedProperties, failureAnchor, runLine, verdictLabel, VERDICTS, type CounterexampleRecord } from './render-common.js';
 import { unmatchedWaiverWarnings } from './waivers.js';
 
@@ -20,7 +20,7 @@ const DIFF_ROWS = 8;
 const FIELD_ROWS = 12;
 const HEX_LINES = 4;
 
-// every verdict has a colour with white text on it; `.v-*` is used by badges and matrix cells alike
+// every verdict has a colour with white text on it; `.v-*` is used by badges and count cells alike
 const CSS = `
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222;background:#fff}
 h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}h3{margin:.2em 0}
@@ -48,20 +48,15 @@ export function renderHtml(r: Report): string {
     `<section id="summary"><p>${esc(r.verdictReason)}</p>`,
     countsHtml(r),
     failures.length ? `<h3>Failures</h3><ol class="failure-links">${failures.map((p) => `<li><a href="#${esc(failureAnchor(p.id))}">${esc(p.id)}</a>${p.verdict === 'waived' ? ` ${badge('waived')}` : ''}: ${esc(p.counterexample.summary)}</li>`).join('')}</ol>` : '',
+    failingFindingsHtml(r),
     `<p>${esc(runLine(r).replace(/`/g, ''))}</p>`,
     table(['tool', 'target', 'host', 'node', 'started', 'finished'], [[`${r.tool.name} ${r.tool.version}`, `${r.target.spec} ${r.target.name ?? ''} ${r.target.version ?? ''}`, r.run.host, r.run.node, r.run.startedAt, r.run.finishedAt].map((x) => esc(x ?? ''))]),
     r.run.missing?.length ? `<p class="bad">did not run: ${r.run.missing.map(code).join(', ')}</p>` : '',
     '</section>',
     failures.length ? `<section id="failures"><h2>Failures</h2>${failures.map(failureHtml).join('\n')}</section>` : '',
     propertiesHtml(r),
-    r.sections?.migrationMatrix ? matrixHtml(r.sections.migrationMatrix) : '',
     r.sections?.layoutDiffs?.length ? `<section id="layout-diffs"><h2>Layout diffs</h2>${r.sections.layoutDiffs.map(layoutDiffHtml).join('')}</section>` : '',
-    r.sections?.filterDifferences?.length
-      ? `<section id="filter-differences"><h2>Filter differences</h2>${table(['id', 'verdict', 'MSR', 'name', 'expected', 'actual', 'detail'], r.sections.filterDifferences.map((f) => [code(f.id), badge(f.verdict), code(f.msr), esc(f.name ?? ''), code(f.expected), code(f.actual), esc(f.detail ?? '')]))}</section>`
-      : '',
-    r.sections?.golden?.length
-      ? `<section id="golden"><h2>Golden blobs</h2>${table(['id', 'verdict', 'blob', 'producer', 'detail'], r.sections.golden.map((g) => [code(g.id), badge(g.verdict), code(g.blob), esc(g.producer ?? ''), esc(g.detail ?? '')]))}</section>`
-      : '',
+    r.sections?.golden ? goldenHtml(r.sections.golden) : '',
     waiversHtml(r),
   ];
   return `<!doctype html>
@@ -99,7 +94,7 @@ function propertiesHtml(r: Report): string {
         esc(p.reason ?? (p.cases !== undefined ? `${p.cases} cases, seed ${p.seed}` : '')) +
         (p.documented?.length ? `<p>${esc(documentedText(p.documented))}</p>` : '') +
         (Array.isArray(p.stderr) && p.stderr.length ? `<pre>${esc(p.stderr.join('\n'))}</pre>` : '');
-    const waiver = p.waiver ? `<p>waived: ${esc(p.waiver.reason)}${p.waiver.expires ? ` (until ${esc(p.waiver.expires)})` : ''}</p>` : '';
+    const waiver = waiverNote(p.waiver);
     return [`${code(p.id)}<br><small>${esc(p.invariant)}</small>${p.description ? `<details><summary><small>how</small></summary><small>${esc(p.description)}</small></details>` : ''}`, badge(p.verdict), esc(p.groups.join(', ') || '(tool)'), p.durationMs !== undefined ? `${p.durationMs} ms` : '', `<td class="detail">${waiver}${detail}</td>`];
   });
   return `<section id="properties"><h2>Properties</h2>${table(['property', 'verdict', 'groups', 'time', 'detail'], rows, (i) => `property p-${r.properties[i]!.verdict}`, (i) => `p-${r.properties[i]!.id}`)}</section>`;
@@ -110,7 +105,7 @@ function failureHtml(p: PropertyRecord & CounterexampleRecord): string {
   const waived = p.verdict === 'waived';
   return `<article class="failure${waived ? ' waived' : ''}" id="${esc(failureAnchor(p.id))}">
 <h3>${code(p.id)} ${badge(p.verdict)}</h3>
-${waived && p.waiver ? `<p>waived: ${esc(p.waiver.reason)}${p.waiver.expires ? ` (until ${esc(p.waiver.expires)})` : ''}</p>` : ''}
+${waived ? waiverNote(p.waiver) : ''}
 ${counterexampleHtml(p)}
 </article>`;
 }
@@ -160,19 +155,24 @@ function inputPartHtml(part: InputPart): string {
   return `<div class="input-part"><p><b>${esc(part.label)}</b>${part.note ? ` <small>(${esc(part.note)})</small>` : ''}</p>${fields}${hex}</div>`;
 }
 
-function matrixHtml(m: MatrixSection): string {
-  const grids = m.scenarios.map((scenario) => {
-    const cell = (src: string, dst: string) => m.cells.find((c) => c.source === src && c.destination === dst && c.scenario === scenario);
-    const rows = m.sources.map((src) => {
-      const tds = m.destinations.map((dst) => {
-        const c = cell(src, dst);
-        return c ? `<td class="v v-${esc(c.verdict)}" title="${esc(`${c.id}: ${c.detail ?? c.verdict}`)}">${esc(c.verdict)}</td>` : '<td class="v v-unknown" title="no result">–</td>';
-      });
-      return `<tr><th>${esc(src)}</th>${tds.join('')}</tr>`;
-    });
-    return `<h3>${esc(scenario)}</h3><table class="matrix"><thead><tr><th>source \\ destination</th>${m.destinations.map((d) => `<th>${esc(d)}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
-  });
-  return `<section id="matrix"><h2>Migration matrix</h2>${grids.join('')}</section>`;
+const waiverNote = (w: WaiverRef | undefined): string => (w ? `<p>waived: ${esc(w.reason)}${w.expires ? ` (until ${esc(w.expires)})` : ''}</p>` : '');
+
+/** Section findings that failed (waived ones too), linked to their rows: properties have their own list above. */
+function failingFindingsHtml(r: Report): string {
+  const failed = allFindings({ properties: [], sections: r.sections }).filter((f) => f.verdict === 'fail' || f.verdict === 'waived');
+  if (!failed.length) return '';
+  const item = (f: Finding) => `<li><a href="#${esc(f.id)}">${esc(f.id)}</a>${f.verdict === 'waived' ? ` ${badge('waived')}` : ''}: ${esc(f.detail ?? f.verdict)}</li>`;
+  return `<h3>Failing findings</h3><ol class="failure-links">${failed.map(item).join('')}</ol>`;
+}
+
+/** One row per judged blob, failures coloured by their badge; blobs the profile has no result for are only listed. */
+function goldenHtml(g: GoldenReportSection): string {
+  const rows = g.blobs.map((b) => [code(b.blob), badge(b.verdict), esc(b.kind), esc(b.producer), code(b.expected ?? ''), code(b.observed ?? ''), `<td class="detail">${waiverNote(b.waiver)}${esc(b.detail ?? '')}</td>`]);
+  const na = g.notApplicable.length
+    ? `<details><summary>${g.notApplicable.length} blob(s) with no expected result on ${esc(g.profile)}: not judged</summary><p>${g.notApplicable.map(code).join(', ')}</p></details>`
+    : '';
+  const head = ['blob', 'verdict', 'kind', 'producer', 'expected', 'observed', 'detail'];
+  return `<section id="golden"><h2>Golden blobs on ${esc(g.profile)}</h2>${table(head, rows, (i) => `golden g-${g.blobs[i]!.verdict}`, (i) => g.blobs[i]!.id)}${na}</section>`;
 }
 
 function layoutDiffHtml(f: Finding & { diff: unknown }): string {
@@ -182,7 +182,7 @@ function layoutDiffHtml(f: Finding & { diff: unknown }): string {
   const changed = d.members.filter((m) => m.class !== 'unchanged').length;
   const dir = (label: string, x: LayoutDiff['newReadsOld']) =>
     `<li>${esc(label)}: ${esc(x.verdict)}${x.corrupted.length ? `<ul>${x.corrupted.map((c) => `<li>${code(c.member)}: ${esc(c.reason)}</li>`).join('')}</ul>` : ''}</li>`;
-  return `<details class="layout-diff" open><summary>${code(f.id)} ${badge(f.verdict)} ${esc(d.old.name)} (${esc(d.old.revision ?? '-')}) → ${esc(d.new.name)} (${esc(d.new.revision ?? '-')}): ${esc(f.detail ?? d.finding)}, ${changed} member(s) changed</summary>
+  return `<details class="layout-diff" id="${esc(f.id)}" open><summary>${code(f.id)} ${badge(f.verdict)} ${esc(d.old.name)} (${esc(d.old.revision ?? '-')}) → ${esc(d.new.name)} (${esc(d.new.revision ?? '-')}): ${esc(f.detail ?? d.finding)}, ${changed} member(s) changed</summary>
 <ul>${dir(`can ${d.new.name} read what ${d.old.name} wrote`, d.newReadsOld)}${dir(`can ${d.old.name} read what ${d.new.name} wrote`, d.oldReadsNew)}</ul>
 ${table([`${d.old.name} offset`, 'size', 'member', 'type', 'class', `${d.new.name} offset`, 'size', 'member', 'type'], rows, (i) => `c-${d.members[i]!.class}`)}</details>`;
 }

@@ -5,7 +5,7 @@ import { hexdumpLines } from './hexdump.js';
 import type { Finding, Report } from './report.js';
 import { allFindings } from './verdict.js';
 import { unmatchedWaiverWarnings } from './waivers.js';
-import { runLine, verdictLabel, VERDICTS, type CounterexampleRecord } from './render-common.js';
+import { goldenSummary, runLine, verdictLabel, VERDICTS, type CounterexampleRecord } from './render-common.js';
 
 const MAX_DIFF_ROWS = 8;
 /** input lines in all, and field rows per input part */
@@ -25,6 +25,7 @@ export function renderMarkdown(r: Report): string {
     `|${VERDICTS.map(() => '---:').join('|')}|`,
     `| ${VERDICTS.map((v) => String((s as unknown as Record<string, number>)[v] ?? 0)).join(' | ')} |`,
   ];
+  if (r.sections?.golden) out.push('', `Golden corpus: ${goldenSummary(r.sections.golden)}.`);
   const findings = allFindings(r);
   const failed = r.properties.filter((p) => p.verdict === 'fail');
   if (failed.length) {
@@ -38,7 +39,7 @@ export function renderMarkdown(r: Report): string {
   const gaps = findings.filter((f) => f.verdict === 'unsupported' || f.verdict === 'error');
   if (gaps.length || r.run.missing?.length) {
     out.push('', '### Missing evidence', '');
-    out.push(...gaps.map((f) => `- \`${f.id}\`: ${f.verdict} — ${String(f.reason ?? f.detail ?? '')}`));
+    out.push(...gapLines(gaps));
     if (r.run.missing?.length) out.push(`- did not run: ${r.run.missing.map((id) => `\`${id}\``).join(', ')}`);
   }
   const warnings = unmatchedWaiverWarnings(r.waivers);
@@ -70,6 +71,19 @@ function failureMd(id: string, p: CounterexampleRecord): string[] {
     ...(rows.length ? ['```', ...rows, '```'] : []),
     ...(input.length ? ['<details><summary>input</summary>', '', '```', ...input, '```', '</details>'] : []),
   ];
+}
+
+/**
+ * One line per gap, except that gaps with the same verdict and reason share a line: a target without
+ * nested-state leaves every golden nested-state blob unsupported for one reason, and the comment stays short.
+ */
+function gapLines(gaps: readonly Finding[]): string[] {
+  const byWhy = new Map<string, string[]>();
+  for (const f of gaps) {
+    const why = `${f.verdict} — ${String(f.reason ?? f.detail ?? '')}`;
+    byWhy.set(why, [...(byWhy.get(why) ?? []), f.id]);
+  }
+  return [...byWhy].map(([why, ids]) => `- ${ids.length === 1 ? `\`${ids[0]}\`` : `${ids.length} findings (\`${ids[0]}\`, …)`}: ${why}`);
 }
 
 const waiverLine = (f: Finding): string => `- \`${f.id}\`: ${f.waiver!.reason}${f.waiver!.expires ? ` (until ${f.waiver!.expires})` : ''}`;

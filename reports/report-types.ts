@@ -1,7 +1,14 @@
 // The shape of report.json, in one place: report.ts builds it, verdict.ts judges it, waivers.ts
 // marks it, merge and the renderers read it. Types only, so none of those imports another for them.
 import type { PropertyOutcome } from '../harness/property.js';
-import type { GoldenSection } from '../golden/report-section.js';
+import type { GoldenBlobResult, GoldenSection } from '../golden/report-section.js';
+
+/**
+ * report.json's format. /2: the golden results moved from a top-level `golden` object, outside the
+ * verdict, into `sections.golden`, one finding per blob; the `filterDifferences` and
+ * `migrationMatrix` slots, which nothing filled, are gone. Readers refuse other versions by name.
+ */
+export const REPORT_FORMAT = 'nvmx-report/2';
 
 export type FindingVerdict = PropertyOutcome['verdict'] | 'waived';
 
@@ -38,19 +45,19 @@ export interface PropertyRecord extends Finding {
   documented?: { name: string; cases: number }[];
 }
 
-export interface MatrixSection {
-  sources: string[];
-  destinations: string[];
-  scenarios: string[];
-  cells: (Finding & { source: string; destination: string; scenario: string })[];
+/** One golden blob judged on the target: a finding like any other once waivers may mark it. */
+export type GoldenFinding = Omit<GoldenBlobResult, 'verdict'> & Finding;
+
+export interface GoldenReportSection extends Omit<GoldenSection, 'blobs'> {
+  blobs: GoldenFinding[];
 }
 
-/** Evidence from other capabilities; each is absent until its capability produces it. */
+/** Evidence beside the properties; each is absent until the run produces it. */
 export interface Sections {
+  /** `check --layout-diff OLD` */
   layoutDiffs?: (Finding & { diff: unknown })[];
-  filterDifferences?: (Finding & { msr: string; expected: string; actual: string })[];
-  migrationMatrix?: MatrixSection;
-  golden?: (Finding & { blob: string })[];
+  /** the golden corpus read back through the target (golden/report-section.ts) */
+  golden?: GoldenReportSection;
 }
 
 export interface WaiverResult extends WaiverRef {
@@ -83,7 +90,7 @@ export interface RunInfo {
 }
 
 export interface Report {
-  format: 'nvmx-report/1';
+  format: typeof REPORT_FORMAT;
   tool: { name: 'nvmx-conformance'; version: string };
   target: { spec: string; profile: string } & TargetIdentityRecord;
   run: RunInfo;
@@ -93,8 +100,6 @@ export interface Report {
   verdictReason: string;
   waivers?: WaiverResult[];
   sections?: Sections;
-  /** the golden corpus read back through the target (golden/report-section.ts) */
-  golden?: GoldenSection;
 }
 
 /** A report before its summary and verdict, which `finalize` derives. */

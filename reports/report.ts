@@ -3,7 +3,7 @@
 import { hostname } from 'node:os';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { PropertyDef, PropertyOutcome } from '../harness/property.js';
-import type { PropertyRecord, ReportBody, Report, Sections, Shard, StopReason, TargetIdentityRecord } from './report-types.js';
+import { REPORT_FORMAT, type PropertyRecord, type ReportBody, type Report, type Sections, type Shard, type StopReason, type TargetIdentityRecord } from './report-types.js';
 import { replayCommand, type RunIdentity } from '../harness/format.js';
 import { withBytes } from './hexdump.js';
 import { validate } from '../base/schemas.js';
@@ -11,7 +11,7 @@ import { TOOL_VERSION } from '../targets/reference.js';
 import { applyWaivers, type WaiverEntry } from './waivers.js';
 import { judge } from './verdict.js';
 
-export type { FindingVerdict, WaiverRef, Finding, TargetIdentityRecord, PropertyRecord, MatrixSection, Sections, WaiverResult, Shard, StopReason, RunInfo, Report, ReportBody } from './report-types.js';
+export type { FindingVerdict, WaiverRef, Finding, TargetIdentityRecord, PropertyRecord, GoldenFinding, GoldenReportSection, Sections, WaiverResult, Shard, StopReason, RunInfo, Report, ReportBody } from './report-types.js';
 
 export function propertyRecord(def: PropertyDef, o: PropertyOutcome, run: RunIdentity, durationMs?: number): PropertyRecord {
   const { id: _id, ...rest } = o;
@@ -50,7 +50,7 @@ export function buildReport(a: {
   const have = new Set(a.records.map((r) => r.id));
   const missing = a.expected.filter((id) => !have.has(id));
   const body: ReportBody = {
-    format: 'nvmx-report/1',
+    format: REPORT_FORMAT,
     tool: { name: 'nvmx-conformance', version: TOOL_VERSION },
     target: { spec: a.run.target, profile: a.run.profile, ...definedOnly(a.targetIdentity ?? {}) },
     run: {
@@ -101,6 +101,10 @@ export function readReport(path: string): { report: Report } | { problem: string
   } catch (e) {
     return { problem: `${path} is not JSON: ${(e as Error).message.split('\n')[0]}` };
   }
+  const format = (data as { format?: unknown } | null)?.format;
+  // an older (or newer) report: say which, rather than every schema difference's first symptom
+  if (typeof format === 'string' && format.startsWith('nvmx-report/') && format !== REPORT_FORMAT)
+    return { problem: `${path} is an ${format} report; this version reads ${REPORT_FORMAT} (run check again, or use the tool version that wrote it)` };
   const problems = validate('report', data);
   if (problems.length) return { problem: `${path} is not a valid nvmx report: ${problems[0]}` };
   return { report: data as Report };

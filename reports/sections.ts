@@ -1,6 +1,6 @@
-// Report sections filled from other capabilities. Each entry is a finding with a stable id, so a
-// waiver can name it. For now `check --layout-diff OLD` fills `layoutDiffs`; the filter, matrix
-// and golden sections have schema'd slots (report.schema.json) for their issues to fill.
+// Report sections beside the properties. Each entry is a finding with a stable id, so a waiver can
+// name it: `check --layout-diff OLD` fills `layoutDiffs` (here); the golden corpus read through the
+// target fills `golden` (golden/report-section.ts).
 import type { LayoutDiff } from '../model/layout-diff.js';
 import type { Finding } from './report.js';
 import { validate } from '../base/schemas.js';

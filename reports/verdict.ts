@@ -12,7 +12,7 @@ export const EXIT_CODES = { ok: 0, failure: 1, noVerdict: 3 } as const;
 /** Every finding of a report, properties first, then sections in schema order. */
 export function allFindings(r: { properties: readonly PropertyRecord[]; sections?: Sections | undefined }): Finding[] {
   const s = r.sections ?? {};
-  return [...r.properties, ...(s.layoutDiffs ?? []), ...(s.filterDifferences ?? []), ...(s.migrationMatrix?.cells ?? []), ...(s.golden ?? [])];
+  return [...r.properties, ...(s.layoutDiffs ?? []), ...(s.golden?.blobs ?? [])];
 }
 
 export function judge(body: ReportBody): { summary: Summary; verdict: 'compatible' | 'incompatible' | 'unknown'; reason: string } {

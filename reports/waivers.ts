@@ -50,9 +50,7 @@ export function applyWaivers(body: ReportBody, waivers: readonly WaiverEntry[]):
   const s = body.sections;
   const sections: Sections | undefined = s && {
     ...(s.layoutDiffs ? { layoutDiffs: s.layoutDiffs.map(waive) } : {}),
-    ...(s.filterDifferences ? { filterDifferences: s.filterDifferences.map(waive) } : {}),
-    ...(s.migrationMatrix ? { migrationMatrix: { ...s.migrationMatrix, cells: s.migrationMatrix.cells.map(waive) } } : {}),
-    ...(s.golden ? { golden: s.golden.map(waive) } : {}),
+    ...(s.golden ? { golden: { ...s.golden, blobs: s.golden.blobs.map(waive) } } : {}),
   };
   const properties = body.properties.map(waive);
   const results: WaiverResult[] = waivers.map((w) => ({ ...w, matched: matched.get(w.id)! }));

@@ -157,8 +157,18 @@ export const restoreRandomBytes: PropertyDef = {
   async build(ctx) {
     return fc.asyncProperty(vcpuConfig, randomBlob, async (config, blob) => {
       const v = must(await ctx.target.createVcpu(config));
-      const s = must(await ctx.target.setNestedState(v, blob));
-      if (!ANSWERS.has(s.errno) || (s.errno === null && s.ret !== 0 && s.ret !== 2)) throw new Violation(`SET of ${blob.length} random bytes answered ${s.ret} (${s.errno})`);
+      const expected = '0, 2, -EINVAL, -EFAULT or -ENOMEM';
+      let answer: Awaited<ReturnType<typeof ctx.target.setNestedState>>;
+      try {
+        answer = await ctx.target.setNestedState(v, blob);
+      } catch (e) {
+        // an in-process target that throws has no answer at all (a process target's crash is a target error)
+        const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+        throw new Violation(`SET of ${blob.length} random bytes threw ${what}`, [{ field: 'SET', offset: -1, expected, actual: `threw ${what}` }]);
+      }
+      const s = must(answer);
+      if (!ANSWERS.has(s.errno) || (s.errno === null && s.ret !== 0 && s.ret !== 2))
+        throw new Violation(`SET of ${blob.length} random bytes answered ${s.ret} (${s.errno})`, [{ field: 'SET', offset: -1, expected, actual: `${s.ret} (${s.errno ?? 'no errno'})${s.rule ? ` at ${s.rule}` : ''}` }]);
       await ctx.target.destroyVcpu(v);
     });
   },

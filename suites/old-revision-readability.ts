@@ -18,6 +18,9 @@ function setRevision(page: Uint8Array, rev: number): void {
   VMCS12.write(page, 'hdr', makeHdr(hdrShadow(VMCS12.read(page, 'hdr')), rev));
 }
 
+/** A diff row for what the reader did with a page of revision `rev`. */
+const revisionRow = (rev: number, expected: string, actual: string): FieldDiff => ({ field: `hdr.revision_id ${hex(rev, 8)}`, offset: 0, expected, actual });
+
 export const oldRevisionReadable: PropertyDef = {
   id: 'vmcs12.revisions.old-readable',
   invariant: 'a page written under OLD reads under NEW with every OLD field intact and NEW-only fields zero; an unbumped incompatible change shows its corruption; unknown revisions are refused',
@@ -39,7 +42,7 @@ export const oldRevisionReadable: PropertyDef = {
       if (d.compatible || e.bumped) {
         const page = ctx.model.encode(oldC, withRevision);
         const r = must(await ctx.target.readRevisions(set, page));
-        if (!r.accepted) throw new Violation(`a known revision was refused: ${r.reason}`);
+        if (!r.accepted) throw new Violation(`a known revision was refused: ${r.reason}`, [revisionRow(e.old.revision!, 'read as NEW', `refused: ${r.reason}`)]);
         const got = decode(newC, r.page);
         const want = translate(e.old, e.new, withRevision);
         const diff: FieldDiff[] = [];
@@ -53,12 +56,13 @@ export const oldRevisionReadable: PropertyDef = {
         const page = witnessPage(e.old);
         setRevision(page, e.old.revision!);
         const r = must(await ctx.target.readRevisions(set, page));
-        if (!r.accepted) throw new Violation(`same-revision page refused: ${r.reason}`);
+        if (!r.accepted) throw new Violation(`same-revision page refused: ${r.reason}`, [revisionRow(e.old.revision!, 'read as NEW', `refused: ${r.reason}`)]);
         const got = decode(newC, r.page);
         const want = translate(e.old, e.new, decode(oldC, page));
         const corrupted = newC.slots.some((s, i) => slotValue(got, i) !== slotValue(want, i));
         const observable = d.members.some((m) => !m.padding && (m.class === 'shifted' || m.class === 'inserted'));
-        if (observable && !corrupted) throw new Violation(`silent break not visible on the witness page after: ${e.applied.join('; ')}`);
+        if (observable && !corrupted)
+          throw new Violation(`silent break not visible on the witness page after: ${e.applied.join('; ')}`, [{ field: 'witness page read as NEW', offset: -1, expected: 'some field differs from the translation', actual: 'every field as translated' }]);
       }
       // a revision nobody knows is refused with a reason, never decoded
       const unknownRev = [e.old.revision, e.new.revision].includes(stray) ? (stray % 0x7fffffff) + 1 : stray;
@@ -66,7 +70,7 @@ export const oldRevisionReadable: PropertyDef = {
         const page = encode(oldC, withRevision);
         setRevision(page, unknownRev);
         const r = must(await ctx.target.readRevisions(set, page));
-        if (r.accepted) throw new Violation(`unknown revision ${hex(unknownRev, 8)} was accepted`);
+        if (r.accepted) throw new Violation(`unknown revision ${hex(unknownRev, 8)} was accepted`, [revisionRow(unknownRev, 'refused', 'accepted')]);
       }
     });
   },

@@ -12,6 +12,12 @@ import { validate } from '../base/schemas.js';
 import { PROFILES } from '../model/profiles.js';
 import { runProperty } from '../harness/runner.js';
 import { goldenSuite } from '../suites/golden.js';
+import { goldenSection, type GoldenSection } from '../golden/report-section.js';
+import { buildReport, type Report } from '../reports/report.js';
+import { exitCodeFor } from '../reports/verdict.js';
+import type { WaiverEntry } from '../reports/waivers.js';
+import { renderMarkdown } from '../reports/render-md.js';
+import { renderHtml } from '../reports/render-html.js';
 import { referenceTarget } from '../targets/reference.js';
 import { writeL2 } from '../model/migration/l2-guest.js';
 import { opsToJson } from '../model/nested/ops-json.js';
@@ -275,18 +281,62 @@ describe('bad input: one line, exit 2', () => {
   });
 });
 
-test('check reports every golden blob by id, in a schema-valid report.json', () => {
+test('check reports every golden blob by id as a finding, in a schema-valid report.json, report.md and report.html', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nvmx-golden-check-'));
   // the golden properties, and with them the golden section
   const r = cli('check', '--runs', '5', '--seed', '3', '--report', dir, '--profile', 'linux-5.8', '--only', 'golden.*');
   expect(r.code).toBe(0);
   expect(r.out).toMatch(/^golden: \d+ blobs on linux-5\.8: \d+ pass, 0 fail, \d+ not applicable$/m);
-  const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
+  const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as Report;
   expect(validate('report', report)).toEqual([]);
-  expect(report.golden.blobs.map((b: { id: string }) => b.id).sort()).toEqual(manifest().entries.map((e) => e.id).sort());
-  expect(report.golden.blobs.find((b: { id: string }) => b.id === 'mtf-pending.linux-5.6')).toMatchObject({ verdict: 'pass', expected: 'valid', observed: 'valid' });
-  expect(report.golden.blobs.find((b: { id: string }) => b.id === 'evmcs.linux-6.12')).toMatchObject({ verdict: 'not-applicable' });
+  const g = report.sections!.golden!;
+  expect([...g.blobs.map((b) => b.blob), ...g.notApplicable].sort()).toEqual(manifest().entries.map((e) => e.id).sort());
+  expect(g.blobs.find((b) => b.blob === 'mtf-pending.linux-5.6')).toMatchObject({ id: 'golden-blob.mtf-pending.linux-5.6', verdict: 'pass', expected: 'valid', observed: 'valid' });
+  expect(g.notApplicable).toContain('evmcs.linux-6.12');
+  // each judged blob is a finding: in the summary and in junit.xml
+  expect(report.summary.pass).toBe(report.properties.length + g.blobs.length);
+  expect(readFileSync(join(dir, 'junit.xml'), 'utf8')).toContain('<testcase classname="sections.golden" name="golden-blob.mtf-pending.linux-5.6"');
   for (const id of ['golden.nested-state.old-readable', 'golden.pages.old-readable', 'golden.recipes.stable'])
     expect(report.properties.find((p: { id: string }) => p.id === id)).toMatchObject({ verdict: 'pass', cases: 1 });
-  expect(existsSync(join(dir, 'junit.xml'))).toBe(true);
+  expect(readFileSync(join(dir, 'report.md'), 'utf8')).toContain(`Golden corpus: ${g.blobs.length + g.notApplicable.length} blobs on linux-5.8: ${g.blobs.length} pass, 0 fail, ${g.notApplicable.length} not applicable.`);
+  expect(readFileSync(join(dir, 'report.html'), 'utf8')).toContain('<tr id="golden-blob.mtf-pending.linux-5.6" class="golden g-pass">');
+});
+
+describe('golden blobs count in the verdict, and a waiver can name one', () => {
+  const RUN = { target: 'reference', profile: 'linux-6.12', seed: 1 };
+  const passing = () => goldenSuite.map((d) => ({ id: d.id, invariant: d.invariant, groups: [...d.groups], verdict: 'pass' as const, cases: 1, seed: 1 }));
+  const report = (golden: GoldenSection, waivers?: WaiverEntry[]) =>
+    buildReport({ run: RUN, records: passing(), expected: goldenSuite.map((d) => d.id), startedAt: new Date(0), finishedAt: new Date(1), sections: { golden }, ...(waivers ? { waivers } : {}) });
+
+  test('a tampered blob fails its finding, the verdict and the exit code; waived, the run exits 0 and stays incompatible', async () => {
+    const dir = copy();
+    const e = manifest().entries.find((x) => x.id === 'vmxon.linux-6.12')!;
+    const p = join(dir, e.file);
+    const b = readFileSync(p);
+    b[0]! ^= 1;
+    writeFileSync(p, b);
+    const g = (await goldenSection(referenceTarget(), dir))!;
+    expect(g.blobs.filter((x) => x.verdict !== 'pass')).toEqual([expect.objectContaining({ id: 'golden-blob.vmxon.linux-6.12', verdict: 'fail', detail: expect.stringContaining('sha256 of blobs/vmxon.linux-6.12.bin') })]);
+    const failed = report(g);
+    expect(validate('report', failed)).toEqual([]);
+    expect(failed).toMatchObject({ verdict: 'incompatible', summary: { fail: 1 } });
+    expect(exitCodeFor(failed)).toBe(1);
+    expect(renderMarkdown(failed)).toContain('- `golden-blob.vmxon.linux-6.12`: sha256 of blobs/vmxon.linux-6.12.bin');
+    expect(renderHtml(failed)).toContain('<a href="#golden-blob.vmxon.linux-6.12">golden-blob.vmxon.linux-6.12</a>');
+    const waived = report(g, [{ id: 'golden-blob.vmxon.linux-6.12', reason: 'a known bad copy' }]);
+    expect(validate('report', waived)).toEqual([]);
+    expect(waived.sections!.golden!.blobs.find((x) => x.blob === 'vmxon.linux-6.12')).toMatchObject({ verdict: 'waived', waiver: { reason: 'a known bad copy' } });
+    expect(waived).toMatchObject({ verdict: 'incompatible', summary: { fail: 0, waived: 1 }, waivers: [{ matched: ['golden-blob.vmxon.linux-6.12'] }] });
+    expect(exitCodeFor(waived)).toBe(0);
+  });
+
+  test('blobs a target cannot read are unsupported: missing evidence, so the verdict is unknown', async () => {
+    const layoutOnly = { ...referenceTarget(), groups: new Set(['layout'] as const) };
+    const g = (await goldenSection(layoutOnly))!;
+    expect(new Set(g.blobs.map((x) => x.verdict))).toEqual(new Set(['unsupported']));
+    expect(g.blobs.find((x) => x.kind === 'nested-state')!.detail).toBe('target lacks nested-state');
+    const r = report(g);
+    expect(r.verdict).toBe('unknown');
+    expect(renderMarkdown(r)).toMatch(/^- \d+ findings \(`golden-blob\.[^`]+`, …\): unsupported — target lacks nested-state$/m);
+  });
 });

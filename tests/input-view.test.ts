@@ -8,12 +8,11 @@ import { codecFor, decode as realDecode } from '../model/codec.js';
 import { findProfile } from '../model/profiles.js';
 import { structRecord } from '../generators/struct-record.js';
 import { describeInput, hexRuns } from '../harness/input-view.js';
-import { runProperty } from '../harness/runner.js';
-import { MODEL_DEPS } from '../harness/model-deps.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { referenceTarget } from '../targets/reference.js';
 import { buildReport, propertyRecord } from '../reports/report.js';
 import { validate } from '../base/schemas.js';
+import { expectCaught } from './expect-caught.js';
 
 describe('describeInput', () => {
   test('a generated vmcs12 record: its non-zero fields by name and offset, unknown bytes as hex', () => {
@@ -77,9 +76,7 @@ test('a real failure carries its input view into a schema-valid report, with no 
     c.slots.forEach((s, i) => s.member === 'guest_rip' && (r.hi[i] = 0));
     return r;
   };
-  const o = await runProperty(def, referenceTarget(), { seed: 5, runs: 300 }, { ...MODEL_DEPS, decode });
-  expect(o.verdict).toBe('fail');
-  if (o.verdict !== 'fail') return;
+  const o = await expectCaught(def, referenceTarget(), { deps: { decode }, seeds: [5], runs: 300 });
   expect(o.counterexample.input).toContain('Uint32Array');
   expect(o.counterexample.view).toEqual([expect.objectContaining({ label: 'input 1 (linux-6.12 vmcs12)', fields: [{ field: 'guest_rip', value: '0x0000000100000000', offset: 544 }] })]);
   const run = { target: 'reference', profile: 'linux-6.12', seed: 5 };

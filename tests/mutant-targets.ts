@@ -1,5 +1,5 @@
-// What a mutant is (a reference target with one model function replaced, or one operation offered
-// differently), and the consistently wrong targets of the differential `*.matches-profile`
+// What a mutant is (a reference target with one model function replaced, a one-line bug planted in
+// a model source file, or one operation offered differently), and the consistently wrong targets of the differential `*.matches-profile`
 // properties: each a one-field or one-bit bug applied everywhere, so that every self-consistency
 // property of its group still passes (tests/matches-profile.test.ts shows both).
 import { EVMCS_MEMBERS } from '../model/catalog/evmcs.js';
@@ -11,6 +11,7 @@ import { readBytes, writeBytes } from '../model/vmcs12-access.js';
 import type { ModelDeps } from '../harness/model-deps.js';
 import { referenceTarget, type ReferenceModel } from '../targets/reference.js';
 import type { Group, Target } from '../targets/target.js';
+import { plantBug } from './plant.js';
 
 export interface Mutant {
   property: string;
@@ -19,6 +20,21 @@ export interface Mutant {
   deps?: Partial<ModelDeps>;
   /** operations the reference does not offer (yet), given to the mutant target with this group */
   offers?: { group: Group; ops: Partial<Target> };
+  /**
+   * A one-line bug inside a model source file (tests/plant.ts), and which of the planted module's
+   * functions replace the model's; loaded when the mutant's test runs, so a line that a refactor
+   * removed fails that test alone, naming the line
+   */
+  planted?: { file: string; line: string; bug: string; use: (planted: Record<string, unknown>) => Pick<Mutant, 'model' | 'deps'> };
+  /** why the property's failure cannot shrink (tests/expect-caught.ts then asserts it did not) */
+  unshrinkable?: string;
+}
+
+/** The mutant with its planted bug loaded into its model functions. */
+export async function withPlanted(m: Mutant): Promise<Mutant> {
+  if (!m.planted) return m;
+  const { model, deps } = m.planted.use(await plantBug<Record<string, unknown>>(m.planted.file, m.planted.line, m.planted.bug));
+  return { ...m, model: { ...m.model, ...model }, deps: { ...m.deps, ...deps } };
 }
 
 /** The mutant's target: the reference with the mutant's model functions and operations. */

@@ -1,5 +1,7 @@
-// Every property must be able to fail. Each gets a deliberately broken model function (a mutant);
-// the property catches it, and the failure names the seed, the path and a shrunk counterexample.
+// Every property must be able to fail. Each gets a deliberately broken model function (a mutant):
+// a realistic one-line bug, planted in the model source where it can be, else a wrapper around the
+// function's answer. The property catches it with a shrunk, non-empty counterexample whose replay
+// reproduces it (tests/expect-caught.ts states that rule once for every test that plants a bug).
 import { describe, expect, test } from 'vitest';
 import { codecFor, decode as realDecode } from '../model/codec.js';
 import { diffLayouts } from '../model/layout-diff.js';
@@ -21,13 +23,11 @@ import { checkInput, vmentryChecksWith } from '../model/nested/vmentry-hook.js';
 import { View } from '../model/vmentry/input.js';
 import { allFailures } from '../model/vmentry/check.js';
 import { vmentryRules } from '../model/vmentry/rules.js';
-import { type PropertyOutcome } from '../harness/property.js';
 import { runProperty } from '../harness/runner.js';
 import { MODEL_DEPS, type ModelDeps } from '../harness/model-deps.js';
 import { referenceTarget, type ReferenceModel } from '../targets/reference.js';
-import { formatOutcome } from '../harness/format.js';
-import { plantBug } from './plant.js';
-import { DIFFERENTIAL_MUTANTS, mutantTarget, type Mutant } from './mutant-targets.js';
+import { DIFFERENTIAL_MUTANTS, mutantTarget, withPlanted, type Mutant } from './mutant-targets.js';
+import { expectCaught, expectMissingBugCaught } from './expect-caught.js';
 
 /** The profile's eVMCS filter facts, served as a target would; `bug` breaks one answer. */
 function filterTarget(bug: { ebx?: number; rule?: (r: string | null) => string | null }): Mutant['offers'] {
@@ -47,9 +47,6 @@ function filterTarget(bug: { ebx?: number; rule?: (r: string | null) => string |
 
 /** A consumer that takes any revision's page as its own layout's: no translation. */
 const memcpyReadPage: ReferenceModel['readPage'] = (set, page) => ({ ok: true, revision: 0, translatedFrom: null, record: realDecode(codecFor(set.current), page) });
-
-/** The classifier with one line wrong: a resized member that kept its offset reads as intact. */
-const sizeBlindDiff = await plantBug<typeof import('../model/layout-diff.js')>('layout-diff.ts', 'if (w.offset !== r.offset || w.size !== r.size)', 'if (w.offset !== r.offset)');
 
 const MUTANTS: Mutant[] = [
   {
@@ -71,7 +68,7 @@ const MUTANTS: Mutant[] = [
   {
     property: 'layout.diff.matches-construction',
     what: 'the reader check compares offsets only: a resized member reads as intact',
-    deps: { diffLayouts: sizeBlindDiff.diffLayouts },
+    planted: { file: 'layout-diff.ts', line: 'if (w.offset !== r.offset || w.size !== r.size)', bug: 'if (w.offset !== r.offset)', use: (m) => ({ deps: { diffLayouts: m.diffLayouts as ModelDeps['diffLayouts'] } }) },
   },
   {
     property: 'layout.diff.never-misses-corruption',
@@ -183,12 +180,12 @@ const MUTANTS: Mutant[] = [
   },
   {
     property: 'nested.restore.random-bytes',
-    what: 'SET crashes on a buffer that ends inside the vmcs12',
-    model: {
-      setNestedState: (v, b) => {
-        if (b && b.length > 128 && b.length < 1126) throw new RangeError('offset is outside the bounds of the DataView');
-        return setNestedState(v, b);
-      },
+    what: "SET answers a buffer shorter than the header with GET's E2BIG instead of EFAULT",
+    planted: {
+      file: 'nested/set.ts',
+      line: "if (!blob || blob.length < HEADER_SIZE) return done('EFAULT', 'W1', 'the 128-byte header cannot be read');",
+      bug: "if (!blob || blob.length < HEADER_SIZE) return done('E2BIG', 'W1', 'the 128-byte header cannot be read');",
+      use: (m) => ({ model: { setNestedState: m.setNestedState as ReferenceModel['setNestedState'] } }),
     },
   },
   {
@@ -208,11 +205,17 @@ const MUTANTS: Mutant[] = [
   },
   {
     property: 'migration.prediction-honest',
-    what: 'the static check always says ok',
-    deps: { predict: () => ({ kind: 'ok' }) },
+    what: 'the static check forgets that a destination running nested=0 refuses a guest with VMX in its CPUID',
+    planted: {
+      file: 'migration/predict.ts',
+      line: "if (stream.config.vmxInCpuid && !dst.nested) return { kind: 'refused', reason: 'nested=0 on the destination' };",
+      bug: '',
+      use: (m) => ({ deps: { predict: m.predict as ModelDeps['predict'] } }),
+    },
   },
   {
     property: 'migration.seed-003',
+    unshrinkable: 'one fixed case over fc.constant(null): there is no smaller input',
     what: 'a fleet whose 5.2 hosts still set the EVMCS flag when eVMCS is merely enabled',
     model: { runPath: (p, h) => runPath(p.start.host === 'linux-5.2' ? { ...p, start: { ...p.start, host: 'linux-4.20' } } : p, h) },
   },
@@ -361,26 +364,9 @@ describe('each property catches its mutant', () => {
     expect(ALL_PROPERTIES.map((p) => p.id).filter((id) => !covered.includes(id))).toEqual([]);
   });
 
-  test.each(MUTANTS)('$property: $what', async (m) => {
-    const def = ALL_PROPERTIES.find((p) => p.id === m.property)!;
-    const target = mutantTarget(m);
-    let outcome: PropertyOutcome = await runProperty(def, target, { seed: 1, runs: 300 }, { ...MODEL_DEPS, ...m.deps });
-    for (const seed of [2, 3]) if (outcome.verdict !== 'fail') outcome = await runProperty(def, target, { seed, runs: 300 }, { ...MODEL_DEPS, ...m.deps });
-    expect(outcome.verdict).toBe('fail');
-    if (outcome.verdict !== 'fail') return;
-    expect(outcome.path).toMatch(/^\d+(:\d+)*$/);
-    expect(outcome.counterexample.summary.length).toBeGreaterThan(0);
-    expect(outcome.counterexample.input.length).toBeGreaterThan(0);
-    const text = formatOutcome(outcome, { target: 'reference', profile: 'linux-6.12' }).join('\n');
-    expect(text).toContain(`seed ${outcome.seed}`);
-    expect(text).toContain(`path ${outcome.path}`);
-    expect(text).toContain(`replay: nvmx-conformance replay ${m.property} --seed ${outcome.seed} --path ${outcome.path}`);
-    if (outcome.counterexample.replayPath !== undefined) expect(text).toContain(`--replay-path '${outcome.counterexample.replayPath}'`);
-    // replaying the path reproduces the same shrunk counterexample in one run
-    const replayPath = outcome.counterexample.replayPath;
-    const again = await runProperty(def, target, { seed: outcome.seed, path: outcome.path, ...(replayPath !== undefined ? { replayPath } : {}) }, { ...MODEL_DEPS, ...m.deps });
-    expect(again.verdict).toBe('fail');
-    if (again.verdict === 'fail') expect(again.counterexample.diff).toEqual(outcome.counterexample.diff);
+  test.each(MUTANTS)('$property: $what', async (mutant) => {
+    const m = await withPlanted(mutant);
+    await expectCaught(ALL_PROPERTIES.find((p) => p.id === m.property)!, mutantTarget(m), { deps: m.deps, runs: 300, unshrinkable: m.unshrinkable });
   });
 });
 
@@ -414,9 +400,7 @@ describe('expected failures: the known bug or quirk must show, and a kernel with
         },
       },
     });
-    const o = await runProperty(def, mutant, { seed: 1, runs: 300 });
-    expect(o.verdict).toBe('fail');
-    if (o.verdict === 'fail') expect(o.counterexample.summary).toContain('found no counterexample');
+    await expectMissingBugCaught(def, mutant, { runs: 300 });
     const real = await runProperty(def, referenceTarget(), { seed: 1, runs: 300 });
     expect(real.verdict).toBe('expected-fail');
   });
@@ -431,22 +415,17 @@ describe('expected failures: the known bug or quirk must show, and a kernel with
         },
       },
     });
-    const o = await runProperty(def, mutant, { seed: 1, runs: 400 });
-    expect(o.verdict).toBe('fail');
-    if (o.verdict === 'fail') {
-      expect(o.counterexample.summary).toMatch(/^GET with exactly 4224 bytes answered ok/);
-      expect(o.counterexample.diff).toEqual([{ field: 'GET', offset: -1, expected: 'EFAULT (quirk GET_SHADOW_PAST_SIZE: the shadow vmcs12 is copied past the size)', actual: 'ok' }]);
-      expect(o.shrinks).toBeGreaterThan(0);
-      const again = await runProperty(def, mutant, { seed: 1, runs: 400, path: o.path });
-      expect(again.verdict).toBe('fail');
-    }
+    const o = await expectCaught(def, mutant, { seeds: [1], runs: 400 });
+    expect(o.counterexample.summary).toMatch(/^GET with exactly 4224 bytes answered ok/);
+    expect(o.counterexample.diff).toEqual([{ field: 'GET', offset: -1, expected: 'EFAULT (quirk GET_SHADOW_PAST_SIZE: the shadow vmcs12 is copied past the size)', actual: 'ok' }]);
     expect((await runProperty(def, referenceTarget(), { seed: 1, runs: 400 })).verdict).toBe('pass');
   });
 });
 
 describe('the migration asymmetries are found, and a fleet without them fails the properties', () => {
-  const run = async (id: string, model?: Partial<ReferenceModel>) =>
-    runProperty(ALL_PROPERTIES.find((p) => p.id === id)!, referenceTarget({ model: model ?? {} }), { seed: 1, runs: 200 });
+  const prop = (id: string) => ALL_PROPERTIES.find((p) => p.id === id)!;
+  const run = async (id: string) => runProperty(prop(id), referenceTarget(), { seed: 1, runs: 200 });
+  const without = async (id: string, model: Partial<ReferenceModel>) => expectMissingBugCaught(prop(id), referenceTarget({ model }), { runs: 200 });
 
   test('migration.mtf-asymmetry: shown as a shrunk one-hop path through 5.6; without the asymmetry the property fails', async () => {
     const o = await run('migration.mtf-asymmetry');
@@ -454,18 +433,20 @@ describe('the migration asymmetries are found, and a fleet without them fails th
     if (o.verdict === 'expected-fail') {
       expect(o.counterexample.summary).toMatch(/-> linux-5\.6.*W3/);
       expect(o.counterexample.summary).toMatch(/^hop 1 of/);
+      expect(o.shrinks).toBeGreaterThan(0);
     }
-    const fixed = await run('migration.mtf-asymmetry', {
+    await without('migration.mtf-asymmetry', {
       runPath: (path, hooks) => runPath({ ...path, start: { ...path.start, ops: path.start.ops.filter((x) => x.op !== 'mtf') }, hops: path.hops.map((h) => ({ ...h, opsAfter: h.opsAfter.filter((x) => x.op !== 'mtf') })) }, hooks),
     });
-    expect(fixed.verdict).toBe('fail');
   });
 
   test('migration.qemu-drops-vmx-flags: shown as a shrunk one-hop path; a QEMU that carries the flags fails the property', async () => {
     const o = await run('migration.qemu-drops-vmx-flags');
     expect(o.verdict).toBe('expected-fail');
-    if (o.verdict === 'expected-fail') expect(o.counterexample.summary).toContain('preemption-timer deadline');
-    const carries = await run('migration.qemu-drops-vmx-flags', { runPath: (path, hooks) => runPath({ ...path, qemuDropsVmxFlags: false }, hooks) });
-    expect(carries.verdict).toBe('fail');
+    if (o.verdict === 'expected-fail') {
+      expect(o.counterexample.summary).toContain('preemption-timer deadline');
+      expect(o.shrinks).toBeGreaterThan(0);
+    }
+    await without('migration.qemu-drops-vmx-flags', { runPath: (path, hooks) => runPath({ ...path, qemuDropsVmxFlags: false }, hooks) });
   });
 });

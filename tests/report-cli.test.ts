@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { validate } from '../base/schemas.js';
 import type { Report } from '../reports/report.js';
+import { allFindings } from '../reports/verdict.js';
 import { ALL_PROPERTIES, selectedBy } from '../suites/registry.js';
 import { BIN, cli, tmp } from './cli-helpers.js';
 import { sampleReport } from './fixtures/sample-report.js';
@@ -31,16 +32,17 @@ function validReport(dir: string): Report {
   return r;
 }
 
-/** junit.xml says what report.json says: the same properties, each with its outcome, and the same counts. */
+/** junit.xml says what report.json says: the same findings (properties, section entries), each with its outcome, and the same counts. */
 function junitAgrees(dir: string, report: Report): void {
   const xml = readFileSync(join(dir, 'junit.xml'), 'utf8');
   expect(wellFormed(xml)).toEqual([]);
   const cases = junitTestcases(xml);
-  expect(cases.map((c) => c.name).sort()).toEqual(report.properties.map((p) => p.id).sort());
+  const findings = allFindings(report);
+  expect(cases.map((c) => c.name).sort()).toEqual(findings.map((p) => p.id).sort());
   const outcome = { fail: 'failure', error: 'error', unsupported: 'skipped', waived: 'skipped', pass: 'pass', 'expected-fail': 'pass' } as const;
-  for (const p of report.properties) expect(cases.find((c) => c.name === p.id)!.outcome, p.id).toBe(outcome[p.verdict]);
+  for (const p of findings) expect(cases.find((c) => c.name === p.id)!.outcome, p.id).toBe(outcome[p.verdict]);
   const s = report.summary;
-  expect(junitCounts(xml)).toEqual({ tests: report.properties.length, failures: s.fail, errors: s.error, skipped: s.unsupported + s.waived });
+  expect(junitCounts(xml)).toEqual({ tests: findings.length, failures: s.fail, errors: s.error, skipped: s.unsupported + s.waived });
 }
 
 /**
@@ -118,10 +120,13 @@ test('report merge of a 2-shard run equals the unsharded run apart from timing',
   const report = validReport(merged);
   expect(report.run.mergedShards).toEqual([{ index: 1, count: 2 }, { index: 2, count: 2 }]);
   expect(comparable(report)).toEqual(comparable(validReport(whole)));
-  // the shards of an --only run owe what it selected, and the golden section came with them
+  // the shards of an --only run owe what it selected, and the golden section came with them, from
+  // the one shard that ran the golden suite
   expect(report.run.only).toEqual(SOME);
-  expect(report.golden).toBeDefined();
-  expect(readFileSync(join(merged, 'junit.xml'), 'utf8').match(/<testcase /g)).toHaveLength(SOME_IDS.length);
+  expect(report.sections?.golden?.blobs.length).toBeGreaterThan(0);
+  expect([a, b].filter((s) => s.sections?.golden)).toHaveLength(1);
+  // junit.xml: a testcase per property and per golden blob
+  expect(readFileSync(join(merged, 'junit.xml'), 'utf8').match(/<testcase /g)).toHaveLength(SOME_IDS.length + report.sections!.golden!.blobs.length);
 
   // one shard alone: merged, but the missing properties make it unknown
   const lonely = tmp();
@@ -236,6 +241,9 @@ describe('a real failure: waivers and replay', () => {
 
   test('replay prints the counterexample and exits 1 while it still fails', () => {
     const failed = readJson(dir).properties.find((p) => p.verdict === 'fail')!;
+    // the rule of tests/expect-caught.ts, through the CLI: shrunk, a field diff, a replay that reproduces it
+    expect(failed.shrinks).toBeGreaterThan(0);
+    expect((failed.counterexample as { diff: unknown[] }).diff.length).toBeGreaterThan(0);
     const r = cli((failed.replay as string).split(' ').slice(1).concat(['--report', tmp()]), MUTANT);
     expect(r.code).toBe(1);
     expect(r.out).toContain(`FAIL  vmcs12.codec.round-trip  (after 1 cases, seed 5, path ${failed.path as string}`);

@@ -82,10 +82,14 @@ describe('waivers', () => {
     expect(validate('report', r)).toEqual([]);
     expect(r.waivers!.map((w) => [w.id, w.matched])).toEqual([
       [ids[1], [ids[1]]],
-      ['migration.linux-6.12.to.linux-6.1.guest-mode', ['migration.linux-6.12.to.linux-6.1.guest-mode']],
+      ['golden-blob.l2-run-pending.linux-6.1', ['golden-blob.l2-run-pending.linux-6.1']],
       ['no.such.thing', []],
     ]);
-    expect(r.sections!.migrationMatrix!.cells.find((c) => c.id.startsWith('migration.linux-6.12.to.linux-6.1'))!.verdict).toBe('waived');
+    expect(r.sections!.golden!.blobs.map((b) => [b.id, b.verdict])).toEqual([
+      ['golden-blob.vmxon.linux-4.19', 'pass'],
+      ['golden-blob.shadow-l2.linux-4.19', 'fail'],
+      ['golden-blob.l2-run-pending.linux-6.1', 'waived'],
+    ]);
     expect(unmatchedWaiverWarnings(r.waivers)).toEqual(['waiver "no.such.thing" matched no failure in this run (reason: stale entry)']);
   });
 
@@ -135,7 +139,7 @@ test('failure diffs carry the bytes in memory order, and hex dump lines show the
 
 test('report.md is short and names failures, waivers, gaps and warnings', () => {
   const md = renderMarkdown(sampleReport());
-  expect(md.split('\n').length).toBeLessThan(60);
+  expect(md.split('\n').length).toBeLessThan(62);
   expect(md).toContain('## nvmx-conformance: ❌ incompatible');
   expect(md).toContain(`**\`${ids[0]}\`** — decode(encode(r)) differs from r`);
   expect(md).toContain('  expected 0x0220: 00 00 00 00 01 00 00 00');
@@ -148,7 +152,10 @@ test('report.md is short and names failures, waivers, gaps and warnings', () => 
   expect(md).toContain('  0x0010: a1 b2 c3 00');
   expect(md).not.toContain('Uint32Array.from');
   expect(md).toContain(`- \`${ids[1]}\`: known bug, see issue 42 (until 2999-01-01)`);
-  expect(md).toContain('- `filter.ia32-vmx-procbased-ctls2`: fail');
+  // the golden section: a count line, its failing blob with the fields, its waived blob
+  expect(md).toContain('Golden corpus: 4 blobs on linux-6.12: 1 pass, 1 fail, 1 waived, 1 not applicable.');
+  expect(md).toContain('- `golden-blob.shadow-l2.linux-4.19`: valid, but 3 field(s) read back differently: shadow.guest_rip');
+  expect(md).toContain('- `golden-blob.l2-run-pending.linux-6.1`: the L2 uses controls this host lacks');
   expect(md).toContain(`- \`${ids[2]}\`: unsupported — unsupported by target x: needs layout`);
   expect(md).toContain('waiver "no.such.thing" matched no failure');
 });
@@ -175,6 +182,18 @@ describe('merge', () => {
     if (!('report' in r)) throw new Error(r.problem);
     expect(r.report.verdict).toBe('unknown');
     expect(r.report.run.missing).toEqual(ids.slice(3));
+  });
+
+  test('the golden section comes from the one shard that ran the golden suite; two copies are refused', () => {
+    const [a, b] = halves();
+    const golden = sampleSections().golden!;
+    const r = mergeReports([{ source: 's1', report: shard(1, 2, a) }, { source: 's2', report: shard(2, 2, b, { sections: { golden } }) }], ids);
+    if (!('report' in r)) throw new Error(r.problem);
+    expect(validate('report', r.report)).toEqual([]);
+    expect(r.report.sections!.golden).toEqual(golden);
+    expect(r.report.summary.fail).toBe(2); // the two failing blobs
+    const twice = mergeReports([{ source: 's1', report: shard(1, 2, a, { sections: { golden } }) }, { source: 's2', report: shard(2, 2, b, { sections: { golden } }) }], ids);
+    expect('problem' in twice && twice.problem).toBe('"golden-blob.vmxon.linux-4.19" ran more than once: in s1 and in s2');
   });
 
   test.each([
@@ -206,6 +225,9 @@ test('readReport validates what it reads', () => {
   expect((readReport(f('bad.json', '{')) as { problem: string }).problem).toContain('is not JSON');
   expect((readReport(f('wrong.json', JSON.stringify({ ...build(), verdict: 'fine' }))) as { problem: string }).problem).toContain('/verdict: must be one of');
   expect(readReport(f('good.json', JSON.stringify(sampleReport())))).toEqual({ report: JSON.parse(JSON.stringify(sampleReport())) });
+  // a report of the previous format (its golden results outside the verdict) is named as such
+  const old = f('old.json', JSON.stringify({ ...build(), format: 'nvmx-report/1', golden: { profile: 'linux-6.12', summary: {}, blobs: [] } }));
+  expect(readReport(old)).toEqual({ problem: `${old} is an nvmx-report/1 report; this version reads nvmx-report/2 (run check again, or use the tool version that wrote it)` });
 });
 
 describe('junit.xml, written from the report', () => {
@@ -216,7 +238,7 @@ describe('junit.xml, written from the report', () => {
     const xml = renderJunit(report, suiteOf);
     expect(wellFormed(xml)).toEqual([]);
     const cases = junitTestcases(xml);
-    const findings = report.properties.length + 2 + 1 + 4 + 1; // properties, layout diffs, filter difference, matrix cells, golden
+    const findings = report.properties.length + 2 + 3; // properties, layout diffs, golden blobs
     expect(cases).toHaveLength(findings);
     const s = report.summary;
     expect(junitCounts(xml)).toEqual({ tests: findings, failures: s.fail, errors: s.error, skipped: s.unsupported + s.waived });
