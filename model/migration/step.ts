@@ -9,7 +9,7 @@ import { applyOp, Vcpu, type VcpuHooks, DEFAULT_HOOKS } from '../nested/vcpu.js'
 import { findProfile, type Profile } from '../profiles.js';
 import { filterDiff } from '../filter-diff.js';
 import { CONTROL_MSRS, MSR, MSR_NAMES, type MsrSet } from '../vmx-msrs.js';
-import type { NestedBehaviour } from '../nested/behaviour.js';
+import { NESTED_4_19, type NestedBehaviour } from '../nested/behaviour.js';
 import type { Host } from './hosts.js';
 import type { Outcome } from './outcome.js';
 import { saveToStream, type Stream, type StreamOptions } from './stream.js';
@@ -90,7 +90,7 @@ export function restoreFromStream(stream: Stream, srcProfile: Profile, dst: Host
   const lost: string[] = [];
   const evmcs = stream.evmcsEnabled && dst.evmcsCap;
   if (stream.evmcsEnabled && !dst.evmcsCap) lost.push('the eVMCS enlightenment (KVM_CAP_HYPERV_ENLIGHTENED_VMCS absent on the destination)');
-  const v = new Vcpu({ ...dstProfile, nested: dstProfile.nested ?? ({ evmcsFlag: 'none', setFlagsMask: 0, getsMtf: false, headerFlags: false } as NestedBehaviour) }, { ...stream.config, nested: dst.nested, evmcsEnabled: evmcs, inSmm: stream.inSmm }, hooks);
+  const v = new Vcpu({ ...dstProfile, nested: dstProfile.nested ?? ({ ...NESTED_4_19, setFlagsMask: 0 } as NestedBehaviour) }, { ...stream.config, nested: dst.nested, evmcsEnabled: evmcs, inSmm: stream.inSmm }, hooks);
   v.memory = new Map([...stream.memory].map(([k, p]) => [k, p.slice()]));
   v.vpAssist = stream.vpAssist && { ...stream.vpAssist };
   let restored: Uint8Array | null = null;
@@ -104,8 +104,11 @@ export function restoreFromStream(stream: Stream, srcProfile: Profile, dst: Host
     const keepsEnabled = srcProfile.nested?.evmcsFlag === 'when-enabled' && v.evmcsEnabled;
     lost.push(...losses(stream.sourceBlob, restored).filter((l) => !(keepsEnabled && l === 'flag EVMCS')));
   }
+  const evmcsPending = v.evmptr === 'map-pending';
   const run = applyOp(v, { op: 'run' });
   if (run.result === 'internal-error') return { outcome: { kind: 'failed', errno: 'internal-error', rule: 'KVM_RUN', reason: run.reason }, stream, destination: null, restoredBlob: restored };
+  if (evmcsPending && !v.evmcsMapped())
+    lost.push(v.evmptr === 'invalid' ? 'the restored eVMCS and its vmcs12: the first KVM_RUN released it (the VP-assist page names no eVMCS)' : 'the restored eVMCS: still map-pending after the first KVM_RUN');
   const filterLoss = evmcsFilterLoss(srcProfile, dstProfile, stream, evmcs);
   if (!Array.isArray(filterLoss)) return { outcome: { kind: 'unknown', reason: filterLoss.unknown }, stream, destination: v, restoredBlob: restored };
   lost.push(...filterLoss);

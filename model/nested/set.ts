@@ -94,7 +94,8 @@ export function setNestedState(v: Vcpu, blob: Uint8Array | null): SetResult {
     v.currentVmptr = h.vmcs12Pa;
     if (evmcsCarriesVmcs12) quirks.push('VMCS12_PA_WINS_OVER_EVMCS');
   } else if (evmcsCarriesVmcs12) {
-    v.evmptr = 'map-pending'; // mapped on the next KVM_RUN, when the VP-assist page is restored
+    v.evmptr = 'map-pending'; // looked up on the next KVM_RUN, when the VP-assist page is restored (vcpu.ts run)
+    v.statePagesRequested = true;
   } else return q2(einval('V10c', 'no vmcs12_pa and no EVMCS, yet the size announces a vmcs12'));
   if (h.smmFlags & SMM_FLAGS.VMXON) {
     v.smm.vmxon = true;
@@ -133,6 +134,7 @@ export function setNestedState(v: Vcpu, blob: Uint8Array | null): SetResult {
     quirks.push('S8_POSITIVE_RETURN_2');
     return error(done(2, 'S8', 'prepare_vmcs02 failed (e.g. rule prepare.guest-cr3): NVMX_VMENTRY_VMEXIT (2) is returned as the ioctl value'));
   }
+  v.statePagesRequested = true; // nested_vmx_enter_non_root_mode(from_vmentry = false)
   return done(0, 'S9', 'L2 active (guest mode)');
 
   function q2(r: SetResult): SetResult {

@@ -1,7 +1,7 @@
 // A vCPU's nested-VMX state as KVM keeps it, and the guest operations that change it (kernel-facts
 // §8-11). Mutable by design: it is a state machine; clone() before exploring.
 import { EVMCS, encodingOf, hdrRevision, hdrShadow, makeHdr, VMCS12 } from '../catalog/by-name.js';
-import { EVMCS_ACCEPTED_REVISIONS, KVM_EVMCS_VERSION } from '../catalog/evmcs.js';
+import { KVM_EVMCS_VERSION } from '../catalog/evmcs.js';
 import { VMCS12_REVISION, VMCS12_SIZE } from '../catalog/vmcs12.js';
 import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened } from '../evmcs.js';
 import type { Profile } from '../profiles.js';
@@ -13,6 +13,7 @@ import type { NestedBehaviour } from './behaviour.js';
 import type { MsrSet } from '../vmx-msrs.js';
 import { entryFailureReason } from '../vmentry/check.js';
 import { applyEntryMsrLoad, kvmPrepareVmcs02, kvmVmentryChecks, type EntryFailure } from './vmentry-hook.js';
+import { enlightenedVmptrld, type EvmcsPointer } from './evmcs-pointer.js';
 
 /** The vCPU configuration a VMM sets up before restoring (schema: reports/schema/vcpu.schema.json). */
 export interface VcpuConfig {
@@ -38,7 +39,6 @@ export interface VcpuConfig {
 
 export const DEFAULT_VCPU: VcpuConfig = { nested: true, vmxInCpuid: true, evmcsEnabled: false, hypervCpuid: false, inSmm: false, maxPhyAddr: 36 };
 
-export type EvmcsPointer = 'invalid' | 'map-pending' | bigint;
 
 /** What a guest operation did: KVM's answer, never an exception. */
 export type OpResult =
@@ -104,7 +104,8 @@ export class Vcpu {
   memory = new Map<bigint, Uint8Array>();
   /** the Hyper-V VP-assist page: which eVMCS the guest points at */
   vpAssist: { currentNestedVmcs: bigint; enlightenVmentry: boolean } | null = null;
-  internalError: string | null = null;
+  /** KVM_REQ_GET_NESTED_STATE_PAGES: made by SET (a map-pending eVMCS, or L2 restored), served by the next KVM_RUN or nested VM-exit */
+  statePagesRequested = false;
   /** L1 TSC, advanced by KVM_RUN; the deadline is in TSC units >> 5 */
   tsc = 0n;
 
@@ -187,6 +188,7 @@ export class Vcpu {
     this.currentVmptr = INVALID_GPA;
     this.evmptr = 'invalid';
     this.needVmcs12ToShadowSync = false;
+    this.statePagesRequested = false;
   }
 
   /** vmx_leave_nested(): force a VM-exit to L1, then free_nested() */
@@ -205,6 +207,7 @@ export class Vcpu {
    */
   vmexit(reason: bigint): void {
     this.mtfPending = false;
+    this.serveStatePagesOnExit();
     this.guestMode = false;
     this.nestedRunPending = false;
     this.hasPreemptionTimerDeadline = false;
@@ -212,6 +215,16 @@ export class Vcpu {
     VMCS12.write(this.vmcs12, 'vm_exit_reason', reason);
     if (!(reason & VMX_EXIT_REASONS_FAILED_VMENTRY)) VMCS12.write(this.vmcs12, 'launch_state', 1n);
     if (this.evmcsMapped()) this.needVmcs12ToShadowSync = true;
+  }
+
+  /**
+   * nested_vmx_vmexit serves a pending KVM_REQ_GET_NESTED_STATE_PAGES first, so an exit forced before
+   * the first KVM_RUN after a restore (SMI, another SET) still maps a pending eVMCS; a failure is ignored.
+   */
+  serveStatePagesOnExit(): void {
+    if (!this.statePagesRequested) return;
+    this.statePagesRequested = false;
+    getEvmcsPage(this);
   }
 }
 
@@ -301,33 +314,12 @@ function entryFailureExit(v: Vcpu, rule: string, reason: number, qualification: 
   return { result: 'vmexit', error: reason, reason: `VM-entry failure (${what}, qualification ${qualification}): ${rule}`, check: rule, qualification };
 }
 
-/** nested_vmx_handle_enlightened_vmptrld: map the eVMCS the VP-assist page names. */
-function enlightenedVmptrld(v: Vcpu, launch: boolean): OpResult | null {
-  if (!v.guestCpuidHasEvmcs() || !v.vpAssist?.enlightenVmentry) return null;
-  const gpa = v.vpAssist.currentNestedVmcs;
-  if (gpa === INVALID_GPA) return null;
-  const changed = v.evmptr !== gpa;
-  const page = v.page(gpa);
-  const revision = Number(EVMCS.read(page, 'revision_id'));
-  if (!EVMCS_ACCEPTED_REVISIONS.includes(revision)) {
-    v.evmptr = 'invalid';
-    return fail('VMfailInvalid', `eVMCS revision 0x${revision.toString(16)} is neither 1 nor VMCS12_REVISION`);
-  }
-  if (changed) {
-    // the eVMCS replaces any current VMCS: vmcs12_pa reads -1 while an eVMCS is in use (kernel-facts §8)
-    if (v.currentVmptr !== INVALID_GPA) v.page(v.currentVmptr).set(v.vmcs12);
-    v.currentVmptr = INVALID_GPA;
-    v.evmptr = gpa;
-    if (launch) {
-      v.vmcs12.fill(0);
-      VMCS12.write(v.vmcs12, 'hdr', makeHdr(false));
-    }
-  }
-  if (changed || launch) EVMCS.write(page, 'hv_clean_fields', 0n); // zeroed in guest memory
+/** nested_vmx_run with an eVMCS in use: its fields are copied into vmcs12 by its clean fields; it has no launch state. */
+function copyEvmcsIn(v: Vcpu, launch: boolean): void {
+  const page = v.page(v.evmptr as bigint);
   const clean = Number(EVMCS.read(page, 'hv_clean_fields'));
   v.vmcs12 = copyEnlightenedToVmcs12(page.subarray(0, 1024), v.vmcs12, clean, { enlightenmentsGroup: v.profile.evmcs?.enlightenmentsGroup ?? false }).vmcs12;
-  VMCS12.write(v.vmcs12, 'launch_state', launch ? 0n : 1n); // = !launch: eVMCS has no launch state
-  return ok();
+  VMCS12.write(v.vmcs12, 'launch_state', launch ? 0n : 1n); // = !launch
 }
 
 /** Runs one guest (or VMM) operation. KVM's answer comes back; the vCPU changes in place. */
@@ -415,8 +407,9 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
       if (!v.vmxon || v.guestMode) return fail('#UD', `${o.op.toUpperCase()} outside VMX root operation`);
       const launch = o.op === 'vmlaunch';
       const ev = enlightenedVmptrld(v, launch);
-      if (ev && ev.result !== 'ok') return ev;
-      if (!ev && v.currentVmptr === INVALID_GPA) return fail('VMfailInvalid', 'no current VMCS');
+      if (ev.status === 'vmfail') return fail('VMfailInvalid', ev.why);
+      if (!v.evmcsMapped() && v.currentVmptr === INVALID_GPA) return fail('VMfailInvalid', 'no current VMCS');
+      if (v.evmcsMapped()) copyEvmcsIn(v, launch);
       return vmentry(v, launch);
     }
     case 'evmcs-entry':
@@ -438,6 +431,7 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
       }
       if (v.guestMode) {
         // vmx_enter_smm: nested_vmx_vmexit(-1), which discards a pending MTF trap (F6)
+        v.serveStatePagesOnExit();
         v.smm.guestMode = true;
         v.guestMode = false;
         v.nestedRunPending = false;
@@ -452,9 +446,11 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
         v.smm.vmxon = false;
       }
       if (v.smm.guestMode) {
+        // vmx_leave_smm: nested_vmx_enter_non_root_mode(from_vmentry = false) requests the state pages
         v.guestMode = true;
         v.nestedRunPending = true;
         v.smm.guestMode = false;
+        v.statePagesRequested = true;
       }
       return ok();
     case 'run':
@@ -465,19 +461,33 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
   }
 }
 
-/** KVM_RUN: resolve a pending eVMCS map, sync vmcs12 into the eVMCS, enter L2 if a VM-entry is pending. */
+/**
+ * nested_get_evmcs_page: with eVMCS for the guest, a map-pending eVMCS is looked up in the VP-assist
+ * page (F4): found, it is mapped and the restored vmcs12 is to be written into it; named nowhere, it
+ * is released; with a wrong revision it is released and the lookup fails. Without eVMCS for the
+ * guest (no Hyper-V CPUID) it stays pending.
+ */
+function getEvmcsPage(v: Vcpu): { readonly ok: true } | { readonly ok: false; readonly why: string } {
+  if (!v.guestCpuidHasEvmcs() || v.evmptr !== 'map-pending') return { ok: true };
+  const r = enlightenedVmptrld(v, false);
+  if (r.status === 'vmfail') return { ok: false, why: r.why };
+  v.needVmcs12ToShadowSync = true;
+  return { ok: true };
+}
+
+/**
+ * KVM_RUN: serve KVM_REQ_GET_NESTED_STATE_PAGES (a failed eVMCS lookup is KVM_EXIT_INTERNAL_ERROR for
+ * this KVM_RUN only: the eVMCS is released by then; whether the request is made again is the
+ * profile's), sync vmcs12 into the eVMCS, enter L2 if a VM-entry is pending.
+ */
 function run(v: Vcpu): OpResult {
-  if (v.internalError) return fail('internal-error', v.internalError);
-  if (v.evmptr === 'map-pending') {
-    const gpa = v.vpAssist?.currentNestedVmcs;
-    const rev = gpa !== undefined && gpa !== INVALID_GPA ? Number(EVMCS.read(v.page(gpa), 'revision_id')) : -1;
-    if (gpa === undefined || gpa === INVALID_GPA || !EVMCS_ACCEPTED_REVISIONS.includes(rev)) {
-      v.internalError = 'KVM_EXIT_INTERNAL_ERROR: the restored eVMCS cannot be mapped from the VP-assist page';
-      return fail('internal-error', v.internalError);
+  if (v.statePagesRequested) {
+    v.statePagesRequested = false;
+    const pages = getEvmcsPage(v);
+    if (!pages.ok) {
+      v.statePagesRequested = v.profile.nested.statePagesRequeuedOnFailure;
+      return fail('internal-error', `KVM_EXIT_INTERNAL_ERROR: the restored eVMCS cannot be mapped (${pages.why}); it is released`);
     }
-    v.evmptr = gpa;
-    EVMCS.write(v.page(gpa), 'hv_clean_fields', 0n);
-    v.needVmcs12ToShadowSync = true;
   }
   if (v.needVmcs12ToShadowSync && v.evmcsMapped()) {
     const page = v.page(v.evmptr as bigint);
