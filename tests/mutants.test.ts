@@ -48,6 +48,13 @@ function filterTarget(bug: { ebx?: number; rule?: (r: string | null) => string |
 /** A consumer that takes any revision's page as its own layout's: no translation. */
 const memcpyReadPage: ReferenceModel['readPage'] = (set, page) => ({ ok: true, revision: 0, translatedFrom: null, record: realDecode(codecFor(set.current), page) });
 
+/** SET with one line missing: a map-pending eVMCS gets no KVM_REQ_GET_NESTED_STATE_PAGES, so KVM_RUN never looks it up (F4). */
+const setWithoutPagesRequest = await plantBug<typeof import('../model/nested/set.js')>(
+  'nested/set.ts',
+  "v.evmptr = 'map-pending'; // looked up on the next KVM_RUN, when the VP-assist page is restored (vcpu.ts run)\n    v.statePagesRequested = true;",
+  "v.evmptr = 'map-pending';",
+);
+
 /** The classifier with one line wrong: a resized member that kept its offset reads as intact. */
 const sizeBlindDiff = await plantBug<typeof import('../model/layout-diff.js')>('layout-diff.ts', 'if (w.offset !== r.offset || w.size !== r.size)', 'if (w.offset !== r.offset)');
 
@@ -208,8 +215,8 @@ const MUTANTS: Mutant[] = [
   },
   {
     property: 'migration.prediction-honest',
-    what: 'the static check always says ok',
-    deps: { predict: () => ({ kind: 'ok' }) },
+    what: 'SET makes no KVM_REQ_GET_NESTED_STATE_PAGES for a map-pending eVMCS: the first KVM_RUN after a migration leaves it unmapped (F4)',
+    model: { setNestedState: setWithoutPagesRequest.setNestedState },
   },
   {
     property: 'migration.seed-003',
