@@ -198,33 +198,45 @@ export class Vcpu {
     this.freeNested();
   }
 
-  /**
-   * nested_vmx_vmexit: back to L1. A pending MTF trap is discarded on every exit (F6). A real exit
-   * (not the -1 of SMM entry or vmx_leave_nested) runs prepare_vmcs12: the exit reason, and
-   * launch_state = 1 unless the exit reports a failed VM-entry (F5: KVM marks the VMCS launched
-   * here, not at VM-entry, so GET while L2 is pending or running shows it unlaunched); then the
-   * eVMCS sync is scheduled.
-   */
+  /** nested_vmx_vmexit to L1; the model also forgets the L2's preemption-timer deadline here. */
   vmexit(reason: bigint): void {
-    this.mtfPending = false;
-    this.serveStatePagesOnExit();
-    this.guestMode = false;
-    this.nestedRunPending = false;
+    this.exitToL1(reason);
     this.hasPreemptionTimerDeadline = false;
-    if (reason === 0xffff_ffffn) return;
-    VMCS12.write(this.vmcs12, 'vm_exit_reason', reason);
-    if (!(reason & VMX_EXIT_REASONS_FAILED_VMENTRY)) VMCS12.write(this.vmcs12, 'launch_state', 1n);
-    if (this.evmcsMapped()) this.needVmcs12ToShadowSync = true;
   }
 
   /**
-   * nested_vmx_vmexit serves a pending KVM_REQ_GET_NESTED_STATE_PAGES first, so an exit forced before
-   * the first KVM_RUN after a restore (SMI, another SET) still maps a pending eVMCS; a failure is ignored.
+   * What every nested_vmx_vmexit does, the -1 of SMM entry and of vmx_leave_nested (SET, F12)
+   * included. A pending MTF trap is discarded (F6). A pending KVM_REQ_GET_NESTED_STATE_PAGES is
+   * served first, so an exit forced before the first KVM_RUN after a restore still looks up a pending
+   * eVMCS (clearing its hv_clean_fields in guest memory; a failure is ignored). A real exit runs
+   * prepare_vmcs12: the exit reason, and launch_state = 1 unless the exit reports a failed VM-entry
+   * (F5: KVM marks the VMCS launched here, not at VM-entry), and schedules the eVMCS sync. Last, the
+   * cached shadow vmcs12 is written to guest memory at the link pointer
+   * (nested_flush_cached_shadow_vmcs12, F12).
    */
-  serveStatePagesOnExit(): void {
-    if (!this.statePagesRequested) return;
-    this.statePagesRequested = false;
-    getEvmcsPage(this);
+  exitToL1(reason: bigint): void {
+    this.mtfPending = false;
+    if (this.statePagesRequested) {
+      this.statePagesRequested = false;
+      getEvmcsPage(this);
+    }
+    this.guestMode = false;
+    this.nestedRunPending = false;
+    if (reason !== 0xffff_ffffn) {
+      VMCS12.write(this.vmcs12, 'vm_exit_reason', reason);
+      if (!(reason & VMX_EXIT_REASONS_FAILED_VMENTRY)) VMCS12.write(this.vmcs12, 'launch_state', 1n);
+      if (this.evmcsMapped()) this.needVmcs12ToShadowSync = true;
+    }
+    const link = this.linkPointer();
+    if (this.usesShadowVmcs() && link !== INVALID_GPA) this.writeGuest(link, this.shadowVmcs12);
+  }
+
+  /** Stores bytes at a guest-physical address (a region need not be page-aligned: it then spans two pages). */
+  writeGuest(gpa: bigint, bytes: Uint8Array): void {
+    const at = Number(gpa & 0xfffn);
+    const first = VMCS12_SIZE - at;
+    this.page(gpa - BigInt(at)).set(bytes.subarray(0, first), at);
+    if (bytes.length > first) this.page(gpa - BigInt(at) + BigInt(VMCS12_SIZE)).set(bytes.subarray(first));
   }
 }
 
@@ -430,12 +442,9 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
         v.vmxon = false;
       }
       if (v.guestMode) {
-        // vmx_enter_smm: nested_vmx_vmexit(-1), which discards a pending MTF trap (F6)
-        v.serveStatePagesOnExit();
+        // vmx_enter_smm: nested_vmx_vmexit(-1)
         v.smm.guestMode = true;
-        v.guestMode = false;
-        v.nestedRunPending = false;
-        v.mtfPending = false;
+        v.exitToL1(0xffff_ffffn);
       }
       return ok();
     case 'rsm':
