@@ -2,7 +2,7 @@
 // layouts it uses; later parts of the model (eVMCS, nested state) hang their differences here too.
 import { CHECK_LINUX_6_1, CHECK_LINUX_6_12, FILTER_LINUX_6_1, FILTER_LINUX_6_12, type CheckRule, type FilterRule } from './catalog/vmx-controls.js';
 import { evmcsLayout } from './evmcs.js';
-import { NESTED_4_19, NESTED_4_20, NESTED_5_2, NESTED_5_6, NESTED_5_7, NESTED_5_8, type NestedBehaviour } from './nested/behaviour.js';
+import { NESTED_4_19, NESTED_4_20, NESTED_5_2, NESTED_5_6, NESTED_5_7, NESTED_5_8, NESTED_6_12, type NestedBehaviour } from './nested/behaviour.js';
 import type { Layout } from './layout.js';
 import { frozenVmcs12, vmcs12Before419, vmcs12Before58 } from './vmcs12-layouts.js';
 
@@ -47,7 +47,7 @@ export const PROFILES: readonly Profile[] = [
   profile('linux-5.7', [5, 7], 'SET accepts MTF_PENDING', vmcs12Before58, NESTED_5_7),
   profile('linux-5.8', [5, 8], 'hdr.vmx.flags and the preemption-timer deadline; GIF_SET; cr3_target_value0..3 become dead_space (same bytes)', frozenVmcs12, NESTED_5_8),
   profile('linux-6.1', [6, 1], 'Debian linux-source-6.1 (6.1.192)', frozenVmcs12, NESTED_5_8, { filter: FILTER_LINUX_6_1, filterStyle: 'deny-list', check: CHECK_LINUX_6_1, enlightenmentsGroup: false }),
-  profile('linux-6.12', [6, 12], 'Debian linux-source-6.12 (6.12.117)', frozenVmcs12, NESTED_5_8, { filter: FILTER_LINUX_6_12, filterStyle: 'allow-list', check: CHECK_LINUX_6_12, enlightenmentsGroup: true }),
+  profile('linux-6.12', [6, 12], 'Debian linux-source-6.12 (6.12.117)', frozenVmcs12, NESTED_6_12, { filter: FILTER_LINUX_6_12, filterStyle: 'allow-list', check: CHECK_LINUX_6_12, enlightenmentsGroup: true }),
 ];
 
 export { DEFAULT_PROFILE } from './default-profile.js';

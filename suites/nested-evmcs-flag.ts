@@ -26,6 +26,8 @@ interface Model {
   vpAssistEnlightened: boolean;
   /** an eVMCS is mapped or map-pending */
   active: boolean;
+  /** restored map-pending: the next KVM_RUN (or nested VM-exit) looks it up in the VP-assist page */
+  pending: boolean;
 }
 
 interface Real {
@@ -35,6 +37,22 @@ interface Real {
 
 const nestedAllowed = (m: Model) => m.config.nested && m.config.vmxInCpuid;
 const hasEvmcs = (m: Model) => m.config.hypervCpuid !== false && m.evmcsEnabled;
+
+/**
+ * KVM's eVMCS lookup (nested_vmx_handle_enlightened_vmptrld, kernel-facts §9, fidelity-audit F4/F10):
+ * the VP-assist page naming no eVMCS releases it; a new GPA (or a pending one) is checked for its
+ * revision, a wrong one releases it; the eVMCS in use is not checked again.
+ */
+function lookUp(m: Model): void {
+  if (!hasEvmcs(m)) return;
+  const changed = !m.active || m.pending;
+  if (!m.vpAssistEnlightened) m.active = false;
+  else if (changed) m.active = m.evmcsPageValid;
+  m.pending = false;
+}
+
+/** A pending eVMCS is looked up by the first KVM_RUN or nested VM-exit after the restore. */
+const servePending = (m: Model) => m.pending && lookUp(m);
 
 class Op implements fc.AsyncCommand<Model, Real> {
   /** `before`: guest-memory set-up the operation needs (the VMXON region's revision id) */
@@ -55,7 +73,7 @@ class Op implements fc.AsyncCommand<Model, Real> {
         if (okd) m.vmxon = true;
         break;
       case 'vmxoff':
-        if (okd) Object.assign(m, { vmxon: false, active: false });
+        if (okd) Object.assign(m, { vmxon: false, active: false, pending: false });
         break;
       case 'init-evmcs':
         m.evmcsPageValid = EVMCS_ACCEPTED_REVISIONS.includes(this.op.revision ?? KVM_EVMCS_VERSION);
@@ -65,15 +83,15 @@ class Op implements fc.AsyncCommand<Model, Real> {
         break;
       case 'evmcs-entry':
         // in SMM VMX is parked (m.vmxon keeps what RSM restores): the VMRESUME is #UD
-        if (m.vmxon && !m.inSmm && !m.guestMode && hasEvmcs(m) && m.vpAssistEnlightened) {
-          m.active = m.evmcsPageValid; // a bad revision releases the eVMCS
-          if (okd) m.guestMode = true;
-        }
+        if (m.vmxon && !m.inSmm && !m.guestMode) lookUp(m);
+        if (okd) m.guestMode = true;
         break;
       case 'vmexit':
+        if (okd) servePending(m);
         if (okd) m.guestMode = false;
         break;
       case 'smm-entry':
+        if (okd && m.guestMode) servePending(m);
         if (okd) Object.assign(m, { inSmm: true, guestMode: false });
         break;
       case 'rsm':
@@ -97,10 +115,15 @@ class GetSetCycle implements fc.AsyncCommand<Model, Real> {
           { field: 'flags.EVMCS', offset: 0, expected: String(expected), actual: String(flag) },
         ]);
       const s = must(await r.ctx.target.setNestedState(r.vcpu, g.buffer.subarray(0, g.size)));
+      // SET restores an eVMCS map-pending (even when it then fails at V12: no rollback, quirk Q2)
+      m.pending = flag;
       // quirk EVMCS_RESUME_BEFORE_LAUNCH (see nested.round-trip): a first enlightened VMRESUME leaves
       // the vmcs12 without its revision id, and SET refuses the blob at V12
       const unrevised = flag && g.size > HEADER_SIZE && hdrRevision(VMCS12.read(g.buffer.subarray(OFFSET.vmcs12), 'hdr')) !== VMCS12_REVISION;
-      if (s.ret !== 0 && s.rule === 'V12' && unrevised) return;
+      if (s.ret !== 0 && s.rule === 'V12' && unrevised) {
+        m.guestMode = false; // V12 comes before guest mode is entered
+        return;
+      }
       if (s.ret !== 0) throw new Violation(`SET of the blob GET just produced failed: ${s.ret} at ${s.rule}`);
     }
   }
@@ -111,7 +134,7 @@ class Run implements fc.AsyncCommand<Model, Real> {
   check = () => true;
   async run(m: Model, r: Real): Promise<void> {
     await r.ctx.target.guestOp(r.vcpu, { op: 'run' });
-    void m;
+    servePending(m);
   }
   toString = () => 'run';
 }
@@ -148,7 +171,7 @@ export const evmcsFlagWhenActive: PropertyDef = {
       fc.commands(commands, { maxCommands: 25, ...(ctx.replayPath !== undefined ? { replayPath: ctx.replayPath } : {}) }),
       async (config, cmds) => {
         const vcpu = must(await ctx.target.createVcpu(config));
-        const model: Model = { config, evmcsEnabled: false, vmxon: false, guestMode: false, inSmm: false, evmcsPageValid: false, vpAssistEnlightened: false, active: false };
+        const model: Model = { config, evmcsEnabled: false, vmxon: false, guestMode: false, inSmm: false, evmcsPageValid: false, vpAssistEnlightened: false, active: false, pending: false };
         await fc.asyncModelRun(() => ({ model, real: { ctx, vcpu } }), [...cmds, new GetSetCycle()]);
       },
     );

@@ -154,7 +154,7 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
       return ok({ ret: r.ret, errno: r.errno, rule: r.rule, ...(r.vmentryCheck !== undefined ? { vmentryCheck: r.vmentryCheck } : {}) });
     },
     async migrate(path) {
-      return nested ? ok(model.runPath(path, model.hooks)) : noNested();
+      return nested ? ok(model.runPath(path, model)) : noNested();
     },
     async destroyVcpu(id) {
       vcpus.delete(id);

@@ -205,12 +205,12 @@ const MUTANTS: Mutant[] = [
   },
   {
     property: 'migration.prediction-honest',
-    what: 'the static check forgets that a destination running nested=0 refuses a guest with VMX in its CPUID',
+    what: 'SET makes no KVM_REQ_GET_NESTED_STATE_PAGES for a map-pending eVMCS: the first KVM_RUN after a migration leaves it unmapped (F4)',
     planted: {
-      file: 'migration/predict.ts',
-      line: "if (stream.config.vmxInCpuid && !dst.nested) return { kind: 'refused', reason: 'nested=0 on the destination' };",
-      bug: '',
-      use: (m) => ({ deps: { predict: m.predict as ModelDeps['predict'] } }),
+      file: 'nested/set.ts',
+      line: "v.evmptr = 'map-pending'; // looked up on the next KVM_RUN, when the VP-assist page is restored (vcpu.ts run)\n    v.statePagesRequested = true;",
+      bug: "v.evmptr = 'map-pending';",
+      use: (m) => ({ model: { setNestedState: m.setNestedState as ReferenceModel['setNestedState'] } }),
     },
   },
   {

@@ -1,10 +1,11 @@
 // A migration path, hop by hop: the guest starts on one host, does things, moves, does more, moves on.
-import { applyOp, DEFAULT_HOOKS, Vcpu, type GuestOp, type VcpuConfig, type VcpuHooks } from '../nested/vcpu.js';
+import { Vcpu, type GuestOp, type VcpuConfig } from '../nested/vcpu.js';
 import { findProfile } from '../profiles.js';
 import { findHost } from './hosts.js';
 import { restoreFromStream } from './step.js';
 import { saveToStream } from './stream.js';
 import type { Outcome } from './outcome.js';
+import { MODEL_OPS, type VcpuOps } from './vcpu-ops.js';
 
 /** A migration path as a VMM fleet runs it: where the guest starts, what it does, where it moves. */
 export interface MigrationPath {
@@ -25,23 +26,23 @@ export interface MigrationHop {
   readonly restored: Uint8Array | null;
 }
 
-export function runPath(path: MigrationPath, hooks: VcpuHooks = DEFAULT_HOOKS): MigrationHop[] {
+export function runPath(path: MigrationPath, ops: VcpuOps = MODEL_OPS): MigrationHop[] {
   let host = findHost(path.start.host);
   const p = host && findProfile(host.profile);
   if (!host || !p?.nested) throw new RangeError(`no nested-state host ${path.start.host}`);
-  let v = new Vcpu({ ...p, nested: p.nested }, { ...path.start.vm, nested: host.nested }, hooks);
-  for (const o of path.start.ops) applyOp(v, o);
+  let v = new Vcpu({ ...p, nested: p.nested }, { ...path.start.vm, nested: host.nested }, ops.hooks);
+  for (const o of path.start.ops) ops.applyOp(v, o);
   const hops: MigrationHop[] = [];
   for (const hop of path.hops) {
     const dst = findHost(hop.host);
     if (!dst) throw new RangeError(`no host ${hop.host}`);
-    const stream = saveToStream(v, host, { qemuDropsVmxFlags: path.qemuDropsVmxFlags });
-    const r = restoreFromStream(stream, v.profile, dst, hooks);
+    const stream = saveToStream(v, host, { qemuDropsVmxFlags: path.qemuDropsVmxFlags }, ops);
+    const r = restoreFromStream(stream, v.profile, dst, ops);
     hops.push({ from: host.name, to: dst.name, outcome: r.outcome, sourceBlob: stream.sourceBlob, carried: stream.nestedState, restored: r.restoredBlob });
     if (!r.destination || r.outcome.kind === 'refused' || r.outcome.kind === 'failed') break;
     v = r.destination;
     host = dst;
-    for (const o of hop.opsAfter) applyOp(v, o);
+    for (const o of hop.opsAfter) ops.applyOp(v, o);
   }
   return hops;
 }

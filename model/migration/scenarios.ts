@@ -24,6 +24,15 @@ const loaded: GuestOp[] = [...vmxon, { op: 'init-vmcs', pa: pa.vmcs }, { op: 'vm
 /** a valid L2 (VMLAUNCH runs the VM-entry checks), with its entry point */
 const l2 = (controls: Parameters<typeof writeL2>[0] = {}): GuestOp[] => [...writeL2(controls), w('guest_rip', 0xfff0n)];
 
+/** a Hyper-V L1's enlightened VMLAUNCH of the eVMCS its VP-assist page names, and KVM_RUN */
+const enlightenedLaunch: GuestOp[] = [
+  ...vmxon,
+  { op: 'init-evmcs', pa: pa.evmcs },
+  { op: 'set-vp-assist', currentNestedVmcs: pa.evmcs, enlightenVmentry: true },
+  { op: 'evmcs-entry', launch: true },
+  { op: 'run' },
+];
+
 export const SCENARIOS: readonly Scenario[] = [
   { name: 'never-nested', description: 'VMX in CPUID, the guest never ran VMXON', vm: DEFAULT_VCPU, ops: [] },
   { name: 'l1-only', description: 'VMXON, no current VMCS', vm: DEFAULT_VCPU, ops: vmxon },
@@ -39,18 +48,13 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'preemption-timer', description: 'L2 running with the preemption timer armed', vm: DEFAULT_VCPU, ops: [...loaded, ...l2({ pin: L2_CONTROLS.pin | BIT.pin.preemption }), w('vmx_preemption_timer_value', 0x100n), { op: 'vmlaunch' }, { op: 'run' }] },
   { name: 'mtf-pending', description: 'L2 with a monitor-trap-flag VM-exit pending', vm: DEFAULT_VCPU, ops: [...loaded, ...l2({ proc: L2_CONTROLS.proc | BIT.proc.mtf }), { op: 'vmlaunch' }, { op: 'run' }, { op: 'mtf' }] },
   { name: 'smm', description: 'VMXON, then an SMI: VMX state parked in SMM', vm: DEFAULT_VCPU, ops: [...loaded, { op: 'smm-entry' }] },
+  { name: 'evmcs-active', description: 'Hyper-V L1 running L2 from an enlightened VMCS', vm: HYPERV, needs: 'evmcs', ops: enlightenedLaunch },
   {
-    name: 'evmcs-active',
-    description: 'Hyper-V L1 running L2 from an enlightened VMCS',
+    name: 'evmcs-vp-assist-off',
+    description: 'Hyper-V L1 turned enlightened VM-entry off in its VP-assist page after an enlightened entry (its eVMCS stays in use until the next one): the first KVM_RUN after a restore releases it (F4)',
     vm: HYPERV,
     needs: 'evmcs',
-    ops: [
-      ...vmxon,
-      { op: 'init-evmcs', pa: pa.evmcs },
-      { op: 'set-vp-assist', currentNestedVmcs: pa.evmcs, enlightenVmentry: true },
-      { op: 'evmcs-entry', launch: true },
-      { op: 'run' },
-    ],
+    ops: [...enlightenedLaunch, { op: 'set-vp-assist', currentNestedVmcs: pa.evmcs, enlightenVmentry: false }],
   },
   { name: 'evmcs-enabled-unused', description: 'eVMCS enabled by the VMM, the guest never ran a nested hypervisor (seed 003)', vm: HYPERV, ops: [], needs: 'evmcs' },
 ];

@@ -3,16 +3,15 @@
 // what the guest lost on the way.
 import { readHeader } from '../nested/blob.js';
 import { FLAGS, HEADER_SIZE, OFFSET, SMM_FLAGS, VMCS12_BLOB_SIZE, VMCS12_STRUCT_SIZE, VMX_HDR_FLAGS } from '../nested/constants.js';
-import { getNestedState } from '../nested/get.js';
-import { setNestedState } from '../nested/set.js';
-import { applyOp, Vcpu, type VcpuHooks, DEFAULT_HOOKS } from '../nested/vcpu.js';
+import { Vcpu } from '../nested/vcpu.js';
 import { findProfile, type Profile } from '../profiles.js';
 import { filterDiff } from '../filter-diff.js';
 import { CONTROL_MSRS, MSR, MSR_NAMES, type MsrSet } from '../vmx-msrs.js';
-import type { NestedBehaviour } from '../nested/behaviour.js';
+import { NESTED_4_19, type NestedBehaviour } from '../nested/behaviour.js';
 import type { Host } from './hosts.js';
 import type { Outcome } from './outcome.js';
 import { saveToStream, type Stream, type StreamOptions } from './stream.js';
+import { MODEL_OPS, type VcpuOps } from './vcpu-ops.js';
 
 export interface StepResult {
   readonly outcome: Outcome;
@@ -76,7 +75,7 @@ function evmcsFilterLoss(src: Profile, dst: Profile, stream: Stream, evmcsOnDest
   return [`${n} controls the L1 could use under ${src.name} are hidden by the ${dst.name} eVMCS filter (${hit.map((m) => m.name.replace('IA32_VMX_', '')).join(', ')}; see filter diff)`];
 }
 
-export function restoreFromStream(stream: Stream, srcProfile: Profile, dst: Host, hooks: VcpuHooks = DEFAULT_HOOKS): StepResult {
+export function restoreFromStream(stream: Stream, srcProfile: Profile, dst: Host, ops: VcpuOps = MODEL_OPS): StepResult {
   const refused = (reason: string): StepResult => ({ outcome: { kind: 'refused', reason }, stream, destination: null, restoredBlob: null });
   const dstProfile = findProfile(dst.profile);
   if (!dstProfile) return refused(`unknown destination profile ${dst.profile}`);
@@ -90,13 +89,13 @@ export function restoreFromStream(stream: Stream, srcProfile: Profile, dst: Host
   const lost: string[] = [];
   const evmcs = stream.evmcsEnabled && dst.evmcsCap;
   if (stream.evmcsEnabled && !dst.evmcsCap) lost.push('the eVMCS enlightenment (KVM_CAP_HYPERV_ENLIGHTENED_VMCS absent on the destination)');
-  const v = new Vcpu({ ...dstProfile, nested: dstProfile.nested ?? ({ evmcsFlag: 'none', setFlagsMask: 0, getsMtf: false, headerFlags: false } as NestedBehaviour) }, { ...stream.config, nested: dst.nested, evmcsEnabled: evmcs, inSmm: stream.inSmm }, hooks);
+  const v = new Vcpu({ ...dstProfile, nested: dstProfile.nested ?? ({ ...NESTED_4_19, setFlagsMask: 0 } as NestedBehaviour) }, { ...stream.config, nested: dst.nested, evmcsEnabled: evmcs, inSmm: stream.inSmm }, ops.hooks);
   v.memory = new Map([...stream.memory].map(([k, p]) => [k, p.slice()]));
   v.vpAssist = stream.vpAssist && { ...stream.vpAssist };
   v.efer = stream.efer; // KVM_SET_SREGS comes before the nested state in QEMU
   let restored: Uint8Array | null = null;
   if (stream.nestedState && dstProfile.nested) {
-    const s = setNestedState(v, stream.nestedState);
+    const s = ops.setNestedState(v, stream.nestedState);
     if (s.ret !== 0)
       return { outcome: { kind: 'failed', errno: s.errno ?? 'ret-2', rule: s.rule, reason: s.why }, stream, destination: null, restoredBlob: null };
   }
@@ -104,23 +103,26 @@ export function restoreFromStream(stream: Stream, srcProfile: Profile, dst: Host
   // mode reads DR7 and the activity state back from them (F8). Only a wait-for-SIPI L2 has a run
   // state KVM can refuse, and only outside L2
   v.dr7 = stream.dr7; // KVM_SET_DEBUGREGS
-  const mp = applyOp(v, { op: 'set-mp-state', state: stream.mpState });
+  const mp = ops.applyOp(v, { op: 'set-mp-state', state: stream.mpState });
   if (mp.result !== 'ok') return { outcome: { kind: 'failed', errno: 'EINVAL', rule: 'KVM_SET_MP_STATE', reason: mp.reason }, stream, destination: null, restoredBlob: null };
   if (stream.nestedState && dstProfile.nested) {
-    const g = getNestedState(v, 8320);
+    const g = ops.getNestedState(v, 8320);
     restored = g.buffer.subarray(0, g.size).slice();
     // under 4.20-5.1 the EVMCS flag meant "enabled": a destination vCPU with eVMCS enabled keeps that
     const keepsEnabled = srcProfile.nested?.evmcsFlag === 'when-enabled' && v.evmcsEnabled;
     lost.push(...losses(stream.sourceBlob, restored).filter((l) => !(keepsEnabled && l === 'flag EVMCS')));
   }
-  const run = applyOp(v, { op: 'run' });
+  const evmcsPending = v.evmptr === 'map-pending';
+  const run = ops.applyOp(v, { op: 'run' });
   if (run.result === 'internal-error') return { outcome: { kind: 'failed', errno: 'internal-error', rule: 'KVM_RUN', reason: run.reason }, stream, destination: null, restoredBlob: restored };
+  if (evmcsPending && !v.evmcsMapped())
+    lost.push(v.evmptr === 'invalid' ? 'the restored eVMCS and its vmcs12: the first KVM_RUN released it (the VP-assist page names no eVMCS)' : 'the restored eVMCS: still map-pending after the first KVM_RUN');
   const filterLoss = evmcsFilterLoss(srcProfile, dstProfile, stream, evmcs);
   if (!Array.isArray(filterLoss)) return { outcome: { kind: 'unknown', reason: filterLoss.unknown }, stream, destination: v, restoredBlob: restored };
   lost.push(...filterLoss);
   return { outcome: lost.length ? { kind: 'degraded', lost } : { kind: 'ok' }, stream, destination: v, restoredBlob: restored };
 }
 
-export function migrate(src: Vcpu, srcHost: Host, dst: Host, opts: StreamOptions, hooks?: VcpuHooks): StepResult {
-  return restoreFromStream(saveToStream(src, srcHost, opts), src.profile, dst, hooks);
+export function migrate(src: Vcpu, srcHost: Host, dst: Host, opts: StreamOptions, ops: VcpuOps = MODEL_OPS): StepResult {
+  return restoreFromStream(saveToStream(src, srcHost, opts, ops), src.profile, dst, ops);
 }

@@ -1,10 +1,10 @@
 // What a VMM (QEMU's rules, history.md) saves on the source and carries in the migration stream.
 import { encodeBlob, readHeader, writeHeader } from '../nested/blob.js';
 import { FORMAT, HEADER_SIZE, INVALID_GPA, SIZE_WITH_SHADOW, SIZE_WITH_VMCS12 } from '../nested/constants.js';
-import { getNestedState } from '../nested/get.js';
 import type { Vcpu, VcpuConfig } from '../nested/vcpu.js';
 import type { Host } from './hosts.js';
 import type { MsrSet } from '../vmx-msrs.js';
+import { MODEL_OPS, type VcpuOps } from './vcpu-ops.js';
 
 export interface StreamOptions {
   /** some QEMU versions do not carry hdr.vmx.flags and the deadline: they arrive zeroed */
@@ -38,9 +38,9 @@ export interface Stream {
  * 4.20-5.1 the EVMCS flag alone forced it, seed 003); the vmcs12 when `size` reaches past the header;
  * the shadow vmcs12 when it reaches past the first 4 KiB.
  */
-export function saveToStream(src: Vcpu, host: Host, opts: StreamOptions): Stream {
+export function saveToStream(src: Vcpu, host: Host, opts: StreamOptions, ops: Pick<VcpuOps, 'getNestedState'> = MODEL_OPS): Stream {
   // without KVM_CAP_NESTED_STATE the VMM cannot ask: it saves nothing nested
-  const g = host.nestedStateMax ? getNestedState(src, SIZE_WITH_SHADOW) : { buffer: encodeBlob({ vmxonPa: INVALID_GPA, vmcs12Pa: INVALID_GPA }), size: HEADER_SIZE };
+  const g = host.nestedStateMax ? ops.getNestedState(src, SIZE_WITH_SHADOW) : { buffer: encodeBlob({ vmxonPa: INVALID_GPA, vmcs12Pa: INVALID_GPA }), size: HEADER_SIZE };
   const blob = g.buffer.subarray(0, g.size);
   const h = readHeader(blob);
   const needed = h.format === FORMAT.VMX && (h.vmxonPa !== INVALID_GPA || h.flags !== 0);

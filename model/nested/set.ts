@@ -1,5 +1,6 @@
 // KVM_SET_NESTED_STATE (kernel-facts §9): every check in order, each outcome naming the rule that
-// decided it, and the quirks as the kernel has them: no rollback after S1/S3 (Q2), SMM with a small
+// decided it, and the quirks as the kernel has them: a vCPU in L2 forced out of it at S1 with a
+// nested VM-exit's side effects (F12), no rollback after S1/S3 (Q2), SMM with a small
 // size (Q1), GIF_SET ignored on VMX (Q3), launch_state kept (Q4), vmcs12_pa winning over EVMCS, and
 // the positive return value 2 from S8.
 import { hdrRevision, hdrShadow, VMCS12 } from '../catalog/by-name.js';
@@ -73,7 +74,10 @@ export function setNestedState(v: Vcpu, blob: Uint8Array | null): SetResult {
       v.evmcsEnabled = true; // 4.20-5.1: the flag itself enables eVMCS
     }
   }
-  // S1: from here on nothing is rolled back (quirk Q2)
+  // S1: from here on nothing is rolled back (quirk Q2). A vCPU in L2 is forced out of it first, with
+  // every side effect of a nested VM-exit (Vcpu.exitToL1: MTF discarded, a pending eVMCS looked up,
+  // the cached shadow vmcs12 written to guest memory), whatever SET answers later (F12)
+  if (v.guestMode) quirks.push('S1_FORCED_EXIT_FROM_L2');
   v.leaveNested();
   if (h.vmxonPa === INVALID_GPA) {
     if (evmcsCarriesVmcs12) quirks.push('LONE_EVMCS_FLAG_IGNORED');
@@ -94,7 +98,8 @@ export function setNestedState(v: Vcpu, blob: Uint8Array | null): SetResult {
     v.currentVmptr = h.vmcs12Pa;
     if (evmcsCarriesVmcs12) quirks.push('VMCS12_PA_WINS_OVER_EVMCS');
   } else if (evmcsCarriesVmcs12) {
-    v.evmptr = 'map-pending'; // mapped on the next KVM_RUN, when the VP-assist page is restored
+    v.evmptr = 'map-pending'; // looked up on the next KVM_RUN, when the VP-assist page is restored (vcpu.ts run)
+    v.statePagesRequested = true;
   } else return q2(einval('V10c', 'no vmcs12_pa and no EVMCS, yet the size announces a vmcs12'));
   if (h.smmFlags & SMM_FLAGS.VMXON) {
     v.smm.vmxon = true;
@@ -134,6 +139,7 @@ export function setNestedState(v: Vcpu, blob: Uint8Array | null): SetResult {
     return error(done(2, 'S8', 'prepare_vmcs02 failed (e.g. rule prepare.guest-cr3): NVMX_VMENTRY_VMEXIT (2) is returned as the ioctl value'));
   }
   loadL2Registers(v, v.nestedRunPending);
+  v.statePagesRequested = true; // nested_vmx_enter_non_root_mode(from_vmentry = false)
   return done(0, 'S9', 'L2 active (guest mode)');
 
   function q2(r: SetResult): SetResult {

@@ -1,7 +1,7 @@
 // A vCPU's nested-VMX state as KVM keeps it, and the guest operations that change it (kernel-facts
 // §8-11). Mutable by design: it is a state machine; clone() before exploring.
 import { EVMCS, encodingOf, hdrRevision, hdrShadow, makeHdr, VMCS12 } from '../catalog/by-name.js';
-import { EVMCS_ACCEPTED_REVISIONS, KVM_EVMCS_VERSION } from '../catalog/evmcs.js';
+import { KVM_EVMCS_VERSION } from '../catalog/evmcs.js';
 import { VMCS12_REVISION, VMCS12_SIZE } from '../catalog/vmcs12.js';
 import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened } from '../evmcs.js';
 import type { Profile } from '../profiles.js';
@@ -13,6 +13,7 @@ import type { NestedBehaviour } from './behaviour.js';
 import type { MsrSet } from '../vmx-msrs.js';
 import { entryFailureReason } from '../vmentry/check.js';
 import { applyEntryMsrLoad, kvmPrepareVmcs02, kvmVmentryChecks, type EntryFailure } from './vmentry-hook.js';
+import { enlightenedVmptrld, type EvmcsPointer } from './evmcs-pointer.js';
 
 /** The vCPU configuration a VMM sets up before restoring (schema: reports/schema/vcpu.schema.json). */
 export interface VcpuConfig {
@@ -37,8 +38,6 @@ export interface VcpuConfig {
 }
 
 export const DEFAULT_VCPU: VcpuConfig = { nested: true, vmxInCpuid: true, evmcsEnabled: false, hypervCpuid: false, inSmm: false, maxPhyAddr: 36 };
-
-export type EvmcsPointer = 'invalid' | 'map-pending' | bigint;
 
 /** What a guest operation did: KVM's answer, never an exception. */
 export type OpResult =
@@ -107,7 +106,8 @@ export class Vcpu {
   memory = new Map<bigint, Uint8Array>();
   /** the Hyper-V VP-assist page: which eVMCS the guest points at */
   vpAssist: { currentNestedVmcs: bigint; enlightenVmentry: boolean } | null = null;
-  internalError: string | null = null;
+  /** KVM_REQ_GET_NESTED_STATE_PAGES: made by SET (a map-pending eVMCS, or L2 restored), served by the next KVM_RUN or nested VM-exit */
+  statePagesRequested = false;
   /** L1 TSC, advanced by KVM_RUN; the deadline is in TSC units >> 5 */
   tsc = 0n;
   /**
@@ -198,6 +198,7 @@ export class Vcpu {
     this.currentVmptr = INVALID_GPA;
     this.evmptr = 'invalid';
     this.needVmcs12ToShadowSync = false;
+    this.statePagesRequested = false;
   }
 
   /** vmx_leave_nested(): force a VM-exit to L1, then free_nested() */
@@ -207,31 +208,54 @@ export class Vcpu {
     this.freeNested();
   }
 
-  /**
-   * nested_vmx_vmexit: back to L1. A pending MTF trap is discarded on every exit (F6). A real exit
-   * (not the -1 of SMM entry or vmx_leave_nested) runs prepare_vmcs12: the exit reason, and
-   * launch_state = 1 unless the exit reports a failed VM-entry (F5: KVM marks the VMCS launched
-   * here, not at VM-entry, so GET while L2 is pending or running shows it unlaunched); then the
-   * eVMCS sync is scheduled.
-   */
+  /** nested_vmx_vmexit to L1; the model also forgets the L2's preemption-timer deadline here. */
   vmexit(reason: bigint): void {
-    if (reason !== 0xffff_ffffn) syncVmcs02ToVmcs12(this); // prepare_vmcs12 syncs vmcs02 first (F8)
+    this.exitToL1(reason);
+    this.hasPreemptionTimerDeadline = false;
+  }
+
+  /**
+   * What every nested_vmx_vmexit does, the -1 of SMM entry and of vmx_leave_nested (SET, F12)
+   * included. A pending MTF trap is discarded (F6). A pending KVM_REQ_GET_NESTED_STATE_PAGES is
+   * served first, so an exit forced before the first KVM_RUN after a restore still looks up a pending
+   * eVMCS (clearing its hv_clean_fields in guest memory; a failure is ignored). A real exit runs
+   * prepare_vmcs12: the exit reason, and launch_state = 1 unless the exit reports a failed VM-entry
+   * (F5: KVM marks the VMCS launched here, not at VM-entry), and schedules the eVMCS sync. Last, the
+   * cached shadow vmcs12 is written to guest memory at the link pointer
+   * (nested_flush_cached_shadow_vmcs12, F12).
+   */
+  exitToL1(reason: bigint): void {
+    this.mtfPending = false;
+    if (this.statePagesRequested) {
+      this.statePagesRequested = false;
+      getEvmcsPage(this);
+    }
+    this.guestMode = false;
+    this.nestedRunPending = false;
+    if (reason !== 0xffff_ffffn) {
+      syncVmcs02ToVmcs12(this); // prepare_vmcs12 syncs vmcs02 first (F8)
+      VMCS12.write(this.vmcs12, 'vm_exit_reason', reason);
+      if (!(reason & VMX_EXIT_REASONS_FAILED_VMENTRY)) VMCS12.write(this.vmcs12, 'launch_state', 1n);
+      if (this.evmcsMapped()) this.needVmcs12ToShadowSync = true;
+    }
+    const link = this.linkPointer();
+    if (this.usesShadowVmcs() && link !== INVALID_GPA) this.writeGuest(link, this.shadowVmcs12);
     // load_vmcs12_host_state: DR7 to its reset value; EFER from vmcs12's host state or, without
     // that control, the vCPU's with the long-mode bits of the host address-space size
     const exit = Number(VMCS12.read(this.vmcs12, 'vm_exit_controls'));
     this.dr7 = DR7_RESET;
     this.efer = exit & BIT.exit.loadEfer ? VMCS12.read(this.vmcs12, 'host_ia32_efer') : exit & BIT.exit.hostAddrSpace ? this.efer | LONG_MODE : this.efer & ~LONG_MODE;
-    // then every exit, the -1 of SMM entry and vmx_leave_nested too, makes the vCPU RUNNABLE ("in
+    // and every exit, the -1 of SMM entry and of vmx_leave_nested too, makes the vCPU RUNNABLE ("in
     // case we halted in L2")
     this.mpState = MP_STATE.RUNNABLE;
-    this.mtfPending = false;
-    this.guestMode = false;
-    this.nestedRunPending = false;
-    this.hasPreemptionTimerDeadline = false;
-    if (reason === 0xffff_ffffn) return;
-    VMCS12.write(this.vmcs12, 'vm_exit_reason', reason);
-    if (!(reason & VMX_EXIT_REASONS_FAILED_VMENTRY)) VMCS12.write(this.vmcs12, 'launch_state', 1n);
-    if (this.evmcsMapped()) this.needVmcs12ToShadowSync = true;
+  }
+
+  /** Stores bytes at a guest-physical address (a region need not be page-aligned: it then spans two pages). */
+  writeGuest(gpa: bigint, bytes: Uint8Array): void {
+    const at = Number(gpa & 0xfffn);
+    const first = VMCS12_SIZE - at;
+    this.page(gpa - BigInt(at)).set(bytes.subarray(0, first), at);
+    if (bytes.length > first) this.page(gpa - BigInt(at) + BigInt(VMCS12_SIZE)).set(bytes.subarray(first));
   }
 }
 
@@ -330,33 +354,12 @@ function entryFailureExit(v: Vcpu, rule: string, reason: number, qualification: 
   return { result: 'vmexit', error: reason, reason: `VM-entry failure (${what}, qualification ${qualification}): ${rule}`, check: rule, qualification };
 }
 
-/** nested_vmx_handle_enlightened_vmptrld: map the eVMCS the VP-assist page names. */
-function enlightenedVmptrld(v: Vcpu, launch: boolean): OpResult | null {
-  if (!v.guestCpuidHasEvmcs() || !v.vpAssist?.enlightenVmentry) return null;
-  const gpa = v.vpAssist.currentNestedVmcs;
-  if (gpa === INVALID_GPA) return null;
-  const changed = v.evmptr !== gpa;
-  const page = v.page(gpa);
-  const revision = Number(EVMCS.read(page, 'revision_id'));
-  if (!EVMCS_ACCEPTED_REVISIONS.includes(revision)) {
-    v.evmptr = 'invalid';
-    return fail('VMfailInvalid', `eVMCS revision 0x${revision.toString(16)} is neither 1 nor VMCS12_REVISION`);
-  }
-  if (changed) {
-    // the eVMCS replaces any current VMCS: vmcs12_pa reads -1 while an eVMCS is in use (kernel-facts §8)
-    if (v.currentVmptr !== INVALID_GPA) v.page(v.currentVmptr).set(v.vmcs12);
-    v.currentVmptr = INVALID_GPA;
-    v.evmptr = gpa;
-    if (launch) {
-      v.vmcs12.fill(0);
-      VMCS12.write(v.vmcs12, 'hdr', makeHdr(false));
-    }
-  }
-  if (changed || launch) EVMCS.write(page, 'hv_clean_fields', 0n); // zeroed in guest memory
+/** nested_vmx_run with an eVMCS in use: its fields are copied into vmcs12 by its clean fields; it has no launch state. */
+function copyEvmcsIn(v: Vcpu, launch: boolean): void {
+  const page = v.page(v.evmptr as bigint);
   const clean = Number(EVMCS.read(page, 'hv_clean_fields'));
   v.vmcs12 = copyEnlightenedToVmcs12(page.subarray(0, 1024), v.vmcs12, clean, { enlightenmentsGroup: v.profile.evmcs?.enlightenmentsGroup ?? false }).vmcs12;
-  VMCS12.write(v.vmcs12, 'launch_state', launch ? 0n : 1n); // = !launch: eVMCS has no launch state
-  return ok();
+  VMCS12.write(v.vmcs12, 'launch_state', launch ? 0n : 1n); // = !launch
 }
 
 /** Runs one guest (or VMM) operation. KVM's answer comes back; the vCPU changes in place. */
@@ -444,8 +447,9 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
       if (!v.vmxon || v.guestMode) return fail('#UD', `${o.op.toUpperCase()} outside VMX root operation`);
       const launch = o.op === 'vmlaunch';
       const ev = enlightenedVmptrld(v, launch);
-      if (ev && ev.result !== 'ok') return ev;
-      if (!ev && v.currentVmptr === INVALID_GPA) return fail('VMfailInvalid', 'no current VMCS');
+      if (ev.status === 'vmfail') return fail('VMfailInvalid', ev.why);
+      if (!v.evmcsMapped() && v.currentVmptr === INVALID_GPA) return fail('VMfailInvalid', 'no current VMCS');
+      if (v.evmcsMapped()) copyEvmcsIn(v, launch);
       return vmentry(v, launch);
     }
     case 'evmcs-entry':
@@ -466,12 +470,9 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
         v.vmxon = false;
       }
       if (v.guestMode) {
-        // vmx_enter_smm: nested_vmx_vmexit(-1), which discards a pending MTF trap (F6) and makes the vCPU RUNNABLE
-        v.mpState = MP_STATE.RUNNABLE;
+        // vmx_enter_smm: nested_vmx_vmexit(-1)
         v.smm.guestMode = true;
-        v.guestMode = false;
-        v.nestedRunPending = false;
-        v.mtfPending = false;
+        v.exitToL1(0xffff_ffffn);
       }
       return ok();
     case 'rsm':
@@ -482,9 +483,11 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
         v.smm.vmxon = false;
       }
       if (v.smm.guestMode) {
+        // vmx_leave_smm: nested_vmx_enter_non_root_mode(from_vmentry = false) requests the state pages
         v.guestMode = true;
         v.nestedRunPending = true;
         v.smm.guestMode = false;
+        v.statePagesRequested = true;
       }
       return ok();
     case 'run':
@@ -540,22 +543,36 @@ function setMpState(v: Vcpu, state: number): OpResult {
   return ok();
 }
 
-/** KVM_RUN: resolve a pending eVMCS map, sync vmcs12 into the eVMCS, enter L2 if a VM-entry is pending. */
+/**
+ * nested_get_evmcs_page: with eVMCS for the guest, a map-pending eVMCS is looked up in the VP-assist
+ * page (F4): found, it is mapped and the restored vmcs12 is to be written into it; named nowhere, it
+ * is released; with a wrong revision it is released and the lookup fails. Without eVMCS for the
+ * guest (no Hyper-V CPUID) it stays pending.
+ */
+function getEvmcsPage(v: Vcpu): { readonly ok: true } | { readonly ok: false; readonly why: string } {
+  if (!v.guestCpuidHasEvmcs() || v.evmptr !== 'map-pending') return { ok: true };
+  const r = enlightenedVmptrld(v, false);
+  if (r.status === 'vmfail') return { ok: false, why: r.why };
+  v.needVmcs12ToShadowSync = true;
+  return { ok: true };
+}
+
+/**
+ * KVM_RUN: serve KVM_REQ_GET_NESTED_STATE_PAGES (a failed eVMCS lookup is KVM_EXIT_INTERNAL_ERROR for
+ * this KVM_RUN only: the eVMCS is released by then; whether the request is made again is the
+ * profile's), sync vmcs12 into the eVMCS, enter L2 if a VM-entry is pending.
+ */
 function run(v: Vcpu): OpResult {
-  if (v.internalError) return fail('internal-error', v.internalError);
   // a vCPU that is not RUNNABLE (a halted or wait-for-SIPI L2) blocks in vcpu_block until the VMM's
   // signal: it never reaches vcpu_enter_guest, where the requests and the entry below are handled
   if (v.mpState !== MP_STATE.RUNNABLE) return ok();
-  if (v.evmptr === 'map-pending') {
-    const gpa = v.vpAssist?.currentNestedVmcs;
-    const rev = gpa !== undefined && gpa !== INVALID_GPA ? Number(EVMCS.read(v.page(gpa), 'revision_id')) : -1;
-    if (gpa === undefined || gpa === INVALID_GPA || !EVMCS_ACCEPTED_REVISIONS.includes(rev)) {
-      v.internalError = 'KVM_EXIT_INTERNAL_ERROR: the restored eVMCS cannot be mapped from the VP-assist page';
-      return fail('internal-error', v.internalError);
+  if (v.statePagesRequested) {
+    v.statePagesRequested = false;
+    const pages = getEvmcsPage(v);
+    if (!pages.ok) {
+      v.statePagesRequested = v.profile.nested.statePagesRequeuedOnFailure;
+      return fail('internal-error', `KVM_EXIT_INTERNAL_ERROR: the restored eVMCS cannot be mapped (${pages.why}); it is released`);
     }
-    v.evmptr = gpa;
-    EVMCS.write(v.page(gpa), 'hv_clean_fields', 0n);
-    v.needVmcs12ToShadowSync = true;
   }
   if (v.needVmcs12ToShadowSync && v.evmcsMapped()) {
     const page = v.page(v.evmptr as bigint);
