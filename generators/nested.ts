@@ -16,6 +16,7 @@ import { evmcsLayout } from '../model/evmcs.js';
 import { widthBytes } from '../model/encoding.js';
 import { readBytes, writeBytes } from '../model/vmcs12-access.js';
 import { validGuest, type ControlPlan } from './valid-guest.js';
+import type { GuestMemory } from '../model/nested/guest-memory.js';
 
 export const PAGES = { vmxon: 0x1000n, vmcs: 0x2000n, vmcs2: 0x3000n, evmcs: 0x4000n, shadow: 0x5000n } as const;
 
@@ -57,9 +58,9 @@ export function writeEvmcsOps(d: Vmcs12Draft, pa: bigint): GuestOp[] {
   return ops;
 }
 
-/** L2 guests valid for KVM's default capabilities, half of them also within both kernels' eVMCS checks. */
-const validL2 = (plan?: ControlPlan) =>
-  fc.boolean().chain((evmcsSafe) => validGuest(nestedCaps(undefined), { evmcsCheck: evmcsSafe ? [...CHECK_LINUX_6_1, ...CHECK_LINUX_6_12] : null, ...(plan ? { plan } : {}) }));
+/** L2 guests valid for KVM's default capabilities, half of them also within both kernels' eVMCS checks; their addresses inside `memory` when the target has an end to it. */
+const validL2 = (memory: GuestMemory | undefined, plan?: ControlPlan) =>
+  fc.boolean().chain((evmcsSafe) => validGuest(nestedCaps(undefined), { evmcsCheck: evmcsSafe ? [...CHECK_LINUX_6_1, ...CHECK_LINUX_6_12] : null, ...(plan ? { plan } : {}), ...(memory ? { memory } : {}) }));
 
 /** VMXON and a current VMCS (operations that fail harmlessly where they are already done). */
 /** VMXON as an L1 hypervisor does it: the region starts with the revision id (KVM checks it). */
@@ -72,8 +73,12 @@ function enableShadowVmcs(): GuestOp[] {
   return [w('cpu_based_vm_exec_control', BigInt(BIT.proc.secondary)), w('secondary_vm_exec_control', BigInt(BIT.proc2.shadowVmcs)), w('vmcs_link_pointer', PAGES.shadow)];
 }
 
-/** Scenario steps. Each is a few operations a guest (or the VMM) performs. */
-export const step: fc.Arbitrary<GuestOp[]> = fc.oneof(
+/**
+ * Scenario steps. Each is a few operations a guest (or the VMM) performs. A target whose guest memory
+ * has an end (the kvm: agent's 16 MiB) gets valid L2s whose addresses lie inside it: a case pointing
+ * outside would be skipped, not checked.
+ */
+export const stepFor = (memory?: GuestMemory): fc.Arbitrary<GuestOp[]> => fc.oneof(
   { weight: 4, arbitrary: fc.constant<GuestOp[]>([...VMXON]) },
   { weight: 3, arbitrary: fc.constantFrom(PAGES.vmcs, PAGES.vmcs2).map((pa): GuestOp[] => [{ op: 'init-vmcs', pa }, { op: 'vmptrld', pa }]) },
   {
@@ -91,11 +96,11 @@ export const step: fc.Arbitrary<GuestOp[]> = fc.oneof(
   // shadow VMCS: activate secondary controls + SHADOW_VMCS, and a link pointer to a shadow region
   { weight: 2, arbitrary: fc.constant<GuestOp[]>([{ op: 'init-vmcs', pa: PAGES.shadow, shadow: true }, ...enableShadowVmcs()]) },
   // a whole valid L2 written into the current VMCS (VMXON and a VMCS first, if need be), then VMLAUNCH
-  { weight: 4, arbitrary: validL2().map((d): GuestOp[] => [...L1_WITH_VMCS, ...writeGuestOps(d), { op: 'vmlaunch' }]) },
+  { weight: 4, arbitrary: validL2(memory).map((d): GuestOp[] => [...L1_WITH_VMCS, ...writeGuestOps(d), { op: 'vmlaunch' }]) },
   // preemption timer armed
-  { weight: 1, arbitrary: fc.tuple(validL2({ on: { pin: BIT.pin.preemption } }), fc.nat(0xffff)).map(([d, t]): GuestOp[] => [...L1_WITH_VMCS, ...writeGuestOps(d), w('vmx_preemption_timer_value', BigInt(t)), { op: 'vmlaunch' }]) },
+  { weight: 1, arbitrary: fc.tuple(validL2(memory, { on: { pin: BIT.pin.preemption } }), fc.nat(0xffff)).map(([d, t]): GuestOp[] => [...L1_WITH_VMCS, ...writeGuestOps(d), w('vmx_preemption_timer_value', BigInt(t)), { op: 'vmlaunch' }]) },
   // monitor trap flag: L2 runs, then an MTF VM-exit is pending
-  { weight: 1, arbitrary: validL2({ on: { proc: BIT.proc.mtf } }).map((d): GuestOp[] => [...L1_WITH_VMCS, ...writeGuestOps(d), { op: 'vmlaunch' }, { op: 'run' }, { op: 'mtf' }]) },
+  { weight: 1, arbitrary: validL2(memory, { on: { proc: BIT.proc.mtf } }).map((d): GuestOp[] => [...L1_WITH_VMCS, ...writeGuestOps(d), { op: 'vmlaunch' }, { op: 'run' }, { op: 'mtf' }]) },
   { weight: 3, arbitrary: fc.constantFrom<GuestOp[]>([{ op: 'vmlaunch' }], [{ op: 'vmresume' }], [{ op: 'run' }], [{ op: 'vmexit', reason: 1n }]) },
   { weight: 1, arbitrary: fc.constantFrom<GuestOp[]>([{ op: 'vmclear', pa: PAGES.vmcs }], [{ op: 'vmxoff' }], [{ op: 'smm-entry' }], [{ op: 'rsm' }]) },
   // eVMCS: enable the capability, write an eVMCS, point the VP-assist page at it, enlightened entry
@@ -111,7 +116,7 @@ export const step: fc.Arbitrary<GuestOp[]> = fc.oneof(
   // eVMCS with a valid L2 in it (within both kernels' eVMCS checks), enlightened VMLAUNCH
   {
     weight: 2,
-    arbitrary: validGuest(nestedCaps(undefined), { evmcsCheck: [...CHECK_LINUX_6_1, ...CHECK_LINUX_6_12] }).map((d): GuestOp[] => [
+    arbitrary: validGuest(nestedCaps(undefined), { evmcsCheck: [...CHECK_LINUX_6_1, ...CHECK_LINUX_6_12], ...(memory ? { memory } : {}) }).map((d): GuestOp[] => [
       { op: 'enable-evmcs' },
       ...VMXON,
       ...writeEvmcsOps(d, PAGES.evmcs),
@@ -123,7 +128,9 @@ export const step: fc.Arbitrary<GuestOp[]> = fc.oneof(
   { weight: 1, arbitrary: fc.constant<GuestOp[]>([{ op: 'enable-evmcs' }]) },
 );
 
-export const guestOps: fc.Arbitrary<GuestOp[]> = fc.array(step, { maxLength: 8 }).map((steps) => steps.flat());
+export const step = stepFor();
+export const guestOpsFor = (memory?: GuestMemory): fc.Arbitrary<GuestOp[]> => fc.array(stepFor(memory), { maxLength: 8 }).map((steps) => steps.flat());
+export const guestOps = guestOpsFor();
 
 export { opsToJson } from '../model/nested/ops-json.js';
 
@@ -137,4 +144,6 @@ export const SHADOW_SETUP: readonly GuestOp[] = [
 ];
 
 /** Sequences that start from the shadow-VMCS setup half of the time (for properties about it). */
-export const guestOpsOftenShadow: fc.Arbitrary<GuestOp[]> = fc.oneof(guestOps, fc.array(step, { maxLength: 3 }).map((t) => [...SHADOW_SETUP, ...t.flat()]));
+export const guestOpsOftenShadowFor = (memory?: GuestMemory): fc.Arbitrary<GuestOp[]> =>
+  fc.oneof(guestOpsFor(memory), fc.array(stepFor(memory), { maxLength: 3 }).map((t) => [...SHADOW_SETUP, ...t.flat()]));
+export const guestOpsOftenShadow = guestOpsOftenShadowFor();

@@ -49,3 +49,18 @@ describe('evmcs-vp-assist-off: a restored eVMCS the VP-assist page no longer nam
       expect(readHeader(getNestedState(r.destination!, 8320).buffer)).toMatchObject({ flags: 0, size: 128 });
     });
 });
+
+it('on a target with an end to its guest memory (the kvm: agent: 16 MiB less its own ranges), generated scenarios store only inside it', async () => {
+  const { guestOpsFor } = await import('../generators/nested.js');
+  const fcm = (await import('fast-check')).default;
+  const memory = { bytes: 16n << 20n, reserved: [[0x30000n, 0x40000n], [0xe00000n, 0xf00000n]] as const };
+  const inside = (pa: bigint) => pa + 8n <= memory.bytes && !memory.reserved.some(([a, b]) => pa + 8n > a && pa < b);
+  let stores = 0;
+  for (const ops of fcm.sample(guestOpsFor(memory), { seed: 11, numRuns: 400 }))
+    for (const o of ops)
+      if (o.op === 'write-memory' || o.op === 'init-vmcs' || o.op === 'init-evmcs') {
+        stores++;
+        expect(inside(o.pa), `${o.op} at 0x${o.pa.toString(16)}`).toBe(true);
+      }
+  expect(stores).toBeGreaterThan(400);
+});
