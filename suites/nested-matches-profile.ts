@@ -58,8 +58,9 @@ export const nestedMatchesProfile: PropertyDef = {
     const model = referenceTarget({ profile: profile.name });
     const corpus = loadCorpus();
     const goldenIds = [...corpus.entries.values()].filter((e) => e.kind === 'nested-state').map((e) => e.id);
-    // a target that reports its vCPUs' VMX MSRs refuses others from a VMM: both sides get them said
-    const withMsrs = (c: VcpuConfig): VcpuConfig => (ctx.target.vmxMsrs ? { ...c, vmxMsrs: ctx.target.vmxMsrs } : c);
+    // a target that reports its vCPUs' VMX MSRs refuses others from a VMM: both sides get them said.
+    // Only for a vCPU that has VMX, as a VMM restores them: 6.1 refuses VMX MSR writes without it
+    const withMsrs = (c: VcpuConfig): VcpuConfig => (ctx.target.vmxMsrs && c.nested && c.vmxInCpuid ? { ...c, vmxMsrs: ctx.target.vmxMsrs } : c);
     const input = fc.record({
       config: vcpuConfig.map(withMsrs),
       ops: fc.tuple(guestOpsFor(ctx.target.guestMemory), tailWrites).map(([ops, tails]) => withTails(ops, tails)),

@@ -21,10 +21,11 @@ import { missingLine, missingPackages } from './setup/system-packages.js';
 
 describe('kvm:<spec>', () => {
   test.each([
-    ['debian-6.12', { kind: 'package', package: 'linux-image-6.12.117+deb12-amd64' }, undefined, false, false],
-    ['linux-image-6.1.0-57-amd64,modules=/m', { kind: 'package', package: 'linux-image-6.1.0-57-amd64' }, '/m', false, false],
-    ['/k/bzImage,modules=/k/lib/modules/6.13.0', { kind: 'bzImage', path: '/k/bzImage' }, '/k/lib/modules/6.13.0', false, false],
-    ['debian-6.1,shadow-vmcs=on', { kind: 'package', package: 'linux-image-6.1.0-57-amd64' }, undefined, true, false],
+    ['debian-6.12', { kind: 'package', package: 'linux-image-6.12.117+deb12-amd64' }, undefined, false, true],
+    ['linux-image-6.1.0-57-amd64,modules=/m', { kind: 'package', package: 'linux-image-6.1.0-57-amd64' }, '/m', false, true],
+    ['/k/bzImage,modules=/k/lib/modules/6.13.0', { kind: 'bzImage', path: '/k/bzImage' }, '/k/lib/modules/6.13.0', false, true],
+    ['debian-6.1,shadow-vmcs=on', { kind: 'package', package: 'linux-image-6.1.0-57-amd64' }, undefined, true, true],
+    ['debian-6.12,entries=off', { kind: 'package', package: 'linux-image-6.12.117+deb12-amd64' }, undefined, false, false],
     ['debian-6.12,entries=on', { kind: 'package', package: 'linux-image-6.12.117+deb12-amd64' }, undefined, false, true],
   ])('%s', (text, kernel, modules, shadowVmcs, entries) => {
     const s = parseKvmSpec(text);

@@ -42,7 +42,7 @@ static int kvm_fd = -1;
 static int nested_loaded = -1; /* the kvm_intel `nested` parameter the module was loaded with */
 static char profile[64], release[128], kvm_problem[256];
 static char kvm_intel_params[128]; /* nvmx.kvm_intel=: e.g. enable_shadow_vmcs=0 (commas become blanks) */
-static int entries_on;             /* nvmx.entries=1 (kvm:<k>,entries=on): VM-entries on generated guests */
+static int entries_on;             /* nvmx.entries=1 (the default; kvm:<k>,entries=off clears it): VM-entries on generated guests */
 static uint32_t vmcs12_revision;
 static struct kvm_cpuid2 *supported_cpuid;
 
@@ -1087,7 +1087,7 @@ static answer mem_store(struct vcpu *v, uint64_t pa, const void *p, size_t n)
 	return OK;
 }
 
-#define ENTRIES_OFF "VM-entries on generated guests are off by default (kvm:<kernel>,entries=on runs them): a restored L2 in wait-for-SIPI or HLT comes back active on real KVM (README K15, the model does not know it yet), and a whole run with them on is not yet measured on both kernels"
+#define ENTRIES_OFF "VM-entries on generated guests are off in this run (kvm:<kernel>,entries=off); they are on by default"
 
 /* The VMX instructions a guest-op names, and their operands (a VMCS address, or a field and value). */
 struct vmx_insn {
