@@ -129,7 +129,17 @@ export const stepFor = (memory?: GuestMemory): fc.Arbitrary<GuestOp[]> => fc.one
 );
 
 export const step = stepFor();
-export const guestOpsFor = (memory?: GuestMemory): fc.Arbitrary<GuestOp[]> => fc.array(stepFor(memory), { maxLength: 8 }).map((steps) => steps.flat());
+/** What a target says about its vCPUs that shapes the scenarios it can be given (Target's fields of these names). */
+export interface ScenarioLimits {
+  readonly guestMemory?: GuestMemory | undefined;
+  /** guest operations the target does not carry out: steps using one are left out, not skipped later */
+  readonly unsupportedGuestOps?: Readonly<Record<string, string>> | undefined;
+}
+
+const offered = (limits: ScenarioLimits) => (steps: GuestOp[][]): GuestOp[] =>
+  steps.filter((s) => !s.some((o) => limits.unsupportedGuestOps?.[o.op] !== undefined)).flat();
+
+export const guestOpsFor = (limits: ScenarioLimits = {}): fc.Arbitrary<GuestOp[]> => fc.array(stepFor(limits.guestMemory), { maxLength: 8 }).map(offered(limits));
 export const guestOps = guestOpsFor();
 
 export { opsToJson } from '../model/nested/ops-json.js';
@@ -144,6 +154,6 @@ export const SHADOW_SETUP: readonly GuestOp[] = [
 ];
 
 /** Sequences that start from the shadow-VMCS setup half of the time (for properties about it). */
-export const guestOpsOftenShadowFor = (memory?: GuestMemory): fc.Arbitrary<GuestOp[]> =>
-  fc.oneof(guestOpsFor(memory), fc.array(stepFor(memory), { maxLength: 3 }).map((t) => [...SHADOW_SETUP, ...t.flat()]));
+export const guestOpsOftenShadowFor = (limits: ScenarioLimits = {}): fc.Arbitrary<GuestOp[]> =>
+  fc.oneof(guestOpsFor(limits), fc.array(stepFor(limits.guestMemory), { maxLength: 3 }).map((t) => [...SHADOW_SETUP, ...offered(limits)(t)]));
 export const guestOpsOftenShadow = guestOpsOftenShadowFor();

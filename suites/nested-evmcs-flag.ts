@@ -139,19 +139,24 @@ class Run implements fc.AsyncCommand<Model, Real> {
   toString = () => 'run';
 }
 
-const commands = [
-  fc.constant(new Op({ op: 'enable-evmcs' })),
-  fc.constant(new Op({ op: 'vmxon', pa: PAGES.vmxon }, [{ op: 'init-vmcs', pa: PAGES.vmxon }])),
-  fc.constant(new Op({ op: 'vmxoff' })),
-  fc.constantFrom(...EVMCS_ACCEPTED_REVISIONS, 7).map((revision) => new Op({ op: 'init-evmcs', pa: PAGES.evmcs, revision })),
-  fc.boolean().map((e) => new Op({ op: 'set-vp-assist', currentNestedVmcs: PAGES.evmcs, enlightenVmentry: e })),
-  fc.boolean().map((launch) => new Op({ op: 'evmcs-entry', launch })),
-  fc.constant(new Op({ op: 'vmexit', reason: 1n })),
-  fc.constant(new Op({ op: 'smm-entry' })),
-  fc.constant(new Op({ op: 'rsm' })),
-  fc.constant(new Run()),
-  fc.constant(new GetSetCycle()),
+/** The commands, each by the guest operation it needs (null: none), so a target is given only what it offers. */
+const COMMANDS: readonly (readonly [string | null, fc.Arbitrary<fc.AsyncCommand<Model, Real>>])[] = [
+  ['enable-evmcs', fc.constant(new Op({ op: 'enable-evmcs' }))],
+  ['vmxon', fc.constant(new Op({ op: 'vmxon', pa: PAGES.vmxon }, [{ op: 'init-vmcs', pa: PAGES.vmxon }]))],
+  ['vmxoff', fc.constant(new Op({ op: 'vmxoff' }))],
+  ['init-evmcs', fc.constantFrom(...EVMCS_ACCEPTED_REVISIONS, 7).map((revision) => new Op({ op: 'init-evmcs', pa: PAGES.evmcs, revision }))],
+  ['set-vp-assist', fc.boolean().map((e) => new Op({ op: 'set-vp-assist', currentNestedVmcs: PAGES.evmcs, enlightenVmentry: e }))],
+  ['evmcs-entry', fc.boolean().map((launch) => new Op({ op: 'evmcs-entry', launch }))],
+  ['vmexit', fc.constant(new Op({ op: 'vmexit', reason: 1n }))],
+  ['smm-entry', fc.constant(new Op({ op: 'smm-entry' }))],
+  ['rsm', fc.constant(new Op({ op: 'rsm' }))],
+  ['run', fc.constant(new Run())],
+  [null, fc.constant(new GetSetCycle())],
 ];
+
+/** A target's commands: the ones whose operation it carries out (the rest would be skipped cases, not checks). */
+const commandsFor = (t: { readonly unsupportedGuestOps?: Readonly<Record<string, string>> | undefined }) =>
+  COMMANDS.filter(([op]) => op === null || t.unsupportedGuestOps?.[op] === undefined).map(([, c]) => c);
 
 export const evmcsFlagWhenActive: PropertyDef = {
   id: 'nested.evmcs-flag-when-active',
@@ -168,7 +173,7 @@ export const evmcsFlagWhenActive: PropertyDef = {
   async build(ctx) {
     return fc.asyncProperty(
       vcpuConfig.map((c) => ({ ...c, nested: true, vmxInCpuid: true, evmcsEnabled: false })),
-      fc.commands(commands, { maxCommands: 25, ...(ctx.replayPath !== undefined ? { replayPath: ctx.replayPath } : {}) }),
+      fc.commands(commandsFor(ctx.target), { maxCommands: 25, ...(ctx.replayPath !== undefined ? { replayPath: ctx.replayPath } : {}) }),
       async (config, cmds) => {
         const vcpu = must(await ctx.target.createVcpu(config));
         const model: Model = { config, evmcsEnabled: false, vmxon: false, guestMode: false, inSmm: false, evmcsPageValid: false, vpAssistEnlightened: false, active: false, pending: false };

@@ -63,7 +63,7 @@ export const nestedMatchesProfile: PropertyDef = {
     const withMsrs = (c: VcpuConfig): VcpuConfig => (ctx.target.vmxMsrs && c.nested && c.vmxInCpuid ? { ...c, vmxMsrs: ctx.target.vmxMsrs } : c);
     const input = fc.record({
       config: vcpuConfig.map(withMsrs),
-      ops: fc.tuple(guestOpsFor(ctx.target.guestMemory), tailWrites).map(([ops, tails]) => withTails(ops, tails)),
+      ops: fc.tuple(guestOpsFor(ctx.target), tailWrites).map(([ops, tails]) => withTails(ops, tails)),
       smallGet: fc.option(fc.nat(SIZE_WITH_SHADOW - 1), { nil: undefined }),
       restore: restoreChoice(goldenIds),
     });

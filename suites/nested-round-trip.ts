@@ -22,7 +22,7 @@ export const nestedRoundTrip: PropertyDef = {
   runs: 200,
   async build(ctx) {
     const behaviour = profileOf(ctx.target).nested!;
-    return fc.asyncProperty(vcpuConfig, guestOpsFor(ctx.target.guestMemory), async (config, ops) => {
+    return fc.asyncProperty(vcpuConfig, guestOpsFor(ctx.target), async (config, ops) => {
       const src = await reach(ctx, config, ops);
       const b1 = await getFull(ctx, src.vcpu);
       const h1 = readHeader(b1);

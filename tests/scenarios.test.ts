@@ -56,11 +56,24 @@ it('on a target with an end to its guest memory (the kvm: agent: 16 MiB less its
   const memory = { bytes: 16n << 20n, reserved: [[0x30000n, 0x40000n], [0xe00000n, 0xf00000n]] as const };
   const inside = (pa: bigint) => pa + 8n <= memory.bytes && !memory.reserved.some(([a, b]) => pa + 8n > a && pa < b);
   let stores = 0;
-  for (const ops of fcm.sample(guestOpsFor(memory), { seed: 11, numRuns: 400 }))
+  for (const ops of fcm.sample(guestOpsFor({ guestMemory: memory }), { seed: 11, numRuns: 400 }))
     for (const o of ops)
       if (o.op === 'write-memory' || o.op === 'init-vmcs' || o.op === 'init-evmcs') {
         stores++;
         expect(inside(o.pa), `${o.op} at 0x${o.pa.toString(16)}`).toBe(true);
       }
   expect(stores).toBeGreaterThan(400);
+});
+
+it('a target that does not offer some guest operations gets scenarios without them (none skipped later)', async () => {
+  const { guestOpsFor } = await import('../generators/nested.js');
+  const fcm = (await import('fast-check')).default;
+  const lacking = { vmexit: 'no', mtf: 'no', 'smm-entry': 'no', rsm: 'no' };
+  let ops = 0;
+  for (const seq of fcm.sample(guestOpsFor({ unsupportedGuestOps: lacking }), { seed: 5, numRuns: 300 }))
+    for (const o of seq) {
+      ops++;
+      expect(Object.keys(lacking)).not.toContain(o.op);
+    }
+  expect(ops).toBeGreaterThan(1000);
 });
