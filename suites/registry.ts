@@ -2,6 +2,7 @@
 import type { PropertyDef } from '../harness/property.js';
 import { layoutDiffSuite } from './layout-diff.js';
 import { oldRevisionSuite } from './old-revision-readability.js';
+import { revisionsMatchProfile } from './revisions-matches-profile.js';
 import { vmcs12RoundTrip } from './vmcs12-round-trip.js';
 import { evmcsSyncSuite } from './evmcs-sync.js';
 import { msrFilterSuite } from './msr-filter.js';
@@ -25,6 +26,7 @@ export const SUITES: readonly Suite[] = [
   { name: 'vmcs12-round-trip', properties: vmcs12RoundTrip },
   { name: 'layout-diff', properties: layoutDiffSuite },
   { name: 'old-revision-readability', properties: oldRevisionSuite },
+  { name: 'revisions-matches-profile', properties: [revisionsMatchProfile] },
   { name: 'evmcs-sync', properties: evmcsSyncSuite },
   { name: 'msr-filter', properties: msrFilterSuite },
   { name: 'evmcs-check', properties: evmcsCheckSuite },

@@ -4,7 +4,10 @@
 // property of its group still passes (tests/matches-profile.test.ts shows both).
 import { EVMCS_MEMBERS } from '../model/catalog/evmcs.js';
 import { copyVmcs12ToEnlightened } from '../model/evmcs.js';
+import { codecFor, decode } from '../model/codec.js';
+import { diffLayouts } from '../model/layout-diff.js';
 import { runPath } from '../model/migration/path.js';
+import { readPage } from '../model/revisions.js';
 import { getNestedState } from '../model/nested/get.js';
 import { FLAGS } from '../model/nested/constants.js';
 import { readBytes, writeBytes } from '../model/vmcs12-access.js';
@@ -44,6 +47,27 @@ export function mutantTarget(m: Mutant): Target {
 }
 
 const EVMCS_INSTRUCTION_ERROR = EVMCS_MEMBERS.find((x) => x.name === 'vm_instruction_error')!.offset;
+
+/**
+ * A revision reader that starts from the page and fixes up only what the old revision had: a member
+ * the old revision had no field under (appended, or carved out of its padding) keeps the page's
+ * bytes instead of reading zero. Old writers leave padding zero, so a page they wrote hides it.
+ */
+const readPageKeepingNewFields: typeof readPage = (set, page) => {
+  const r = readPage(set, page);
+  if (!r.ok || r.translatedFrom === null) return r;
+  const from = [...set.known].reverse().find((l) => l.revision === r.revision)!; // a later entry wins
+  const fresh = new Set(diffLayouts(from, set.current).members.flatMap((m) => (m.class === 'appended' || m.class === 'used-padding') && !m.padding ? [m.new!.name] : []));
+  const codec = codecFor(set.current);
+  const onPage = decode(codec, page);
+  const record = { lo: r.record.lo.slice(), hi: r.record.hi.slice(), rest: r.record.rest };
+  codec.slots.forEach((slot, i) => {
+    if (!fresh.has(slot.member)) return;
+    record.lo[i] = onPage.lo[i]!;
+    record.hi[i] = onPage.hi[i]!;
+  });
+  return { ...r, record };
+};
 
 /** A differential property's mutant, with the group whose self-consistency properties it passes. */
 export interface DifferentialMutant extends Mutant {
@@ -97,5 +121,24 @@ export const DIFFERENTIAL_MUTANTS: readonly DifferentialMutant[] = [
     what: "the VMM reads errno after logging a failed restore: every failed hop reports ENOTTY (stdio's isatty check), not the ioctl's errno",
     field: /^hop \d+ outcome\.errno$/,
     model: { runPath: (p, h) => runPath(p, h).map((x) => (x.outcome.kind === 'failed' ? { ...x, outcome: { ...x.outcome, errno: 'ENOTTY' as const } } : x)) },
+  },
+  {
+    property: 'vmcs12.revisions.matches-profile',
+    group: 'layout-revisions',
+    what: 'the revision reader labels every translation with the layout it translated to (the current one), not the revision it read',
+    field: /^translatedFrom$/,
+    model: {
+      readPage: (set, page) => {
+        const r = readPage(set, page);
+        return r.ok && r.translatedFrom !== null ? { ...r, translatedFrom: set.current.name } : r;
+      },
+    },
+  },
+  {
+    property: 'vmcs12.revisions.matches-profile',
+    group: 'layout-revisions',
+    what: 'translating an older revision, a member it had no field under (appended or carved out of padding) keeps the page bytes instead of reading zero',
+    field: /^n\d+$/,
+    model: { readPage: readPageKeepingNewFields },
   },
 ];
