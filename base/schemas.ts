@@ -31,7 +31,7 @@ const validators = new Map<SchemaName, ValidateFunction>();
 const fastValidators = new Map<string, ValidateFunction>();
 
 /** Schemas another one refers to by $id, loaded first. */
-const DEPENDS: Partial<Record<SchemaName, SchemaName[]>> = { 'target-protocol': ['layout', 'vcpu', 'guest-ops'] };
+const DEPENDS: Partial<Record<SchemaName, SchemaName[]>> = { 'target-protocol': ['layout', 'vcpu', 'guest-ops', 'msrs'] };
 
 const schemaText = (name: SchemaName): { $id: string } => JSON.parse(readFileSync(schemaPath(name), 'utf8'));
 

@@ -123,7 +123,7 @@ if (kvmSpec) {
   const kvm = await openKvmTarget(kvmSpec, { link: run.link });
   console.log(`${`kvm:${kvmSpec}: image (cached) and boot to the agent's hello`.padEnd(58)} ${((performance.now() - t0) / 1000).toFixed(0).padStart(9)} s`);
   // one or more per group the agent offers
-  for (const id of ['nested.restore.random-bytes', 'nested.restore.rejects-malformed', 'nested.round-trip', 'nested.get.size-protocol', 'vmcs12.access.write-read', 'vmcs12.access.matches-profile', 'msr.filter.only-narrows', 'msr-filter.filter.matches-profile']) {
+  for (const id of ['nested.restore.random-bytes', 'nested.restore.rejects-malformed', 'nested.round-trip', 'nested.get.size-protocol', 'vmcs12.access.write-read', 'vmcs12.access.matches-profile', 'msr.filter.only-narrows', 'msr-filter.filter.matches-profile', 'vmentry.valid-guest-enters', 'vmentry.restore-round-trip', 'nested.matches-profile']) {
     const def = findProperty(id)!;
     const t1 = performance.now();
     const o = await runProperty(def, kvm, { seed: 1, runs: 20 });

@@ -237,7 +237,15 @@ export const matrixSpec = command({
 export const serveSpec = command({
   name: 'serve',
   summary: 'the reference model as an nvmx-target/1 process on stdin/stdout (targets/PROTOCOL.md)',
-  options: { profile: { type: 'string', default: DEFAULT_PROFILE, arg: 'P', help: 'the profile the model answers as' } },
+  options: {
+    profile: { type: 'string', default: DEFAULT_PROFILE, arg: 'P', help: 'the profile the model answers as' },
+    vmm: {
+      type: 'string',
+      default: 'qemu',
+      arg: 'VMM',
+      help: 'the reference VMM behind the `vmm` group: `qemu` (stream version 2, which carries hdr.vmx.flags; writes version 1 too) or `qemu-drops-vmx-flags` (version 1 only, declares the known bug drops-vmx-flags)',
+    },
+  },
   exit: '0, 2',
 });
 

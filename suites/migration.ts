@@ -16,6 +16,7 @@ import { migrationPath } from '../generators/migration.js';
 import { afterRestore, diffBlobs } from '../harness/nested-common.js';
 import { caseJudge, diffStateBytes } from './nested-compare.js';
 import { runPath } from '../model/migration/path.js';
+import { VMM_KNOWN_BUGS } from '../model/vmm/types.js';
 import type { Layout } from '../model/layout.js';
 import { expectNoDiff, must, UnexpectedViolation, Violation, type PropertyContext, type PropertyDef } from '../harness/property.js';
 
@@ -152,7 +153,7 @@ export const qemuDropsFlags = asymmetry(
   'migration.qemu-drops-vmx-flags',
   'nested state with an armed preemption timer moves between 5.8+ hosts without loss when QEMU carries it',
   'Generated paths over 5.8+ hosts through a QEMU that drops hdr.vmx.flags, with the preemption timer armed; the shrunk counterexample shows the lost deadline.',
-  'QEMU versions that do not carry hdr.vmx.flags drop the preemption-timer deadline',
+  VMM_KNOWN_BUGS['drops-vmx-flags'],
   (o) => o.kind === 'degraded' && o.lost.every((l) => l === 'preemption-timer deadline'),
   { hosts: ['linux-5.8', 'linux-6.1', 'linux-6.12'], scenarios: ['preemption-timer', 'l2-running'], qemuDropsVmxFlags: true, withoutEvmcs: true, quietGuest: true },
 );

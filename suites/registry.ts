@@ -11,6 +11,7 @@ import { nestedRoundTrip } from './nested-round-trip.js';
 import { evmcsFlagWhenActive } from './nested-evmcs-flag.js';
 import { nestedRestoreSuite } from './nested-restore.js';
 import { migrationSuite } from './migration.js';
+import { vmmSuite } from './vmm.js';
 import { evmcsFilterSuite } from './evmcs-filter.js';
 import { goldenSuite } from './golden.js';
 import { validGuestRoundTrip, vmentryChecksSuite } from './vmentry-checks.js';
@@ -35,6 +36,7 @@ export const SUITES: readonly Suite[] = [
   { name: 'nested-restore', properties: nestedRestoreSuite },
   { name: 'nested-matches-profile', properties: [nestedMatchesProfile] },
   { name: 'migration', properties: migrationSuite },
+  { name: 'vmm', properties: vmmSuite },
   { name: 'evmcs-filter', properties: evmcsFilterSuite },
   { name: 'golden', properties: goldenSuite },
   { name: 'vmentry-checks', properties: vmentryChecksSuite },

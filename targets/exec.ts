@@ -45,6 +45,7 @@ export async function openExecTarget(launchOptions: LaunchOptions, name?: string
     ...(hello!.unsupportedGuestOps ? { unsupportedGuestOps: hello!.unsupportedGuestOps } : {}),
     ...(hello!.vmcs12Access ? { vmcs12AccessPath: hello!.vmcs12Access } : {}),
     ...(hello!.vmxMsrs ? { vmxMsrs: new Map(Object.entries(hello!.vmxMsrs).map(([k, v]) => [Number(k), BigInt(v)])) } : {}),
+    ...(hello!.vmm ? { vmm: hello!.vmm } : {}),
     ...(hello!.guestMemory ? { guestMemory: { bytes: BigInt(hello!.guestMemory.bytes), reserved: hello!.guestMemory.reserved.map(([a, b]) => [BigInt(a), BigInt(b)] as const) } } : {}),
     async beforeProperty() {
       if (!conn.broken) return { status: 'ok', value: null };

@@ -11,6 +11,7 @@ import { applyOp, DEFAULT_HOOKS, Vcpu, type VcpuHooks } from '../model/nested/vc
 import { getNestedState } from '../model/nested/get.js';
 import { setNestedState } from '../model/nested/set.js';
 import { runPath } from '../model/migration/path.js';
+import { REFERENCE_VMMS, vmmLoad, vmmSave, vmmVersion, type ReferenceVmmName } from '../model/vmm/reference.js';
 import { ok, unsupported, type Group, type RevisionRead, type RevisionSetDescriptor, type Target, type Vmcs12Op } from './target.js';
 
 /** The model functions a reference target answers with; mutants replace one of them. */
@@ -30,6 +31,9 @@ export interface ReferenceModel {
   applyOp: typeof applyOp;
   hooks: VcpuHooks;
   runPath: typeof runPath;
+  /** the reference VMM's save and load (model/vmm/reference.ts) */
+  vmmSave: typeof vmmSave;
+  vmmLoad: typeof vmmLoad;
 }
 
 export const REFERENCE_MODEL: ReferenceModel = {
@@ -47,11 +51,17 @@ export const REFERENCE_MODEL: ReferenceModel = {
   applyOp,
   hooks: DEFAULT_HOOKS,
   runPath,
+  vmmSave,
+  vmmLoad,
 };
 
 export const TOOL_VERSION = '0.1.0';
 
-export function referenceTarget(opts: { profile?: string; model?: Partial<ReferenceModel>; name?: string } = {}): Target {
+/**
+ * The model in process. `vmm` picks the reference VMM behind the `vmm` group (model/vmm/reference.ts):
+ * `qemu` (default) or `qemu-drops-vmx-flags`; the VMM step does not depend on the kernel profile.
+ */
+export function referenceTarget(opts: { profile?: string; model?: Partial<ReferenceModel>; name?: string; vmm?: ReferenceVmmName } = {}): Target {
   const profile = findProfile(opts.profile ?? DEFAULT_PROFILE);
   if (!profile) throw new RangeError(`unknown profile ${opts.profile}`);
   const model = { ...REFERENCE_MODEL, ...opts.model };
@@ -75,7 +85,11 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
     'layout-revisions',
     ...(ev ? (['evmcs-sync', 'msr-filter'] as const) : []),
     ...(profile.nested ? (['nested-state', 'migration'] as const) : []),
+    'vmm',
   ]);
+  const vmm = opts.vmm ?? 'qemu';
+  const noVersion = <T>(version: string | undefined) =>
+    unsupported<T>(`the reference VMM ${vmm} has no stream version ${version} (it has ${REFERENCE_VMMS[vmm].info.streamVersions.join(', ')})`);
   const nested = profile.nested;
   const vcpus = new Map<string, Vcpu>();
   let nextVcpu = 0;
@@ -88,6 +102,7 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
   return {
     identity: { name: opts.name ?? 'reference', version: TOOL_VERSION, profile: profile.name },
     groups,
+    vmm: REFERENCE_VMMS[vmm].info,
     async layout(structure) {
       if (structure === 'vmcs12') return ok(toDescriptor(layout));
       const evLayout = model.evmcsLayout(profile);
@@ -155,6 +170,12 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
     },
     async migrate(path) {
       return nested ? ok(model.runPath(path, model)) : noNested();
+    },
+    async vmmSave(input) {
+      return vmmVersion(vmm, input.version) === null ? noVersion(input.version) : ok(model.vmmSave(input, vmm));
+    },
+    async vmmLoad(input) {
+      return vmmVersion(vmm, input.version) === null ? noVersion(input.version) : ok(model.vmmLoad(input, vmm));
     },
     async destroyVcpu(id) {
       vcpus.delete(id);

@@ -8,7 +8,7 @@ import { openLinuxTarget } from './linux/target.js';
 import { openKvmTarget, type KvmRunLink } from './kvm/target.js';
 import { parseKvmSpec } from './kvm/spec.js';
 import { referenceTarget } from './reference.js';
-import type { Target } from './target.js';
+import { KERNEL_HAS_NO_VMM, type Target } from './target.js';
 
 export interface TargetSpec {
   readonly target: string;
@@ -54,11 +54,17 @@ export function targetSpecProblem(spec: TargetSpec): string | null {
   return `unknown target "${spec.target}" (expected reference, exec:<command>, linux:<tree> or kvm:<kernel>)`;
 }
 
+/** A kvm: machine is a host: the groups its agent does not speak of get the reason here. */
+export function withKvmReasons(t: Target): Target {
+  if (t.groups.has('vmm') || t.unsupportedReasons?.vmm) return t;
+  return { ...t, unsupportedReasons: { ...t.unsupportedReasons, vmm: KERNEL_HAS_NO_VMM('the kvm: machine is a host (real KVM answers GET and SET)') } };
+}
+
 export async function openTarget(spec: TargetSpec): Promise<Target> {
   const problem = targetSpecProblem(spec);
   if (problem) throw new Error(problem);
   if (spec.target.startsWith('kvm:'))
-    return openKvmTarget(spec.target.slice(4), { ...(spec.targetTimeoutMs !== undefined ? { timeoutMs: spec.targetTimeoutMs } : {}), ...(spec.kvm ? { link: spec.kvm } : {}) });
+    return withKvmReasons(await openKvmTarget(spec.target.slice(4), { ...(spec.targetTimeoutMs !== undefined ? { timeoutMs: spec.targetTimeoutMs } : {}), ...(spec.kvm ? { link: spec.kvm } : {}) }));
   const timeoutMs = spec.targetTimeoutMs ?? DEFAULT_TARGET_TIMEOUT_MS;
   if (spec.target.startsWith('exec:')) {
     const cmd = spec.target.slice(5);

@@ -8,11 +8,14 @@ import type { GuestOp, OpResult, VcpuConfig } from '../model/nested/vcpu.js';
 import type { GuestMemory } from '../model/nested/guest-memory.js';
 import type { Errno } from '../model/nested/constants.js';
 import type { MigrationHop, MigrationPath } from '../model/migration/path.js';
+import type { VmmInfo, VmmLoaded, VmmLoadInput, VmmSaved, VmmSaveInput } from '../model/vmm/types.js';
 
 // a migration path is model data (model/migration/path.ts); re-exported for the targets that run one
 export type { MigrationHop, MigrationPath };
+// so is the VMM step (model/vmm/types.ts)
+export type { VmmInfo, VmmLoaded, VmmLoadInput, VmmSaved, VmmSaveInput };
 
-export const GROUPS = ['layout', 'vmcs12-access', 'layout-revisions', 'evmcs-sync', 'msr-filter', 'nested-state', 'migration'] as const;
+export const GROUPS = ['layout', 'vmcs12-access', 'layout-revisions', 'evmcs-sync', 'msr-filter', 'nested-state', 'migration', 'vmm'] as const;
 export type Group = (typeof GROUPS)[number];
 
 export type TargetResult<T> =
@@ -92,6 +95,8 @@ export interface Target {
    * page without backing is KVM_EXIT_INTERNAL_ERROR; an MSR-list or PDPTE read fails)
    */
   readonly guestMemory?: GuestMemory;
+  /** group `vmm`: the stream versions the VMM writes and the known bugs it declares */
+  readonly vmm?: VmmInfo;
   /** at most this many shrinking attempts after a failure (a slow target); unbounded when absent */
   readonly shrinkBudget?: number;
   /** called before each property: a process target that broke restarts here (DESIGN §4) */
@@ -121,8 +126,19 @@ export interface Target {
   destroyVcpu(vcpu: string): Promise<TargetResult<null>>;
   /** group `migration`: run a path hop by hop (a VMM's save/stream/restore); stops after a hop that is refused or failed */
   migrate(path: MigrationPath): Promise<TargetResult<MigrationHop[]>>;
+  /** group `vmm`: the VMM's save: GET (through the kernel the input describes), then its stream bytes */
+  vmmSave(input: VmmSaveInput): Promise<TargetResult<VmmSaved>>;
+  /** group `vmm`: the VMM's load: stream bytes into what it restores, the blob it passes to SET included */
+  vmmLoad(input: VmmLoadInput): Promise<TargetResult<VmmLoaded>>;
   close(): Promise<void>;
 }
+
+/**
+ * Why a target that is a kernel (linux:, kvm:) lacks the `vmm` group: the VMM step is user-space code
+ * between two hosts, which a VMM team checks through an exec: adapter (examples/vmm-adapter.mjs).
+ */
+export const KERNEL_HAS_NO_VMM = (what: string): string =>
+  `${what}: the VMM step (save into a migration stream, load from it) is a VMM's user-space code, not the kernel's; check a VMM through an exec: adapter around its save/restore code (targets/PROTOCOL.md, "The vmm group"; examples/vmm-adapter.mjs)`;
 
 export const ok = <T>(value: T): TargetResult<T> => ({ status: 'ok', value });
 export const unsupported = <T>(reason: string): TargetResult<T> => ({ status: 'unsupported', reason });

@@ -209,13 +209,13 @@ describe('the npm package ships only what runs', () => {
   const pack = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' });
   const files: string[] = pack.status === 0 ? JSON.parse(pack.stdout)[0].files.map((f: { path: string }) => f.path) : [];
 
-  test('dist, bin, schemas, golden data, layouts, the C sources the targets compile, README; no TypeScript, no source maps', () => {
+  test('dist, bin, schemas, golden data, layouts, the C sources the targets compile, the example VMM adapter, README; no TypeScript, no source maps', () => {
     expect(pack.status).toBe(0);
     expect(files.filter((f) => /\.ts$|\.map$/.test(f))).toEqual([]);
     expect(files.filter((f) => /^(tests|suites|model|cli|generators|bench)\/|^dist\/bench\/|^golden\/tools\//.test(f))).toEqual([]);
-    for (const f of ['README.md', 'bin/nvmx-conformance.js', 'dist/cli/main.js', 'reports/schema/report.schema.json', 'golden/manifest.json', 'layouts/linux-6.12.vmcs12.json', 'targets/linux/harness.c', 'targets/kvm/agent/agent.c']) expect(files).toContain(f);
+    for (const f of ['README.md', 'bin/nvmx-conformance.js', 'dist/cli/main.js', 'reports/schema/report.schema.json', 'golden/manifest.json', 'layouts/linux-6.12.vmcs12.json', 'targets/linux/harness.c', 'targets/kvm/agent/agent.c', 'examples/vmm-adapter.mjs']) expect(files).toContain(f);
     const tops = new Set(files.map((f) => f.split('/')[0]));
-    expect([...tops].sort()).toEqual(['README.md', 'bin', 'dist', 'golden', 'layouts', 'package.json', 'reports', 'targets']);
+    expect([...tops].sort()).toEqual(['README.md', 'bin', 'dist', 'examples', 'golden', 'layouts', 'package.json', 'reports', 'targets']);
   });
 
   test('what it ships runs: check and golden verify from the unpacked package', () => {

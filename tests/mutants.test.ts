@@ -17,6 +17,7 @@ import { evmcsCheckControls, filterVmxMsr } from '../model/vmx-msrs.js';
 import { getNestedState } from '../model/nested/get.js';
 import { setNestedState } from '../model/nested/set.js';
 import { runPath } from '../model/migration/path.js';
+import { vmmLoad, type StreamCodec } from '../model/vmm/reference.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { applyOp, DEFAULT_HOOKS } from '../model/nested/vcpu.js';
 import { checkInput, vmentryChecksWith } from '../model/nested/vmentry-hook.js';
@@ -353,6 +354,36 @@ const MUTANTS: Mutant[] = [
     property: 'evmcs.check.agrees-with-filter',
     what: 'the check forgets the VM-exit controls',
     model: { evmcsCheckControls: (rules, c) => evmcsCheckControls(rules.filter((r) => r.rule !== 'exit'), c) },
+  },
+  {
+    property: 'vmm.carries-vmxon-state',
+    what: "the VMM takes GET's 128-byte header-only answer (VMXON on, no vmcs12) for no nested state (rust-vmm/kvm#385)",
+    planted: { file: 'vmm/reference.ts', line: 'nested = qemuCarried(g.buffer.subarray(0, size), { dropsVmxFlags: false });', bug: 'nested = size > 128 ? qemuCarried(g.buffer.subarray(0, size), { dropsVmxFlags: false }) : null;', use: (m) => ({ model: { vmmSave: m.vmmSave as ReferenceModel['vmmSave'] } }) },
+  },
+  {
+    property: 'vmm.keeps-vmx-header-flags',
+    what: "the VMM's loader restores hdr.vmx.flags but leaves the preemption-timer deadline zero",
+    planted: {
+      file: 'vmm/stream-format.ts',
+      line: 'preemptionTimerDeadline: hf ? readLe(hf, 4, 8) : 0n,',
+      bug: 'preemptionTimerDeadline: 0n,',
+      use: (m) => ({ model: { vmmLoad: (i, v) => vmmLoad(i, v, m as unknown as StreamCodec) } }),
+    },
+  },
+  {
+    property: 'vmm.carries-whole-state',
+    what: "the VMM copies GET's answer into a struct sized for one vmcs12 (4224 bytes): the shadow vmcs12 is cut off and the size field still says 8320",
+    planted: { file: 'vmm/reference.ts', line: 'nested = qemuCarried(g.buffer.subarray(0, size), { dropsVmxFlags: false });', bug: 'nested = qemuCarried(g.buffer.subarray(0, Math.min(size, 4224)), { dropsVmxFlags: false });', use: (m) => ({ model: { vmmSave: m.vmmSave as ReferenceModel['vmmSave'] } }) },
+  },
+  {
+    property: 'vmm.get-buffer',
+    what: 'the VMM offers GET a buffer for one vmcs12 (4224 bytes, as before the shadow vmcs12) instead of what KVM_CAP_NESTED_STATE reports',
+    planted: { file: 'vmm/reference.ts', line: 'for (let userSize = input.kernel.nestedStateCap; userSize > 0; ) {', bug: 'for (let userSize = 4224; userSize > 0; ) {', use: (m) => ({ model: { vmmSave: m.vmmSave as ReferenceModel['vmmSave'] } }) },
+  },
+  {
+    property: 'vmm.old-stream-loads',
+    what: 'a version bump that left the loader reading only its own stream version',
+    planted: { file: 'vmm/stream-format.ts', line: 'if (version < 1 || version > reader)', bug: 'if (version !== reader)', use: (m) => ({ model: { vmmLoad: (i, v) => vmmLoad(i, v, m as unknown as StreamCodec) } }) },
   },
   // the differential properties' consistently wrong targets (tests/matches-profile.test.ts shows the rest of their group misses them)
   ...DIFFERENTIAL_MUTANTS,

@@ -12,6 +12,7 @@ import type { Host } from './hosts.js';
 import type { Outcome } from './outcome.js';
 import { saveToStream, type Stream, type StreamOptions } from './stream.js';
 import { MODEL_OPS, type VcpuOps } from './vcpu-ops.js';
+import { postLoadProblem } from '../vmm/qemu.js';
 
 export interface StepResult {
   readonly outcome: Outcome;
@@ -80,9 +81,8 @@ export function restoreFromStream(stream: Stream, srcProfile: Profile, dst: Host
   const dstProfile = findProfile(dst.profile);
   if (!dstProfile) return refused(`unknown destination profile ${dst.profile}`);
   const h = stream.nestedState && readHeader(stream.nestedState);
-  if (h && !dst.nestedStateMax) return refused(`the stream carries nested state (flags 0x${h.flags.toString(16)}) but the destination kernel has no KVM_CAP_NESTED_STATE`);
-  if (h && (h.size < HEADER_SIZE || h.size > dst.nestedStateMax)) return refused(`nested state size ${h.size} is outside 128..${dst.nestedStateMax}`);
-  if (h && h.format !== 0) return refused(`nested state format ${h.format} is not VMX`);
+  const postLoad = h && postLoadProblem(h, dst.nestedStateMax);
+  if (postLoad) return refused(postLoad);
   if (stream.config.vmxInCpuid && !dst.nested) return refused('VMX is in the guest CPUID but the destination runs with nested=0: the VMX MSRs cannot be restored');
   const msr = stream.config.vmxInCpuid ? msrSubsetProblem(stream.vmxMsrs, dst.vmxMsrs) : null;
   if (msr) return refused(msr);

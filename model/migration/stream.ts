@@ -1,10 +1,11 @@
 // What a VMM (QEMU's rules, history.md) saves on the source and carries in the migration stream.
-import { encodeBlob, readHeader, writeHeader } from '../nested/blob.js';
-import { FORMAT, HEADER_SIZE, INVALID_GPA, SIZE_WITH_SHADOW, SIZE_WITH_VMCS12 } from '../nested/constants.js';
+import { encodeBlob } from '../nested/blob.js';
+import { HEADER_SIZE, INVALID_GPA, SIZE_WITH_SHADOW } from '../nested/constants.js';
 import type { Vcpu, VcpuConfig } from '../nested/vcpu.js';
 import type { Host } from './hosts.js';
 import type { MsrSet } from '../vmx-msrs.js';
 import { MODEL_OPS, type VcpuOps } from './vcpu-ops.js';
+import { qemuCarried } from '../vmm/qemu.js';
 
 export interface StreamOptions {
   /** some QEMU versions do not carry hdr.vmx.flags and the deadline: they arrive zeroed */
@@ -33,23 +34,12 @@ export interface Stream {
   readonly dr7: bigint;
 }
 
-/**
- * QEMU's subsection rules: the nested state is sent when it says anything (VMXON, or any flag: under
- * 4.20-5.1 the EVMCS flag alone forced it, seed 003); the vmcs12 when `size` reaches past the header;
- * the shadow vmcs12 when it reaches past the first 4 KiB.
- */
+/** The source's side of a migration: GET, then QEMU's subsection rules (model/vmm/qemu.ts). */
 export function saveToStream(src: Vcpu, host: Host, opts: StreamOptions, ops: Pick<VcpuOps, 'getNestedState'> = MODEL_OPS): Stream {
   // without KVM_CAP_NESTED_STATE the VMM cannot ask: it saves nothing nested
   const g = host.nestedStateMax ? ops.getNestedState(src, SIZE_WITH_SHADOW) : { buffer: encodeBlob({ vmxonPa: INVALID_GPA, vmcs12Pa: INVALID_GPA }), size: HEADER_SIZE };
   const blob = g.buffer.subarray(0, g.size);
-  const h = readHeader(blob);
-  const needed = h.format === FORMAT.VMX && (h.vmxonPa !== INVALID_GPA || h.flags !== 0);
-  let carried: Uint8Array | null = null;
-  if (needed) {
-    const len = h.size > SIZE_WITH_VMCS12 ? SIZE_WITH_SHADOW : h.size > HEADER_SIZE ? SIZE_WITH_VMCS12 : HEADER_SIZE;
-    carried = blob.slice(0, Math.min(len, blob.length));
-    if (opts.qemuDropsVmxFlags) writeHeader(carried, { ...readHeader(carried), vmxFlags: 0, preemptionTimerDeadline: 0n });
-  }
+  const carried = qemuCarried(blob, { dropsVmxFlags: opts.qemuDropsVmxFlags });
   return {
     nestedState: carried,
     vmxMsrs: host.vmxMsrs,

@@ -3,7 +3,7 @@
 // harness to feed to offsetof. The result lives only in the build cache, never in this repository
 // and never in the user's tree.
 import { profileForKernel } from '../../model/profiles.js';
-import type { Group } from '../target.js';
+import { KERNEL_HAS_NO_VMM, type Group } from '../target.js';
 import { PROTOCOL, type HelloMessage } from '../protocol/wire.js';
 import { extractBraced, extractDefine, extractDefines, extractFunction, extractLine, matchAll, PieceSet, TreeReader, type Piece } from './extract.js';
 
@@ -181,6 +181,7 @@ export function generate(root: string, opts: GenerateOptions = {}): Generated {
     'layout-revisions': `the kernel reads one vmcs12 revision only (VMCS12_REVISION in ${VMCS12_H})`,
     'evmcs-sync': `copy_enlightened_to_vmcs12/copy_vmcs12_to_enlightened in ${VMX_DIR}/nested.c are not extracted: they work on struct vcpu_vmx (cached vmcs12, mapped eVMCS, Hyper-V vCPU state; 6.12 also CONFIG_KVM_HYPERV and force_msr_bitmap_recalc), which shims could only imitate, not reproduce`,
     'nested-state': 'KVM_GET/SET_NESTED_STATE needs a live KVM, not user-space code',
+    vmm: KERNEL_HAS_NO_VMM('a kernel tree holds the kernel side of KVM_GET/SET_NESTED_STATE'),
   };
   if (layout.missing) unsupported.layout = layout.missing;
   else groups.push('layout');

@@ -17,6 +17,7 @@ export function helloOf(target: Target): HelloMessage {
     // what answer() reads; the runner sends packed vmcs12-access only to a target that says so
     features: ['packed-access'],
     ...(target.unsupportedReasons ? { unsupported: target.unsupportedReasons as Record<string, string> } : {}),
+    ...(target.vmm ? { vmm: target.vmm } : {}),
   };
 }
 

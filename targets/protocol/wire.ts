@@ -4,7 +4,8 @@
 // this table, so a new operation is one new entry here and one $defs pair in the schema.
 import type { LayoutDescriptor } from '../../model/layout.js';
 import type { AccessOutcome } from '../../model/vmcs12-access.js';
-import type { ControlCheck, MigrationHop, MigrationPath, RevisionRead, RevisionSetDescriptor, Target, TargetResult, Vmcs12AccessResult, Vmcs12Op, VmxMsrValue } from '../target.js';
+import type { ControlCheck, MigrationHop, MigrationPath, RevisionRead, RevisionSetDescriptor, Target, TargetResult, Vmcs12AccessResult, Vmcs12Op, VmmInfo, VmmLoaded, VmmSaved, VmxMsrValue } from '../target.js';
+import type { MsrSet } from '../../model/vmx-msrs.js';
 import type { GuestOp, OpResult, VcpuConfig } from '../../model/nested/vcpu.js';
 import { packOps, PackedError, packResults, unpackOps, unpackResults } from './packed.js';
 
@@ -46,7 +47,9 @@ export type OpMethod =
   | 'getNestedState'
   | 'setNestedState'
   | 'destroyVcpu'
-  | 'migrate';
+  | 'migrate'
+  | 'vmmSave'
+  | 'vmmLoad';
 type Args<M extends OpMethod> = Parameters<Target[M]>;
 type Value<M extends OpMethod> = Awaited<ReturnType<Target[M]>> extends TargetResult<infer T> ? T : never;
 type Json = any; // already checked against the protocol schema by the receiver
@@ -74,14 +77,17 @@ const bytesOp = <M extends 'evmcsToVmcs12' | 'vmcs12ToEvmcs'>(op: string, encode
 });
 
 /** Guest operations carry 64-bit operands: hex strings on the wire. */
+/** MSR sets travel as in an MSR file: {"0x481": "0x…"} */
+const encodeMsrs = (m: MsrSet): Record<string, string> => Object.fromEntries([...m].map(([i, v]) => [hex64(BigInt(i)), hex64(v)]));
+const decodeMsrs = (w: Record<string, string>): Map<number, bigint> => new Map(Object.entries(w).map(([i, v]) => [Number(i), BigInt(v)]));
 /** vCPU configurations travel as in a vcpu file: vmxMsrs as {"0x481": "0x…"} */
 const encodeConfig = (c: VcpuConfig): Record<string, unknown> => {
   const { vmxMsrs, ...rest } = c;
-  return vmxMsrs ? { ...rest, vmxMsrs: Object.fromEntries([...vmxMsrs].map(([i, v]) => [hex64(BigInt(i)), hex64(v)])) } : rest;
+  return vmxMsrs ? { ...rest, vmxMsrs: encodeMsrs(vmxMsrs) } : rest;
 };
 const decodeConfig = (w: Json): VcpuConfig => {
   const { vmxMsrs, ...rest } = w as Json;
-  return (vmxMsrs ? { ...rest, vmxMsrs: new Map(Object.entries(vmxMsrs as Record<string, string>).map(([i, v]) => [Number(i), BigInt(v)])) } : rest) as VcpuConfig;
+  return (vmxMsrs ? { ...rest, vmxMsrs: decodeMsrs(vmxMsrs) } : rest) as VcpuConfig;
 };
 const BIG_KEYS = new Set(['pa', 'field', 'value', 'reason', 'currentNestedVmcs']);
 const encodeGuestOp = (o: GuestOp): Record<string, unknown> => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'bigint' ? hex64(v) : v]));
@@ -93,6 +99,11 @@ const encodePath = (p: MigrationPath) => ({
   hops: p.hops.map((h) => ({ host: h.host, opsAfter: h.opsAfter.map(encodeGuestOp) })),
   qemuDropsVmxFlags: p.qemuDropsVmxFlags,
 });
+const withVersion = (v: string | undefined) => (v !== undefined ? { version: v } : {});
+const encodeSaved = (v: VmmSaved) => ('refused' in v ? v : { stream: bytesToHex(v.stream), gets: v.gets });
+const decodeSaved = (w: Json): VmmSaved => ('refused' in w ? w : { stream: hexToBytes(w.stream), gets: w.gets });
+const encodeLoaded = (v: VmmLoaded) => ('refused' in v ? v : { set: optBytes(v.set), vmxMsrs: encodeMsrs(v.vmxMsrs), config: encodeConfig(v.config) });
+const decodeLoaded = (w: Json): VmmLoaded => ('refused' in w ? w : { set: optHex(w.set), vmxMsrs: decodeMsrs(w.vmxMsrs), config: decodeConfig(w.config) });
 const decodePath = (w: Json): MigrationPath => ({
   start: { host: w.start.host, vm: decodeConfig(w.start.vm), ops: (w.start.ops as Json[]).map(decodeGuestOp) },
   hops: (w.hops as Json[]).map((h) => ({ host: h.host, opsAfter: (h.opsAfter as Json[]).map(decodeGuestOp) })),
@@ -188,6 +199,25 @@ export const OPS: { readonly [M in OpMethod]: OpCodec<M> } = {
     decodeValue: (w) =>
       (w as Json[]).map((h): MigrationHop => ({ from: h.from, to: h.to, outcome: h.outcome, sourceBlob: hexToBytes(h.sourceBlob), carried: optHex(h.carried), restored: optHex(h.restored) })),
   },
+  vmmSave: {
+    op: 'vmm-save',
+    encodeArgs: (i) => ({
+      kernel: { nestedStateCap: i.kernel.nestedStateCap, state: bytesToHex(i.kernel.state) },
+      vmxMsrs: encodeMsrs(i.vmxMsrs),
+      config: encodeConfig(i.config),
+      ...withVersion(i.version),
+    }),
+    decodeArgs: (w) => [{ kernel: { nestedStateCap: w.kernel.nestedStateCap, state: hexToBytes(w.kernel.state) }, vmxMsrs: decodeMsrs(w.vmxMsrs), config: decodeConfig(w.config), ...withVersion(w.version) }],
+    encodeValue: encodeSaved,
+    decodeValue: decodeSaved,
+  },
+  vmmLoad: {
+    op: 'vmm-load',
+    encodeArgs: (i) => ({ stream: bytesToHex(i.stream), kernel: { nestedStateCap: i.kernel.nestedStateCap }, ...withVersion(i.version) }),
+    decodeArgs: (w) => [{ stream: hexToBytes(w.stream), kernel: { nestedStateCap: w.kernel.nestedStateCap }, ...withVersion(w.version) }],
+    encodeValue: encodeLoaded,
+    decodeValue: decodeLoaded,
+  },
 };
 
 export const OP_METHODS = Object.keys(OPS) as OpMethod[];
@@ -249,6 +279,8 @@ export interface HelloMessage {
   vmxMsrs?: Record<string, string>;
   /** the guest memory of a vCPU (Target.guestMemory): bytes, and [from, to) ranges the target reserves */
   guestMemory?: { bytes: string; reserved: [string, string][] };
+  /** group `vmm`: the stream versions the VMM writes, oldest first, and the known bugs it declares (Target.vmm; the schema keeps the bugs to the known names) */
+  vmm?: VmmInfo;
 }
 
 export interface WireRequest {

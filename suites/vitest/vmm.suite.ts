@@ -1,0 +1,4 @@
+import { SUITES } from '../registry.js';
+import { registerSuite } from './register.js';
+
+registerSuite(SUITES.find((s) => s.name === 'vmm')!);
