@@ -225,6 +225,16 @@ const MUTANTS: Mutant[] = [
     model: { readPage: memcpyReadPage },
   },
   {
+    property: 'nested.matches-profile',
+    what: 'F7: a VMfailValid with an eVMCS in use schedules no vmcs12 -> eVMCS sync, so L1 reads a stale VM-instruction error from its eVMCS',
+    planted: {
+      file: 'nested/vcpu.ts',
+      line: "  if (v.evmptr !== 'invalid') v.needVmcs12ToShadowSync = true;\n",
+      bug: '',
+      use: (m) => ({ model: { applyOp: m.applyOp as ReferenceModel['applyOp'] } }),
+    },
+  },
+  {
     property: 'golden.nested-state.old-readable',
     what: 'the consumer ignores the shadow vmcs12 of a restored blob',
     model: {

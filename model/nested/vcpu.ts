@@ -290,12 +290,16 @@ export type GuestOp =
  * eVMCS) there is nowhere to record it, and the instruction is VMfailInvalid instead (quirk
  * VMFAIL_VALID_WITHOUT_VMCS; seen on real KVM: a second VMXON before any VMPTRLD is VMfailInvalid).
  * The error lands in the cached vmcs12's vm_instruction_error, where GET and VMREAD see it (F7,
- * seen on real KVM 6.12: a VMWRITE of an unknown encoding leaves 12 there). Not modelled: the
- * eVMCS sync KVM schedules with it.
+ * seen on real KVM 6.12: a VMWRITE of an unknown encoding leaves 12 there). With an eVMCS set
+ * (mapped, or map-pending: 6.1 tests `!= EVMPTR_INVALID`, 6.12 `nested_vmx_is_evmptr12_set`, the
+ * same) nested_vmx_failValid also schedules the vmcs12 -> eVMCS sync ("Enlightened VMCS 'shadows'
+ * all fields"), so the next KVM_RUN copies the error into the eVMCS, where L1 reads it (F7, the
+ * eVMCS side), and GET until then shows the vmcs12 without copying the eVMCS in.
  */
 function failValid(v: Vcpu, reason: string, error: number, check?: string): OpResult {
   if (v.currentVmptr === INVALID_GPA && !v.evmcsMapped()) return { result: 'VMfailInvalid', reason: `${reason} (no current VMCS to hold error ${error})` };
   recordInstructionError(accessTableFor(v.profile.vmcs12), v.vmcs12, error);
+  if (v.evmptr !== 'invalid') v.needVmcs12ToShadowSync = true;
   return { result: 'VMfailValid', reason, error, ...(check !== undefined ? { check } : {}) };
 }
 
