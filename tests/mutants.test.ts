@@ -235,6 +235,16 @@ const MUTANTS: Mutant[] = [
     },
   },
   {
+    property: 'nested.matches-profile',
+    what: "F11: VMPTRLD while an eVMCS is in use answers VMfailInvalid (the model's old assumption), where KVM does not retire it",
+    planted: {
+      file: 'nested/vcpu.ts',
+      line: "if (v.evmcsMapped()) return { result: 'not-retired', reason: 'VMPTRLD while an eVMCS is in use: KVM returns to L1 without completing the instruction; L1 executes it again' };",
+      bug: "if (v.evmcsMapped()) return fail('VMfailInvalid', 'VMPTRLD while an eVMCS is in use');",
+      use: (m) => ({ model: { applyOp: m.applyOp as ReferenceModel['applyOp'] } }),
+    },
+  },
+  {
     property: 'golden.nested-state.old-readable',
     what: 'the consumer ignores the shadow vmcs12 of a restored blob',
     model: {
