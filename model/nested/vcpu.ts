@@ -36,6 +36,12 @@ export interface VcpuConfig {
    * KVM-like set
    */
   readonly vmxMsrs?: MsrSet;
+  /**
+   * a fact of the host, not of the VMM's set-up: its CPU has 5-level paging (kvm_cpu_cap_has(LA57)).
+   * 6.12's canonical checks on MSR values and descriptor bases then take 57 bits (fidelity-audit F13;
+   * model/vmentry/revision.ts). Absent: false. A real-KVM target answers for its own host
+   */
+  readonly hostLa57?: boolean;
 }
 
 export const DEFAULT_VCPU: VcpuConfig = { nested: true, vmxInCpuid: true, evmcsEnabled: false, hypervCpuid: false, inSmm: false, maxPhyAddr: 36 };
