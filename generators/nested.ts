@@ -102,6 +102,9 @@ export const stepFor = (memory?: GuestMemory): fc.Arbitrary<GuestOp[]> => fc.one
   // monitor trap flag: L2 runs, then an MTF VM-exit is pending
   { weight: 1, arbitrary: validL2(memory, { on: { proc: BIT.proc.mtf } }).map((d): GuestOp[] => [...L1_WITH_VMCS, ...writeGuestOps(d), { op: 'vmlaunch' }, { op: 'run' }, { op: 'mtf' }]) },
   { weight: 3, arbitrary: fc.constantFrom<GuestOp[]>([{ op: 'vmlaunch' }], [{ op: 'vmresume' }], [{ op: 'run' }], [{ op: 'vmexit', reason: 1n }]) },
+  // L1 reads the VM-instruction error, as a hypervisor does after a VMfailValid: from the vmcs12, or
+  // with an eVMCS in use from the eVMCS, where the KVM_RUN before it has synced the error (F7)
+  { weight: 1, arbitrary: fc.constant<GuestOp[]>([{ op: 'run' }, { op: 'vmread', field: encodingOf('vm_instruction_error') }]) },
   { weight: 1, arbitrary: fc.constantFrom<GuestOp[]>([{ op: 'vmclear', pa: PAGES.vmcs }], [{ op: 'vmxoff' }], [{ op: 'smm-entry' }], [{ op: 'rsm' }]) },
   // eVMCS: enable the capability, write an eVMCS, point the VP-assist page at it, enlightened entry
   {

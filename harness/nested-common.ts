@@ -100,22 +100,24 @@ const FRESH_DR7 = 0x400n;
 const EFER_LONG_MODE = 0x500n;
 
 /**
- * Normalisation L2_REGISTERS_FROM_DESTINATION (README K16, audit F8): a restored L2 that is not
- * run-pending keeps the destination vCPU's DR7 and EFER (prepare_vmcs02 loads vmcs12's only for a
- * pending entry), and GET in guest mode writes them into vmcs12 under the save controls. On a fresh
- * destination those are DR7 0x400 and EFER 0, with LMA and LME under the IA-32e entry control. A VMM
- * restores its registers itself (QEMU: sregs before SET, debug registers after).
+ * Normalisation L2_REGISTERS_FROM_DESTINATION (README K16, audit F8): prepare_vmcs02 loads vmcs12's
+ * DR7 and EFER only for a pending entry under the load controls; any other restored L2 keeps the
+ * destination vCPU's (an L2 that has run, or one entered without LOAD_DEBUG_CONTROLS or
+ * LOAD_IA32_EFER), and GET in guest mode writes them into vmcs12 under the save controls. On a
+ * fresh destination those are DR7 0x400 and EFER 0, with LMA and LME under the IA-32e entry
+ * control. A VMM restores its registers itself (QEMU: sregs before SET, debug registers after).
  */
 export function restoredL2Registers(b: Uint8Array): Uint8Array {
   if (b.length < OFFSET.vmcs12 + VMCS12_STRUCT_SIZE) return b;
   const h = readHeader(b);
-  if (!(h.flags & FLAGS.GUEST_MODE) || h.flags & FLAGS.RUN_PENDING) return b;
+  if (!(h.flags & FLAGS.GUEST_MODE)) return b;
   const out = b.slice();
   const page = out.subarray(OFFSET.vmcs12);
   const exit = Number(VMCS12.read(page, 'vm_exit_controls'));
-  const ia32e = (Number(VMCS12.read(page, 'vm_entry_controls')) & BIT.entry.ia32e) !== 0;
-  if (exit & BIT.exit.saveDebug) VMCS12.write(page, 'guest_dr7', FRESH_DR7);
-  if (exit & BIT.exit.saveEfer) VMCS12.write(page, 'guest_ia32_efer', ia32e ? EFER_LONG_MODE : 0n);
+  const entry = Number(VMCS12.read(page, 'vm_entry_controls'));
+  const loads = (control: number) => (h.flags & FLAGS.RUN_PENDING) !== 0 && (entry & control) !== 0;
+  if (exit & BIT.exit.saveDebug && !loads(BIT.entry.loadDebug)) VMCS12.write(page, 'guest_dr7', FRESH_DR7);
+  if (exit & BIT.exit.saveEfer && !loads(BIT.entry.loadEfer)) VMCS12.write(page, 'guest_ia32_efer', entry & BIT.entry.ia32e ? EFER_LONG_MODE : 0n);
   return out;
 }
 

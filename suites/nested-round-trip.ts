@@ -17,7 +17,7 @@ export const nestedRoundTrip: PropertyDef = {
   id: 'nested.round-trip',
   description: 'Reaches a state through generated guest operations, GETs it, SETs it on a vCPU configured as the VMM would, GETs again and diffs the blobs after the documented normalisation.',
   invariant:
-    'SET(GET(s)) succeeds for every reachable state and GET again is byte-identical after the documented normalisation (vmcs12 bytes past 998 come back zero; an L2 that is not run-pending shows the DR7 and EFER of the destination vCPU, L2_REGISTERS_FROM_DESTINATION); where the kernel cannot (quirk Q1, 5.6 MTF asymmetry, EVMCS_RESUME_BEFORE_LAUNCH, LINK_PAGE_REREAD_ON_RESTORE, EVMCS_CHECK_AFTER_THE_FACT, 4.20-5.1 eVMCS L2) it fails exactly as the kernel does',
+    'SET(GET(s)) succeeds for every reachable state and GET again is byte-identical after the documented normalisation (vmcs12 bytes past 998 come back zero; an L2 whose restore does not load DR7 or EFER from vmcs12 shows those of the destination vCPU, L2_REGISTERS_FROM_DESTINATION); where the kernel cannot (quirk Q1, 5.6 MTF asymmetry, EVMCS_RESUME_BEFORE_LAUNCH, LINK_PAGE_REREAD_ON_RESTORE, EVMCS_CHECK_AFTER_THE_FACT, 4.20-5.1 eVMCS L2) it fails exactly as the kernel does',
   groups: ['nested-state'],
   runs: 200,
   async build(ctx) {

@@ -203,7 +203,7 @@ function breaksExactly(ctx: PropertyContext, b: Broken, rules: readonly VmentryR
 export const validGuestRoundTrip: PropertyDef = {
   id: 'vmentry.restore-round-trip',
   description: 'Enters L2 from a valid guest, saves with GET, restores on a fresh vCPU with the guest memory and compares GET again.',
-  invariant: 'an L2 entered from a valid vmcs12 (run pending or after KVM_RUN) is saved and restored: SET(GET(s)) succeeds on a destination with the guest memory migrated and the run state restored after it (KVM_SET_MP_STATE), and GET again is byte-identical after the documented normalisation (vmcs12 bytes past 998 come back zero; an L2 that is not run-pending shows the DR7 and EFER of the destination vCPU, L2_REGISTERS_FROM_DESTINATION)',
+  invariant: 'an L2 entered from a valid vmcs12 (run pending or after KVM_RUN) is saved and restored: SET(GET(s)) succeeds on a destination with the guest memory migrated and the run state restored after it (KVM_SET_MP_STATE), and GET again is byte-identical after the documented normalisation (vmcs12 bytes past 998 come back zero; an L2 whose restore does not load DR7 or EFER from vmcs12 shows those of the destination vCPU, L2_REGISTERS_FROM_DESTINATION)',
   groups: ['nested-state'],
   runs: 100,
   async build(ctx) {

@@ -226,6 +226,26 @@ const MUTANTS: Mutant[] = [
     model: { readPage: memcpyReadPage },
   },
   {
+    property: 'nested.matches-profile',
+    what: 'F7: a VMfailValid with an eVMCS in use schedules no vmcs12 -> eVMCS sync, so L1 reads a stale VM-instruction error from its eVMCS',
+    planted: {
+      file: 'nested/vcpu.ts',
+      line: "  if (v.evmptr !== 'invalid') v.needVmcs12ToShadowSync = true;\n",
+      bug: '',
+      use: (m) => ({ model: { applyOp: m.applyOp as ReferenceModel['applyOp'] } }),
+    },
+  },
+  {
+    property: 'nested.matches-profile',
+    what: "F11: VMPTRLD while an eVMCS is in use answers VMfailInvalid (the model's old assumption), where KVM does not retire it",
+    planted: {
+      file: 'nested/vcpu.ts',
+      line: "if (v.evmcsMapped()) return { result: 'not-retired', reason: 'VMPTRLD while an eVMCS is in use: KVM returns to L1 without completing the instruction; L1 executes it again' };",
+      bug: "if (v.evmcsMapped()) return fail('VMfailInvalid', 'VMPTRLD while an eVMCS is in use');",
+      use: (m) => ({ model: { applyOp: m.applyOp as ReferenceModel['applyOp'] } }),
+    },
+  },
+  {
     property: 'golden.nested-state.old-readable',
     what: 'the consumer ignores the shadow vmcs12 of a restored blob',
     model: {

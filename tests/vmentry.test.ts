@@ -11,7 +11,9 @@ import { encodeBlob } from '../model/nested/blob.js';
 import { FLAGS } from '../model/nested/constants.js';
 import { setNestedState } from '../model/nested/set.js';
 import { applyOp, DEFAULT_VCPU, Vcpu, type GuestOp, type VcpuConfig } from '../model/nested/vcpu.js';
-import { findProfile, type Profile } from '../model/profiles.js';
+import { findProfile, PROFILES as ALL_PROFILES, type Profile } from '../model/profiles.js';
+import { msrAddressBits, VMENTRY_6_1, VMENTRY_6_12 } from '../model/vmentry/revision.js';
+import { msrLoadVmcs12Writes, walkEntryMsrLoad } from '../model/vmentry/msr-load.js';
 import { readBytes } from '../model/vmcs12-access.js';
 import { nestedCaps } from '../model/vmentry/caps.js';
 import { allFailures, firstFailure } from '../model/vmentry/check.js';
@@ -55,6 +57,7 @@ describe('the rule table', () => {
     const ids = (n: string) => vmentryRules(findProfile(n)!).map((r) => r.id);
     expect(ids('linux-4.19')).toEqual(ids('linux-6.1').filter((x) => !x.startsWith('evmcs.')));
   });
+
 
   test('the README\'s rule table has a row for every rule of both profiles (tests/readme.test.ts keeps the README\'s copy fresh)', () => {
     const table = ruleTableMarkdown(vmentryRules(P61), vmentryRules(P612));
@@ -206,5 +209,78 @@ describe('KVM behaviour the vCPU model takes from the table', () => {
     d.fields.set('cr3_target_count', 9n);
     const r = firstFailure(vmentryRules(P612), draftInput(d, DEFAULT_CAPS, { maxPhyAddr: 36, runPending: true, evmcsCheck: null }), 'vmentry');
     expect(r?.id).toBe('ctl.cr3-target-count');
+  });
+});
+
+describe('the rule table comes from profile data, never from a profile name (issue 12 item 7)', () => {
+  const ids = (p: Pick<Profile, 'vmentry' | 'evmcs'>) => vmentryRules(p).map((r) => r.id);
+
+  test('every profile names its VM-entry revision; those whose kernel was not read say so and take 6.1\'s', () => {
+    for (const p of ALL_PROFILES) {
+      expect(['linux-6.1', 'linux-6.12'], p.name).toContain(p.vmentry.revision);
+      if (p.name === p.vmentry.revision) expect(p.vmentry.assumed, p.name).toBeUndefined();
+      else expect([p.vmentry, p.vmentry.assumed?.length]).toEqual([{ ...VMENTRY_6_1, assumed: expect.any(String) }, expect.any(Number)]);
+    }
+    expect([P61.vmentry, P612.vmentry]).toEqual([VMENTRY_6_1, VMENTRY_6_12]);
+  });
+
+  test('a profile named linux-6.12 with 6.1\'s data gets 6.1\'s rules, and a new profile with 6.12\'s data gets 6.12\'s', () => {
+    expect(ids({ ...P612, vmentry: VMENTRY_6_1 })).toEqual(ids(P612).filter((x) => !x.endsWith('cet-without-wp')));
+    const newer = { ...P61, name: 'linux-9.9', kernel: [9, 9] as const, evmcs: P612.evmcs, vmentry: VMENTRY_6_12 };
+    expect(ids(newer)).toEqual(ids(P612));
+    // FREEZE_IN_SMM follows the data too
+    const d = sample();
+    d.fields.set('vm_entry_controls', d.fields.get('vm_entry_controls')! | 0x4n);
+    d.fields.set('guest_ia32_debugctl', 0x4000n);
+    const check = (p: Pick<Profile, 'vmentry' | 'evmcs'>) => allFailures(vmentryRules(p), draftInput(d, DEFAULT_CAPS, { maxPhyAddr: 36, runPending: true, evmcsCheck: null }), 'restore').map((r) => r.id);
+    expect([check({ ...P612, vmentry: VMENTRY_6_1 }), check(newer)]).toEqual([['guest.debugctl'], []]);
+  });
+
+  test('the canonical width of the MSR and base checks: 6.12 the host\'s paging depth, 6.1 L1\'s (fidelity-audit F13)', () => {
+    expect([msrAddressBits(VMENTRY_6_12, true, 48), msrAddressBits(VMENTRY_6_12, false, 48), msrAddressBits(VMENTRY_6_1, true, 48), msrAddressBits(VMENTRY_6_1, false, 57)]).toEqual([57, 48, 48, 57]);
+  });
+});
+
+describe('F13: host IA32_SYSENTER_ESP = 0x0000800000000000 (canonical with 57 bits, not with 48), VMLAUNCH and restore', () => {
+  const vcpu = (p: Profile, config: Partial<VcpuConfig> = {}) => new Vcpu({ ...p, nested: p.nested! }, { ...DEFAULT_VCPU, ...config });
+  const LA57_ONLY = 0x0000_8000_0000_0000n;
+  const launch = (v: Vcpu, d: Vmcs12Draft) =>
+    [{ op: 'init-vmcs', pa: PAGES.vmxon }, { op: 'vmxon', pa: PAGES.vmxon }, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }, ...writeGuestOps(d), { op: 'vmlaunch' }].map((o) => applyOp(v, o as GuestOp)).at(-1)!;
+  const restore = (v: Vcpu, d: Vmcs12Draft) => setNestedState(v, encodeBlob({ flags: FLAGS.GUEST_MODE | FLAGS.RUN_PENDING, vmxonPa: PAGES.vmxon, vmcs12Pa: PAGES.vmcs }, draftPage(d, P612.vmcs12)));
+  const guest = (member: string, value: bigint) => {
+    const d = sample();
+    d.fields.set('vmcs_link_pointer', (1n << 64n) - 1n);
+    d.fields.set(member, value);
+    return d;
+  };
+
+  test.each([
+    ['host_ia32_sysenter_esp', 'host.sysenter-esp'],
+    ['host_ia32_sysenter_eip', 'host.sysenter-eip'],
+    ['host_gs_base', 'host.base-canonical'],
+  ])('%s: 6.12 on a host with 5-level paging accepts it; 6.12 without, and 6.1 either way (L1 has no CR4.LA57), refuse it with %s', (member, rule) => {
+    const d = guest(member, LA57_ONLY);
+    expect(launch(vcpu(P612, { hostLa57: true }), d)).toEqual({ result: 'ok' });
+    expect(restore(vcpu(P612, { hostLa57: true }), d)).toMatchObject({ ret: 0 });
+    for (const v of [vcpu(P612), vcpu(P61, { hostLa57: true }), vcpu(P61)]) {
+      expect(launch(v, d)).toMatchObject({ result: 'VMfailValid', error: 8, check: rule });
+      expect(restore(vcpu(v.profile, v.config), d)).toMatchObject({ ret: -22, rule: 'V14', vmentryCheck: rule });
+    }
+  });
+
+  test('host RIP is checked with L1\'s width on both kernels, whatever the host', () => {
+    expect(launch(vcpu(P612, { hostLa57: true }), guest('host_rip', LA57_ONLY))).toMatchObject({ result: 'VMfailValid', check: 'host.rip-canonical' });
+  });
+
+  test("the MSR-load list's KERNEL_GS_BASE write and SYSENTER_ESP canonicalisation take the same width", () => {
+    const d = sample();
+    d.fields.set('vm_entry_msr_load_count', 2n);
+    d.fields.set('vm_entry_msr_load_addr', 0x6000n);
+    d.msrLoad = [{ index: 0x175, value: 0x00ff_8000_0000_1000n }, { index: 0xc000_0102, value: LA57_ONLY }];
+    const walk = (bits: number) => walkEntryMsrLoad(draftInput(d, DEFAULT_CAPS, { maxPhyAddr: 36, runPending: true, evmcsCheck: null, msrAddressBits: bits }));
+    expect(walk(48).failed).toEqual({ index: 1, why: 'write' });
+    expect([walk(57).failed, walk(57).written.map((e) => e.index)]).toEqual([null, [0x175, 0xc000_0102]]);
+    const esp = (bits: number) => msrLoadVmcs12Writes(draftInput(d, DEFAULT_CAPS, { maxPhyAddr: 36, runPending: true, evmcsCheck: null, msrAddressBits: bits }))[0];
+    expect([esp(48), esp(57)]).toEqual([{ member: 'guest_sysenter_esp', value: 0xffff_8000_0000_1000n }, { member: 'guest_sysenter_esp', value: 0x00ff_8000_0000_1000n }]);
   });
 });

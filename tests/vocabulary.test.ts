@@ -6,6 +6,7 @@ import { expect, test } from 'vitest';
 import { ERRNO } from '../model/nested/constants.js';
 import { RESTORE_RULES } from '../model/nested/rules.js';
 import { UNKNOWN_REVISION } from '../golden/consume.js';
+import { OP_RESULTS } from '../model/nested/vcpu.js';
 
 const schema = (name: string) => JSON.parse(readFileSync(new URL(`../reports/schema/${name}.schema.json`, import.meta.url), 'utf8'));
 
@@ -39,6 +40,11 @@ test("the protocol schema's errno description names the model's errnos", () => {
   const d = (schema('target-protocol').$defs.errno as { description: string }).description;
   const named = /The model answers ([^;]+);/.exec(d)?.[1]?.match(/E[A-Z0-9]+/g) ?? [];
   expect(disagreement(named, Object.keys(ERRNO))).toEqual(AGREE);
+});
+
+test("the protocol schema's guest-operation results are the model's (OP_RESULTS, not-retired included)", () => {
+  const results = (schema('target-protocol').$defs['value-guest-op'] as { properties: Props }).properties.result!.enum ?? [];
+  expect(disagreement(results, OP_RESULTS)).toEqual(AGREE);
 });
 
 test('a schema that drifts is caught both ways', () => {

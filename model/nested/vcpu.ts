@@ -12,6 +12,7 @@ import { INVALID_GPA, MP_STATE } from './constants.js';
 import type { NestedBehaviour } from './behaviour.js';
 import type { MsrSet } from '../vmx-msrs.js';
 import { entryFailureReason } from '../vmentry/check.js';
+import { nestedCaps } from '../vmentry/caps.js';
 import { applyEntryMsrLoad, kvmPrepareVmcs02, kvmVmentryChecks, type EntryFailure } from './vmentry-hook.js';
 import { enlightenedVmptrld, type EvmcsPointer } from './evmcs-pointer.js';
 
@@ -35,16 +36,32 @@ export interface VcpuConfig {
    * KVM-like set
    */
   readonly vmxMsrs?: MsrSet;
+  /**
+   * a fact of the host, not of the VMM's set-up: its CPU has 5-level paging (kvm_cpu_cap_has(LA57)).
+   * 6.12's canonical checks on MSR values and descriptor bases then take 57 bits (fidelity-audit F13;
+   * model/vmentry/revision.ts). Absent: false. A real-KVM target answers for its own host
+   */
+  readonly hostLa57?: boolean;
 }
 
 export const DEFAULT_VCPU: VcpuConfig = { nested: true, vmxInCpuid: true, evmcsEnabled: false, hypervCpuid: false, inSmm: false, maxPhyAddr: 36 };
+
+/**
+ * The result vocabulary of a guest operation, in one place (the target protocol's schema lists the
+ * same: tests/vocabulary.test.ts). `not-retired`: KVM returns to L1 without completing the
+ * instruction, neither failing it nor moving RIP past it, so L1 executes it again (forever, unless
+ * something else changes): VMPTRLD while an eVMCS is in use.
+ */
+export const OP_RESULTS = ['ok', 'VMfailInvalid', 'VMfailValid', '#UD', 'internal-error', 'ENOTTY', 'EINVAL', 'vmexit', 'not-retired'] as const;
 
 /** What a guest operation did: KVM's answer, never an exception. */
 export type OpResult =
   | { readonly result: 'ok'; readonly value?: bigint }
   | { readonly result: 'VMfailInvalid' | 'VMfailValid' | '#UD' | 'internal-error' | 'ENOTTY' | 'EINVAL'; readonly error?: number; readonly reason: string; readonly check?: string }
   /** VMLAUNCH/VMRESUME that ended in a VM-exit for a failed VM-entry: `error` holds the exit reason, `qualification` the exit qualification */
-  | { readonly result: 'vmexit'; readonly error: number; readonly reason: string; readonly check: string; readonly qualification?: number };
+  | { readonly result: 'vmexit'; readonly error: number; readonly reason: string; readonly check: string; readonly qualification?: number }
+  /** the instruction was neither completed nor failed: L1 executes it again (OP_RESULTS) */
+  | { readonly result: 'not-retired'; readonly reason: string };
 
 /** VM-instruction error numbers (SDM). */
 export const VMXERR = {
@@ -290,17 +307,21 @@ export type GuestOp =
  * eVMCS) there is nowhere to record it, and the instruction is VMfailInvalid instead (quirk
  * VMFAIL_VALID_WITHOUT_VMCS; seen on real KVM: a second VMXON before any VMPTRLD is VMfailInvalid).
  * The error lands in the cached vmcs12's vm_instruction_error, where GET and VMREAD see it (F7,
- * seen on real KVM 6.12: a VMWRITE of an unknown encoding leaves 12 there). Not modelled: the
- * eVMCS sync KVM schedules with it.
+ * seen on real KVM 6.12: a VMWRITE of an unknown encoding leaves 12 there). With an eVMCS set
+ * (mapped, or map-pending: 6.1 tests `!= EVMPTR_INVALID`, 6.12 `nested_vmx_is_evmptr12_set`, the
+ * same) nested_vmx_failValid also schedules the vmcs12 -> eVMCS sync ("Enlightened VMCS 'shadows'
+ * all fields"), so the next KVM_RUN copies the error into the eVMCS, where L1 reads it (F7, the
+ * eVMCS side), and GET until then shows the vmcs12 without copying the eVMCS in.
  */
 function failValid(v: Vcpu, reason: string, error: number, check?: string): OpResult {
   if (v.currentVmptr === INVALID_GPA && !v.evmcsMapped()) return { result: 'VMfailInvalid', reason: `${reason} (no current VMCS to hold error ${error})` };
   recordInstructionError(accessTableFor(v.profile.vmcs12), v.vmcs12, error);
+  if (v.evmptr !== 'invalid') v.needVmcs12ToShadowSync = true;
   return { result: 'VMfailValid', reason, error, ...(check !== undefined ? { check } : {}) };
 }
 
 const ok = (value?: bigint): OpResult => (value === undefined ? { result: 'ok' } : { result: 'ok', value });
-const fail = (result: Exclude<OpResult['result'], 'ok' | 'vmexit'>, reason: string, error?: number): OpResult => ({ result, reason, ...(error !== undefined ? { error } : {}) });
+const fail = (result: Exclude<OpResult['result'], 'ok' | 'vmexit' | 'not-retired'>, reason: string, error?: number): OpResult => ({ result, reason, ...(error !== undefined ? { error } : {}) });
 
 function vmentry(v: Vcpu, launch: boolean): OpResult {
   // nested_vmx_run: a current VMCS whose header has the shadow bit cannot be entered, before any other check (F3)
@@ -405,10 +426,19 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
       if (!v.vmxon || v.guestMode) return fail('#UD', 'VMPTRLD outside VMX root operation');
       if (!v.pageAddressValid(o.pa)) return failValid(v, 'VMPTRLD of an invalid address', VMXERR.VMPTRLD_INVALID_ADDRESS);
       if (o.pa === v.vmxonPtr) return failValid(v, 'VMPTRLD of the VMXON pointer', VMXERR.VMPTRLD_VMXON_POINTER);
-      if (v.evmcsMapped()) return fail('VMfailInvalid', 'VMPTRLD while an eVMCS is in use (model assumption)');
-      const page = v.page(o.pa);
-      if (hdrRevision(VMCS12.read(page, 'hdr')) !== VMCS12_REVISION) return failValid(v, 'VMCS revision id mismatch', VMXERR.VMPTRLD_INCORRECT_VMCS_REVISION_ID);
+      // handle_vmptrld (6.1 and 6.12 alike), after the address checks: "Forbid normal VMPTRLD if
+      // Enlightened version was used" is a bare `return 1` while the eVMCS is mapped (not while it is
+      // only map-pending): no VMfail, no state change, RIP not advanced (F11, real KVM: README K13)
+      if (v.evmcsMapped()) return { result: 'not-retired', reason: 'VMPTRLD while an eVMCS is in use: KVM returns to L1 without completing the instruction; L1 executes it again' };
+      // the header is read and checked only for a new pointer (a VMPTRLD of the current VMCS succeeds
+      // whatever the guest wrote over its region since); a shadow VMCS is refused when the vCPU's
+      // PROCBASED_CTLS2 does not offer VMCS shadowing (nested_cpu_has_vmx_shadow_vmcs), with the
+      // revision's error number (F11, 6.1 and 6.12 alike)
       if (v.currentVmptr !== o.pa) {
+        const page = v.page(o.pa);
+        const hdr = VMCS12.read(page, 'hdr');
+        if (hdrRevision(hdr) !== VMCS12_REVISION) return failValid(v, 'VMCS revision id mismatch', VMXERR.VMPTRLD_INCORRECT_VMCS_REVISION_ID);
+        if (hdrShadow(hdr) && !(nestedCaps(v.config.vmxMsrs).proc2.may & BIT.proc2.shadowVmcs)) return failValid(v, 'a shadow VMCS, and the vCPU does not offer VMCS shadowing', VMXERR.VMPTRLD_INCORRECT_VMCS_REVISION_ID);
         if (v.currentVmptr !== INVALID_GPA) v.page(v.currentVmptr).set(v.vmcs12);
         v.currentVmptr = o.pa;
         v.vmcs12 = page.slice(); // the whole 4 KiB page is read from guest memory

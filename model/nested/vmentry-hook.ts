@@ -9,6 +9,8 @@ import type { Profile } from '../profiles.js';
 import type { CheckRule } from '../catalog/vmx-controls.js';
 import type { Layout } from '../layout.js';
 import type { MsrSet } from '../vmx-msrs.js';
+import { GUEST_CPU } from '../vmentry/guest-cpu.js';
+import { msrAddressBits } from '../vmentry/revision.js';
 import { writeBytes } from '../vmcs12-access.js';
 
 const ZERO_PAGE = new Uint8Array(4096);
@@ -19,7 +21,7 @@ const ZERO_PAGE = new Uint8Array(4096);
  */
 export interface EntryVcpu {
   readonly profile: Profile;
-  readonly config: { readonly vmxMsrs?: MsrSet | undefined; readonly maxPhyAddr: number };
+  readonly config: { readonly vmxMsrs?: MsrSet | undefined; readonly maxPhyAddr: number; readonly hostLa57?: boolean | undefined };
   readonly nestedRunPending: boolean;
   readonly memory: ReadonlyMap<bigint, Uint8Array>;
   readonly vmcs12: Uint8Array;
@@ -43,6 +45,8 @@ export interface EntryContext {
   readonly runPending: boolean;
   readonly evmcsCheck: readonly CheckRule[] | null;
   readonly memory: ReadonlyMap<bigint, Uint8Array>;
+  /** the canonical width of the MSR and base checks (CheckInput.msrAddressBits) */
+  readonly msrAddressBits: number;
 }
 
 export function entryInput(layout: Layout, vmcs12: Uint8Array, c: EntryContext): CheckInput {
@@ -52,6 +56,7 @@ export function entryInput(layout: Layout, vmcs12: Uint8Array, c: EntryContext):
     maxPhyAddr: c.maxPhyAddr,
     runPending: c.runPending,
     evmcsCheck: c.evmcsCheck,
+    msrAddressBits: c.msrAddressBits,
     guestPage: (gpa) => c.memory.get(gpa) ?? ZERO_PAGE,
   };
 }
@@ -63,6 +68,8 @@ export function checkInput(v: EntryVcpu, vmcs12: Uint8Array, fromVmentry: boolea
     runPending: fromVmentry || v.nestedRunPending,
     evmcsCheck: v.guestCpuidHasEvmcs() && v.profile.evmcs ? v.profile.evmcs.check : null,
     memory: v.memory,
+    // the profile's revision says whose width: the host's paging depth (a vCPU fact) or L1's (GUEST_CPU)
+    msrAddressBits: msrAddressBits(v.profile.vmentry, v.config.hostLa57 ?? false, GUEST_CPU.virtualAddressBits),
   });
 }
 

@@ -9,6 +9,7 @@ import { writeBytes } from '../vmcs12-access.js';
 import type { NestedCaps } from './caps.js';
 import type { CheckInput } from './input.js';
 import type { MsrEntry } from './msr-load.js';
+import { GUEST_CPU } from './guest-cpu.js';
 
 export const INVALID_LINK = (1n << 64n) - 1n;
 /** where a draft's linked (shadow) VMCS lives in guest memory */
@@ -28,9 +29,10 @@ export const linkHeader = (shadow: boolean): bigint => makeHdr(shadow);
 
 const ZERO = new Uint8Array(4096);
 
-export function draftInput(d: Vmcs12Draft, caps: NestedCaps, opts: { maxPhyAddr: number; runPending: boolean; evmcsCheck: readonly CheckRule[] | null }): CheckInput {
+/** A draft as the checks see it; `msrAddressBits` defaults to 48 (a host without 5-level paging, and the modelled L1: either kernel). */
+export function draftInput(d: Vmcs12Draft, caps: NestedCaps, opts: { maxPhyAddr: number; runPending: boolean; evmcsCheck: readonly CheckRule[] | null; msrAddressBits?: number }): CheckInput {
   const pages = draftMemory(d);
-  return { f: (m) => d.fields.get(m) ?? 0n, caps, ...opts, guestPage: (gpa) => pages.get(gpa) ?? ZERO };
+  return { f: (m) => d.fields.get(m) ?? 0n, caps, msrAddressBits: GUEST_CPU.virtualAddressBits, ...opts, guestPage: (gpa) => pages.get(gpa) ?? ZERO };
 }
 
 /** The 8-byte stores that put a draft's guest memory in place: the linked VMCS's header, the PDPTEs, the MSR-load list. */

@@ -1,11 +1,12 @@
 // The CPU model of the vCPU the checks assume, where KVM consults guest CPUID, the PMU or L1's own
 // registers rather than the VMX MSRs. VcpuConfig does not describe these, so they are fixed here and
-// documented in the README: a 64-bit L1 on a 4-level-paging host, with NX, PCID, XSAVE, SMEP, SMAP,
+// documented in the README: a 64-bit L1 without CR4.LA57 (on a 4-level-paging host unless the vCPU
+// configuration says hostLa57, which only 6.12's MSR and base canonical checks read), with NX, PCID, XSAVE, SMEP, SMAP,
 // PKU, UMIP, FSGSBASE; no LA57, LAM, CET or SVM; an architectural
 // PMU with 8 general-purpose and 3 fixed counters; no LBR, RTM or bus-lock detection for the guest;
 // L1's local APIC in xAPIC mode.
 export const GUEST_CPU = {
-  /** linear-address width for canonical checks (no LA57 on the host or in the guest) */
+  /** L1's linear-address width (vcpu_virt_addr_bits, CR4.LA57 clear): host RIP's canonical check, and 6.1's MSR and base checks (revision.ts) */
   virtualAddressBits: 48,
   /** EFER bits kvm_valid_efer accepts: SCE, LME, LMA, NX */
   eferValid: 0xd01n,

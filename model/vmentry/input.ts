@@ -15,6 +15,12 @@ export interface CheckInput {
   readonly runPending: boolean;
   /** nested_evmcs_check_controls' rules when guest_cpuid_has_evmcs holds, else null */
   readonly evmcsCheck: readonly CheckRule[] | null;
+  /**
+   * the linear-address width of KVM's canonical checks on MSR values and descriptor bases (host
+   * SYSENTER_ESP/EIP and bases, guest BNDCFGS, the MSR-load list): 48 or 57, from the profile's
+   * revision and the host or L1 (model/vmentry/revision.ts msrAddressBits)
+   */
+  readonly msrAddressBits: number;
   /** a 4 KiB guest page (memory never written reads as zeros) */
   readonly guestPage: (gpa: bigint) => Uint8Array;
 }

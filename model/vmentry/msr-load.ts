@@ -60,7 +60,7 @@ export function walkEntryMsrLoad(s: CheckInput): MsrLoadWalk {
       break;
     }
     const e = readEntry(s, addr + BigInt(i) * 16n);
-    const why = refused(e) ?? (GUEST_MSRS.get(e.index)?.accepts(e.value) ? null : 'write');
+    const why = refused(e) ?? (GUEST_MSRS.get(e.index)?.accepts(e.value, s.msrAddressBits) ? null : 'write');
     if (why) failed = { index: i, why };
     else written.push(e);
   }
@@ -72,6 +72,6 @@ export function walkEntryMsrLoad(s: CheckInput): MsrLoadWalk {
 export function msrLoadVmcs12Writes(s: CheckInput): { member: string; value: bigint }[] {
   return walkEntryMsrLoad(s).written.flatMap((e) => {
     const m = GUEST_MSRS.get(e.index)?.vmcs12;
-    return m ? [{ member: m.member, value: m.value(e.value) }] : [];
+    return m ? [{ member: m.member, value: m.value(e.value, s.msrAddressBits) }] : [];
   });
 }

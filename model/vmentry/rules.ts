@@ -1,6 +1,7 @@
 // KVM's VM-entry consistency checks on a vmcs12, one rule per condition, in the order KVM evaluates
 // them (the first failure decides). Facts from Debian's linux-source 6.1 and 6.12, arch/x86/kvm/vmx/
-// nested.c; the two differ in two guest/host rules and one quirk (see PROFILE_RULES). Stages:
+// nested.c; what differs between kernels is data, the profile's VmentryRevision (revision.ts): two
+// CET/WP rules, the FREEZE_IN_SMM quirk and whose canonical width the MSR and base checks use. Stages:
 //   controls -> VMfailValid 7 on VMLAUNCH/VMRESUME, -EINVAL (V14) on restore
 //   host     -> VMfailValid 8,                      -EINVAL (V14)
 //   guest    -> VM-exit "invalid guest state" (0x80000021) with an exit qualification, -EINVAL (V14)
@@ -18,6 +19,7 @@ import { readBytes } from '../vmcs12-access.js';
 import { hdrRevision, hdrShadow, VMCS12 } from '../catalog/by-name.js';
 import { VMCS12_REVISION } from '../catalog/vmcs12.js';
 import type { Profile } from '../profiles.js';
+import type { VmentryRevision } from './revision.js';
 import { segmentRules } from './segments.js';
 import { walkEntryMsrLoad, type MsrLoadFailure } from './msr-load.js';
 
@@ -136,6 +138,10 @@ function evmcsUnreachable(step: CheckRule): Partial<VmentryRule> {
   return {};
 }
 
+/** the MSR-value and descriptor-base canonical checks (is_noncanonical_msr_address / _base_address in 6.12), at the revision's width */
+const msrCanonical = (v: View, la: bigint) => canonical(la, v.s.msrAddressBits);
+const WIDTH = '(6.1: L1\'s width, 48 without CR4.LA57; 6.12: 57 on a host with 5-level paging)';
+
 const ADDRESS_SPACE = r('host.address-space-size', 'host', 'nested_vmx_check_address_space_size', 'host address-space size differs from L1 EFER.LMA (VMLAUNCH/VMRESUME only)', (v) => v.hostIa32e !== GUEST_CPU.l1LongMode, { vmentryOnly: true });
 
 const hostRules = (cet: boolean): VmentryRule[] => [
@@ -143,8 +149,8 @@ const hostRules = (cet: boolean): VmentryRule[] => [
   r('host.cr4', 'host', HOST, 'host CR4 outside IA32_VMX_CR4_FIXED0/1 or reserved for the vCPU', (v) => !cr4Valid(v, f(v, 'host_cr4'))),
   r('host.cr3', 'host', HOST, 'host CR3 has bits at or above MAXPHYADDR', (v) => !v.legal(f(v, 'host_cr3'))),
   ...(cet ? [r('host.cet-without-wp', 'host', HOST, 'host CR4.CET without CR0.WP (6.12)', (v) => bit(f(v, 'host_cr4'), CR4.CET) && !bit(f(v, 'host_cr0'), CR0.WP), { unreachable: 'CR4.CET is reserved for the modelled vCPU: host.cr4 fails first' })] : []),
-  r('host.sysenter-esp', 'host', HOST, 'host IA32_SYSENTER_ESP not canonical', (v) => !canonical(f(v, 'host_ia32_sysenter_esp'))),
-  r('host.sysenter-eip', 'host', HOST, 'host IA32_SYSENTER_EIP not canonical', (v) => !canonical(f(v, 'host_ia32_sysenter_eip'))),
+  r('host.sysenter-esp', 'host', HOST, `host IA32_SYSENTER_ESP not canonical ${WIDTH}`, (v) => !msrCanonical(v, f(v, 'host_ia32_sysenter_esp'))),
+  r('host.sysenter-eip', 'host', HOST, `host IA32_SYSENTER_EIP not canonical ${WIDTH}`, (v) => !msrCanonical(v, f(v, 'host_ia32_sysenter_eip'))),
   r('host.pat', 'host', HOST, 'load IA32_PAT on exit: host PAT has an invalid memory type', (v) => v.exitHas(BIT.exit.loadPat) && !patValid(f(v, 'host_ia32_pat'))),
   r('host.perf-global-ctrl', 'host', HOST, 'load PERF_GLOBAL_CTRL on exit: reserved bits set', (v) => v.exitHas(BIT.exit.loadPerf) && !perfValid(f(v, 'host_ia32_perf_global_ctrl'))),
   r('host.ia32e-without-pae', 'host', HOST, '64-bit host without CR4.PAE', (v) => v.hostIa32e && !bit(f(v, 'host_cr4'), CR4.PAE)),
@@ -155,8 +161,8 @@ const hostRules = (cet: boolean): VmentryRule[] => [
   r('host.cs-zero', 'host', HOST, 'host CS selector 0', (v) => f(v, 'host_cs_selector') === 0n),
   r('host.tr-zero', 'host', HOST, 'host TR selector 0', (v) => f(v, 'host_tr_selector') === 0n),
   r('host.ss-zero-on-32-bit-host', 'host', HOST, 'host SS selector 0 with a 32-bit host', (v) => f(v, 'host_ss_selector') === 0n && !v.hostIa32e),
-  r('host.base-canonical', 'host', HOST, 'a host FS, GS, GDTR, IDTR or TR base not canonical', (v) => HOST_BASES.some((b) => !canonical(f(v, b)))),
-  r('host.rip-canonical', 'host', HOST, 'host RIP not canonical', (v) => !canonical(f(v, 'host_rip'))),
+  r('host.base-canonical', 'host', HOST, `a host FS, GS, GDTR, IDTR or TR base not canonical ${WIDTH}`, (v) => HOST_BASES.some((b) => !msrCanonical(v, f(v, b)))),
+  r('host.rip-canonical', 'host', HOST, 'host RIP not canonical (L1\'s width in both)', (v) => !canonical(f(v, 'host_rip'))),
   r('host.efer.reserved', 'host', HOST, 'load IA32_EFER on exit: reserved EFER bits set', (v) => v.exitHas(BIT.exit.loadEfer) && !eferValid(f(v, 'host_ia32_efer'))),
   r('host.efer.lma', 'host', HOST, 'load IA32_EFER on exit: EFER.LMA differs from the host address-space size', (v) => v.exitHas(BIT.exit.loadEfer) && bit(f(v, 'host_ia32_efer'), EFER.LMA) !== v.hostIa32e),
   r('host.efer.lme', 'host', HOST, 'load IA32_EFER on exit: EFER.LME differs from the host address-space size', (v) => v.exitHas(BIT.exit.loadEfer) && bit(f(v, 'host_ia32_efer'), EFER.LME) !== v.hostIa32e),
@@ -179,7 +185,7 @@ const guestRules = (cet: boolean, freezeQuirk: boolean): VmentryRule[] => [
   r('guest.efer.reserved', 'guest', GUEST, 'load IA32_EFER on entry (run pending only): reserved EFER bits set', (v) => v.s.runPending && v.entryHas(BIT.entry.loadEfer) && !eferValid(f(v, 'guest_ia32_efer'))),
   r('guest.efer.lma', 'guest', GUEST, 'load IA32_EFER on entry (run pending only): EFER.LMA differs from IA-32e mode guest', (v) => v.s.runPending && v.entryHas(BIT.entry.loadEfer) && bit(f(v, 'guest_ia32_efer'), EFER.LMA) !== v.guestIa32e),
   r('guest.efer.lme', 'guest', GUEST, 'load IA32_EFER on entry (run pending only): CR0.PG set and EFER.LME differs from IA-32e mode guest', (v) => v.s.runPending && v.entryHas(BIT.entry.loadEfer) && bit(f(v, 'guest_cr0'), CR0.PG) && bit(f(v, 'guest_ia32_efer'), EFER.LME) !== v.guestIa32e),
-  r('guest.bndcfgs.canonical', 'guest', GUEST, 'load BNDCFGS on entry: base not canonical', (v) => v.entryHas(BIT.entry.loadBndcfgs) && !canonical(f(v, 'guest_bndcfgs') & ~0xfffn)),
+  r('guest.bndcfgs.canonical', 'guest', GUEST, `load BNDCFGS on entry: base not canonical ${WIDTH}`, (v) => v.entryHas(BIT.entry.loadBndcfgs) && !msrCanonical(v, f(v, 'guest_bndcfgs') & ~0xfffn)),
   r('guest.bndcfgs.reserved', 'guest', GUEST, 'load BNDCFGS on entry: bits 11:2 set', (v) => v.entryHas(BIT.entry.loadBndcfgs) && (f(v, 'guest_bndcfgs') & GUEST_CPU.bndcfgsReserved) !== 0n),
   r('guest.activity-state', 'guest', 'nested_check_guest_non_reg_state', 'activity state neither active, HLT nor wait-for-SIPI', (v) => ![0n, 1n, 3n].includes(f(v, 'guest_activity_state'))),
 ];
@@ -204,25 +210,25 @@ const MSR_LOAD: readonly VmentryRule[] = [
   msrLoad('write', 'kvm_set_msr', 'the write of an entry fails: an MSR the vCPU does not implement, or a value it refuses (6.12: kvm_set_msr_with_filter)'),
 ];
 
-const table = (evmcs: readonly CheckRule[], cet: boolean, freezeQuirk: boolean): readonly VmentryRule[] => [
+const table = (rev: VmentryRevision, evmcs: readonly CheckRule[]): readonly VmentryRule[] => [
   ...CONTROLS,
   ...evmcs.map(evmcsRule),
   ADDRESS_SPACE,
-  ...hostRules(cet),
-  ...guestRules(cet, freezeQuirk),
+  ...hostRules(rev.cetNeedsWp),
+  ...guestRules(rev.cetNeedsWp, rev.freezeInSmmQuirk),
   ...PREPARE,
   ...MSR_LOAD,
 ];
 
-const tables = new WeakMap<Profile, readonly VmentryRule[]>();
+const tables = new WeakMap<Pick<Profile, 'vmentry' | 'evmcs'>, readonly VmentryRule[]>();
 
 /**
- * The rules of a profile, in KVM's order. 6.12 adds the CET/WP rules (host and guest) and the
- * FREEZE_IN_SMM quirk; every other profile uses 6.1's (older kernels are assumed unchanged, as for §9).
- * The eVMCS steps are the profile's own (none where the profile has no eVMCS model).
+ * The rules of a profile, in KVM's order, as its data says: its VM-entry revision (the CET/WP rules
+ * and the FREEZE_IN_SMM quirk of 6.12; the canonical width reaches the rules through the check
+ * input) and its eVMCS steps (none where the profile has no eVMCS model). Never by name.
  */
-export function vmentryRules(profile: Profile): readonly VmentryRule[] {
+export function vmentryRules(profile: Pick<Profile, 'vmentry' | 'evmcs'>): readonly VmentryRule[] {
   let t = tables.get(profile);
-  if (!t) tables.set(profile, (t = profile.name === 'linux-6.12' ? table(profile.evmcs?.check ?? [], true, true) : table(profile.evmcs?.check ?? [], false, false)));
+  if (!t) tables.set(profile, (t = table(profile.vmentry, profile.evmcs?.check ?? [])));
   return t;
 }
