@@ -161,3 +161,13 @@ describe('DR7 and EFER of a restored L2 (K16)', () => {
     expect(f.counterexample.diff.some((d) => d.field === `vmcs12 +${dr7}` || d.field === `vmcs12 +${dr7 + 1}`)).toBe(true);
   });
 });
+
+test('RSM back into L2 loads DR7 and EFER as a pending entry does (vmx_leave_smm), so GET in guest mode stays consistent with the IA-32e control', () => {
+  const loadsEfer = (d: Vmcs12Draft) => Number(d.fields.get('vm_entry_controls') ?? 0n) & BIT.entry.loadEfer;
+  const d = fc.sample(validGuest(nestedCaps(undefined)).filter((x) => host64(x) && activityOf(x) === 0n && loadsEfer(x) !== 0), { seed: 4, numRuns: 1 })[0]!;
+  const v = launched(d);
+  expect(applyOp(v, { op: 'smm-entry' }).result).toBe('ok');
+  expect(applyOp(v, { op: 'rsm' }).result).toBe('ok');
+  expect(v.guestMode).toBe(true);
+  expect(v.efer).toBe(d.fields.get('guest_ia32_efer'));
+});

@@ -513,11 +513,13 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
         v.smm.vmxon = false;
       }
       if (v.smm.guestMode) {
-        // vmx_leave_smm: nested_vmx_enter_non_root_mode(from_vmentry = false) requests the state pages
+        // vmx_leave_smm: nested_vmx_enter_non_root_mode(from_vmentry = false) with the entry pending:
+        // prepare_vmcs02 loads DR7 and EFER as a VMLAUNCH would, and the state pages are requested
         v.guestMode = true;
         v.nestedRunPending = true;
         v.smm.guestMode = false;
         v.statePagesRequested = true;
+        loadL2Registers(v, true);
       }
       return ok();
     case 'run':
