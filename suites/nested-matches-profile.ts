@@ -10,7 +10,7 @@ import { readHeader } from '../model/nested/blob.js';
 import { SIZE_WITH_SHADOW, VMCS12_STRUCT_SIZE } from '../model/nested/constants.js';
 import type { NestedBehaviour } from '../model/nested/behaviour.js';
 import type { GuestOp, VcpuConfig } from '../model/nested/vcpu.js';
-import { guestOpsFor, vcpuConfig } from '../generators/nested.js';
+import { guestOpsFor, vcpuConfigFor } from '../generators/nested.js';
 import { referenceTarget } from '../targets/reference.js';
 import type { GetAnswer, Target } from '../targets/target.js';
 import { profileOf } from '../harness/common.js';
@@ -62,7 +62,7 @@ export const nestedMatchesProfile: PropertyDef = {
     // Only for a vCPU that has VMX, as a VMM restores them: 6.1 refuses VMX MSR writes without it
     const withMsrs = (c: VcpuConfig): VcpuConfig => (ctx.target.vmxMsrs && c.nested && c.vmxInCpuid ? { ...c, vmxMsrs: ctx.target.vmxMsrs } : c);
     const input = fc.record({
-      config: vcpuConfig.map(withMsrs),
+      config: vcpuConfigFor(ctx.target).map(withMsrs),
       ops: fc.tuple(guestOpsFor(ctx.target), tailWrites).map(([ops, tails]) => withTails(ops, tails)),
       smallGet: fc.option(fc.nat(SIZE_WITH_SHADOW - 1), { nil: undefined }),
       restore: restoreChoice(goldenIds),

@@ -14,7 +14,7 @@ import type { NestedBehaviour } from '../model/nested/behaviour.js';
 import type { Errno } from '../model/nested/constants.js';
 import type { RestoreRule } from '../model/nested/rules.js';
 import type { VcpuConfig } from '../model/nested/vcpu.js';
-import { guestOpsFor, guestOpsOftenShadowFor, vcpuConfig } from '../generators/nested.js';
+import { guestOpsFor, guestOpsOftenShadowFor, vcpuConfigFor } from '../generators/nested.js';
 import { profileOf } from '../harness/common.js';
 import { must, Violation, type PropertyContext, type PropertyDef } from '../harness/property.js';
 import { destinationOf, getFull, reach } from '../harness/nested-common.js';
@@ -113,7 +113,7 @@ export const restoreValidation: PropertyDef = {
   runs: 300,
   async build(ctx) {
     const behaviour = profileOf(ctx.target).nested!;
-    return fc.asyncProperty(vcpuConfig, guestOpsFor(ctx.target), fc.constantFrom(...MALFORMATIONS), async (config, ops, mal) => {
+    return fc.asyncProperty(vcpuConfigFor(ctx.target), guestOpsFor(ctx.target), fc.constantFrom(...MALFORMATIONS), async (config, ops, mal) => {
       const src = await reach(ctx, config, ops);
       const b = await getFull(ctx, src.vcpu);
       fc.pre((readHeader(b).flags & ~behaviour.setFlagsMask) === 0); // 5.6: the base blob is already refused at W3: not a case of this property
@@ -155,7 +155,7 @@ export const restoreRandomBytes: PropertyDef = {
   groups: ['nested-state'],
   runs: 1000,
   async build(ctx) {
-    return fc.asyncProperty(vcpuConfig, randomBlob, async (config, blob) => {
+    return fc.asyncProperty(vcpuConfigFor(ctx.target), randomBlob, async (config, blob) => {
       const v = must(await ctx.target.createVcpu(config));
       const expected = '0, 2, -EINVAL, -EFAULT or -ENOMEM';
       let answer: Awaited<ReturnType<typeof ctx.target.setNestedState>>;
@@ -193,7 +193,7 @@ export const sizeProtocol: PropertyDef = {
   groups: ['nested-state'],
   runs: 200,
   async build(ctx) {
-    return fc.asyncProperty(vcpuConfig, guestOpsFor(ctx.target), fc.nat(), async (config, ops, pick) => {
+    return fc.asyncProperty(vcpuConfigFor(ctx.target), guestOpsFor(ctx.target), fc.nat(), async (config, ops, pick) => {
       const src = await reach(ctx, config, ops);
       const full = must(await ctx.target.getNestedState(src.vcpu, SIZE_WITH_SHADOW));
       if (full.errno || full.size > SIZE_WITH_SHADOW || full.size < HEADER_SIZE) throw new Violation(`GET needs ${full.size} bytes (${full.errno ?? 'ok'})`);
@@ -218,7 +218,7 @@ export const writesWithinSize: PropertyDef = {
   runs: 300,
   expectedFailure: () => 'quirk GET_SHADOW_PAST_SIZE: outside guest mode KVM copies the shadow vmcs12 (vmcs12 enables shadow VMCS, link pointer valid) past the size it counts',
   async build(ctx) {
-    const config = vcpuConfig.map((c) => ({ ...c, nested: true, vmxInCpuid: true }));
+    const config = vcpuConfigFor(ctx.target).map((c) => ({ ...c, nested: true, vmxInCpuid: true }));
     return fc.asyncProperty(config, guestOpsOftenShadowFor(ctx.target), async (config, ops) => {
       const src = await reach(ctx, config, ops);
       const g = must(await ctx.target.getNestedState(src.vcpu, SIZE_WITH_SHADOW));

@@ -8,7 +8,7 @@ import { readHeader, writeHeader } from '../model/nested/blob.js';
 import { hdrRevision, VMCS12 } from '../model/catalog/by-name.js';
 import { VMCS12_REVISION } from '../model/catalog/vmcs12.js';
 import { FLAGS, HEADER_SIZE, INVALID_GPA, OFFSET, SMM_FLAGS } from '../model/nested/constants.js';
-import { guestOpsFor, vcpuConfig } from '../generators/nested.js';
+import { guestOpsFor, vcpuConfigFor } from '../generators/nested.js';
 import { profileOf } from '../harness/common.js';
 import { expectNoDiff, must, Violation, type PropertyDef } from '../harness/property.js';
 import { afterRestore, destinationOf, diffBlobs, getFull, linkPageStillValid, reach, restoredL2Registers, restoreMpState, saveMpState } from '../harness/nested-common.js';
@@ -22,7 +22,7 @@ export const nestedRoundTrip: PropertyDef = {
   runs: 200,
   async build(ctx) {
     const behaviour = profileOf(ctx.target).nested!;
-    return fc.asyncProperty(vcpuConfig, guestOpsFor(ctx.target), async (config, ops) => {
+    return fc.asyncProperty(vcpuConfigFor(ctx.target), guestOpsFor(ctx.target), async (config, ops) => {
       const src = await reach(ctx, config, ops);
       const b1 = await getFull(ctx, src.vcpu);
       const h1 = readHeader(b1);

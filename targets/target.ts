@@ -99,6 +99,11 @@ export interface Target {
   readonly vmm?: VmmInfo;
   /** at most this many shrinking attempts after a failure (a slow target); unbounded when absent */
   readonly shrinkBudget?: number;
+  /**
+   * what a vCPU whose `nested` setting differs from the previous one costs (the kvm: agent reloads
+   * kvm_intel): generated configurations then turn nested off rarely, since each such case pays twice
+   */
+  readonly nestedParamChange?: string;
   /** called before each property: a process target that broke restarts here (DESIGN §4) */
   beforeProperty?(): Promise<TargetResult<null>>;
   /** group `layout`: the structure's layout descriptor */

@@ -77,3 +77,12 @@ it('a target that does not offer some guest operations gets scenarios without th
     }
   expect(ops).toBeGreaterThan(1000);
 });
+
+it('a target where switching nested= costs a module reload gets nested off rarely, never not at all', async () => {
+  const { vcpuConfigFor } = await import('../generators/nested.js');
+  const fcm = (await import('fast-check')).default;
+  const off = (t: { nestedParamChange?: string }) => fcm.sample(vcpuConfigFor(t), { seed: 3, numRuns: 5000 }).filter((c) => !c.nested).length;
+  const costly = off({ nestedParamChange: 'reloads kvm_intel' });
+  expect(costly).toBeGreaterThan(0);
+  expect(costly).toBeLessThan(off({}) / 3);
+});

@@ -47,7 +47,7 @@ export async function openKvmTarget(specText: string, o: { timeoutMs?: number; l
   // the broker owns the per-request watchdog; the connection waits a little longer than it does
   const timeoutMs = (o.timeoutMs ?? KVM_DEFAULT_TIMEOUT_MS) + 5_000;
   try {
-    const t = { ...(await openExecTarget({ endpoint: () => socketEndpoint(link.broker, link.consoleLog), timeoutMs, helloTimeoutMs: KVM_BOOT_TIMEOUT_MS + 60_000 })), shrinkBudget: KVM_SHRINK_BUDGET };
+    const t = { ...(await openExecTarget({ endpoint: () => socketEndpoint(link.broker, link.consoleLog), timeoutMs, helloTimeoutMs: KVM_BOOT_TIMEOUT_MS + 60_000 })), shrinkBudget: KVM_SHRINK_BUDGET, nestedParamChange: 'kvm_intel is reloaded with the other nested= value (5-8 s in Bochs)' };
     if (!own) return t;
     return { ...t, close: async () => (await t.close(), await own.close()) };
   } catch (e) {
