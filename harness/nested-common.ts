@@ -3,7 +3,7 @@
 import { hdrRevision, hdrShadow, makeHdr, VMCS12 } from '../model/catalog/by-name.js';
 import { VMCS12_REVISION } from '../model/catalog/vmcs12.js';
 import { readHeader } from '../model/nested/blob.js';
-import { BIT } from '../model/vmentry/bits.js';
+import { BIT, DR7_RESET, EFER_LONG_MODE } from '../model/vmentry/bits.js';
 import { FLAGS, HEADER_SIZE, OFFSET, SIZE_WITH_SHADOW, VMCS12_BLOB_SIZE, VMCS12_STRUCT_SIZE } from '../model/nested/constants.js';
 import type { GuestOp, OpResult, VcpuConfig } from '../model/nested/vcpu.js';
 import { bytesHex, type FieldDiff } from '../model/codec.js';
@@ -95,10 +95,6 @@ export function afterRestore(b: Uint8Array): Uint8Array {
   return out;
 }
 
-/** A fresh vCPU's DR7 (its reset value) and the EFER bits of long mode: facts, not the model's */
-const FRESH_DR7 = 0x400n;
-const EFER_LONG_MODE = 0x500n;
-
 /**
  * Normalisation L2_REGISTERS_FROM_DESTINATION (README K16, audit F8): prepare_vmcs02 loads vmcs12's
  * DR7 and EFER only for a pending entry under the load controls; any other restored L2 keeps the
@@ -116,7 +112,7 @@ export function restoredL2Registers(b: Uint8Array): Uint8Array {
   const exit = Number(VMCS12.read(page, 'vm_exit_controls'));
   const entry = Number(VMCS12.read(page, 'vm_entry_controls'));
   const loads = (control: number) => (h.flags & FLAGS.RUN_PENDING) !== 0 && (entry & control) !== 0;
-  if (exit & BIT.exit.saveDebug && !loads(BIT.entry.loadDebug)) VMCS12.write(page, 'guest_dr7', FRESH_DR7);
+  if (exit & BIT.exit.saveDebug && !loads(BIT.entry.loadDebug)) VMCS12.write(page, 'guest_dr7', DR7_RESET);
   if (exit & BIT.exit.saveEfer && !loads(BIT.entry.loadEfer)) VMCS12.write(page, 'guest_ia32_efer', entry & BIT.entry.ia32e ? EFER_LONG_MODE : 0n);
   return out;
 }

@@ -6,7 +6,7 @@ import { VMCS12_REVISION, VMCS12_SIZE } from '../catalog/vmcs12.js';
 import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened } from '../evmcs.js';
 import type { Profile } from '../profiles.js';
 import { accessTableFor, recordInstructionError, vmread, vmwriteInstruction, writeBytes } from '../vmcs12-access.js';
-import { BIT, EFER, INTR } from '../vmentry/bits.js';
+import { BIT, DR7_RESET, EFER_LONG_MODE, INTR } from '../vmentry/bits.js';
 import { evmcsVmread } from '../evmcs.js';
 import { INVALID_GPA, MP_STATE } from './constants.js';
 import type { NestedBehaviour } from './behaviour.js';
@@ -98,9 +98,8 @@ const LINK = encodingOf('vmcs_link_pointer');
 /** exit reason bit 31: the VM-entry failed */
 const VMX_EXIT_REASONS_FAILED_VMENTRY = 0x8000_0000n;
 const RFLAGS_IF = 0x200n;
-/** DR7 at reset and after every VM-exit (SDM; load_vmcs12_host_state) */
-export const DR7_RESET = 0x400n;
-const LONG_MODE = EFER.LMA | EFER.LME;
+/** the vCPU's EFER with LMA and LME set or cleared, as KVM derives it where no EFER is loaded */
+const withLongMode = (efer: bigint, on: boolean): bigint => (on ? efer | EFER_LONG_MODE : efer & ~EFER_LONG_MODE);
 
 export class Vcpu {
   evmcsEnabled: boolean;
@@ -261,7 +260,7 @@ export class Vcpu {
     // that control, the vCPU's with the long-mode bits of the host address-space size
     const exit = Number(VMCS12.read(this.vmcs12, 'vm_exit_controls'));
     this.dr7 = DR7_RESET;
-    this.efer = exit & BIT.exit.loadEfer ? VMCS12.read(this.vmcs12, 'host_ia32_efer') : exit & BIT.exit.hostAddrSpace ? this.efer | LONG_MODE : this.efer & ~LONG_MODE;
+    this.efer = exit & BIT.exit.loadEfer ? VMCS12.read(this.vmcs12, 'host_ia32_efer') : withLongMode(this.efer, (exit & BIT.exit.hostAddrSpace) !== 0);
     // and every exit, the -1 of SMM entry and of vmx_leave_nested too, makes the vCPU RUNNABLE ("in
     // case we halted in L2")
     this.mpState = MP_STATE.RUNNABLE;
@@ -544,7 +543,7 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
 export function loadL2Registers(v: Vcpu, runPending: boolean): void {
   const entry = Number(VMCS12.read(v.vmcs12, 'vm_entry_controls'));
   if (runPending && entry & BIT.entry.loadDebug) v.dr7 = VMCS12.read(v.vmcs12, 'guest_dr7');
-  v.efer = runPending && entry & BIT.entry.loadEfer ? VMCS12.read(v.vmcs12, 'guest_ia32_efer') : entry & BIT.entry.ia32e ? v.efer | LONG_MODE : v.efer & ~LONG_MODE;
+  v.efer = runPending && entry & BIT.entry.loadEfer ? VMCS12.read(v.vmcs12, 'guest_ia32_efer') : withLongMode(v.efer, (entry & BIT.entry.ia32e) !== 0);
 }
 
 /**

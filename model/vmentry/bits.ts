@@ -56,6 +56,10 @@ export const BIT = {
 export const CR0 = { PE: 0x1n, WP: 0x1_0000n, NE: 0x20n, PG: 0x8000_0000n } as const;
 export const CR4 = { PAE: 0x20n, VMXE: 0x2000n, PCIDE: 0x2_0000n, CET: 0x80_0000n } as const;
 export const EFER = { SCE: 0x1n, LME: 0x100n, LMA: 0x400n, NX: 0x800n } as const;
+/** EFER.LMA and LME, which KVM sets or clears together from the IA-32e entry (host address-space) control */
+export const EFER_LONG_MODE = EFER.LMA | EFER.LME;
+/** DR7 at reset and after every VM-exit (SDM; load_vmcs12_host_state) */
+export const DR7_RESET = 0x400n;
 
 /** VM-entry interruption-information field (SDM "VM-Entry Controls for Event Injection"). */
 export const INTR = { VALID: 0x8000_0000, DELIVER_CODE: 0x800, TYPE_MASK: 0x700, VECTOR_MASK: 0xff, RESERVED: 0x7fff_f000 } as const;
