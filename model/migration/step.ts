@@ -3,7 +3,8 @@
 // what the guest lost on the way.
 import { readHeader } from '../nested/blob.js';
 import { FLAGS, HEADER_SIZE, OFFSET, SMM_FLAGS, VMCS12_BLOB_SIZE, VMCS12_STRUCT_SIZE, VMX_HDR_FLAGS } from '../nested/constants.js';
-import { Vcpu } from '../nested/vcpu.js';
+import { syncWritesTimerValue, Vcpu } from '../nested/vcpu.js';
+import { VMCS12 } from '../catalog/by-name.js';
 import { findProfile, type Profile } from '../profiles.js';
 import { filterDiff } from '../filter-diff.js';
 import { CONTROL_MSRS, MSR, MSR_NAMES, type MsrSet } from '../vmx-msrs.js';
@@ -52,10 +53,15 @@ export function losses(sourceBlob: Uint8Array, restored: Uint8Array): string[] {
   for (const [name, bit] of Object.entries(FLAGS)) if (a.flags & bit && !(b.flags & bit)) lost.push(`flag ${name}`);
   if (a.smmFlags & SMM_FLAGS.VMXON && !(b.smmFlags & SMM_FLAGS.VMXON)) lost.push('SMM VMXON state (quirk Q1)');
   if (a.smmFlags & SMM_FLAGS.GUEST_MODE && !(b.smmFlags & SMM_FLAGS.GUEST_MODE)) lost.push('SMM guest mode');
-  if (a.vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE && !(b.vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE)) lost.push('preemption-timer deadline');
+  const deadline = (x: typeof a) => (x.vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE ? x.preemptionTimerDeadline : null);
+  if (deadline(a) !== null && deadline(b) !== deadline(a)) lost.push('preemption-timer deadline');
   if (a.vmxonPa !== b.vmxonPa || a.vmcs12Pa !== b.vmcs12Pa) lost.push(`VMX pointers (vmxon 0x${a.vmxonPa.toString(16)} -> 0x${b.vmxonPa.toString(16)}, vmcs12 0x${a.vmcs12Pa.toString(16)} -> 0x${b.vmcs12Pa.toString(16)})`);
   if (a.size !== b.size) lost.push(`state size ${a.size} -> ${b.size}`);
   const want = expectedAfterRestore(sourceBlob);
+  // a timer value GET took from the clock (the destination's differs) is no state that was lost
+  const page = (blob: Uint8Array) => blob.subarray(OFFSET.vmcs12);
+  const timed = (h: typeof a, blob: Uint8Array) => h.flags & FLAGS.GUEST_MODE && blob.length >= OFFSET.vmcs12 + VMCS12_STRUCT_SIZE && syncWritesTimerValue(page(blob), (h.flags & FLAGS.RUN_PENDING) !== 0);
+  if (timed(a, want) && timed(b, restored)) VMCS12.write(page(want), 'vmx_preemption_timer_value', VMCS12.read(page(restored), 'vmx_preemption_timer_value'));
   const n = Math.min(want.length, restored.length);
   let bytes = 0;
   for (let i = HEADER_SIZE; i < n; i++) if (want[i] !== restored[i]) bytes++;
@@ -111,6 +117,10 @@ export function restoreFromStream(stream: Stream, srcProfile: Profile, dst: Host
     // under 4.20-5.1 the EVMCS flag meant "enabled": a destination vCPU with eVMCS enabled keeps that
     const keepsEnabled = srcProfile.nested?.evmcsFlag === 'when-enabled' && v.evmcsEnabled;
     lost.push(...losses(stream.sourceBlob, restored).filter((l) => !(keepsEnabled && l === 'flag EVMCS')));
+    // a deadline the stream does not carry, SET fixes again from vmcs12's timer value against the
+    // destination's TSC (nested_vmx_enter_non_root_mode): the timer restarts, whatever GET then shows
+    const dropped = (readHeader(stream.sourceBlob).vmxFlags & ~h!.vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE) !== 0;
+    if (dropped && !lost.includes('preemption-timer deadline')) lost.push('preemption-timer deadline');
   }
   const evmcsPending = v.evmptr === 'map-pending';
   const run = ops.applyOp(v, { op: 'run' });
