@@ -5,10 +5,11 @@
 // does not answer in time, or a machine that dies, takes the machine down: every client sees its
 // connection close (its property gets `error`, with the console's last lines), and the next
 // client that connects boots a fresh machine.
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inflateRawSync } from 'node:zlib';
 import type { KvmImage } from './image.js';
 import { KvmMachine } from './machine.js';
 
@@ -31,6 +32,20 @@ interface Job {
   readonly line: string;
 }
 
+/** Requests kept as the evidence of a hang (the hung one and those before it). */
+const RECENT = 8;
+
+/** A request line as the runner meant it: a deflated one inflated (for traces and evidence). */
+function plain(line: string): string {
+  const m = /^\{"deflate":"([^"]*)"\}\s*$/.exec(line);
+  if (!m) return line;
+  try {
+    return inflateRawSync(Buffer.from(m[1]!, 'base64')).toString('utf8') + '\n';
+  } catch {
+    return line;
+  }
+}
+
 export class KvmBroker {
   readonly dir = mkdtempSync(join(tmpdir(), 'nvmx-kvm-'));
   readonly path = join(this.dir, 'agent.sock');
@@ -43,6 +58,8 @@ export class KvmBroker {
   private boots = 0;
   private lastFailure = '';
   private closed = false;
+  /** the last requests sent to the machine, the hung one last: what led to a hang */
+  private recent: string[] = [];
   /** seconds from Bochs start to the agent's hello, per boot */
   readonly bootTimes: number[] = [];
 
@@ -145,9 +162,10 @@ export class KvmBroker {
           continue;
         }
         const t0 = Date.now();
+        this.recent = [...this.recent.slice(-(RECENT - 1)), job.line];
         const answer = await this.ask(live, job.line);
         // NVMX_KVM_TRACE=FILE: one line per request (ops, bytes each way, milliseconds), for finding where time goes
-        if (process.env.NVMX_KVM_TRACE) appendFileSync(process.env.NVMX_KVM_TRACE, `${Date.now() - t0} ms ${job.line.length} B -> ${answer?.length ?? 0} B ${[...job.line.matchAll(/"op":"([a-z-]+)"/g)].map((m) => m[1]).join(',').slice(0, 300)}\n`);
+        if (process.env.NVMX_KVM_TRACE) appendFileSync(process.env.NVMX_KVM_TRACE, `${Date.now() - t0} ms ${job.line.length} B -> ${answer?.length ?? 0} B ${[...plain(job.line).matchAll(/"op":"([a-z-]+)"/g)].map((m) => m[1]).join(',').slice(0, 300)}\n`);
         if (answer === null) continue; // the machine went down; the client was closed with it
         if (!job.client.destroyed) job.client.write(answer);
       }
@@ -169,7 +187,10 @@ export class KvmBroker {
       // the serial socket closes when Bochs exits or is killed: no answer will come
       const onClose = () => done(null);
       const timer = setTimeout(() => {
-        this.down(machine, `the agent did not answer within ${this.opts.timeoutMs} ms (the emulated machine hangs?)`);
+        // the request that hung, for reproducing it: beside the console log (kept with NVMX_KVM_KEEP=1)
+        const evidence = join(this.dir, `hung-request-${Date.now()}.json`);
+        writeFileSync(evidence, this.recent.map(plain).join(''));
+        this.down(machine, `the agent did not answer within ${this.opts.timeoutMs} ms (the emulated machine hangs?); the request and the ${RECENT - 1} before it are in ${evidence}`);
         done(null);
       }, this.opts.timeoutMs);
       // Bochs sends a byte at a time: the newline is looked for in the new chunk only, so a long

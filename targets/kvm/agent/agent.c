@@ -1258,6 +1258,19 @@ static int vmx_insn_of(const jnode *op, struct vmx_insn *in)
  */
 #define VMPTRLD_SPINS "VMPTRLD while an eVMCS is in use: KVM neither fails nor retires it (L1 would execute it forever, and the emulated machine hangs: README K13)"
 
+/* L1 cannot execute an instruction while L2 runs: the agent would KVM_RUN into L2, and an L2 in HLT
+ * or wait-for-SIPI blocks there (the watchdog's guest time crawls while Bochs idles: minutes), one
+ * that spins hangs Bochs. The model answers such an operation by its own convention (#UD); a real
+ * vCPU cannot be asked. */
+#define L2_RUNS "L1 cannot execute this while L2 is in guest mode (KVM_GET_NESTED_STATE): KVM_RUN would resume the L2, which may halt, wait for SIPI or spin there; the model's answer (#UD) is a convention a real vCPU cannot show"
+
+static int nested_flags(struct vcpu *v);
+static int in_l2(struct vcpu *v)
+{
+	int flags = nested_flags(v);
+	return flags >= 0 && (flags & KVM_STATE_NESTED_GUEST_MODE);
+}
+
 static int vmptrld_spins(struct vcpu *v, const struct vmx_insn *in)
 {
 	if (in->op != OP_VMPTRLD)
@@ -1328,6 +1341,8 @@ static answer op_guest_op(const jnode *args, jbuf *val)
 		return l1_op(v, OP_NOP, 0, 0, "KVM_RUN", val);
 	} else if (!entries_on && (!strcmp(name->str, "vmlaunch") || !strcmp(name->str, "vmresume") || !strcmp(name->str, "evmcs-entry"))) {
 		return unsupported(ENTRIES_OFF);
+	} else if ((!strcmp(name->str, "vmlaunch") || !strcmp(name->str, "vmresume") || !strcmp(name->str, "evmcs-entry")) && in_l2(v)) {
+		return unsupported(L2_RUNS);
 	} else if (!strcmp(name->str, "vmlaunch") || !strcmp(name->str, "vmresume")) {
 		return l1_entry(v, !strcmp(name->str, "vmlaunch"), val);
 	} else if (!strcmp(name->str, "evmcs-entry")) {
@@ -1341,6 +1356,8 @@ static answer op_guest_op(const jnode *args, jbuf *val)
 				return unsupported("VMX instructions inside SMM need a 64-bit SMM handler, which the agent does not have");
 			if (vmptrld_spins(v, &in))
 				return unsupported(VMPTRLD_SPINS);
+			if (in_l2(v))
+				return unsupported(L2_RUNS);
 			return l1_op(v, in.op, in.arg0, in.arg1, in.what, val);
 		}
 		snprintf(reason_buf, sizeof(reason_buf), "guest-op %s: the agent cannot make L2 exit with a chosen reason or set MTF pending", name->str);
@@ -1662,7 +1679,8 @@ static const jnode *respond_some(jbuf *out, const jnode *r)
 	const jnode *q = r;
 	for (; q && n < SCRIPT_MAX; q = q->next, n++) {
 		struct vcpu *w = script_request(q, &in, &id);
-		if (!w || (v && w != v))
+		/* VMX instructions cannot enter L2: whether L2 runs is the same for the whole script */
+		if (!w || (v && w != v) || (!n && in_l2(w)))
 			break;
 		v = w;
 		script_put(v, n, in.op, in.arg0, in.arg1);
