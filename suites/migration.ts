@@ -16,7 +16,7 @@ import type { FieldDiff } from '../model/codec.js';
 import type { MigrationPath } from '../model/migration/path.js';
 import { migrationPath, type PathOptions } from '../generators/migration.js';
 import { referenceTarget } from '../targets/reference.js';
-import { profileOf } from '../harness/common.js';
+import { profileOf, withTargetMsrs } from '../harness/common.js';
 import { standInFleet, type Fleet } from '../harness/fleet.js';
 import { migratePath } from '../harness/hop.js';
 import { afterRestore, diffBlobs, restoredL2Registers } from '../harness/nested-common.js';
@@ -39,7 +39,10 @@ function fleetRun(ctx: PropertyContext, opts: PathOptions = {}) {
   const ends = fleet.played.filter((h) => hosts.includes(h));
   if (!ends.length)
     throw new TargetStop({ status: 'unsupported', reason: `the property's hosts (${hosts.join(', ')}) have no host of the profile the target claims (${profileOf(ctx.target).name}): it would check the model alone` });
-  return { fleet, paths: migrationPath({ ...opts, hosts, ends, limits: ctx.target }) };
+  // the VM's VMX MSRs are the target's where it reports them, on every host (a VMM sets one CPU model across its fleet)
+  const withMsrs = withTargetMsrs(ctx.target);
+  const paths = migrationPath({ ...opts, hosts, ends, limits: ctx.target }).map((p) => ({ ...p, start: { ...p.start, vm: withMsrs(p.start.vm) } }));
+  return { fleet, paths };
 }
 
 /** The profile of a host of the fleet. */
