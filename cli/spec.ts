@@ -12,7 +12,7 @@ const timeout = (help: string) => ({ type: 'string', arg: 'DURATION', help }) as
 // ---- check, replay ----
 
 const runOptions = {
-  target: { type: 'string', default: 'reference', arg: 'T', help: 'reference, exec:"<command line>" (nvmx-target/1 on stdin/stdout), linux:<kernel tree> or kvm:<kernel> (real KVM in Bochs)' },
+  target: { type: 'string', default: 'reference', arg: 'T', help: 'reference (reference:<profile>: the model of that profile), exec:"<command line>" (nvmx-target/1 on stdin/stdout), linux:<kernel tree> or kvm:<kernel> (real KVM in Bochs)' },
   profile: { type: 'string', default: DEFAULT_PROFILE, arg: 'P', help: 'the kernel profile the properties compare against (a process target claims its own)' },
   'target-timeout': timeout('per request to a process target: seconds, or with ms/s (10, 2.5s, 500ms)'),
   'target-shell': { type: 'boolean', default: false, help: 'run an exec: command line through /bin/sh instead of splitting it into argv' },
