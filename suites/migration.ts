@@ -38,7 +38,7 @@ function fleetRun(ctx: PropertyContext, opts: PathOptions = {}) {
   const hosts = (opts.hosts ?? HOSTS.map((h) => h.name)).filter((h) => !costly(h));
   const ends = fleet.played.filter((h) => hosts.includes(h));
   if (!ends.length)
-    throw new TargetStop({ status: 'unsupported', reason: `the property's hosts (${hosts.join(', ')}) have no host of the profile the target claims (${profileOf(ctx.target).name}): it would check the model alone` });
+    throw new TargetStop({ status: 'unsupported', reason: `none of the property's hosts (${hosts.join(', ')}) has the profile the target claims (${profileOf(ctx.target).name}): it would check the model alone` });
   // the VM's VMX MSRs are the target's where it reports them, on every host (a VMM sets one CPU model across its fleet)
   const withMsrs = withTargetMsrs(ctx.target);
   const paths = migrationPath({ ...opts, hosts, ends, limits: ctx.target }).map((p) => ({ ...p, start: { ...p.start, vm: withMsrs(p.start.vm) } }));
