@@ -26,7 +26,7 @@ export const checkSpec = command({
     'prints a line per finished property (and a progress line on a terminal); the report files are written as one set, moved in together at the end; a directory another run is writing into is refused (one line, exit 2)',
   options: {
     ...runOptions,
-    runs: { type: 'string', arg: 'N', int: [1, 10_000_000], help: "cases per property (default: each property's own)" },
+    runs: { type: 'string', arg: 'N', int: [1, 10_000_000], help: "cases per property (default: each property's own; at most 100 for the properties a kvm: target runs)" },
     seed: { type: 'string', arg: 'S', int: SEED_RANGE, help: 'fast-check seed' },
     report: { type: 'string', default: 'reports/latest', arg: 'DIR', help: 'where the report files go' },
     only: {

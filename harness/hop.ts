@@ -141,7 +141,7 @@ export async function moveGuest(fleet: Fleet, vcpus: Vcpus, g: Guest, to: string
     seen = { set, mpState: must(mpSet), restored: restored && restored.slice(), run: must(run), afterRun };
   }
   const outcome = judgeRestore(
-    { srcProfile: profileOfHost(src), dstProfile: profileOfHost(dst), sourceBlob, config: l.config, vmxMsrs: l.vmxMsrs, evmcsOnDestination: config.evmcsEnabled, expected: restoredL2Registers },
+    { srcProfile: profileOfHost(src), dstProfile: profileOfHost(dst), sourceBlob, carried: l.set, config: l.config, vmxMsrs: l.vmxMsrs, evmcsOnDestination: config.evmcsEnabled, expected: restoredL2Registers },
     seen,
   );
   return end(outcome, sourceBlob, l.set, seen.restored);

@@ -2,9 +2,9 @@
 // normalisations a GET after a SET is allowed (documented in kernel-facts §8-9).
 import { hdrRevision, hdrShadow, makeHdr, VMCS12 } from '../model/catalog/by-name.js';
 import { VMCS12_REVISION } from '../model/catalog/vmcs12.js';
-import { readHeader } from '../model/nested/blob.js';
+import { readHeader, writeHeader } from '../model/nested/blob.js';
 import { BIT, DR7_RESET, EFER_LONG_MODE } from '../model/vmentry/bits.js';
-import { FLAGS, HEADER_SIZE, OFFSET, SIZE_WITH_SHADOW, VMCS12_BLOB_SIZE, VMCS12_STRUCT_SIZE } from '../model/nested/constants.js';
+import { FLAGS, HEADER_SIZE, OFFSET, SIZE_WITH_SHADOW, VMCS12_BLOB_SIZE, VMCS12_STRUCT_SIZE, VMX_HDR_FLAGS } from '../model/nested/constants.js';
 import type { GuestOp, OpResult, VcpuConfig } from '../model/nested/vcpu.js';
 import { bytesHex, type FieldDiff } from '../model/codec.js';
 import { HEADER_FIELDS } from '../model/nested/blob.js';
@@ -137,6 +137,50 @@ export function restoredL2Registers(b: Uint8Array): Uint8Array {
   const loads = (control: number) => (h.flags & FLAGS.RUN_PENDING) !== 0 && (entry & control) !== 0;
   if (exit & BIT.exit.saveDebug && !loads(BIT.entry.loadDebug)) VMCS12.write(page, 'guest_dr7', DR7_RESET);
   if (exit & BIT.exit.saveEfer && !loads(BIT.entry.loadEfer)) VMCS12.write(page, 'guest_ia32_efer', entry & BIT.entry.ia32e ? EFER_LONG_MODE : 0n);
+  return out;
+}
+
+/**
+ * Whether GET wrote the preemption timer's remaining time into this blob's vmcs12 (audit F8,
+ * sync_vmcs02_to_vmcs12): in guest mode with no entry pending, under the preemption timer and its
+ * "save VMX-preemption timer value" exit control. vmx_get_preemption_timer_value reads an hrtimer,
+ * so the value depends on when GET ran, and a destination's deadline counts against its own L1 TSC.
+ */
+export function timerValueAtGet(b: Uint8Array): boolean {
+  if (b.length < OFFSET.vmcs12 + VMCS12_STRUCT_SIZE) return false;
+  const h = readHeader(b);
+  if (!(h.flags & FLAGS.GUEST_MODE) || h.flags & FLAGS.RUN_PENDING) return false;
+  const page = b.subarray(OFFSET.vmcs12);
+  return (Number(VMCS12.read(page, 'pin_based_vm_exec_control')) & BIT.pin.preemption) !== 0 && (Number(VMCS12.read(page, 'vm_exit_controls')) & BIT.exit.savePreemption) !== 0;
+}
+
+/**
+ * Normalisation PREEMPTION_TIMER_VALUE_AT_GET: where GET wrote the timer's remaining time
+ * (timerValueAtGet), vmx_preemption_timer_value is not compared; it reads 0 in the blob returned.
+ */
+export function withoutTimerValueAtGet(b: Uint8Array): Uint8Array {
+  if (!timerValueAtGet(b)) return b;
+  const out = b.slice();
+  VMCS12.write(out.subarray(OFFSET.vmcs12), 'vmx_preemption_timer_value', 0n);
+  return out;
+}
+
+/**
+ * Normalisation DEADLINE_FIXED_BY_SET (audit F8): SET into L2 with the preemption timer on and no
+ * deadline in the blob fixes one, vmcs12's timer value plus the destination's L1 TSC >> 5
+ * (nested_vmx_enter_non_root_mode), so a 5.8+ destination of a blob without one (an older source)
+ * shows one GET after SET. Its value depends on the destination's clock: `want` takes `got`'s flag
+ * and deadline when the blob had none and the deadline is at least the timer value.
+ */
+export function deadlineFixedBySet(want: Uint8Array, got: Uint8Array): Uint8Array {
+  if (want.length < OFFSET.vmcs12 + VMCS12_STRUCT_SIZE || got.length < HEADER_SIZE) return want;
+  const [w, g] = [readHeader(want), readHeader(got)];
+  const flag = VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE;
+  const page = want.subarray(OFFSET.vmcs12);
+  const timerOn = (Number(VMCS12.read(page, 'pin_based_vm_exec_control')) & BIT.pin.preemption) !== 0;
+  if (!(w.flags & FLAGS.GUEST_MODE) || !timerOn || w.vmxFlags & flag || !(g.vmxFlags & flag) || g.preemptionTimerDeadline < VMCS12.read(page, 'vmx_preemption_timer_value')) return want;
+  const out = want.slice();
+  writeHeader(out, { ...w, vmxFlags: w.vmxFlags | flag, preemptionTimerDeadline: g.preemptionTimerDeadline });
   return out;
 }
 

@@ -52,8 +52,11 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
   const expected = def.expectedFailure?.({ target, model }) ?? null;
   // a property with one case is a fixed check: --runs does not multiply it; one that must show a
   // known bug runs at least its own count, so a small --runs cannot pass off missing evidence as a failure
-  const runs = opts.runs ?? def.runs ?? 100;
-  const numRuns = opts.path !== undefined || def.runs === 1 ? 1 : expected ? Math.max(runs, def.runs ?? 100) : runs;
+  // a slow target caps the default count of the properties that need it (kvm: 100, about a minute
+  // each); --runs overrides, and the report shows the cases each property ran
+  const own = def.runs ?? 100;
+  const runs = opts.runs ?? (def.groups.length && target.defaultRuns ? Math.min(own, target.defaultRuns) : own);
+  const numRuns = opts.path !== undefined || def.runs === 1 ? 1 : expected ? Math.max(runs, own) : runs;
   let details: fc.RunDetails<unknown>;
   const skipped = skipUnsupported(prop);
   const bounded = boundShrinking(skipped.prop, target.shrinkBudget);

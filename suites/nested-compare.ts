@@ -13,7 +13,8 @@ import type { Layout } from '../model/layout.js';
 import { readHeader } from '../model/nested/blob.js';
 import { FLAGS, HEADER_SIZE, OFFSET, SMM_FLAGS, VMCS12_BLOB_SIZE, VMCS12_STRUCT_SIZE, VMX_HDR_FLAGS } from '../model/nested/constants.js';
 import type { GuestOp, OpResult } from '../model/nested/vcpu.js';
-import { documentedDifference } from '../model/nested/documented.js';
+import { documentedDifference, TIMER_AT_GET } from '../model/nested/documented.js';
+import { timerValueAtGet } from '../harness/nested-common.js';
 import type { GetAnswer, SetAnswer } from '../targets/target.js';
 import { Violation, type PropertyContext } from '../harness/property.js';
 import { operands } from '../harness/input-view.js';
@@ -45,14 +46,17 @@ function diffHeader(want: Uint8Array, got: Uint8Array, out: FieldDiff[]): void {
   byteRuns(want, got, OFFSET.preemptionTimerDeadline + 8, HEADER_SIZE, 'header', 0, out);
 }
 
+/** The name a differing member goes by: the timer value GET wrote says so (a documented difference, model/nested/documented.ts). */
+const memberLabel = (label: string, name: string, timed: boolean) => `${label}.${name}${timed && name === 'vmx_preemption_timer_value' ? ` ${TIMER_AT_GET}` : ''}`;
+
 /** A vmcs12 page by member name; the bytes no member names, then the tail past the 998 KVM uses. */
-function diffPage(layout: Layout, want: Uint8Array, got: Uint8Array, at: number, label: string, out: FieldDiff[]): void {
+function diffPage(layout: Layout, want: Uint8Array, got: Uint8Array, at: number, label: string, out: FieldDiff[], timed = false): void {
   const c = codecFor(layout);
   const page = (b: Uint8Array) => b.subarray(at, at + VMCS12_BLOB_SIZE);
   const w = decode(c, page(want));
   const g = decode(c, page(got));
   c.slots.forEach((s, i) => {
-    if (slotValue(w, i) !== slotValue(g, i)) out.push({ field: `${label}.${s.name}`, offset: at + s.offset, expected: hex(slotValue(w, i), s.bytes * 2), actual: hex(slotValue(g, i), s.bytes * 2) });
+    if (slotValue(w, i) !== slotValue(g, i)) out.push({ field: memberLabel(label, s.name, timed), offset: at + s.offset, expected: hex(slotValue(w, i), s.bytes * 2), actual: hex(slotValue(g, i), s.bytes * 2) });
   });
   // the codec's `rest`: the page with every member zeroed, at the page's place in the buffer
   const [wr, gr] = [new Uint8Array(want.length), new Uint8Array(got.length)];
@@ -70,7 +74,8 @@ export function diffStateBytes(layout: Layout, want: Uint8Array, got: Uint8Array
   if (n < HEADER_SIZE) return byteRuns(want, got, 0, n, 'header', 0, out);
   diffHeader(want, got, out);
   for (const [at, label] of [[OFFSET.vmcs12, 'vmcs12'], [OFFSET.shadowVmcs12, 'shadow vmcs12']] as const) {
-    if (n >= at + VMCS12_BLOB_SIZE && layout.size === VMCS12_BLOB_SIZE) diffPage(layout, want, got, at, label, out);
+    // the model's GET says whether the timer value in it is the remaining time (PREEMPTION_TIMER_VALUE_AT_GET)
+    if (n >= at + VMCS12_BLOB_SIZE && layout.size === VMCS12_BLOB_SIZE) diffPage(layout, want, got, at, label, out, at === OFFSET.vmcs12 && timerValueAtGet(want));
     else byteRuns(want, got, at, at + VMCS12_BLOB_SIZE, label, at, out);
   }
   return out;

@@ -102,6 +102,8 @@ export interface Target {
   readonly vmm?: VmmInfo;
   /** at most this many shrinking attempts after a failure (a slow target); unbounded when absent */
   readonly shrinkBudget?: number;
+  /** a slow target's default case count for the properties that need it (a property's own count if lower; --runs overrides) */
+  readonly defaultRuns?: number;
   /**
    * what a vCPU whose `nested` setting differs from the previous one costs (the kvm: agent reloads
    * kvm_intel): generated configurations then turn nested off rarely, since each such case pays twice

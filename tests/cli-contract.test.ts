@@ -213,7 +213,7 @@ describe('the npm package ships only what runs', () => {
     expect(pack.status).toBe(0);
     expect(files.filter((f) => /\.ts$|\.map$/.test(f))).toEqual([]);
     expect(files.filter((f) => /^(tests|suites|model|cli|generators|bench)\/|^dist\/bench\/|^golden\/tools\//.test(f))).toEqual([]);
-    for (const f of ['README.md', 'bin/nvmx-conformance.js', 'dist/cli/main.js', 'reports/schema/report.schema.json', 'golden/manifest.json', 'layouts/linux-6.12.vmcs12.json', 'targets/linux/harness.c', 'targets/kvm/agent/agent.c', 'examples/vmm-adapter.mjs']) expect(files).toContain(f);
+    for (const f of ['README.md', 'bin/nvmx-conformance.js', 'dist/cli/main.js', 'reports/schema/report.schema.json', 'golden/manifest.json', 'layouts/linux-6.12.vmcs12.json', 'targets/linux/harness.c', 'targets/kvm/agent/agent.c', 'targets/kvm/host/nodelay.c', 'examples/vmm-adapter.mjs']) expect(files).toContain(f);
     const tops = new Set(files.map((f) => f.split('/')[0]));
     expect([...tops].sort()).toEqual(['README.md', 'bin', 'dist', 'examples', 'golden', 'layouts', 'package.json', 'reports', 'targets']);
   });

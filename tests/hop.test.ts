@@ -12,6 +12,8 @@ import { saveToStream } from '../model/migration/stream.js';
 import { describeOutcome } from '../model/migration/outcome.js';
 import { applyOp, Vcpu, type GuestOp } from '../model/nested/vcpu.js';
 import { findProfile } from '../model/profiles.js';
+import { readHeader } from '../model/nested/blob.js';
+import { VMX_HDR_FLAGS } from '../model/nested/constants.js';
 import { fleetOf, standInFleet } from '../harness/fleet.js';
 import { migratePath } from '../harness/hop.js';
 import { measureMatrix } from '../harness/matrix.js';
@@ -44,6 +46,18 @@ describe('on reference hosts a composed hop comes to the outcome of the model\'s
     // every kind of outcome shows somewhere
     expect([...new Set(cells.map((c) => c.outcome.kind))]).toEqual(expect.arrayContaining(['ok', 'degraded', 'failed', 'refused']));
   });
+});
+
+test("a deadline the VMM did not carry is lost on a composed hop as on the model's step, though the destination's SET fixes the same one again", async () => {
+  const scenario = SCENARIOS.find((s) => s.name === 'preemption-timer')!;
+  const fleet = fleetOf(['linux-6.1', 'linux-6.12'].map((name) => ({ name, host: findHost(name)!, target: referenceTarget({ profile: findHost(name)!.profile }) })));
+  const [hop] = await migratePath(fleet, { start: { host: 'linux-6.1', vm: scenario.vm, ops: scenario.ops }, hops: [{ host: 'linux-6.12', opsAfter: [] }], qemuDropsVmxFlags: true });
+  const deadline = (b: Uint8Array) => readHeader(b).preemptionTimerDeadline;
+  // the carried blob has no deadline; GET after SET shows the source's (SET fixed it from the same timer value and TSC)
+  expect(readHeader(hop!.carried!).vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE).toBe(0);
+  expect(deadline(hop!.restored!)).toBe(deadline(hop!.sourceBlob));
+  expect(hop!.outcome).toEqual({ kind: 'degraded', lost: ['preemption-timer deadline'] });
+  expect(modelCell(scenario, 'linux-6.1', 'linux-6.12', true)).toEqual(hop!.outcome);
 });
 
 test('matrix --hosts reference:linux-5.8,reference:linux-6.12 gives the cells of --profiles linux-5.8,linux-6.12, named by the specs', () => {

@@ -4,7 +4,7 @@
 // The machine itself is tested by `npm run test:kvm` (tests/kvm/).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { deflateRawSync } from 'node:zlib';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -138,6 +138,18 @@ describe('the agent (C) on stdin, where there is no /dev/kvm', () => {
     expect(r.stderr).toMatch(/nested too deeply/);
     expect(r.stderr).not.toMatch(/AddressSanitizer|runtime error/);
   });
+
+  test('answers a deflated request of 1 KB or more deflated, a plain one plain', () => {
+    const batch = JSON.stringify({ batch: Array.from({ length: 30 }, (_, i) => ({ id: 10 + i, op: 'frob', args: {} })) });
+    const lines = [batch, JSON.stringify({ deflate: deflateRawSync(batch).toString('base64') }), JSON.stringify({ deflate: deflateRawSync('{"id":9,"op":"frob","args":{}}').toString('base64') })];
+    const r = spawnSync(bin, [], { input: lines.join('\n') + '\n', encoding: 'utf8', env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' } });
+    const [, plain, packed, short] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(JSON.stringify(plain).length).toBeGreaterThan(1024);
+    expect(Object.keys(packed)).toEqual(['deflate']);
+    expect(JSON.parse(inflateRawSync(Buffer.from(packed.deflate, 'base64')).toString())).toEqual(plain);
+    expect(short).toMatchObject({ id: 9, status: expect.any(String) }); // under 1 KB: plain
+    expect(r.stderr).not.toMatch(/AddressSanitizer|runtime error/);
+  });
 });
 
 test("a slow target's shrink budget: shrinking stops after that many attempts, says so, and the path replays the failure", async () => {
@@ -175,4 +187,22 @@ test('a case counts only when it reaches the check: nested.restore.rejects-malfo
   expect(o.cases).toBe(60);
   expect(restores).toBe(60);
   expect(o.unsupportedCases).toBeUndefined(); // malformations that do not apply are not the target's doing
+});
+
+test("a slow target's default case count: the properties that need it run at most that many, the others their own, and --runs overrides both", async () => {
+  const counted = (groups: PropertyDef['groups']): PropertyDef => ({
+    id: `count.${groups.join('-') || 'model'}`,
+    description: 'counts its cases',
+    invariant: 'every case passes',
+    groups,
+    runs: 200,
+    async build() {
+      return fc.asyncProperty(fc.nat(), async () => {});
+    },
+  });
+  const slow: Target = { ...referenceTarget({ profile: 'linux-6.12' }), defaultRuns: 7 };
+  expect(await runProperty(counted(['nested-state']), slow, { seed: 1 })).toMatchObject({ verdict: 'pass', cases: 7 });
+  expect(await runProperty(counted([]), slow, { seed: 1 })).toMatchObject({ verdict: 'pass', cases: 200 });
+  expect(await runProperty(counted(['nested-state']), slow, { seed: 1, runs: 12 })).toMatchObject({ verdict: 'pass', cases: 12 });
+  expect(await runProperty(counted(['nested-state']), referenceTarget({ profile: 'linux-6.12' }), { seed: 1 })).toMatchObject({ verdict: 'pass', cases: 200 });
 });

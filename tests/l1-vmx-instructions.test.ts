@@ -2,10 +2,11 @@
 // model wrong: with an eVMCS in use a VMfailValid schedules the vmcs12 -> eVMCS sync
 // (nested_vmx_failValid, F7, kernel-facts §10.2) and a plain VMPTRLD is neither failed nor retired
 // (handle_vmptrld, F11, README K13); VMPTRLD checks the header of a new pointer only, shadow bit
-// against the vCPU's capabilities included (F11). Expectations come from those functions, not from
-// the model.
+// against the vCPU's capabilities included (F11); VMCLEAR with a VP-assist page naming an eVMCS takes
+// its operand for an eVMCS (handle_vmclear). Expectations come from those functions, not from the
+// model.
 import { describe, expect, test } from 'vitest';
-import { EVMCS, VMCS12 } from '../model/catalog/by-name.js';
+import { encodingOf, EVMCS, VMCS12 } from '../model/catalog/by-name.js';
 import { KVM_EVMCS_VERSION } from '../model/catalog/evmcs.js';
 import { encodeBlob } from '../model/nested/blob.js';
 import { FLAGS, INVALID_GPA, OFFSET } from '../model/nested/constants.js';
@@ -145,5 +146,63 @@ describe.each(['linux-6.1', 'linux-6.12'])('F11 on %s: what VMPTRLD checks in th
     run(withShadowing, [shadowRegion]);
     expect(applyOp(withShadowing, { op: 'vmptrld', pa: PAGES.shadow })).toEqual({ result: 'ok' });
     expect(withShadowing.currentVmptr).toBe(PAGES.shadow);
+  });
+});
+
+describe.each(['linux-6.1', 'linux-6.12'])('VMCLEAR on %s with a VP-assist page naming an eVMCS (handle_vmclear, quirk VMCLEAR_OPERAND_TAKEN_FOR_EVMCS)', (profile) => {
+  /** the eVMCS mapped (its enlightened VMLAUNCH failed after the lookup) and a launched VMCS region elsewhere in guest memory */
+  const mapped = () => {
+    const v = vcpu(profile);
+    run(v, [...FAILED_EVMCS_LAUNCH, { op: 'run' }, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'write-memory', pa: PAGES.vmcs + BigInt(VMCS12.offset('launch_state')), value: 1n }]);
+    expect(v.evmptr).toBe(PAGES.evmcs);
+    return v;
+  };
+  const launchState = (v: Vcpu, pa: bigint) => VMCS12.read(v.page(pa), 'launch_state');
+
+  test('of the eVMCS in use: succeeds and releases it, writing nothing into it; GET then has no vmcs12 and no EVMCS flag', () => {
+    const v = mapped();
+    const page = v.page(PAGES.evmcs).slice();
+    expect(getNestedState(v, 8320).header.flags & FLAGS.EVMCS).toBe(FLAGS.EVMCS);
+    expect(applyOp(v, { op: 'vmclear', pa: PAGES.evmcs })).toEqual({ result: 'ok' });
+    expect([v.evmptr, v.currentVmptr]).toEqual(['invalid', INVALID_GPA]);
+    expect(v.page(PAGES.evmcs)).toEqual(page);
+    const g = getNestedState(v, 8320);
+    expect([g.size, g.header.flags & FLAGS.EVMCS]).toEqual([128, 0]);
+  });
+
+  test('of another address: succeeds and does nothing, the region keeps launch_state 1 and the eVMCS stays in use', () => {
+    const v = mapped();
+    expect(applyOp(v, { op: 'vmclear', pa: PAGES.vmcs })).toEqual({ result: 'ok' });
+    expect(launchState(v, PAGES.vmcs)).toBe(1n);
+    expect(v.evmptr).toBe(PAGES.evmcs);
+  });
+
+  test('of the current VMCS before any enlightened entry: the VMCS stays current, its cache is not written back and its launch_state in memory is kept', () => {
+    const v = vcpu(profile);
+    run(v, [...VMXON, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }, { op: 'vmwrite', field: encodingOf('guest_rip'), value: 0x1234n }]);
+    applyOp(v, { op: 'write-memory', pa: PAGES.vmcs + BigInt(VMCS12.offset('launch_state')), value: 1n });
+    run(v, [{ op: 'init-evmcs', pa: PAGES.evmcs, revision: KVM_EVMCS_VERSION }, { op: 'set-vp-assist', currentNestedVmcs: PAGES.evmcs, enlightenVmentry: true }]);
+    expect(applyOp(v, { op: 'vmclear', pa: PAGES.vmcs })).toEqual({ result: 'ok' });
+    expect(v.currentVmptr).toBe(PAGES.vmcs);
+    expect([launchState(v, PAGES.vmcs), VMCS12.read(v.page(PAGES.vmcs), 'guest_rip')]).toEqual([1n, 0n]);
+    expect(getNestedState(v, 8320).header.vmcs12Pa).toBe(PAGES.vmcs);
+  });
+
+  test('the address checks still come first: the VMXON pointer is VMfailValid 3', () => {
+    const v = mapped();
+    expect(applyOp(v, { op: 'vmclear', pa: PAGES.vmxon })).toMatchObject({ result: 'VMfailValid', error: VMXERR.VMCLEAR_VMXON_POINTER });
+  });
+
+  test.each<[string, Partial<VcpuConfig>, GuestOp]>([
+    ['no Hyper-V CPUID', { evmcsEnabled: true, hypervCpuid: false }, { op: 'set-vp-assist', currentNestedVmcs: PAGES.evmcs, enlightenVmentry: true }],
+    ['enlighten_vmentry clear', HYPERV, { op: 'set-vp-assist', currentNestedVmcs: PAGES.evmcs, enlightenVmentry: false }],
+    ['current_nested_vmcs -1', HYPERV, { op: 'set-vp-assist', currentNestedVmcs: INVALID_GPA, enlightenVmentry: true }],
+  ])('with %s it is a plain VMCLEAR: the current VMCS is written back and released, launch_state cleared', (_why, config, assist) => {
+    const v = vcpu(profile, config);
+    run(v, [...VMXON, { op: 'init-vmcs', pa: PAGES.vmcs }, { op: 'vmptrld', pa: PAGES.vmcs }, { op: 'vmwrite', field: encodingOf('guest_rip'), value: 0x1234n }, assist]);
+    applyOp(v, { op: 'write-memory', pa: PAGES.vmcs + BigInt(VMCS12.offset('launch_state')), value: 1n });
+    expect(applyOp(v, { op: 'vmclear', pa: PAGES.vmcs })).toEqual({ result: 'ok' });
+    expect(v.currentVmptr).toBe(INVALID_GPA);
+    expect([launchState(v, PAGES.vmcs), VMCS12.read(v.page(PAGES.vmcs), 'guest_rip')]).toEqual([0n, 0x1234n]);
   });
 });

@@ -15,6 +15,7 @@ import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened } from '../model/evmcs
 import { EVMCS_MEMBERS } from '../model/catalog/evmcs.js';
 import { evmcsCheckControls, filterVmxMsr } from '../model/vmx-msrs.js';
 import { getNestedState } from '../model/nested/get.js';
+import { OFFSET, VMCS12_STRUCT_SIZE } from '../model/nested/constants.js';
 import { setNestedState } from '../model/nested/set.js';
 import { vmmLoad, vmmSave, type StreamCodec } from '../model/vmm/reference.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
@@ -44,6 +45,18 @@ function filterTarget(bug: { ebx?: number; rule?: (r: string | null) => string |
     },
   };
 }
+
+/** A one-line bug in vcpu.ts where applyOp reaches it (its switch or a function it calls; not a Vcpu method: a vCPU keeps the real class's). */
+const inApplyOp = (line: string, bug: string): NonNullable<Mutant['planted']> => ({ file: 'nested/vcpu.ts', line, bug, use: (m) => ({ model: { applyOp: m.applyOp as ReferenceModel['applyOp'] } }) });
+
+/** A nested VM-exit that leaves vm_entry_intr_info_field as it was (the VALID bit included). */
+const exitKeepsInjection: ReferenceModel['applyOp'] = (v, o) => {
+  const at = VMCS12_MEMBERS.find((x) => x.name === 'vm_entry_intr_info_field')!.offset;
+  const info = readBytes(v.vmcs12, at, 4);
+  const r = applyOp(v, o);
+  if (o.op === 'vmexit' && r.result === 'ok') writeBytes(v.vmcs12, at, 4, info);
+  return r;
+};
 
 /** A consumer that takes any revision's page as its own layout's: no translation. */
 const memcpyReadPage: ReferenceModel['readPage'] = (set, page) => ({ ok: true, revision: 0, translatedFrom: null, record: realDecode(codecFor(set.current), page) });
@@ -200,7 +213,18 @@ const MUTANTS: Mutant[] = [
   },
   {
     property: 'migration.state-preserved',
-    what: 'SET takes the preemption-timer deadline flag (S7) but not the deadline: the restored timer reads 0, with nothing reported lost',
+    what: "SET reads KVM_STATE_NESTED_MTF_PENDING from the GUEST_MODE bit: a restored L2 gains a pending MTF VM-exit the source never had, which a hop's judgement (it counts what was lost) reports ok",
+    planted: {
+      file: 'nested/set.ts',
+      line: '  v.mtfPending = (h.flags & FLAGS.MTF_PENDING) !== 0;',
+      bug: '  v.mtfPending = (h.flags & FLAGS.GUEST_MODE) !== 0;',
+      use: (m) => ({ model: { setNestedState: m.setNestedState as ReferenceModel['setNestedState'] } }),
+    },
+  },
+  {
+    // state-preserved no longer sees this one: a hop's judgement counts a deadline that differs as lost (F8), so the hop is degraded, not ok
+    property: 'migration.prediction-honest',
+    what: 'SET takes the preemption-timer deadline flag (S7) but not the deadline: the restored timer reads 0, a hop degraded where the static check predicts ok',
     planted: {
       file: 'nested/set.ts',
       line: '    if (v.hasPreemptionTimerDeadline) v.preemptionTimerDeadline = h.preemptionTimerDeadline;\n',
@@ -237,21 +261,55 @@ const MUTANTS: Mutant[] = [
   {
     property: 'nested.matches-profile',
     what: 'F7: a VMfailValid with an eVMCS in use schedules no vmcs12 -> eVMCS sync, so L1 reads a stale VM-instruction error from its eVMCS',
-    planted: {
-      file: 'nested/vcpu.ts',
-      line: "  if (v.evmptr !== 'invalid') v.needVmcs12ToShadowSync = true;\n",
-      bug: '',
-      use: (m) => ({ model: { applyOp: m.applyOp as ReferenceModel['applyOp'] } }),
-    },
+    planted: inApplyOp("  if (v.evmptr !== 'invalid') v.needVmcs12ToShadowSync = true;\n", ''),
   },
   {
     property: 'nested.matches-profile',
     what: "F11: VMPTRLD while an eVMCS is in use answers VMfailInvalid (the model's old assumption), where KVM does not retire it",
-    planted: {
-      file: 'nested/vcpu.ts',
-      line: "if (v.evmcsMapped()) return { result: 'not-retired', reason: 'VMPTRLD while an eVMCS is in use: KVM returns to L1 without completing the instruction; L1 executes it again' };",
-      bug: "if (v.evmcsMapped()) return fail('VMfailInvalid', 'VMPTRLD while an eVMCS is in use');",
-      use: (m) => ({ model: { applyOp: m.applyOp as ReferenceModel['applyOp'] } }),
+    planted: inApplyOp("if (v.evmcsMapped()) return { result: 'not-retired', reason: 'VMPTRLD while an eVMCS is in use: KVM returns to L1 without completing the instruction; L1 executes it again' };", "if (v.evmcsMapped()) return fail('VMfailInvalid', 'VMPTRLD while an eVMCS is in use');"),
+  },
+  {
+    property: 'nested.matches-profile',
+    what: 'F8: a nested VM-exit keeps the injected event\'s VALID bit (prepare_vmcs12 does not clear it), so a VMRESUME would inject it again',
+    model: { applyOp: exitKeepsInjection },
+  },
+  {
+    property: 'golden.recipes.stable',
+    what: 'F8: a nested VM-exit keeps the injected event\'s VALID bit',
+    model: { applyOp: exitKeepsInjection },
+  },
+  {
+    property: 'golden.recipes.stable',
+    what: 'VMCLEAR takes its operand for an eVMCS only while one is in use, not whenever the VP-assist page names one (handle_vmclear), so it clears a current VMCS KVM keeps',
+    planted: inApplyOp('if (v.guestCpuidHasEvmcs() && namedEvmcs(v) !== null) {', 'if (v.evmcsMapped()) {'),
+  },
+  {
+    property: 'golden.recipes.stable',
+    what: 'VMCLEAR of the eVMCS in use leaves it mapped (nested_release_evmcs forgotten)',
+    planted: inApplyOp("        if (v.evmcsMapped() && o.pa === v.evmptr) v.evmptr = 'invalid';\n", ''),
+  },
+  {
+    property: 'golden.recipes.stable',
+    what: 'F10.5: an enlightened VMLAUNCH clears all 4096 bytes of the vmcs12 cache, not the 998 of the struct',
+    model: {
+      applyOp: (v, o) => {
+        const r = applyOp(v, o);
+        if (o.op === 'evmcs-entry' && o.launch && v.evmcsMapped()) v.vmcs12.fill(0, VMCS12_STRUCT_SIZE);
+        return r;
+      },
+    },
+  },
+  {
+    property: 'golden.recipes.stable',
+    what: 'F8: GET in guest mode leaves the timer value L1 wrote where the save control asks for the remaining time',
+    model: {
+      getNestedState: (v, n) => {
+        const timer = VMCS12_MEMBERS.find((x) => x.name === 'vmx_preemption_timer_value')!.offset;
+        const kept = readBytes(v.vmcs12, timer, 4);
+        const r = getNestedState(v, n);
+        if (v.guestMode && r.buffer.length >= OFFSET.vmcs12 + timer + 4) writeBytes(r.buffer.subarray(OFFSET.vmcs12), timer, 4, kept);
+        return r;
+      },
     },
   },
   {

@@ -138,6 +138,23 @@ describe('the runner packs only for a target that announces it', () => {
     }
   });
 
+  test('the deflate feature: long requests go deflated and deflated answers are read; one that does not inflate breaks the connection, naming it', async () => {
+    const good = await openExecTarget({ argv: [process.execPath, MISBEHAVING, 'deflate'], shell: false, timeoutMs: 30_000 });
+    try {
+      expect(await runProperty(def, good, { seed: 3, runs: 5 })).toMatchObject({ verdict: 'pass', cases: 5 });
+    } finally {
+      await good.close();
+    }
+    const bad = await openExecTarget({ argv: [process.execPath, MISBEHAVING, 'bad-deflate'], shell: false, timeoutMs: 30_000 });
+    try {
+      const o = await runProperty(def, bad, { seed: 3, runs: 5 });
+      expect(o).toMatchObject({ verdict: 'error' });
+      expect(o.verdict === 'error' && o.reason).toMatch(/target sent a deflated line that does not inflate \(.*\): "\{\\"deflate\\":\\"bm90IGRlZmxhdGU=\\"\}"/);
+    } finally {
+      await bad.close();
+    }
+  });
+
   test('packed results that do not decode are an error verdict naming them; the connection stays up', async () => {
     const target = await openExecTarget({ argv: [process.execPath, MISBEHAVING, 'bad-packed'], shell: false, timeoutMs: 30_000 });
     try {

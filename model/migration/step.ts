@@ -4,7 +4,8 @@
 // so the model's step here and a hop composed through targets (harness/hop.ts) are judged alike.
 import { readHeader } from '../nested/blob.js';
 import { FLAGS, HEADER_SIZE, OFFSET, SIZE_WITH_SHADOW, SMM_FLAGS, VMCS12_BLOB_SIZE, VMCS12_STRUCT_SIZE, VMX_HDR_FLAGS, type Errno } from '../nested/constants.js';
-import { applyOp, Vcpu, type OpResult, type VcpuConfig } from '../nested/vcpu.js';
+import { applyOp, syncWritesTimerValue, Vcpu, type OpResult, type VcpuConfig } from '../nested/vcpu.js';
+import { VMCS12 } from '../catalog/by-name.js';
 import { findProfile, type Profile } from '../profiles.js';
 import { filterDiff } from '../filter-diff.js';
 import { CONTROL_MSRS, MSR, MSR_NAMES, type MsrSet } from '../vmx-msrs.js';
@@ -54,10 +55,15 @@ export function losses(sourceBlob: Uint8Array, restored: Uint8Array): string[] {
   for (const [name, bit] of Object.entries(FLAGS)) if (a.flags & bit && !(b.flags & bit)) lost.push(`flag ${name}`);
   if (a.smmFlags & SMM_FLAGS.VMXON && !(b.smmFlags & SMM_FLAGS.VMXON)) lost.push('SMM VMXON state (quirk Q1)');
   if (a.smmFlags & SMM_FLAGS.GUEST_MODE && !(b.smmFlags & SMM_FLAGS.GUEST_MODE)) lost.push('SMM guest mode');
-  if (a.vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE && !(b.vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE)) lost.push('preemption-timer deadline');
+  const deadline = (x: typeof a) => (x.vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE ? x.preemptionTimerDeadline : null);
+  if (deadline(a) !== null && deadline(b) !== deadline(a)) lost.push('preemption-timer deadline');
   if (a.vmxonPa !== b.vmxonPa || a.vmcs12Pa !== b.vmcs12Pa) lost.push(`VMX pointers (vmxon 0x${a.vmxonPa.toString(16)} -> 0x${b.vmxonPa.toString(16)}, vmcs12 0x${a.vmcs12Pa.toString(16)} -> 0x${b.vmcs12Pa.toString(16)})`);
   if (a.size !== b.size) lost.push(`state size ${a.size} -> ${b.size}`);
   const want = expectedAfterRestore(sourceBlob);
+  // a timer value GET took from the clock (the destination's differs) is no state that was lost
+  const page = (blob: Uint8Array) => blob.subarray(OFFSET.vmcs12);
+  const timed = (h: typeof a, blob: Uint8Array) => h.flags & FLAGS.GUEST_MODE && blob.length >= OFFSET.vmcs12 + VMCS12_STRUCT_SIZE && syncWritesTimerValue(page(blob), (h.flags & FLAGS.RUN_PENDING) !== 0);
+  if (timed(a, want) && timed(b, restored)) VMCS12.write(page(want), 'vmx_preemption_timer_value', VMCS12.read(page(restored), 'vmx_preemption_timer_value'));
   const n = Math.min(want.length, restored.length);
   let bytes = 0;
   for (let i = HEADER_SIZE; i < n; i++) if (want[i] !== restored[i]) bytes++;
@@ -120,6 +126,8 @@ export interface RestoreFacts {
   readonly dstProfile: Profile;
   /** the source's GET */
   readonly sourceBlob: Uint8Array;
+  /** the blob the VMM passed to the destination's SET (null: it carried no nested state) */
+  readonly carried: Uint8Array | null;
   /** the VM's configuration as saved (its eVMCS capability, Hyper-V CPUID) and the VMX MSRs the stream carries */
   readonly config: VcpuConfig;
   readonly vmxMsrs: MsrSet;
@@ -150,6 +158,11 @@ export function judgeRestore(f: RestoreFacts, seen: RestoreSeen): Outcome {
     const keepsEnabled = f.srcProfile.nested?.evmcsFlag === 'when-enabled' && f.evmcsOnDestination;
     const want = f.expected ? f.expected(f.sourceBlob) : f.sourceBlob;
     lost.push(...losses(want, seen.restored).filter((l) => !(keepsEnabled && l === 'flag EVMCS')));
+    // a deadline the VMM did not carry, SET fixes again from vmcs12's timer value against the
+    // destination's TSC (nested_vmx_enter_non_root_mode): the timer restarts, whatever GET then shows
+    const deadlineBit = (b: Uint8Array) => readHeader(b).vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE;
+    const dropped = !!f.carried && f.carried.length >= HEADER_SIZE && deadlineBit(f.sourceBlob) !== 0 && deadlineBit(f.carried) === 0;
+    if (dropped && !lost.includes('preemption-timer deadline')) lost.push('preemption-timer deadline');
   }
   // a VMM sees an eVMCS map-pending after SET and one mapped alike; one the first KVM_RUN released is gone from GET
   if (namesEvmcs(seen.restored) && seen.afterRun && !namesEvmcs(seen.afterRun))
@@ -181,7 +194,7 @@ export function restoreFromStream(stream: Stream, srcProfile: Profile, dst: Host
   v.vpAssist = stream.vpAssist && { ...stream.vpAssist };
   v.efer = stream.efer; // KVM_SET_SREGS comes before the nested state in QEMU
   const nested = stream.nestedState && dstProfile.nested ? stream.nestedState : null;
-  const facts: RestoreFacts = { srcProfile, dstProfile, sourceBlob: stream.sourceBlob, config: saved, vmxMsrs: stream.vmxMsrs, evmcsOnDestination: config.evmcsEnabled };
+  const facts: RestoreFacts = { srcProfile, dstProfile, sourceBlob: stream.sourceBlob, carried: nested, config: saved, vmxMsrs: stream.vmxMsrs, evmcsOnDestination: config.evmcsEnabled };
   const seen = { set: null as SetSeen | null, mpState: OK, restored: null as Uint8Array | null, run: OK, afterRun: null as Uint8Array | null };
   const step = (): StepResult => {
     const outcome = judgeRestore(facts, seen);

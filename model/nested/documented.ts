@@ -14,12 +14,21 @@ export interface DocumentedDifference {
   readonly profiles?: readonly string[];
 }
 
+/** How a comparison names vmx_preemption_timer_value where GET wrote the timer's remaining time into it. */
+export const TIMER_AT_GET = '(remaining time at GET)';
+
 export const DOCUMENTED_DIFFERENCES: readonly DocumentedDifference[] = [
   {
     name: 'VMCS12_CACHE_TAIL',
     source: 'kernel-facts §8 (GET, step 3); fidelity-audit F10.5',
-    why: "GET copies all 4096 bytes of KVM's vmcs12 cache, but only 998 have a meaning: bytes 998..4095 are whatever the cache holds (the guest page after VMPTRLD, zero after SET; an enlightened VMLAUNCH clears only 998, where the model clears 4096)",
+    why: "GET copies all 4096 bytes of KVM's vmcs12 cache, but only 998 have a meaning: bytes 998..4095 are whatever the cache holds (the guest page after VMPTRLD, zero after SET; an enlightened VMLAUNCH clears only the 998)",
     fields: /^(vmcs12|shadow vmcs12) tail\b/,
+  },
+  {
+    name: 'PREEMPTION_TIMER_VALUE_AT_GET',
+    source: 'fidelity-audit F8 (sync_vmcs02_to_vmcs12, vmx_get_preemption_timer_value)',
+    why: "in guest mode with no entry pending, under the preemption timer and its save exit control, GET writes the hrtimer's remaining time into vmx_preemption_timer_value: it depends on when GET runs, and the model's clock is L1's TSC advanced by KVM_RUN only",
+    fields: new RegExp(`^vmcs12\\.vmx_preemption_timer_value ${TIMER_AT_GET.replace(/[()]/g, '\\$&')}$`),
   },
 ];
 

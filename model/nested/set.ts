@@ -8,7 +8,7 @@ import { VMCS12_REVISION } from '../catalog/vmcs12.js';
 import { readHeader } from './blob.js';
 import { ERRNO, FLAGS, HEADER_SIZE, INVALID_GPA, MIN_SIZE_FOR_SHADOW, MIN_SIZE_FOR_VMCS12, OFFSET, SMM_FLAGS, VMCS12_STRUCT_SIZE, VMX_HDR_FLAGS, type Errno } from './constants.js';
 import type { RestoreRule } from './rules.js';
-import { loadL2Registers, type Vcpu } from './vcpu.js';
+import { loadL2Registers, startPreemptionTimer, type Vcpu } from './vcpu.js';
 
 export interface SetResult {
   /** the ioctl's return value: 0, a negative errno, or the positive 2 */
@@ -139,6 +139,7 @@ export function setNestedState(v: Vcpu, blob: Uint8Array | null): SetResult {
     return error(done(2, 'S8', 'prepare_vmcs02 failed (e.g. rule prepare.guest-cr3): NVMX_VMENTRY_VMEXIT (2) is returned as the ioctl value'));
   }
   loadL2Registers(v, v.nestedRunPending);
+  startPreemptionTimer(v); // a deadline the blob did not carry is fixed now, from the restored vmcs12
   v.statePagesRequested = true; // nested_vmx_enter_non_root_mode(from_vmentry = false)
   return done(0, 'S9', 'L2 active (guest mode)');
 

@@ -6,7 +6,7 @@ import { VMCS12_REVISION, VMCS12_SIZE } from '../catalog/vmcs12.js';
 import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened } from '../evmcs.js';
 import type { Profile } from '../profiles.js';
 import { accessTableFor, recordInstructionError, vmread, vmwriteInstruction, writeBytes } from '../vmcs12-access.js';
-import { BIT, DR7_RESET, EFER_LONG_MODE, INTR } from '../vmentry/bits.js';
+import { BIT, DR7_RESET, EFER_LONG_MODE, INTR, PREEMPTION_TIMER_RATE } from '../vmentry/bits.js';
 import { evmcsVmread } from '../evmcs.js';
 import { INVALID_GPA, MP_STATE } from './constants.js';
 import type { NestedBehaviour } from './behaviour.js';
@@ -14,7 +14,7 @@ import type { MsrSet } from '../vmx-msrs.js';
 import { entryFailureReason } from '../vmentry/check.js';
 import { nestedCaps } from '../vmentry/caps.js';
 import { applyEntryMsrLoad, kvmPrepareVmcs02, kvmVmentryChecks, type EntryFailure } from './vmentry-hook.js';
-import { enlightenedVmptrld, type EvmcsPointer } from './evmcs-pointer.js';
+import { enlightenedVmptrld, namedEvmcs, type EvmcsPointer } from './evmcs-pointer.js';
 
 /** The vCPU configuration a VMM sets up before restoring (schema: reports/schema/vcpu.schema.json). */
 export interface VcpuConfig {
@@ -234,10 +234,9 @@ export class Vcpu {
    * What every nested_vmx_vmexit does, the -1 of SMM entry and of vmx_leave_nested (SET, F12)
    * included. A pending MTF trap is discarded (F6). A pending KVM_REQ_GET_NESTED_STATE_PAGES is
    * served first, so an exit forced before the first KVM_RUN after a restore still looks up a pending
-   * eVMCS (clearing its hv_clean_fields in guest memory; a failure is ignored). A real exit runs
-   * prepare_vmcs12: the exit reason, and launch_state = 1 unless the exit reports a failed VM-entry
-   * (F5: KVM marks the VMCS launched here, not at VM-entry), and schedules the eVMCS sync. Last, the
-   * cached shadow vmcs12 is written to guest memory at the link pointer
+   * eVMCS (clearing its hv_clean_fields in guest memory; a failure is ignored). vmcs02 is synced into
+   * vmcs12 on every exit, -1 included (F8). A real exit then runs prepare_vmcs12 and schedules the
+   * eVMCS sync. Last, the cached shadow vmcs12 is written to guest memory at the link pointer
    * (nested_flush_cached_shadow_vmcs12, F12).
    */
   exitToL1(reason: bigint): void {
@@ -248,10 +247,9 @@ export class Vcpu {
     }
     this.guestMode = false;
     this.nestedRunPending = false;
+    syncVmcs02ToVmcs12(this);
     if (reason !== 0xffff_ffffn) {
-      syncVmcs02ToVmcs12(this); // prepare_vmcs12 syncs vmcs02 first (F8)
-      VMCS12.write(this.vmcs12, 'vm_exit_reason', reason);
-      if (!(reason & VMX_EXIT_REASONS_FAILED_VMENTRY)) VMCS12.write(this.vmcs12, 'launch_state', 1n);
+      prepareVmcs12(this.vmcs12, reason);
       if (this.evmcsMapped()) this.needVmcs12ToShadowSync = true;
     }
     const link = this.linkPointer();
@@ -343,7 +341,8 @@ function vmentry(v: Vcpu, launch: boolean): OpResult {
   if (v.usesShadowVmcs() && link !== INVALID_GPA && v.pageAddressValid(link)) v.shadowVmcs12 = v.page(link).slice();
   v.guestMode = true;
   v.nestedRunPending = true;
-  v.hasPreemptionTimerDeadline = false;
+  v.hasPreemptionTimerDeadline = false; // nested_vmx_run: a new entry, a new deadline
+  startPreemptionTimer(v);
   // nested_vmx_run: an L2 entered in wait-for-SIPI, or halted with nothing to wake it, is not "run
   // pending", and the vCPU's run state says so (GET in guest mode reads the activity state back from it)
   const activity = VMCS12.read(v.vmcs12, 'guest_activity_state');
@@ -448,6 +447,14 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
       if (!v.vmxon || v.guestMode) return fail('#UD', 'VMCLEAR outside VMX root operation');
       if (!v.pageAddressValid(o.pa)) return failValid(v, 'VMCLEAR of an invalid address', VMXERR.VMCLEAR_INVALID_ADDRESS);
       if (o.pa === v.vmxonPtr) return failValid(v, 'VMCLEAR of the VMXON pointer', VMXERR.VMCLEAR_VMXON_POINTER);
+      // handle_vmclear (6.1 and 6.12 alike): with eVMCS for the guest and a VP-assist page naming an
+      // eVMCS, the operand is taken for an eVMCS, whatever it is: no launch_state is written and the
+      // current VMCS stays, even at that address; the eVMCS in use is released when it is the operand
+      // (quirk VMCLEAR_OPERAND_TAKEN_FOR_EVMCS)
+      if (v.guestCpuidHasEvmcs() && namedEvmcs(v) !== null) {
+        if (v.evmcsMapped() && o.pa === v.evmptr) v.evmptr = 'invalid';
+        return ok();
+      }
       if (o.pa === v.currentVmptr) {
         v.page(o.pa).set(v.vmcs12);
         v.currentVmptr = INVALID_GPA;
@@ -519,6 +526,7 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
         v.smm.guestMode = false;
         v.statePagesRequested = true;
         loadL2Registers(v, true);
+        startPreemptionTimer(v); // the deadline the L2 had (SMM entry keeps it)
       }
       return ok();
     case 'run':
@@ -547,17 +555,80 @@ export function loadL2Registers(v: Vcpu, runPending: boolean): void {
 }
 
 /**
- * sync_vmcs02_to_vmcs12, the parts that come from the vCPU rather than from vmcs12 (F8), on GET in
- * guest mode and on a real VM-exit: the activity state from the run state (so a restored L2 keeps
- * HLT or wait-for-SIPI only when the VMM restores mp_state too: real KVM 6.12, README K15), and
- * under the save controls DR7 and EFER from the vCPU's registers (K16).
+ * sync_vmcs02_to_vmcs12 (and _rare), on GET in guest mode and on every nested VM-exit: the fields
+ * whose vmcs02 value is not what vmcs12 put there (F8). The activity state from the run state (so a restored
+ * L2 keeps HLT or wait-for-SIPI only when the VMM restores mp_state too: real KVM 6.12, README K15);
+ * under the save controls DR7 and EFER from the vCPU's registers (K16) and the preemption timer's
+ * remaining time unless an entry is pending; the guest-linear address from vmcs02's exit information
+ * (VMCS02_EXIT_INFO_ZERO). The rest (registers, segments, descriptor tables, interruptibility, …)
+ * is what prepare_vmcs02 loaded, which the model's L2, running no code, never changes (README, model
+ * assumptions on the guest path).
  */
 export function syncVmcs02ToVmcs12(v: Vcpu): void {
   const activity = v.mpState === MP_STATE.HALTED ? 1n : v.mpState === MP_STATE.INIT_RECEIVED ? 3n : 0n;
   VMCS12.write(v.vmcs12, 'guest_activity_state', activity);
   const exit = Number(VMCS12.read(v.vmcs12, 'vm_exit_controls'));
+  if (syncWritesTimerValue(v.vmcs12, v.nestedRunPending)) VMCS12.write(v.vmcs12, 'vmx_preemption_timer_value', preemptionTimerValue(v));
+  VMCS12.write(v.vmcs12, 'guest_linear_address', VMCS02_EXIT_INFO.guestLinearAddress);
   if (exit & BIT.exit.saveDebug) VMCS12.write(v.vmcs12, 'guest_dr7', v.dr7);
   if (exit & BIT.exit.saveEfer) VMCS12.write(v.vmcs12, 'guest_ia32_efer', v.efer);
+}
+
+/** sync_vmcs02_to_vmcs12 writes the timer's remaining time: the timer on, its save exit control, no entry pending. */
+export function syncWritesTimerValue(vmcs12: Uint8Array, runPending: boolean): boolean {
+  const pin = Number(VMCS12.read(vmcs12, 'pin_based_vm_exec_control'));
+  return (pin & BIT.pin.preemption) !== 0 && (Number(VMCS12.read(vmcs12, 'vm_exit_controls')) & BIT.exit.savePreemption) !== 0 && !runPending;
+}
+
+/**
+ * vmcs02's exit-information fields KVM copies into vmcs12 (prepare_vmcs12, sync_vmcs02_to_vmcs12).
+ * Only the CPU writes them, on a VM-exit of L2 from hardware; the model's L2 runs no code and has none,
+ * so they hold what a vmcs02 no exit has written (KVM allocates it zeroed): named assumption
+ * VMCS02_EXIT_INFO_ZERO.
+ */
+const VMCS02_EXIT_INFO = { instructionLen: 0n, instructionInfo: 0n, guestLinearAddress: 0n } as const;
+
+/**
+ * prepare_vmcs12 for the VM-exits the model has: those KVM synthesizes for L1 with
+ * nested_vmx_vmexit(reason, 0, 0) (the `vmexit` operation, the MTF exit), so qualification 0. Unless
+ * the reason reports a failed VM-entry: launch_state = 1 (F5: KVM marks the VMCS launched here, not
+ * at VM-entry); the injected event's VALID bit cleared ("vm_entry_intr_info_field is cleared on
+ * exit"); IDT-vectoring 0 (vmcs12_save_pending_event: the model's exits come after the entry
+ * delivered its event, so nothing is queued for re-injection); no interruption information; the
+ * instruction length and information of vmcs02 (VMCS02_EXIT_INFO). The VM-exit MSR-store list is
+ * not processed (README, model assumptions on the guest path).
+ */
+function prepareVmcs12(vmcs12: Uint8Array, reason: bigint): void {
+  VMCS12.write(vmcs12, 'vm_exit_reason', reason);
+  VMCS12.write(vmcs12, 'exit_qualification', 0n);
+  if (reason & VMX_EXIT_REASONS_FAILED_VMENTRY) return;
+  VMCS12.write(vmcs12, 'launch_state', 1n);
+  VMCS12.write(vmcs12, 'vm_entry_intr_info_field', VMCS12.read(vmcs12, 'vm_entry_intr_info_field') & ~BigInt(INTR.VALID));
+  VMCS12.write(vmcs12, 'idt_vectoring_info_field', 0n);
+  VMCS12.write(vmcs12, 'vm_exit_intr_info', 0n);
+  VMCS12.write(vmcs12, 'vm_exit_instruction_len', VMCS02_EXIT_INFO.instructionLen);
+  VMCS12.write(vmcs12, 'vmx_instruction_info', VMCS02_EXIT_INFO.instructionInfo);
+}
+
+/**
+ * nested_vmx_enter_non_root_mode (VMLAUNCH/VMRESUME, SET into L2, RSM into L2): with the preemption
+ * timer on, the deadline is fixed at the entry, in L1 TSC units >> 5, unless one is set already (a
+ * restored one, or the one RSM returns to): vmx_calc_preemption_timer_value.
+ */
+export function startPreemptionTimer(v: Vcpu): void {
+  if (!(Number(VMCS12.read(v.vmcs12, 'pin_based_vm_exec_control')) & BIT.pin.preemption) || v.hasPreemptionTimerDeadline) return;
+  v.hasPreemptionTimerDeadline = true;
+  v.preemptionTimerDeadline = (v.tsc >> PREEMPTION_TIMER_RATE) + VMCS12.read(v.vmcs12, 'vmx_preemption_timer_value');
+}
+
+/**
+ * vmx_get_preemption_timer_value: the hrtimer's remaining time, in L1 TSC units >> 5, 0 once it has
+ * run out, as a u32. On real hardware it depends on when GET runs; the model's clock is L1's TSC,
+ * which only KVM_RUN advances (README: PREEMPTION_TIMER_VALUE_AT_GET).
+ */
+function preemptionTimerValue(v: Vcpu): bigint {
+  const now = v.tsc >> PREEMPTION_TIMER_RATE;
+  return v.preemptionTimerDeadline > now ? (v.preemptionTimerDeadline - now) & 0xffff_ffffn : 0n;
 }
 
 /**
@@ -613,10 +684,6 @@ function run(v: Vcpu): OpResult {
   v.tsc += 0x1000n;
   if (v.guestMode && v.nestedRunPending) {
     v.nestedRunPending = false;
-    if (Number(VMCS12.read(v.vmcs12, 'pin_based_vm_exec_control')) & BIT.pin.preemption && !v.hasPreemptionTimerDeadline) {
-      v.hasPreemptionTimerDeadline = true;
-      v.preemptionTimerDeadline = (v.tsc >> 5n) + VMCS12.read(v.vmcs12, 'vmx_preemption_timer_value');
-    }
   } else if (v.guestMode && v.mtfPending) {
     v.mtfPending = false;
     v.vmexit(37n); // the pending MTF VM-exit is delivered

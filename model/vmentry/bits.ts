@@ -69,4 +69,6 @@ export const INTR_TYPE = { EXT: 0, RESERVED: 1, NMI: 2, HARD_EXCEPTION: 3, SOFT_
 export const EXCEPTIONS_WITH_ERROR_CODE = (1 << 8) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 17);
 
 export const MISC = { zeroLenInjection: 1n << 30n } as const;
+/** VMX_MISC_EMULATED_PREEMPTION_TIMER_RATE (MISC bits 4:0): KVM's emulated timer counts L1 TSC >> 5 */
+export const PREEMPTION_TIMER_RATE = 5n;
 export const EPT_CAP = { execOnly: 0x1n, walk4: 0x40n, walk5: 0x80n, uc: 0x100n, wb: 0x4000n, ad: 0x20_0000n } as const;

@@ -172,10 +172,12 @@ export class KvmBroker {
         this.down(machine, `the agent did not answer within ${this.opts.timeoutMs} ms (the emulated machine hangs?)`);
         done(null);
       }, this.opts.timeoutMs);
+      // Bochs sends a byte at a time: the newline is looked for in the new chunk only, so a long
+      // answer costs linear time, not quadratic
       const onData = (chunk: Buffer) => {
-        buf += chunk.toString('latin1');
-        const nl = buf.indexOf('\n');
-        if (nl >= 0) done(buf.slice(0, nl + 1));
+        const nl = chunk.indexOf(10);
+        if (nl < 0) return void (buf += chunk.toString('latin1'));
+        done(buf + chunk.toString('latin1', 0, nl + 1));
       };
       machine.socket.on('data', onData);
       machine.socket.once('close', onClose);

@@ -84,7 +84,12 @@ export class KvmMachine {
     writeFileSync(join(dir, 'bochsrc'), bochsrc({ disk, consoleLog, port, bochsLog }));
     writeFileSync(join(dir, 'continue.rc'), 'c\n');
     const out = openSync(join(dir, 'bochs.out'), 'w');
-    const child = spawn('bochs', ['-q', '-f', 'bochsrc', '-rc', 'continue.rc'], { cwd: dir, stdio: ['ignore', out, out], detached: true });
+    const child = spawn('bochs', ['-q', '-f', 'bochsrc', '-rc', 'continue.rc'], {
+      cwd: dir,
+      stdio: ['ignore', out, out],
+      detached: true,
+      ...(image.bochsPreload ? { env: { ...process.env, LD_PRELOAD: image.bochsPreload } } : {}),
+    });
     const kill = () => {
       try {
         process.kill(-child.pid!, 'SIGKILL');

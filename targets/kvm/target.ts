@@ -16,6 +16,12 @@ export const KVM_DEFAULT_TIMEOUT_MS = 120_000;
 
 /** Shrinking attempts after a failure: about a second each in Bochs, so a counterexample takes minutes, not hours. */
 export const KVM_SHRINK_BUDGET = 150;
+/**
+ * Cases per property on kvm: unless --runs says otherwise: with about 1,100 nested-state cases a
+ * default run, boot included, fits the issue's 15 minutes (README, "Numbers"); the properties' own
+ * counts (up to 1,000) would take about an hour.
+ */
+export const KVM_DEFAULT_RUNS = 100;
 
 /** The broker of a machine a whole run shares, as vitest workers receive it. */
 export interface KvmRunLink {
@@ -47,7 +53,7 @@ export async function openKvmTarget(specText: string, o: { timeoutMs?: number; l
   // the broker owns the per-request watchdog; the connection waits a little longer than it does
   const timeoutMs = (o.timeoutMs ?? KVM_DEFAULT_TIMEOUT_MS) + 5_000;
   try {
-    const t = { ...(await openExecTarget({ endpoint: () => socketEndpoint(link.broker, link.consoleLog), timeoutMs, helloTimeoutMs: KVM_BOOT_TIMEOUT_MS + 60_000 })), shrinkBudget: KVM_SHRINK_BUDGET, nestedParamChange: 'kvm_intel is reloaded with the other nested= value (5-8 s in Bochs)' };
+    const t = { ...(await openExecTarget({ endpoint: () => socketEndpoint(link.broker, link.consoleLog), timeoutMs, helloTimeoutMs: KVM_BOOT_TIMEOUT_MS + 60_000 })), shrinkBudget: KVM_SHRINK_BUDGET, defaultRuns: KVM_DEFAULT_RUNS, nestedParamChange: 'kvm_intel is reloaded with the other nested= value (5-8 s in Bochs)' };
     if (!own) return t;
     return { ...t, close: async () => (await t.close(), await own.close()) };
   } catch (e) {

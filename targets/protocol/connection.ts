@@ -2,7 +2,7 @@
 // Anything the process does wrong (exits, hangs, sends non-JSON, answers the wrong id, breaks the
 // schema) breaks the connection for good: every open and later call gets the same `error` with the
 // reason and the last lines of the process's stderr. Restarting is the caller's job (exec.ts).
-import { deflateRawSync } from 'node:zlib';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { validateDef } from '../../base/schemas.js';
 import type { TargetResult } from '../target.js';
 import { processEndpoint, type Endpoint, type ProcessLaunch } from './endpoint.js';
@@ -32,6 +32,9 @@ export const MAX_LINE = 4 * 1024 * 1024;
 
 /** Request lines at least this long go deflated to a target that offers it. */
 const DEFLATE_FROM = 1024;
+
+const isDeflated = (msg: unknown): msg is { deflate: string } =>
+  typeof msg === 'object' && msg !== null && !Array.isArray(msg) && Object.keys(msg).length === 1 && typeof (msg as { deflate?: unknown }).deflate === 'string';
 
 /** A line quoted in a reason: long lines are cut, so a reason stays one readable line. */
 export const quote = (line: string): string => JSON.stringify(line.length > QUOTE_CHARS ? line.slice(0, QUOTE_CHARS) + '…' : line);
@@ -199,6 +202,22 @@ export class Connection {
       msg = JSON.parse(line);
     } catch {
       return this.fail(`target sent malformed JSON: ${quote(line)}`);
+    }
+    // a target with the `deflate` feature may answer a deflated request deflated (a slow link)
+    if (this.deflate && !this.helloWaiter && isDeflated(msg)) {
+      let inner: string;
+      try {
+        inner = inflateRawSync(Buffer.from(msg.deflate, 'base64'), { maxOutputLength: MAX_LINE }).toString('utf8');
+      } catch (e) {
+        return this.fail(`target sent a deflated line that does not inflate (${(e as Error).message}): ${quote(line)}`);
+      }
+      try {
+        msg = JSON.parse(inner);
+      } catch {
+        return this.fail(`target sent a deflated line whose content is malformed JSON: ${quote(inner)}`);
+      }
+      if (isDeflated(msg)) return this.fail(`target sent a deflated line inside a deflated line: ${quote(line)}`);
+      line = inner;
     }
     if (this.helloWaiter) {
       const problems = validateDef('target-protocol', 'hello', msg);

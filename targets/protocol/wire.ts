@@ -249,7 +249,7 @@ export interface HelloMessage {
   profile?: string;
   groups: string[];
   unsupported?: Record<string, string>;
-  /** optional framing the target understands (`deflate`: compressed request lines; `packed-access`: vmcs12-access as records) */
+  /** optional framing the target understands (`deflate`: compressed request lines, and answers to them; `packed-access`: vmcs12-access as records) */
   features?: Feature[];
   /** guest operations the target does not carry out, with why */
   unsupportedGuestOps?: Record<string, string>;

@@ -161,21 +161,36 @@ static void wait_reaped(void)
 	pthread_mutex_unlock(&reap_lock);
 }
 
+/* A detached helper thread that never takes SIGALRM: the watchdog and the entry tick must
+ * interrupt the main thread's KVM_RUN, and a process-directed signal goes to any thread that does
+ * not block it. 0 on success. */
+static int spawn_helper(void *(*fn)(void *), void *arg)
+{
+	pthread_t t;
+	pthread_attr_t attr;
+	sigset_t alrm, old;
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_sigmask(SIG_BLOCK, &alrm, &old); /* the new thread inherits the mask */
+	int r = pthread_create(&t, &attr, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	return r;
+}
+
 static void destroy(struct vcpu *v)
 {
 	if (!v->used)
 		return;
 	struct vcpu *copy = malloc(sizeof(*copy));
-	pthread_t t;
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_mutex_lock(&reap_lock);
 	reaping++;
 	pthread_mutex_unlock(&reap_lock);
 	if (copy)
 		*copy = *v;
-	if (!copy || pthread_create(&t, &attr, reap, copy)) {
+	if (!copy || spawn_helper(reap, copy)) {
 		struct vcpu *inline_copy = copy ? copy : malloc(sizeof(*v));
 		if (inline_copy) {
 			*inline_copy = *v;
@@ -186,7 +201,6 @@ static void destroy(struct vcpu *v)
 			pthread_mutex_unlock(&reap_lock);
 		}
 	}
-	pthread_attr_destroy(&attr);
 	memset(v, 0, sizeof(*v));
 }
 
@@ -213,6 +227,147 @@ static int open_kvm(void)
 	return 0;
 }
 
+/* ---- spare VMs ----
+ * KVM_CREATE_VM, the in-kernel irqchip, 16 MiB of guest memory and KVM_CREATE_VCPU take about
+ * 100 ms in Bochs: most of a create-vcpu, and a case makes two. A thread makes them ahead, while
+ * the guest waits for the next request on the slow serial line, and create-vcpu takes one; what
+ * stays in the request is the configuration (CPUID, L1's memory and registers, MSRs, capability).
+ * A spare has never run, so its memory is zero, as a fresh VM's. Reloading kvm_intel pauses the
+ * thread and closes the spares first (they hold the module). */
+struct vm_parts {
+	int vm, fd;
+	uint8_t *mem;
+	struct kvm_run *run;
+};
+#define SPARES 2
+static struct vm_parts spares[SPARES];
+static int n_spares, spare_building, spare_paused = 1, spare_broken;
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t spare_cond = PTHREAD_COND_INITIALIZER;
+
+static void free_parts(struct vm_parts *p)
+{
+	if (p->run)
+		munmap(p->run, (size_t)vcpu_mmap_size);
+	if (p->fd >= 0)
+		close(p->fd);
+	if (p->vm >= 0)
+		close(p->vm);
+	if (p->mem)
+		munmap(p->mem, GUEST_MEM);
+}
+
+/* A VM with its irqchip and memory, and its vCPU: 0, or -1 with errno and *what naming the step
+ * (no shared buffer: the spare thread calls it too). */
+static int make_parts(int kfd, struct vm_parts *p, const char **what)
+{
+	*p = (struct vm_parts){ .vm = -1, .fd = -1 };
+	*what = "KVM_CREATE_VM";
+	p->vm = ioctl(kfd, KVM_CREATE_VM, 0);
+	if (p->vm < 0)
+		return -1;
+	/* an in-kernel local APIC, as a VMM has (QEMU's default): a halted L2 then halts in KVM (mp_state
+	 * HALTED, which GET reads back as the activity state) instead of exiting to us with KVM_EXIT_HLT */
+	*what = "KVM_CREATE_IRQCHIP";
+	if (ioctl(p->vm, KVM_CREATE_IRQCHIP, 0) < 0)
+		goto fail;
+	*what = "guest memory";
+	p->mem = mmap(NULL, GUEST_MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p->mem == MAP_FAILED) {
+		p->mem = NULL;
+		goto fail;
+	}
+	/* Debian's kernels make transparent huge pages "always": the first touch of each 2 MiB of guest
+	 * memory (L1's tables, code and SMM handler alone touch three) zeroed a huge page, which took
+	 * Bochs 60-80 ms of a create-vcpu's 100. Guest memory is touched a page here and there. */
+	madvise(p->mem, GUEST_MEM, MADV_NOHUGEPAGE);
+	struct kvm_userspace_memory_region region = { .slot = 0, .guest_phys_addr = 0, .memory_size = GUEST_MEM, .userspace_addr = (uint64_t)(uintptr_t)p->mem };
+	if (ioctl(p->vm, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+		goto fail;
+	*what = "KVM_CREATE_VCPU";
+	p->fd = ioctl(p->vm, KVM_CREATE_VCPU, 0);
+	if (p->fd < 0)
+		goto fail;
+	*what = "mmap(kvm_run)";
+	p->run = mmap(NULL, (size_t)vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, p->fd, 0);
+	if (p->run == MAP_FAILED) {
+		p->run = NULL;
+		goto fail;
+	}
+	return 0;
+fail:;
+	int e = errno;
+	free_parts(p);
+	errno = e;
+	return -1;
+}
+
+static void *spare_maker(void *unused)
+{
+	(void)unused;
+	pthread_mutex_lock(&spare_lock);
+	for (;;) {
+		while (spare_paused || spare_broken || n_spares >= SPARES)
+			pthread_cond_wait(&spare_cond, &spare_lock);
+		int kfd = kvm_fd; /* stable while not paused: only a reload changes it, and it pauses us first */
+		spare_building = 1;
+		pthread_mutex_unlock(&spare_lock);
+		struct vm_parts p;
+		const char *what;
+		int r = make_parts(kfd, &p, &what);
+		pthread_mutex_lock(&spare_lock);
+		spare_building = 0;
+		if (r < 0) {
+			spare_broken = 1; /* create-vcpu makes its own and reports what failed */
+			fprintf(stderr, "nvmx-agent: no spare VMs until kvm_intel is reloaded: %s: %s\n", what, strerror(errno));
+		}
+		else
+			spares[n_spares++] = p;
+		pthread_cond_broadcast(&spare_cond);
+	}
+	return NULL;
+}
+
+/* A spare (waiting for the one being made rather than making another); 0 if there is none. */
+static int take_spare(struct vm_parts *out)
+{
+	int got = 0;
+	pthread_mutex_lock(&spare_lock);
+	while (spare_building && !n_spares)
+		pthread_cond_wait(&spare_cond, &spare_lock);
+	if (n_spares) {
+		*out = spares[--n_spares];
+		got = 1;
+		pthread_cond_broadcast(&spare_cond); /* make the next one */
+	}
+	pthread_mutex_unlock(&spare_lock);
+	return got;
+}
+
+static void pause_spares(void)
+{
+	struct vm_parts drop[SPARES];
+	int n;
+	pthread_mutex_lock(&spare_lock);
+	spare_paused = 1;
+	while (spare_building)
+		pthread_cond_wait(&spare_cond, &spare_lock);
+	n = n_spares;
+	memcpy(drop, spares, sizeof(drop));
+	n_spares = 0;
+	pthread_mutex_unlock(&spare_lock);
+	for (int i = 0; i < n; i++)
+		free_parts(&drop[i]);
+}
+
+static void resume_spares(void)
+{
+	pthread_mutex_lock(&spare_lock);
+	spare_paused = spare_broken = 0;
+	pthread_cond_broadcast(&spare_cond);
+	pthread_mutex_unlock(&spare_lock);
+}
+
 static int read_nested_param(void)
 {
 	char c = 0;
@@ -231,6 +386,7 @@ static answer ensure_nested(int want)
 {
 	if (nested_loaded == want)
 		return OK;
+	pause_spares();
 	for (unsigned i = 0; i < MAX_VCPUS; i++)
 		destroy(&vcpus[i]);
 	wait_reaped();
@@ -248,6 +404,7 @@ static answer ensure_nested(int want)
 	nested_loaded = read_nested_param();
 	if (open_kvm() < 0)
 		return failed(kvm_problem);
+	resume_spares();
 	return nested_loaded == want ? OK : failed("kvm_intel came back with another nested parameter");
 }
 
@@ -856,40 +1013,17 @@ static answer new_vcpu(const jnode *cfg, struct vcpu **out)
 			if (!v || vcpus[i].id < v->id)
 				v = &vcpus[i];
 	destroy(v);
-	v->vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
-	if (v->vm < 0)
-		return failedf("KVM_CREATE_VM");
-	/* an in-kernel local APIC, as a VMM has (QEMU's default): a halted L2 then halts in KVM (mp_state
-	 * HALTED, which GET reads back as the activity state) instead of exiting to us with KVM_EXIT_HLT */
-	if (ioctl(v->vm, KVM_CREATE_IRQCHIP, 0) < 0) {
-		a = failedf("KVM_CREATE_IRQCHIP");
-		close(v->vm);
-		return a;
-	}
-	v->mem = mmap(NULL, GUEST_MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	struct kvm_userspace_memory_region region = { .slot = 0, .guest_phys_addr = 0, .memory_size = GUEST_MEM, .userspace_addr = (uint64_t)(uintptr_t)v->mem };
-	if (v->mem == MAP_FAILED || ioctl(v->vm, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
-		a = failedf("guest memory");
-		close(v->vm);
-		return a;
-	}
-	v->fd = ioctl(v->vm, KVM_CREATE_VCPU, 0);
-	if (v->fd < 0) {
-		a = failedf("KVM_CREATE_VCPU");
-		close(v->vm);
-		munmap(v->mem, GUEST_MEM);
-		return a;
-	}
+	struct vm_parts p;
+	const char *what;
+	if (!take_spare(&p) && make_parts(kvm_fd, &p, &what) < 0)
+		return failedf(what);
+	v->vm = p.vm;
+	v->fd = p.fd;
+	v->mem = p.mem;
+	v->run = p.run;
 	v->used = 1;
 	v->id = next_handle++;
 	v->run_size = (size_t)vcpu_mmap_size;
-	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
-	if (v->run == MAP_FAILED) {
-		v->run = NULL;
-		a = failedf("mmap(kvm_run)");
-		destroy(v);
-		return a;
-	}
 	a = set_cpuid(v, cfg);
 	if (!strcmp(a.status, "ok"))
 		a = l1_setup(v, cfg_bool(cfg, "vmxInCpuid", 1) && nested_loaded == 1);
@@ -1618,7 +1752,54 @@ fail:
 	return NULL;
 }
 
+/* Answers at least this long go deflated to a runner that deflated its request (so it reads the
+ * `deflate` framing): the serial line carries about 55 KB/s out of the machine, and a case's batch
+ * of guest-operation results (4-14 KB of JSON) shrinks to a fraction. */
+#define DEFLATE_ANSWER_FROM 1024
+
+static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* {"deflate":"<base64 of the raw-deflated line>"} for line[0..n) (without its newline); 0 when it
+ * could not be made (the caller then sends the line as it is) */
+static int deflate_answer(jbuf *out, const char *line, size_t n)
+{
+	z_stream z = { 0 };
+	if (deflateInit2(&z, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return 0;
+	uLong cap = deflateBound(&z, (uLong)n);
+	uint8_t *raw = malloc(cap);
+	int ok = 0;
+	if (raw) {
+		z.next_in = (Bytef *)line;
+		z.avail_in = (uInt)n;
+		z.next_out = raw;
+		z.avail_out = (uInt)cap;
+		ok = deflate(&z, Z_FINISH) == Z_STREAM_END;
+	}
+	size_t m = cap - z.avail_out;
+	deflateEnd(&z);
+	if (ok) {
+		jb_str(out, "{\"deflate\":\"");
+		for (size_t i = 0; i < m; i += 3) {
+			unsigned v = (unsigned)raw[i] << 16 | (i + 1 < m ? (unsigned)raw[i + 1] << 8 : 0) | (i + 2 < m ? raw[i + 2] : 0);
+			char q[4] = { b64chars[v >> 18 & 63], b64chars[v >> 12 & 63], i + 1 < m ? b64chars[v >> 6 & 63] : '=', i + 2 < m ? b64chars[v & 63] : '=' };
+			jb_raw(out, q, 4);
+		}
+		jb_str(out, "\"}\n");
+		ok = !out->failed;
+	}
+	free(raw);
+	return ok;
+}
+
+static void handle_line_as(char *line, size_t len, int deflated_request);
+
 static void handle_line(char *line, size_t len)
+{
+	handle_line_as(line, len, 0);
+}
+
+static void handle_line_as(char *line, size_t len, int deflated_request)
 {
 	const char *err;
 	jbuf out = { 0 };
@@ -1636,7 +1817,7 @@ static void handle_line(char *line, size_t len)
 			fprintf(stderr, "nvmx-agent: unreadable deflated request (%s)\n", err);
 			return;
 		}
-		handle_line(inner, inner_len);
+		handle_line_as(inner, inner_len, 1);
 		free(inner);
 		return;
 	}
@@ -1652,7 +1833,14 @@ static void handle_line(char *line, size_t len)
 	} else {
 		respond(&out, req);
 	}
-	jb_str(&out, "\n");
+	jbuf small = { 0 };
+	if (!out.failed && deflated_request && out.len >= DEFLATE_ANSWER_FROM && deflate_answer(&small, out.p, out.len)) {
+		free(out.p);
+		out = small;
+	} else {
+		free(small.p);
+		jb_str(&out, "\n");
+	}
 	if (out.failed) {
 		static const char oom[] = "{\"id\":0,\"status\":\"error\",\"reason\":\"agent out of memory\"}\n";
 		write_all(oom, sizeof(oom) - 1);
@@ -1801,8 +1989,11 @@ int main(int argc, char **argv)
 		ensure_nested(1); /* kvm_intel is ours to load, with nvmx.kvm_intel='s parameters; a failure stays in kvm_problem */
 	else if (open_kvm() < 0 && !kvm_problem[0])
 		snprintf(kvm_problem, sizeof(kvm_problem), "KVM unusable: %s", strerror(errno));
-	if (kvm_fd >= 0)
+	if (kvm_fd >= 0) {
 		log_vmx_msrs();
+		resume_spares();
+	}
+	spawn_helper(spare_maker, NULL);
 	hello();
 	char *line = malloc(MAX_LINE + 1);
 	size_t len = 0;
