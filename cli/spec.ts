@@ -12,7 +12,7 @@ const timeout = (help: string) => ({ type: 'string', arg: 'DURATION', help }) as
 // ---- check, replay ----
 
 const runOptions = {
-  target: { type: 'string', default: 'reference', arg: 'T', help: 'reference, exec:"<command line>" (nvmx-target/1 on stdin/stdout), linux:<kernel tree> or kvm:<kernel> (real KVM in Bochs)' },
+  target: { type: 'string', default: 'reference', arg: 'T', help: 'reference (reference:<profile>: the model of that profile), exec:"<command line>" (nvmx-target/1 on stdin/stdout), linux:<kernel tree> or kvm:<kernel> (real KVM in Bochs)' },
   profile: { type: 'string', default: DEFAULT_PROFILE, arg: 'P', help: 'the kernel profile the properties compare against (a process target claims its own)' },
   'target-timeout': timeout('per request to a process target: seconds, or with ms/s (10, 2.5s, 500ms)'),
   'target-shell': { type: 'boolean', default: false, help: 'run an exec: command line through /bin/sh instead of splitting it into argv' },
@@ -222,16 +222,18 @@ const nestedGroup: GroupSpec = {
 
 export const matrixSpec = command({
   name: 'matrix',
-  summary: 'the migration compatibility matrix: one table per scenario, source profile x destination host; writes DIR/matrix.json (schema\'d) and DIR/matrix.md',
+  summary:
+    "the migration compatibility matrix: one table per scenario, source host x destination host, each cell a hop composed through the hosts' targets (GET with E2BIG on the source, the VMM's save and load, guest memory, SET, GET and KVM_RUN on the destination) beside the static check's prediction; writes DIR/matrix.json (schema'd) and DIR/matrix.md",
   options: {
-    profiles: { type: 'string', arg: 'A,B,…', help: 'hosts to include (default: all)' },
+    hosts: { type: 'string', arg: 'A,B,…', help: 'the hosts, as targets: reference:<profile or library host> (e.g. reference:linux-5.8, reference:linux-6.12-nonested), kvm:<kernel>, exec:<command> (a host\'s profile is the one its target claims)' },
+    profiles: { type: 'string', arg: 'A,B,…', help: 'library hosts played by the model of their profile (default: all; not with --hosts)' },
     scenarios: { type: 'string', arg: 'X,Y,…', help: 'scenarios to include (default: all)' },
     'qemu-drops-vmx-flags': { type: 'boolean', default: false, help: 'model a QEMU that drops hdr.vmx.flags' },
     paths: { type: 'string', arg: 'N', int: [0, 10_000], help: 'generated variants per cell, checked against the static prediction (default 5)' },
     seed: { type: 'string', arg: 'S', int: SEED_RANGE, help: 'seed of the generated variants (default 1)' },
     report: { type: 'string', default: 'reports/latest', arg: 'DIR', help: 'where matrix.json and matrix.md go' },
   },
-  exit: '0, 1 if a generated path disagreed with the static check, 2 usage',
+  exit: '0, 1 if a hop or a generated variant disagreed with the static check, 2 usage, 3 a host failed',
 });
 
 export const serveSpec = command({

@@ -2,6 +2,7 @@
 import { compileLayout, type Layout } from '../model/layout.js';
 import { findProfile, type Profile } from '../model/profiles.js';
 import type { Target } from '../targets/target.js';
+import type { VcpuConfig } from '../model/nested/vcpu.js';
 import { must, type PropertyContext } from './property.js';
 
 /** The profile the target claims; the reference default when it claims none. */
@@ -10,6 +11,16 @@ export function profileOf(target: Target): Profile {
   if (!p) throw new Error(`target claims unknown profile ${target.identity.profile}`);
   return p;
 }
+
+/**
+ * A target that reports its vCPUs' VMX MSRs refuses others from a VMM: a configuration gets them
+ * said, on the target and on the model alike. Only for a vCPU that has VMX, as a VMM restores them:
+ * 6.1 refuses VMX MSR writes without it.
+ */
+export const withTargetMsrs =
+  (target: Target) =>
+  (c: VcpuConfig): VcpuConfig =>
+    target.vmxMsrs && c.nested && c.vmxInCpuid ? { ...c, vmxMsrs: target.vmxMsrs } : c;
 
 /** The target's own layout of a structure, compiled; a malformed descriptor is the target's error. */
 export async function targetLayout(target: Target, structure: 'vmcs12' | 'evmcs'): Promise<Layout> {

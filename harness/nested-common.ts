@@ -8,15 +8,22 @@ import { FLAGS, HEADER_SIZE, OFFSET, SIZE_WITH_SHADOW, VMCS12_BLOB_SIZE, VMCS12_
 import type { GuestOp, OpResult, VcpuConfig } from '../model/nested/vcpu.js';
 import { bytesHex, type FieldDiff } from '../model/codec.js';
 import { HEADER_FIELDS } from '../model/nested/blob.js';
+import type { Target } from '../targets/target.js';
 import { must, Violation, type PropertyContext } from './property.js';
 
-export interface Reached {
+export interface Reached extends GuestTrack {
   readonly vcpu: string;
   readonly results: readonly OpResult[];
-  /** what the VMM knows and restores on a destination before SET: the cap it enabled, SMM from vcpu events */
+}
+
+/** What a VMM knows and carries of a guest as it runs: what it restores on a destination before SET. */
+export interface GuestTrack {
+  /** the cap it enabled, SMM from vcpu events */
   readonly destination: VcpuConfig;
   /** guest memory the source wrote, replayed on the destination (VMMs migrate memory before nested state) */
   readonly memory: readonly GuestOp[];
+  /** the last VP-assist page the guest set up (guest memory too; destinationOf leaves it out) */
+  readonly vpAssist: GuestOp | null;
   /** the eVMCS capability was enabled after the last successful VM-entry (its control check never ran on that L2) */
   readonly evmcsEnabledAfterEntry: boolean;
 }
@@ -24,16 +31,27 @@ export interface Reached {
 /** Guest-memory writes: a destination gets them before SET (the VMCS link pointer's page is read there). */
 const MEMORY_OPS = new Set<GuestOp['op']>(['init-vmcs', 'init-evmcs', 'write-memory']);
 
+/** A vCPU just created with `config`: nothing run yet. */
+export const freshTrack = (config: VcpuConfig): GuestTrack => ({ destination: config, memory: [], vpAssist: null, evmcsEnabledAfterEntry: false });
+
+/** An operation the target said it does not offer: the case is skipped (unsupported) before it costs anything. */
+export function refuseUnoffered(target: Target, ops: readonly GuestOp[]): void {
+  const lacking = ops.find((o) => target.unsupportedGuestOps?.[o.op] !== undefined);
+  if (lacking) must({ status: 'unsupported', reason: `guest-op ${lacking.op}: ${target.unsupportedGuestOps![lacking.op]}` });
+}
+
 export async function reach(ctx: Pick<PropertyContext, 'target'>, config: VcpuConfig, ops: readonly GuestOp[]): Promise<Reached> {
-  // an operation the target said it does not offer: skip the case before it costs anything
-  const lacking = ops.find((o) => ctx.target.unsupportedGuestOps?.[o.op] !== undefined);
-  if (lacking) must({ status: 'unsupported', reason: `guest-op ${lacking.op}: ${ctx.target.unsupportedGuestOps![lacking.op]}` });
+  refuseUnoffered(ctx.target, ops);
   const vcpu = must(await ctx.target.createVcpu(config));
+  return { vcpu, ...(await runOps(ctx, vcpu, freshTrack(config), ops)) };
+}
+
+/** Guest operations on a vCPU, and what the VMM learns of them. */
+export async function runOps(ctx: Pick<PropertyContext, 'target'>, vcpu: string, track: GuestTrack, ops: readonly GuestOp[]): Promise<GuestTrack & { results: OpResult[] }> {
   const results: OpResult[] = [];
-  const memory: GuestOp[] = [];
-  let evmcsEnabledAfterEntry = false;
-  let evmcsEnabled = config.evmcsEnabled;
-  let inSmm = config.inSmm;
+  const memory = [...track.memory];
+  let { evmcsEnabledAfterEntry, vpAssist } = track;
+  let { evmcsEnabled, inSmm } = track.destination;
   // issued together, the operations travel as one batch (one round trip to a process or machine
   // target), carried out in order
   const answers = await Promise.all(ops.map((o) => ctx.target.guestOp(vcpu, o)));
@@ -42,13 +60,14 @@ export async function reach(ctx: Pick<PropertyContext, 'target'>, config: VcpuCo
     results.push(r);
     if (r.result !== 'ok') continue;
     if (MEMORY_OPS.has(o.op)) memory.push(o);
+    if (o.op === 'set-vp-assist') vpAssist = o;
     if (o.op === 'vmlaunch' || o.op === 'vmresume' || o.op === 'evmcs-entry') evmcsEnabledAfterEntry = false;
     if (o.op === 'enable-evmcs' && !evmcsEnabled) evmcsEnabledAfterEntry = true;
     if (o.op === 'enable-evmcs') evmcsEnabled = true;
     if (o.op === 'smm-entry') inSmm = true;
     if (o.op === 'rsm') inSmm = false;
   }
-  return { vcpu, results, destination: { ...config, evmcsEnabled, inSmm }, memory, evmcsEnabledAfterEntry };
+  return { results, destination: { ...track.destination, evmcsEnabled, inSmm }, memory, vpAssist, evmcsEnabledAfterEntry };
 }
 
 /** A destination vCPU configured as the VMM would, with the guest memory migrated, before SET. */
@@ -60,7 +79,11 @@ export async function destinationOf(ctx: Pick<PropertyContext, 'target'>, src: R
 
 /** KVM_GET_MP_STATE on the source: a VMM saves the run state beside the nested state. */
 export async function saveMpState(ctx: Pick<PropertyContext, 'target'>, vcpu: string): Promise<bigint> {
-  const r = must(await ctx.target.guestOp(vcpu, { op: 'get-mp-state' }));
+  return mpStateOf(must(await ctx.target.guestOp(vcpu, { op: 'get-mp-state' })));
+}
+
+/** KVM_GET_MP_STATE's answer: the run state (a VMM cannot save a vCPU whose run state it cannot read). */
+export function mpStateOf(r: OpResult): bigint {
   if (r.result !== 'ok' || r.value === undefined) throw new Violation(`KVM_GET_MP_STATE answered ${r.result}${'reason' in r ? `: ${r.reason}` : ''}`);
   return r.value;
 }

@@ -1,9 +1,11 @@
-// Migration paths across kernel profiles: state preserved along every ok step, every step as the
-// static prediction (the model's dry run) says, seed 003 reproduced, and the known asymmetries
-// (5.6's MTF flag, QEMU dropping hdr.vmx.flags) found as shrunk counterexample paths.
+// Migration paths across kernel profiles, moved hop by hop through a fleet in which the target plays
+// the hosts of the profile it claims and the reference the others (harness/fleet.ts, hop.ts): state
+// preserved along every ok step, every step as the static prediction (the model's dry run) says,
+// the same hops as with the model in the target's place, seed 003 reproduced, and the known
+// asymmetries (5.6's MTF flag, QEMU dropping hdr.vmx.flags) found as shrunk counterexample paths.
 import fc from 'fast-check';
 import { describeOutcome, type Outcome } from '../model/migration/outcome.js';
-import { findHost } from '../model/migration/hosts.js';
+import { findHost, HOSTS } from '../model/migration/hosts.js';
 import { findScenario } from '../model/migration/scenarios.js';
 import { saveToStream } from '../model/migration/stream.js';
 import { readHeader } from '../model/nested/blob.js';
@@ -11,21 +13,43 @@ import { FLAGS } from '../model/nested/constants.js';
 import { applyOp, Vcpu } from '../model/nested/vcpu.js';
 import { findProfile } from '../model/profiles.js';
 import type { FieldDiff } from '../model/codec.js';
-import type { MigrationPath } from '../targets/target.js';
-import { migrationPath } from '../generators/migration.js';
-import { afterRestore, deadlineFixedBySet, diffBlobs, withoutTimerValueAtGet } from '../harness/nested-common.js';
+import type { MigrationPath } from '../model/migration/path.js';
+import { migrationPath, type PathOptions } from '../generators/migration.js';
+import { referenceTarget } from '../targets/reference.js';
+import { profileOf, withTargetMsrs } from '../harness/common.js';
+import { standInFleet, type Fleet } from '../harness/fleet.js';
+import { migratePath } from '../harness/hop.js';
+import { afterRestore, deadlineFixedBySet, diffBlobs, restoredL2Registers, withoutTimerValueAtGet } from '../harness/nested-common.js';
 import { caseJudge, diffStateBytes } from './nested-compare.js';
-import { runPath } from '../model/migration/path.js';
 import { VMM_KNOWN_BUGS } from '../model/vmm/types.js';
 import type { Layout } from '../model/layout.js';
-import { expectNoDiff, must, UnexpectedViolation, Violation, type PropertyContext, type PropertyDef } from '../harness/property.js';
+import { expectNoDiff, TargetStop, UnexpectedViolation, Violation, type PropertyContext, type PropertyDef } from '../harness/property.js';
+
+/**
+ * A property's fleet (harness/fleet.ts: the target plays the hosts of the profile it claims, the
+ * reference the others) and the paths it generates: over `hosts` (default all), each touching a host
+ * the target plays, with guest activity the target offers. A target that would reload a module to
+ * play a host with nested=0 (the kvm: agent) plays none. Unsupported when the target plays none of
+ * `hosts`: the property would check the model alone.
+ */
+function fleetRun(ctx: PropertyContext, opts: PathOptions = {}) {
+  const fleet = standInFleet(ctx.target, ctx.model);
+  const costly = (h: string) => ctx.target.nestedParamChange !== undefined && fleet.played.includes(h) && !findHost(h)!.nested;
+  const hosts = (opts.hosts ?? HOSTS.map((h) => h.name)).filter((h) => !costly(h));
+  const ends = fleet.played.filter((h) => hosts.includes(h));
+  if (!ends.length)
+    throw new TargetStop({ status: 'unsupported', reason: `none of the property's hosts (${hosts.join(', ')}) has the profile the target claims (${profileOf(ctx.target).name}): it would check the model alone` });
+  // the VM's VMX MSRs are the target's where it reports them, on every host (a VMM sets one CPU model across its fleet)
+  const withMsrs = withTargetMsrs(ctx.target);
+  const paths = migrationPath({ ...opts, hosts, ends, limits: ctx.target }).map((p) => ({ ...p, start: { ...p.start, vm: withMsrs(p.start.vm) } }));
+  return { fleet, paths };
+}
+
+/** The profile of a host of the fleet. */
+const profileOfHost = (fleet: Fleet, host: string) => findProfile(fleet.host(host).host.profile)!;
 
 /** Between a 4.20-5.1 kernel ("eVMCS enabled") and a 5.2+ one ("eVMCS in use") the flag means different things. */
-function evmcsFlagMeaningDiffers(from: string, to: string): boolean {
-  const f = findProfile(findHost(from)!.profile)?.nested?.evmcsFlag;
-  const t = findProfile(findHost(to)!.profile)?.nested?.evmcsFlag;
-  return f !== t;
-}
+const evmcsFlagMeaningDiffers = (fleet: Fleet, from: string, to: string): boolean => profileOfHost(fleet, from).nested?.evmcsFlag !== profileOfHost(fleet, to).nested?.evmcsFlag;
 
 function withoutEvmcsFlag(b: Uint8Array): Uint8Array {
   const c = b.slice();
@@ -37,21 +61,25 @@ const pathText = (p: MigrationPath) => [p.start.host, ...p.hops.map((h) => (h.sa
 
 export const statePreserved: PropertyDef = {
   id: 'migration.state-preserved',
-  description: "Runs generated migration paths through the target and diffs, for every hop reported ok, the destination's GET against the source's GET.",
-  invariant: 'along any path, every step reported ok restores exactly the state the source saved (header, vmcs12 and shadow vmcs12, field by field, after the documented normalisation)',
-  groups: ['migration'],
+  description:
+    "Moves a guest along generated migration paths through a fleet where the target plays the hosts of its profile (harness/hop.ts), and diffs, for every hop that came to ok, the destination's GET against the source's GET.",
+  invariant:
+    'along any path, every step that comes to ok restores exactly the state the source saved (header, vmcs12 and shadow vmcs12, field by field, after the documented normalisation, L2_REGISTERS_FROM_DESTINATION included)',
+  groups: ['nested-state'],
   runs: 150,
   async build(ctx) {
-    return fc.asyncProperty(migrationPath(), async (path) => {
-      const hops = must(await ctx.target.migrate(path));
+    const { fleet, paths } = fleetRun(ctx);
+    return fc.asyncProperty(paths, async (path) => {
+      const hops = await migratePath(fleet, path);
       hops.forEach((h, i) => {
         if (h.outcome.kind !== 'ok') return;
         if (!h.carried) return; // nothing nested was in the stream: nothing to compare
         if (!h.restored) throw new Violation(`hop ${i + 1} (${h.from} -> ${h.to}) is ok but nothing was restored`);
+        // the hop restores no registers: an L2 that does not load them shows the fresh destination's;
         // a timer value or deadline the destination takes from its own clock is not compared (F8)
-        let want = withoutTimerValueAtGet(deadlineFixedBySet(afterRestore(h.sourceBlob), h.restored));
+        let want = withoutTimerValueAtGet(deadlineFixedBySet(restoredL2Registers(afterRestore(h.sourceBlob)), h.restored));
         let got = withoutTimerValueAtGet(h.restored);
-        if (evmcsFlagMeaningDiffers(h.from, h.to)) [want, got] = [withoutEvmcsFlag(want), withoutEvmcsFlag(got)];
+        if (evmcsFlagMeaningDiffers(fleet, h.from, h.to)) [want, got] = [withoutEvmcsFlag(want), withoutEvmcsFlag(got)];
         const diff = diffBlobs(want, got);
         expectNoDiff(`hop ${i + 1} of ${pathText(path)} reported ok`, diff);
       });
@@ -64,25 +92,27 @@ export const statePreserved: PropertyDef = {
  * GET and first KVM_RUN run on a scratch vCPU from the stream the model's source would send. The
  * oracle never touches the target.
  */
-function predictFirstHop(path: MigrationPath, predict: PropertyContext['model']['predict']): Outcome {
-  const host = findHost(path.start.host)!;
+function predictFirstHop(fleet: Fleet, path: MigrationPath, predict: PropertyContext['model']['predict']): Outcome {
+  const host = fleet.host(path.start.host).host;
   const p = findProfile(host.profile)!;
   const v = new Vcpu({ ...p, nested: p.nested! }, { ...path.start.vm, nested: host.nested });
   for (const o of path.start.ops) applyOp(v, o);
-  return predict(host, findHost(path.hops[0]!.host)!, saveToStream(v, host, { qemuDropsVmxFlags: path.qemuDropsVmxFlags }));
+  return predict(host, fleet.host(path.hops[0]!.host).host, saveToStream(v, host, { qemuDropsVmxFlags: path.qemuDropsVmxFlags }));
 }
 
 export const predictionHonest: PropertyDef = {
   id: 'migration.prediction-honest',
-  description: "For generated one-hop paths, compares the outcome of the target's migration with the model's prediction (the static compatibility check: the destination profile's SET and first KVM_RUN, dry-run from the stream the source would send).",
+  description:
+    "For generated one-hop paths with the target at one end, compares the outcome of the hop, composed through the hosts' targets (harness/hop.ts), with the model's prediction (the static compatibility check: the destination profile's SET and first KVM_RUN, dry-run from the stream the source would send).",
   invariant: "every generated hop comes to the kind of outcome the static compatibility check predicts before moving (ok, degraded, failed, refused, unknown): never ok where the check is not, never worse",
-  groups: ['migration'],
+  groups: ['nested-state'],
   runs: 300,
   async build(ctx) {
-    return fc.asyncProperty(migrationPath({ maxHops: 1 }), async (path) => {
-      const [hop] = must(await ctx.target.migrate(path));
-      if (!hop) throw new Violation('the target ran no hop');
-      const pred = predictFirstHop(path, ctx.model.predict);
+    const { fleet, paths } = fleetRun(ctx, { maxHops: 1 });
+    return fc.asyncProperty(paths, async (path) => {
+      const [hop] = await migratePath(fleet, path);
+      if (!hop) throw new Violation('the fleet ran no hop');
+      const pred = predictFirstHop(fleet, path, ctx.model.predict);
       if (pred.kind !== hop.outcome.kind) {
         const diff: FieldDiff[] = [{ field: `${hop.from} -> ${hop.to}`, offset: -1, expected: describeOutcome(pred), actual: describeOutcome(hop.outcome) }];
         throw new Violation(hop.outcome.kind === 'ok' ? 'the step is ok where the static check says it is not' : pred.kind === 'ok' ? 'the static check says ok, the step is not' : 'the step disagrees with the static check', diff);
@@ -91,9 +121,11 @@ export const predictionHonest: PropertyDef = {
   },
 };
 
-async function seedCase(ctx: PropertyContext, source: string) {
+const SEED_003_SOURCES = ['linux-4.20', 'linux-5.2', 'linux-6.12'];
+
+async function seedCase(fleet: Fleet, source: string) {
   const sc = findScenario('evmcs-enabled-unused')!;
-  const [hop] = must(await ctx.target.migrate({ start: { host: source, vm: sc.vm, ops: sc.ops }, hops: [{ host: 'linux-4.18', opsAfter: [] }], qemuDropsVmxFlags: false }));
+  const [hop] = await migratePath(fleet, { start: { host: source, vm: sc.vm, ops: sc.ops }, hops: [{ host: 'linux-4.18', opsAfter: [] }], qemuDropsVmxFlags: false });
   return hop!;
 }
 
@@ -101,18 +133,19 @@ export const seed003: PropertyDef = {
   id: 'migration.seed-003',
   description: 'One fixed check: an eVMCS-enabled guest that never ran a nested hypervisor moves from 4.20, 5.2 and 6.12 hosts to a host without nested-state support.',
   invariant: 'a guest that enabled eVMCS but never ran a nested hypervisor moves to a host without nested-state support when the source has "flag when active" (no EVMCS flag in the stream), and fails to move from a "flag when enabled" source',
-  groups: ['migration'],
+  groups: ['nested-state'],
   runs: 1,
   async build(ctx) {
+    const { fleet } = fleetRun(ctx, { hosts: [...SEED_003_SOURCES, 'linux-4.18'] });
     return fc.asyncProperty(fc.constant(null), async () => {
       const diff: FieldDiff[] = [];
       for (const source of ['linux-5.2', 'linux-6.12']) {
-        const h = await seedCase(ctx, source);
+        const h = await seedCase(fleet, source);
         const flag = h.carried ? (readHeader(h.carried).flags & FLAGS.EVMCS) !== 0 : false;
         if (h.outcome.kind === 'refused' || h.outcome.kind === 'failed' || flag)
           diff.push({ field: `${source} -> linux-4.18`, offset: -1, expected: 'moves, no EVMCS flag in the stream', actual: `${describeOutcome(h.outcome)}${flag ? ', EVMCS flag carried' : ''}` });
       }
-      const old = await seedCase(ctx, 'linux-4.20');
+      const old = await seedCase(fleet, 'linux-4.20');
       if (old.outcome.kind !== 'refused' && old.outcome.kind !== 'failed')
         diff.push({ field: 'linux-4.20 -> linux-4.18', offset: -1, expected: 'refused or failed (the EVMCS flag forces nested state into the stream)', actual: describeOutcome(old.outcome) });
       expectNoDiff('seed 003', diff);
@@ -120,17 +153,18 @@ export const seed003: PropertyDef = {
   },
 };
 
-function asymmetry(id: string, invariant: string, description: string, reason: string, isTheQuirk: (o: Outcome) => boolean, opts: Parameters<typeof migrationPath>[0]): PropertyDef {
+function asymmetry(id: string, invariant: string, description: string, reason: string, isTheQuirk: (o: Outcome) => boolean, opts: PathOptions): PropertyDef {
   return {
     id,
     invariant,
     description,
-    groups: ['migration'],
+    groups: ['nested-state'],
     runs: 200,
     expectedFailure: () => reason,
     async build(ctx) {
-      return fc.asyncProperty(migrationPath(opts), async (path) => {
-        const hops = must(await ctx.target.migrate(path));
+      const { fleet, paths } = fleetRun(ctx, opts);
+      return fc.asyncProperty(paths, async (path) => {
+        const hops = await migratePath(fleet, path);
         const bad = hops.findIndex((h) => h.outcome.kind !== 'ok');
         if (bad < 0) return;
         const o = hops[bad]!.outcome;
@@ -166,25 +200,26 @@ function diffOutcome(hop: string, want: Outcome, got: Outcome): FieldDiff[] {
   return (Object.keys(w) as (keyof typeof w)[]).filter((k) => w[k] !== g[k]).map((k) => ({ field: `${hop} outcome.${k}`, offset: -1, expected: w[k], actual: g[k] }));
 }
 
-const profileOfHost = (host: string) => findProfile(findHost(host)!.profile)!;
-
 export const migrationMatchesProfile: PropertyDef = {
   id: 'migration.matches-profile',
-  description: "Runs generated migration paths on the target and on the model of the hosts' profiles and diffs every hop: where it went, its outcome, and the source's, carried and restored blobs field by field (differential).",
+  description:
+    "Moves a guest along generated migration paths twice, through the same hops (harness/hop.ts): in a fleet where the target plays the hosts of its profile, and in one where the model of its profile does; diffs every hop: where it went, its outcome, and the source's, carried and restored blobs field by field (differential).",
   invariant: "along any path, every hop's outcome (kind, errno and rule, what was lost) and the blobs it saved, carried and restored are the ones the hosts' profiles give; the path stops where the model's does",
-  groups: ['migration'],
+  groups: ['nested-state'],
   runs: 150,
   async build(ctx) {
-    return fc.asyncProperty(migrationPath(), async (path) => {
-      const got = must(await ctx.target.migrate(path));
-      const want = runPath(path);
+    const { fleet, paths } = fleetRun(ctx);
+    const model = standInFleet(referenceTarget({ profile: profileOf(ctx.target).name }), ctx.model);
+    return fc.asyncProperty(paths, async (path) => {
+      const got = await migratePath(fleet, path);
+      const want = await migratePath(model, path);
       const judge = caseJudge(ctx);
       const text = pathText(path);
       for (const [i, w] of want.entries()) {
         const g = got[i];
         const hop = `hop ${i + 1}`;
         if (!g) throw new Violation(`${hop} of ${text}: the target stopped after ${got.length} hop(s)`, [{ field: 'hops run', offset: -1, expected: String(want.length), actual: String(got.length) }]);
-        const [src, dst] = [profileOfHost(w.from), profileOfHost(w.to)];
+        const [src, dst] = [profileOfHost(fleet, w.from), profileOfHost(fleet, w.to)];
         if (w.from !== g.from || w.to !== g.to) throw new Violation(`${hop} of ${text} went elsewhere`, [{ field: `${hop} hosts`, offset: -1, expected: `${w.from} -> ${w.to}`, actual: `${g.from} -> ${g.to}` }]);
         judge.expect(src.name, `${hop} of ${text}: the source's GET`, diffStateBytes(src.vmcs12, w.sourceBlob, g.sourceBlob));
         judge.expect(src.name, `${hop} of ${text}: the nested state in the stream`, diffOptional(src.vmcs12, w.carried, g.carried));

@@ -13,7 +13,7 @@ import type { GuestOp, VcpuConfig } from '../model/nested/vcpu.js';
 import { guestOpsFor, vcpuConfigFor } from '../generators/nested.js';
 import { referenceTarget } from '../targets/reference.js';
 import type { GetAnswer, Target } from '../targets/target.js';
-import { profileOf } from '../harness/common.js';
+import { profileOf, withTargetMsrs } from '../harness/common.js';
 import { bytesOf, loadCorpus } from './golden.js';
 import { must, type PropertyDef } from '../harness/property.js';
 import { caseJudge, diffGet, diffOps, diffSet } from './nested-compare.js';
@@ -58,9 +58,7 @@ export const nestedMatchesProfile: PropertyDef = {
     const model = referenceTarget({ profile: profile.name });
     const corpus = loadCorpus();
     const goldenIds = [...corpus.entries.values()].filter((e) => e.kind === 'nested-state').map((e) => e.id);
-    // a target that reports its vCPUs' VMX MSRs refuses others from a VMM: both sides get them said.
-    // Only for a vCPU that has VMX, as a VMM restores them: 6.1 refuses VMX MSR writes without it
-    const withMsrs = (c: VcpuConfig): VcpuConfig => (ctx.target.vmxMsrs && c.nested && c.vmxInCpuid ? { ...c, vmxMsrs: ctx.target.vmxMsrs } : c);
+    const withMsrs = withTargetMsrs(ctx.target);
     const input = fc.record({
       config: vcpuConfigFor(ctx.target).map(withMsrs),
       ops: fc.tuple(guestOpsFor(ctx.target), tailWrites).map(([ops, tails]) => withTails(ops, tails)),

@@ -41,7 +41,7 @@ export async function openExecTarget(launchOptions: LaunchOptions, name?: string
     ...ops,
     identity,
     groups,
-    ...(hello!.unsupported ? { unsupportedReasons: hello!.unsupported as Partial<Record<Group, string>> } : {}),
+    ...(hello!.unsupported ? { unsupportedReasons: knownGroups(hello!.unsupported) } : {}),
     ...(hello!.unsupportedGuestOps ? { unsupportedGuestOps: hello!.unsupportedGuestOps } : {}),
     ...(hello!.vmcs12Access ? { vmcs12AccessPath: hello!.vmcs12Access } : {}),
     ...(hello!.vmxMsrs ? { vmxMsrs: new Map(Object.entries(hello!.vmxMsrs).map(([k, v]) => [Number(k), BigInt(v)])) } : {}),
@@ -70,6 +70,10 @@ export async function openExecTarget(launchOptions: LaunchOptions, name?: string
     return r; // the connection broke
   }
 }
+
+/** The reasons a hello gives for groups this runner knows (a retired one, such as `migration`, is left out). */
+const knownGroups = (reasons: Record<string, string>): Partial<Record<Group, string>> =>
+  Object.fromEntries(Object.entries(reasons).filter(([g]) => (GROUPS as readonly string[]).includes(g)));
 
 /**
  * Splits an `exec:` command line into argv the way a shell would split words, without a shell:

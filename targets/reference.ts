@@ -10,7 +10,7 @@ import { evmcsCheckControls, filterVmxMsr } from '../model/vmx-msrs.js';
 import { applyOp, DEFAULT_HOOKS, Vcpu, type VcpuHooks } from '../model/nested/vcpu.js';
 import { getNestedState } from '../model/nested/get.js';
 import { setNestedState } from '../model/nested/set.js';
-import { runPath } from '../model/migration/path.js';
+import { vcpuProfile } from '../model/migration/step.js';
 import { REFERENCE_VMMS, vmmLoad, vmmSave, vmmVersion, type ReferenceVmmName } from '../model/vmm/reference.js';
 import { ok, unsupported, type Group, type RevisionRead, type RevisionSetDescriptor, type Target, type Vmcs12Op } from './target.js';
 
@@ -30,7 +30,6 @@ export interface ReferenceModel {
   setNestedState: typeof setNestedState;
   applyOp: typeof applyOp;
   hooks: VcpuHooks;
-  runPath: typeof runPath;
   /** the reference VMM's save and load (model/vmm/reference.ts) */
   vmmSave: typeof vmmSave;
   vmmLoad: typeof vmmLoad;
@@ -50,7 +49,6 @@ export const REFERENCE_MODEL: ReferenceModel = {
   setNestedState,
   applyOp,
   hooks: DEFAULT_HOOKS,
-  runPath,
   vmmSave,
   vmmLoad,
 };
@@ -84,13 +82,16 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
     'vmcs12-access',
     'layout-revisions',
     ...(ev ? (['evmcs-sync', 'msr-filter'] as const) : []),
-    ...(profile.nested ? (['nested-state', 'migration'] as const) : []),
+    ...(profile.nested ? (['nested-state'] as const) : []),
     'vmm',
   ]);
   const vmm = opts.vmm ?? 'qemu';
   const noVersion = <T>(version: string | undefined) =>
     unsupported<T>(`the reference VMM ${vmm} has no stream version ${version} (it has ${REFERENCE_VMMS[vmm].info.streamVersions.join(', ')})`);
   const nested = profile.nested;
+  // vCPUs exist on a kernel without the nested-state ioctls too (a migration's destination): they
+  // behave as 4.19's, and GET and SET stay unsupported
+  const vcpuBehaviour = vcpuProfile(profile);
   const vcpus = new Map<string, Vcpu>();
   let nextVcpu = 0;
   const noNested = <T>() => unsupported<T>(`profile ${profile.name} has no KVM_GET/SET_NESTED_STATE (KVM_CAP_NESTED_STATE came in 4.19)`);
@@ -150,13 +151,12 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
       );
     },
     async createVcpu(config) {
-      if (!nested) return noNested();
       const id = `vcpu${nextVcpu++}`;
-      vcpus.set(id, new Vcpu({ ...profile, nested }, config, model.hooks));
+      vcpus.set(id, new Vcpu(vcpuBehaviour, config, model.hooks));
       return ok(id);
     },
     async guestOp(id, op) {
-      return nested ? ok(model.applyOp(vcpuOf(id), op)) : noNested();
+      return ok(model.applyOp(vcpuOf(id), op));
     },
     async getNestedState(id, userSize) {
       if (!nested) return noNested();
@@ -166,10 +166,7 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
     async setNestedState(id, blob) {
       if (!nested) return noNested();
       const r = model.setNestedState(vcpuOf(id), blob);
-      return ok({ ret: r.ret, errno: r.errno, rule: r.rule, ...(r.vmentryCheck !== undefined ? { vmentryCheck: r.vmentryCheck } : {}) });
-    },
-    async migrate(path) {
-      return nested ? ok(model.runPath(path, model)) : noNested();
+      return ok({ ret: r.ret, errno: r.errno, rule: r.rule, ...(r.vmentryCheck !== undefined ? { vmentryCheck: r.vmentryCheck } : {}), reason: r.why });
     },
     async vmmSave(input) {
       return vmmVersion(vmm, input.version) === null ? noVersion(input.version) : ok(model.vmmSave(input, vmm));

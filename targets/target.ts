@@ -7,15 +7,16 @@ import type { MsrSet } from '../model/vmx-msrs.js';
 import type { GuestOp, OpResult, VcpuConfig } from '../model/nested/vcpu.js';
 import type { GuestMemory } from '../model/nested/guest-memory.js';
 import type { Errno } from '../model/nested/constants.js';
-import type { MigrationHop, MigrationPath } from '../model/migration/path.js';
 import type { VmmInfo, VmmLoaded, VmmLoadInput, VmmSaved, VmmSaveInput } from '../model/vmm/types.js';
 
-// a migration path is model data (model/migration/path.ts); re-exported for the targets that run one
-export type { MigrationHop, MigrationPath };
-// so is the VMM step (model/vmm/types.ts)
+// the VMM step is model data (model/vmm/types.ts), re-exported for the targets that offer it
 export type { VmmInfo, VmmLoaded, VmmLoadInput, VmmSaved, VmmSaveInput };
 
-export const GROUPS = ['layout', 'vmcs12-access', 'layout-revisions', 'evmcs-sync', 'msr-filter', 'nested-state', 'migration', 'vmm'] as const;
+/**
+ * The operation groups. A migration has none of its own: it is composed of the `nested-state`
+ * operations of the hosts at both ends and a VMM's `vmm` step (harness/hop.ts).
+ */
+export const GROUPS = ['layout', 'vmcs12-access', 'layout-revisions', 'evmcs-sync', 'msr-filter', 'nested-state', 'vmm'] as const;
 export type Group = (typeof GROUPS)[number];
 
 export type TargetResult<T> =
@@ -73,6 +74,8 @@ export interface SetAnswer {
   readonly rule: string;
   /** at V14: the VM-entry check that failed (model/vmentry/rules.ts), where the target knows it */
   readonly vmentryCheck?: string;
+  /** why, in words, where the target knows (free text for people: never compared) */
+  readonly reason?: string;
 }
 
 export interface Target {
@@ -131,8 +134,6 @@ export interface Target {
   /** group `nested-state`: KVM_SET_NESTED_STATE from a user buffer (null: a NULL pointer) */
   setNestedState(vcpu: string, blob: Uint8Array | null): Promise<TargetResult<SetAnswer>>;
   destroyVcpu(vcpu: string): Promise<TargetResult<null>>;
-  /** group `migration`: run a path hop by hop (a VMM's save/stream/restore); stops after a hop that is refused or failed */
-  migrate(path: MigrationPath): Promise<TargetResult<MigrationHop[]>>;
   /** group `vmm`: the VMM's save: GET (through the kernel the input describes), then its stream bytes */
   vmmSave(input: VmmSaveInput): Promise<TargetResult<VmmSaved>>;
   /** group `vmm`: the VMM's load: stream bytes into what it restores, the blob it passes to SET included */

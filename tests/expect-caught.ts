@@ -62,14 +62,15 @@ export async function expectCaught(def: PropertyDef, target: Target, o: CaughtOp
  * counterexample that never came, so there is nothing to shrink and no path to replay. What can be
  * asserted instead: the diff names the missing bug, and the same seed fails the same way again.
  */
-export async function expectMissingBugCaught(def: PropertyDef, target: Target, o: { seed?: number; runs?: number } = {}): Promise<Failure> {
+export async function expectMissingBugCaught(def: PropertyDef, target: Target, o: { seed?: number; runs?: number; deps?: Partial<ModelDeps> } = {}): Promise<Failure> {
   const opts = { seed: o.seed ?? 1, ...(o.runs !== undefined ? { runs: o.runs } : {}) };
-  const outcome = await runProperty(def, target, opts);
+  const deps = { ...MODEL_DEPS, ...o.deps };
+  const outcome = await runProperty(def, target, opts, deps);
   expect(outcome.verdict, `${def.id} passes on a target without its known bug`).toBe('fail');
   const f = outcome as Failure;
   expect(f.counterexample.summary).toMatch(/^expected this target to show ".+", but \d+ cases found no counterexample$/);
   expect({ path: f.path, shrinks: f.shrinks }).toEqual({ path: '', shrinks: 0 });
   expect(f.counterexample.diff).toEqual([{ field: 'expected failure', offset: -1, expected: expect.any(String), actual: `not shown in ${f.cases} cases` }]);
-  expect(await runProperty(def, target, opts)).toEqual(f);
+  expect(await runProperty(def, target, opts, deps)).toEqual(f);
   return f;
 }

@@ -32,7 +32,7 @@ describe.each(DIFFERENTIAL_MUTANTS)('$property: $what', (m) => {
   const target = mutantTarget(m);
 
   test("the group's other properties miss it (only the golden corpus, the model's recorded answers, may not)", async () => {
-    const others = ALL_PROPERTIES.filter((p) => p.groups.includes(m.group) && p.id !== m.property);
+    const others = ALL_PROPERTIES.filter((p) => p.groups.includes(m.group) && p.id !== m.property && (m.peers?.test(p.id) ?? true));
     expect(others.filter((p) => isSelfConsistency(p.id)).length).toBeGreaterThan(0);
     for (const p of others) {
       const [real, mutant] = [await runProperty(p, referenceTarget(), { seed: 1 }), await runProperty(p, target, { seed: 1 })];

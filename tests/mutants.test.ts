@@ -17,8 +17,7 @@ import { evmcsCheckControls, filterVmxMsr } from '../model/vmx-msrs.js';
 import { getNestedState } from '../model/nested/get.js';
 import { OFFSET, VMCS12_STRUCT_SIZE } from '../model/nested/constants.js';
 import { setNestedState } from '../model/nested/set.js';
-import { runPath } from '../model/migration/path.js';
-import { vmmLoad, type StreamCodec } from '../model/vmm/reference.js';
+import { vmmLoad, vmmSave, type StreamCodec } from '../model/vmm/reference.js';
 import { ALL_PROPERTIES } from '../suites/registry.js';
 import { applyOp, DEFAULT_HOOKS } from '../model/nested/vcpu.js';
 import { checkInput, vmentryChecksWith } from '../model/nested/vmentry-hook.js';
@@ -214,8 +213,24 @@ const MUTANTS: Mutant[] = [
   },
   {
     property: 'migration.state-preserved',
-    what: 'a VMM that reports every restored hop ok, whatever the destination lost',
-    model: { runPath: (p, h) => runPath(p, h).map((x) => (x.outcome.kind === 'degraded' ? { ...x, outcome: { kind: 'ok' as const } } : x)) },
+    what: "SET reads KVM_STATE_NESTED_MTF_PENDING from the GUEST_MODE bit: a restored L2 gains a pending MTF VM-exit the source never had, which a hop's judgement (it counts what was lost) reports ok",
+    planted: {
+      file: 'nested/set.ts',
+      line: '  v.mtfPending = (h.flags & FLAGS.MTF_PENDING) !== 0;',
+      bug: '  v.mtfPending = (h.flags & FLAGS.GUEST_MODE) !== 0;',
+      use: (m) => ({ model: { setNestedState: m.setNestedState as ReferenceModel['setNestedState'] } }),
+    },
+  },
+  {
+    // state-preserved no longer sees this one: a hop's judgement counts a deadline that differs as lost (F8), so the hop is degraded, not ok
+    property: 'migration.prediction-honest',
+    what: 'SET takes the preemption-timer deadline flag (S7) but not the deadline: the restored timer reads 0, a hop degraded where the static check predicts ok',
+    planted: {
+      file: 'nested/set.ts',
+      line: '    if (v.hasPreemptionTimerDeadline) v.preemptionTimerDeadline = h.preemptionTimerDeadline;\n',
+      bug: '',
+      use: (m) => ({ model: { setNestedState: m.setNestedState as ReferenceModel['setNestedState'] } }),
+    },
   },
   {
     property: 'migration.prediction-honest',
@@ -230,8 +245,13 @@ const MUTANTS: Mutant[] = [
   {
     property: 'migration.seed-003',
     unshrinkable: 'one fixed case over fc.constant(null): there is no smaller input',
-    what: 'a fleet whose 5.2 hosts still set the EVMCS flag when eVMCS is merely enabled',
-    model: { runPath: (p, h) => runPath(p.start.host === 'linux-5.2' ? { ...p, start: { ...p.start, host: 'linux-4.20' } } : p, h) },
+    what: "the 4.20-5.1 flag meaning come back: the target's GET sets EVMCS when eVMCS is merely enabled",
+    planted: {
+      file: 'nested/get.ts',
+      line: "if (b.evmcsFlag === 'when-enabled' && v.nestedAllowed() && v.evmcsEnabled) h.flags |= FLAGS.EVMCS;",
+      bug: "if (b.evmcsFlag !== 'none' && v.nestedAllowed() && v.evmcsEnabled) h.flags |= FLAGS.EVMCS;",
+      use: (m) => ({ model: { getNestedState: m.getNestedState as ReferenceModel['getNestedState'] } }),
+    },
   },
   {
     property: 'golden.pages.old-readable',
@@ -523,9 +543,8 @@ describe('expected failures: the known bug or quirk must show, and a kernel with
 describe('the migration asymmetries are found, and a fleet without them fails the properties', () => {
   const prop = (id: string) => ALL_PROPERTIES.find((p) => p.id === id)!;
   const run = async (id: string) => runProperty(prop(id), referenceTarget(), { seed: 1, runs: 200 });
-  const without = async (id: string, model: Partial<ReferenceModel>) => expectMissingBugCaught(prop(id), referenceTarget({ model }), { runs: 200 });
 
-  test('migration.mtf-asymmetry: shown as a shrunk one-hop path through 5.6; without the asymmetry the property fails', async () => {
+  test('migration.mtf-asymmetry: shown as a shrunk one-hop path through 5.6; a 5.6 host with 5.7\'s fix fails the property', async () => {
     const o = await run('migration.mtf-asymmetry');
     expect(o.verdict).toBe('expected-fail');
     if (o.verdict === 'expected-fail') {
@@ -533,9 +552,9 @@ describe('the migration asymmetries are found, and a fleet without them fails th
       expect(o.counterexample.summary).toMatch(/^hop 1 of/);
       expect(o.shrinks).toBeGreaterThan(0);
     }
-    await without('migration.mtf-asymmetry', {
-      runPath: (path, hooks) => runPath({ ...path, start: { ...path.start, ops: path.start.ops.filter((x) => x.op !== 'mtf') }, hops: path.hops.map((h) => ({ ...h, opsAfter: h.opsAfter.filter((x) => x.op !== 'mtf') })) }, hooks),
-    });
+    // the target plays the 5.6 hosts: one that claims 5.6 and takes MTF_PENDING back, as 5.7 does
+    const fixed = referenceTarget({ profile: 'linux-5.7' });
+    await expectMissingBugCaught(prop('migration.mtf-asymmetry'), { ...fixed, identity: { ...fixed.identity, profile: 'linux-5.6' } }, { runs: 200 });
   });
 
   test('migration.qemu-drops-vmx-flags: shown as a shrunk one-hop path; a QEMU that carries the flags fails the property', async () => {
@@ -545,6 +564,8 @@ describe('the migration asymmetries are found, and a fleet without them fails th
       expect(o.counterexample.summary).toContain('preemption-timer deadline');
       expect(o.shrinks).toBeGreaterThan(0);
     }
-    await without('migration.qemu-drops-vmx-flags', { runPath: (path, hooks) => runPath({ ...path, qemuDropsVmxFlags: false }, hooks) });
+    // the fleet's VMM: whichever variant a path asks for, the one that carries hdr.vmx.flags
+    const carries = { vmmSave: (i: Parameters<typeof vmmSave>[0]) => vmmSave(i, 'qemu'), vmmLoad: (i: Parameters<typeof vmmLoad>[0]) => vmmLoad(i, 'qemu') };
+    await expectMissingBugCaught(prop('migration.qemu-drops-vmx-flags'), referenceTarget(), { runs: 200, deps: carries });
   });
 });

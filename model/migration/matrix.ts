@@ -1,11 +1,11 @@
-// The migration compatibility matrix: for each scenario, every source profile against every
-// destination host, the simulated outcome of the scenario's recipe and what the static check says.
+// The migration compatibility matrix: for each scenario, every source host against every
+// destination host, the outcome of the scenario's hop (measured through the hosts' targets:
+// harness/matrix.ts) and what the static check predicts for it (here).
 import { applyOp, Vcpu } from '../nested/vcpu.js';
 import { findProfile } from '../profiles.js';
-import { findHost, type Host } from './hosts.js';
-import { describeOutcome, type Outcome } from './outcome.js';
+import type { Host } from './hosts.js';
+import type { Outcome } from './outcome.js';
 import { predict } from './predict.js';
-import { restoreFromStream } from './step.js';
 import { saveToStream } from './stream.js';
 import type { Scenario } from './scenarios.js';
 import type { GuestOp } from '../nested/vcpu.js';
@@ -13,8 +13,10 @@ import type { GuestOp } from '../nested/vcpu.js';
 export interface MatrixCell {
   readonly source: string;
   readonly destination: string;
+  /** what the hop came to */
   readonly outcome: Outcome;
   readonly summary: string;
+  /** what the static check predicted for it */
   readonly predicted: Outcome['kind'];
   /** generated variants of the scenario (extra guest activity) run on this cell, and how many the static check predicted */
   paths: number;
@@ -31,31 +33,17 @@ export interface MatrixTable {
   readonly cells: MatrixCell[];
 }
 
-/** One hop of `scenario` (plus `extra` guest activity) from `source` to `destination`: simulated and predicted. */
-export function simulateCell(scenario: Scenario, source: Host, destination: Host, qemuDropsVmxFlags: boolean, extra: readonly GuestOp[] = []) {
+/** The static check's prediction of one hop of `scenario` (plus `extra` guest activity) from `source` to `destination`. */
+export function predictCell(scenario: Scenario, source: Host, destination: Host, qemuDropsVmxFlags: boolean, extra: readonly GuestOp[] = []): Outcome {
   const p = findProfile(source.profile)!;
   const v = new Vcpu({ ...p, nested: p.nested! }, { ...scenario.vm, nested: source.nested });
   for (const o of [...scenario.ops, ...extra]) applyOp(v, o);
-  const stream = saveToStream(v, source, { qemuDropsVmxFlags });
-  const predicted = predict(source, destination, stream);
-  const outcome = restoreFromStream(stream, v.profile, destination).outcome;
-  return { outcome, predicted };
+  return predict(source, destination, saveToStream(v, source, { qemuDropsVmxFlags }));
 }
 
-export function buildMatrix(opts: { sources: readonly string[]; destinations: readonly string[]; scenarios: readonly Scenario[]; qemuDropsVmxFlags: boolean }): MatrixTable[] {
-  return opts.scenarios.map((scenario) => {
-    const cells: MatrixCell[] = [];
-    const applies = (s: string) => scenario.needs !== 'evmcs' || findHost(s)!.evmcsCap;
-    const sources = opts.sources.filter(applies);
-    const notApplicable = opts.sources.filter((s) => !applies(s)).map((s) => `${s}: no eVMCS (KVM_CAP_HYPERV_ENLIGHTENED_VMCS came in 4.20)`);
-    for (const s of sources)
-      for (const d of opts.destinations) {
-        const { outcome, predicted } = simulateCell(scenario, findHost(s)!, findHost(d)!, opts.qemuDropsVmxFlags);
-        cells.push({ source: s, destination: d, outcome, summary: describeOutcome(outcome), predicted: predicted.kind, paths: 0, agreed: 0 });
-      }
-    return { scenario: scenario.name, description: scenario.description, notApplicable, sources, destinations: opts.destinations, cells };
-  });
-}
+/** Where a scenario means something: a source that offers what it needs (eVMCS came in 4.20). */
+export const scenarioApplies = (scenario: Scenario, source: Host): boolean => scenario.needs !== 'evmcs' || source.evmcsCap;
+export const notApplicableWhy = (source: Host): string => `${source.name}: no eVMCS (KVM_CAP_HYPERV_ENLIGHTENED_VMCS came in 4.20)`;
 
 /** A short cell label for tables: the kind, and the rule or the first loss. */
 export function cellLabel(c: MatrixCell): string {

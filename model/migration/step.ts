@@ -1,9 +1,10 @@
 // One migration step as a VMM performs it: refuse early where the destination lacks a capability,
 // restore CPUID and MSRs, enable eVMCS if configured, SET nested state, GET again, KVM_RUN; and say
-// what the guest lost on the way.
+// what the guest lost on the way. The judgement (judgeRestore) goes by what a VMM sees of each step,
+// so the model's step here and a hop composed through targets (harness/hop.ts) are judged alike.
 import { readHeader } from '../nested/blob.js';
-import { FLAGS, HEADER_SIZE, OFFSET, SMM_FLAGS, VMCS12_BLOB_SIZE, VMCS12_STRUCT_SIZE, VMX_HDR_FLAGS } from '../nested/constants.js';
-import { syncWritesTimerValue, Vcpu } from '../nested/vcpu.js';
+import { FLAGS, HEADER_SIZE, OFFSET, SIZE_WITH_SHADOW, SMM_FLAGS, VMCS12_BLOB_SIZE, VMCS12_STRUCT_SIZE, VMX_HDR_FLAGS, type Errno } from '../nested/constants.js';
+import { applyOp, syncWritesTimerValue, Vcpu, type OpResult, type VcpuConfig } from '../nested/vcpu.js';
 import { VMCS12 } from '../catalog/by-name.js';
 import { findProfile, type Profile } from '../profiles.js';
 import { filterDiff } from '../filter-diff.js';
@@ -11,8 +12,9 @@ import { CONTROL_MSRS, MSR, MSR_NAMES, type MsrSet } from '../vmx-msrs.js';
 import { NESTED_4_19, type NestedBehaviour } from '../nested/behaviour.js';
 import type { Host } from './hosts.js';
 import type { Outcome } from './outcome.js';
-import { saveToStream, type Stream, type StreamOptions } from './stream.js';
-import { MODEL_OPS, type VcpuOps } from './vcpu-ops.js';
+import type { Stream } from './stream.js';
+import { getNestedState } from '../nested/get.js';
+import { setNestedState } from '../nested/set.js';
 import { postLoadProblem } from '../vmm/qemu.js';
 
 export interface StepResult {
@@ -70,69 +72,151 @@ export function losses(sourceBlob: Uint8Array, restored: Uint8Array): string[] {
 }
 
 /** Controls an eVMCS-using L1 could use on the source but not here; unknown without filter facts. */
-function evmcsFilterLoss(src: Profile, dst: Profile, stream: Stream, evmcsOnDestination: boolean): string[] | { unknown: string } {
+function evmcsFilterLoss(f: RestoreFacts): string[] | { unknown: string } {
+  const [src, dst, config] = [f.srcProfile, f.dstProfile, f.config];
   // the filter only matters where the L1 still has eVMCS after the move
-  if (!stream.evmcsEnabled || !evmcsOnDestination || stream.config.hypervCpuid === false) return [];
+  if (!config.evmcsEnabled || !f.evmcsOnDestination || config.hypervCpuid === false) return [];
   if (!src.evmcs || !dst.evmcs) return { unknown: `no eVMCS filter facts for ${!src.evmcs ? src.name : dst.name}` };
-  const ebx = typeof stream.config.hypervCpuid === 'object' ? stream.config.hypervCpuid.nestedEbx : 0;
-  const d = filterDiff(src, dst, stream.vmxMsrs, ebx);
+  const ebx = typeof config.hypervCpuid === 'object' ? config.hypervCpuid.nestedEbx : 0;
+  const d = filterDiff(src, dst, f.vmxMsrs, ebx);
   const hit = d.differences.filter((m) => m.lost.bits.length);
   if (!hit.length) return [];
   const n = hit.reduce((a, m) => a + m.lost.bits.length, 0);
   return [`${n} controls the L1 could use under ${src.name} are hidden by the ${dst.name} eVMCS filter (${hit.map((m) => m.name.replace('IA32_VMX_', '')).join(', ')}; see filter diff)`];
 }
 
-export function restoreFromStream(stream: Stream, srcProfile: Profile, dst: Host, ops: VcpuOps = MODEL_OPS): StepResult {
+/**
+ * The checks a VMM makes before it touches the destination, from what it knows of that host (its
+ * module parameter and KVM_GET_MSRS): the reason it refuses, or null. QEMU's post_load checks of the
+ * nested state itself are the VMM's load (model/vmm/qemu.ts).
+ */
+export function destinationRefusal(config: VcpuConfig, vmxMsrs: MsrSet, dst: Host): string | null {
+  if (config.vmxInCpuid && !dst.nested) return 'VMX is in the guest CPUID but the destination runs with nested=0: the VMX MSRs cannot be restored';
+  return config.vmxInCpuid ? msrSubsetProblem(vmxMsrs, dst.vmxMsrs) : null;
+}
+
+/** The configuration the VMM gives the destination's vCPU: the source's, on this host (eVMCS only where it has the capability). */
+export const destinationConfig = (config: VcpuConfig, dst: Host): VcpuConfig => ({ ...config, nested: dst.nested, evmcsEnabled: config.evmcsEnabled && dst.evmcsCap });
+
+/** KVM_SET_NESTED_STATE's answer as a restore needs it (a target may not say why: then the reason is the errno). */
+export interface SetSeen {
+  readonly ret: number;
+  readonly errno: Errno | null;
+  readonly rule: string;
+  readonly reason?: string;
+}
+
+/**
+ * What a VMM sees of a restore on the destination, step by step in QEMU's order: SET (null: the stream
+ * carried no nested state), KVM_SET_MP_STATE, GET right after SET, the first KVM_RUN, and GET after it
+ * (made when the carried state has the EVMCS flag: whether the eVMCS survived the KVM_RUN). A step
+ * after one that failed is not looked at.
+ */
+export interface RestoreSeen {
+  readonly set: SetSeen | null;
+  readonly mpState: OpResult;
+  readonly restored: Uint8Array | null;
+  readonly run: OpResult;
+  readonly afterRun: Uint8Array | null;
+}
+
+/** What the judgement of a restore needs besides what was seen: the two profiles and what the VMM saved. */
+export interface RestoreFacts {
+  readonly srcProfile: Profile;
+  readonly dstProfile: Profile;
+  /** the source's GET */
+  readonly sourceBlob: Uint8Array;
+  /** the blob the VMM passed to the destination's SET (null: it carried no nested state) */
+  readonly carried: Uint8Array | null;
+  /** the VM's configuration as saved (its eVMCS capability, Hyper-V CPUID) and the VMX MSRs the stream carries */
+  readonly config: VcpuConfig;
+  readonly vmxMsrs: MsrSet;
+  /** the destination's eVMCS capability (destinationConfig) */
+  readonly evmcsOnDestination: boolean;
+  /**
+   * what GET after SET should give of the source's state, before the documented zeroing of the page
+   * tails: the source's own (a VMM that restores the registers GET reads in guest mode), or the
+   * normalisation for one that cannot (harness/nested-common.ts restoredL2Registers)
+   */
+  readonly expected?: (sourceBlob: Uint8Array) => Uint8Array;
+}
+
+/** Whether a blob has the EVMCS flag (the restore then looks at the eVMCS after the first KVM_RUN). */
+export const namesEvmcs = (b: Uint8Array | null): boolean => !!b && b.length >= HEADER_SIZE && (readHeader(b).flags & FLAGS.EVMCS) !== 0;
+
+/** A restore's outcome, from what the VMM saw: failed at the first step that failed, else what the guest lost. */
+export function judgeRestore(f: RestoreFacts, seen: RestoreSeen): Outcome {
+  const s = seen.set;
+  if (s && s.ret !== 0) return { kind: 'failed', errno: s.errno ?? 'ret-2', rule: s.rule, reason: s.reason ?? `KVM_SET_NESTED_STATE returned ${s.ret}` };
+  const mp = seen.mpState;
+  if (mp.result !== 'ok') return { kind: 'failed', errno: 'EINVAL', rule: 'KVM_SET_MP_STATE', reason: mp.reason };
+  if (seen.run.result === 'internal-error') return { kind: 'failed', errno: 'internal-error', rule: 'KVM_RUN', reason: seen.run.reason };
+  const lost: string[] = [];
+  if (f.config.evmcsEnabled && !f.evmcsOnDestination) lost.push('the eVMCS enlightenment (KVM_CAP_HYPERV_ENLIGHTENED_VMCS absent on the destination)');
+  if (seen.restored) {
+    // under 4.20-5.1 the EVMCS flag meant "enabled": a destination vCPU with eVMCS enabled keeps that
+    const keepsEnabled = f.srcProfile.nested?.evmcsFlag === 'when-enabled' && f.evmcsOnDestination;
+    const want = f.expected ? f.expected(f.sourceBlob) : f.sourceBlob;
+    lost.push(...losses(want, seen.restored).filter((l) => !(keepsEnabled && l === 'flag EVMCS')));
+    // a deadline the VMM did not carry, SET fixes again from vmcs12's timer value against the
+    // destination's TSC (nested_vmx_enter_non_root_mode): the timer restarts, whatever GET then shows
+    const deadlineBit = (b: Uint8Array) => readHeader(b).vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE;
+    const dropped = !!f.carried && f.carried.length >= HEADER_SIZE && deadlineBit(f.sourceBlob) !== 0 && deadlineBit(f.carried) === 0;
+    if (dropped && !lost.includes('preemption-timer deadline')) lost.push('preemption-timer deadline');
+  }
+  // a VMM sees an eVMCS map-pending after SET and one mapped alike; one the first KVM_RUN released is gone from GET
+  if (namesEvmcs(seen.restored) && seen.afterRun && !namesEvmcs(seen.afterRun))
+    lost.push('the restored eVMCS and its vmcs12: the first KVM_RUN released it (the VP-assist page names no eVMCS)');
+  const filterLoss = evmcsFilterLoss(f);
+  if (!Array.isArray(filterLoss)) return { kind: 'unknown', reason: filterLoss.unknown };
+  lost.push(...filterLoss);
+  return lost.length ? { kind: 'degraded', lost } : { kind: 'ok' };
+}
+
+/** The behaviour of a vCPU on a host without KVM_CAP_NESTED_STATE: 4.19's, with no flag SET could take (it has no SET). */
+export const vcpuProfile = (p: Profile): Profile & { nested: NestedBehaviour } => ({ ...p, nested: p.nested ?? { ...NESTED_4_19, setFlagsMask: 0 } });
+
+const OK: OpResult = { result: 'ok' };
+
+export function restoreFromStream(stream: Stream, srcProfile: Profile, dst: Host): StepResult {
   const refused = (reason: string): StepResult => ({ outcome: { kind: 'refused', reason }, stream, destination: null, restoredBlob: null });
   const dstProfile = findProfile(dst.profile);
   if (!dstProfile) return refused(`unknown destination profile ${dst.profile}`);
   const h = stream.nestedState && readHeader(stream.nestedState);
   const postLoad = h && postLoadProblem(h, dst.nestedStateMax);
   if (postLoad) return refused(postLoad);
-  if (stream.config.vmxInCpuid && !dst.nested) return refused('VMX is in the guest CPUID but the destination runs with nested=0: the VMX MSRs cannot be restored');
-  const msr = stream.config.vmxInCpuid ? msrSubsetProblem(stream.vmxMsrs, dst.vmxMsrs) : null;
-  if (msr) return refused(msr);
-  const lost: string[] = [];
-  const evmcs = stream.evmcsEnabled && dst.evmcsCap;
-  if (stream.evmcsEnabled && !dst.evmcsCap) lost.push('the eVMCS enlightenment (KVM_CAP_HYPERV_ENLIGHTENED_VMCS absent on the destination)');
-  const v = new Vcpu({ ...dstProfile, nested: dstProfile.nested ?? ({ ...NESTED_4_19, setFlagsMask: 0 } as NestedBehaviour) }, { ...stream.config, nested: dst.nested, evmcsEnabled: evmcs, inSmm: stream.inSmm }, ops.hooks);
+  const refusal = destinationRefusal(stream.config, stream.vmxMsrs, dst);
+  if (refusal) return refused(refusal);
+  const saved = { ...stream.config, evmcsEnabled: stream.evmcsEnabled, inSmm: stream.inSmm };
+  const config = destinationConfig(saved, dst);
+  const v = new Vcpu(vcpuProfile(dstProfile), config);
   v.memory = new Map([...stream.memory].map(([k, p]) => [k, p.slice()]));
   v.vpAssist = stream.vpAssist && { ...stream.vpAssist };
   v.efer = stream.efer; // KVM_SET_SREGS comes before the nested state in QEMU
-  let restored: Uint8Array | null = null;
-  if (stream.nestedState && dstProfile.nested) {
-    const s = ops.setNestedState(v, stream.nestedState);
-    if (s.ret !== 0)
-      return { outcome: { kind: 'failed', errno: s.errno ?? 'ret-2', rule: s.rule, reason: s.why }, stream, destination: null, restoredBlob: null };
+  const nested = stream.nestedState && dstProfile.nested ? stream.nestedState : null;
+  const facts: RestoreFacts = { srcProfile, dstProfile, sourceBlob: stream.sourceBlob, carried: nested, config: saved, vmxMsrs: stream.vmxMsrs, evmcsOnDestination: config.evmcsEnabled };
+  const seen = { set: null as SetSeen | null, mpState: OK, restored: null as Uint8Array | null, run: OK, afterRun: null as Uint8Array | null };
+  const step = (): StepResult => {
+    const outcome = judgeRestore(facts, seen);
+    return { outcome, stream, destination: outcome.kind === 'failed' ? null : v, restoredBlob: seen.restored };
+  };
+  if (nested) {
+    const s = setNestedState(v, nested);
+    seen.set = { ret: s.ret, errno: s.errno, rule: s.rule, reason: s.why };
+    if (s.ret !== 0) return step();
   }
   // the debug registers and the run state after the nested state, as QEMU orders them: GET in guest
   // mode reads DR7 and the activity state back from them (F8). Only a wait-for-SIPI L2 has a run
   // state KVM can refuse, and only outside L2
   v.dr7 = stream.dr7; // KVM_SET_DEBUGREGS
-  const mp = ops.applyOp(v, { op: 'set-mp-state', state: stream.mpState });
-  if (mp.result !== 'ok') return { outcome: { kind: 'failed', errno: 'EINVAL', rule: 'KVM_SET_MP_STATE', reason: mp.reason }, stream, destination: null, restoredBlob: null };
-  if (stream.nestedState && dstProfile.nested) {
-    const g = ops.getNestedState(v, 8320);
-    restored = g.buffer.subarray(0, g.size).slice();
-    // under 4.20-5.1 the EVMCS flag meant "enabled": a destination vCPU with eVMCS enabled keeps that
-    const keepsEnabled = srcProfile.nested?.evmcsFlag === 'when-enabled' && v.evmcsEnabled;
-    lost.push(...losses(stream.sourceBlob, restored).filter((l) => !(keepsEnabled && l === 'flag EVMCS')));
-    // a deadline the stream does not carry, SET fixes again from vmcs12's timer value against the
-    // destination's TSC (nested_vmx_enter_non_root_mode): the timer restarts, whatever GET then shows
-    const dropped = (readHeader(stream.sourceBlob).vmxFlags & ~h!.vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE) !== 0;
-    if (dropped && !lost.includes('preemption-timer deadline')) lost.push('preemption-timer deadline');
-  }
-  const evmcsPending = v.evmptr === 'map-pending';
-  const run = ops.applyOp(v, { op: 'run' });
-  if (run.result === 'internal-error') return { outcome: { kind: 'failed', errno: 'internal-error', rule: 'KVM_RUN', reason: run.reason }, stream, destination: null, restoredBlob: restored };
-  if (evmcsPending && !v.evmcsMapped())
-    lost.push(v.evmptr === 'invalid' ? 'the restored eVMCS and its vmcs12: the first KVM_RUN released it (the VP-assist page names no eVMCS)' : 'the restored eVMCS: still map-pending after the first KVM_RUN');
-  const filterLoss = evmcsFilterLoss(srcProfile, dstProfile, stream, evmcs);
-  if (!Array.isArray(filterLoss)) return { outcome: { kind: 'unknown', reason: filterLoss.unknown }, stream, destination: v, restoredBlob: restored };
-  lost.push(...filterLoss);
-  return { outcome: lost.length ? { kind: 'degraded', lost } : { kind: 'ok' }, stream, destination: v, restoredBlob: restored };
-}
-
-export function migrate(src: Vcpu, srcHost: Host, dst: Host, opts: StreamOptions, ops: VcpuOps = MODEL_OPS): StepResult {
-  return restoreFromStream(saveToStream(src, srcHost, opts, ops), src.profile, dst, ops);
+  seen.mpState = applyOp(v, { op: 'set-mp-state', state: stream.mpState });
+  if (seen.mpState.result !== 'ok') return step();
+  const get = () => {
+    const g = getNestedState(v, SIZE_WITH_SHADOW);
+    return g.buffer.subarray(0, g.size).slice();
+  };
+  if (nested) seen.restored = get();
+  seen.run = applyOp(v, { op: 'run' });
+  if (seen.run.result !== 'internal-error' && namesEvmcs(nested)) seen.afterRun = get();
+  return step();
 }

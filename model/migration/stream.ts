@@ -4,7 +4,7 @@ import { HEADER_SIZE, INVALID_GPA, SIZE_WITH_SHADOW } from '../nested/constants.
 import type { Vcpu, VcpuConfig } from '../nested/vcpu.js';
 import type { Host } from './hosts.js';
 import type { MsrSet } from '../vmx-msrs.js';
-import { MODEL_OPS, type VcpuOps } from './vcpu-ops.js';
+import { getNestedState } from '../nested/get.js';
 import { qemuCarried } from '../vmm/qemu.js';
 
 export interface StreamOptions {
@@ -35,9 +35,9 @@ export interface Stream {
 }
 
 /** The source's side of a migration: GET, then QEMU's subsection rules (model/vmm/qemu.ts). */
-export function saveToStream(src: Vcpu, host: Host, opts: StreamOptions, ops: Pick<VcpuOps, 'getNestedState'> = MODEL_OPS): Stream {
+export function saveToStream(src: Vcpu, host: Host, opts: StreamOptions): Stream {
   // without KVM_CAP_NESTED_STATE the VMM cannot ask: it saves nothing nested
-  const g = host.nestedStateMax ? ops.getNestedState(src, SIZE_WITH_SHADOW) : { buffer: encodeBlob({ vmxonPa: INVALID_GPA, vmcs12Pa: INVALID_GPA }), size: HEADER_SIZE };
+  const g = host.nestedStateMax ? getNestedState(src, SIZE_WITH_SHADOW) : { buffer: encodeBlob({ vmxonPa: INVALID_GPA, vmcs12Pa: INVALID_GPA }), size: HEADER_SIZE };
   const blob = g.buffer.subarray(0, g.size);
   const carried = qemuCarried(blob, { dropsVmxFlags: opts.qemuDropsVmxFlags });
   return {

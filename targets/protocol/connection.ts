@@ -24,8 +24,9 @@ const STDERR_LINE_CHARS = 1000;
 const QUOTE_CHARS = 300;
 /**
  * The longest line a target may send (characters before the newline). The largest real answers are
- * `migrate` paths, about 150 KB; a longer line is refused as "line too long" as soon as it passes
- * the cap, so a target streaming output without newlines neither hangs the run nor fills memory.
+ * batches of a case's answers, a few GETs with their pages among them, some tens of KB; a longer line
+ * is refused as "line too long" as soon as it passes the cap, so a target streaming output without
+ * newlines neither hangs the run nor fills memory.
  */
 export const MAX_LINE = 4 * 1024 * 1024;
 

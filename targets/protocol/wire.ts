@@ -4,7 +4,7 @@
 // this table, so a new operation is one new entry here and one $defs pair in the schema.
 import type { LayoutDescriptor } from '../../model/layout.js';
 import type { AccessOutcome } from '../../model/vmcs12-access.js';
-import type { ControlCheck, MigrationHop, MigrationPath, RevisionRead, RevisionSetDescriptor, Target, TargetResult, Vmcs12AccessResult, Vmcs12Op, VmmInfo, VmmLoaded, VmmSaved, VmxMsrValue } from '../target.js';
+import type { ControlCheck, RevisionRead, RevisionSetDescriptor, Target, TargetResult, Vmcs12AccessResult, Vmcs12Op, VmmInfo, VmmLoaded, VmmSaved, VmxMsrValue } from '../target.js';
 import type { MsrSet } from '../../model/vmx-msrs.js';
 import type { GuestOp, OpResult, VcpuConfig } from '../../model/nested/vcpu.js';
 import { packOps, PackedError, packResults, unpackOps, unpackResults } from './packed.js';
@@ -47,7 +47,6 @@ export type OpMethod =
   | 'getNestedState'
   | 'setNestedState'
   | 'destroyVcpu'
-  | 'migrate'
   | 'vmmSave'
   | 'vmmLoad';
 type Args<M extends OpMethod> = Parameters<Target[M]>;
@@ -94,22 +93,11 @@ const encodeGuestOp = (o: GuestOp): Record<string, unknown> => Object.fromEntrie
 const decodeGuestOp = (w: Json): GuestOp => Object.fromEntries(Object.entries(w).map(([k, v]) => [k, BIG_KEYS.has(k) ? BigInt(v as string) : v])) as unknown as GuestOp;
 const optBytes = (b: Uint8Array | null) => (b ? bytesToHex(b) : null);
 const optHex = (w: Json): Uint8Array | null => (w === null ? null : hexToBytes(w));
-const encodePath = (p: MigrationPath) => ({
-  start: { host: p.start.host, vm: encodeConfig(p.start.vm), ops: p.start.ops.map(encodeGuestOp) },
-  hops: p.hops.map((h) => ({ host: h.host, opsAfter: h.opsAfter.map(encodeGuestOp) })),
-  qemuDropsVmxFlags: p.qemuDropsVmxFlags,
-});
 const withVersion = (v: string | undefined) => (v !== undefined ? { version: v } : {});
 const encodeSaved = (v: VmmSaved) => ('refused' in v ? v : { stream: bytesToHex(v.stream), gets: v.gets });
 const decodeSaved = (w: Json): VmmSaved => ('refused' in w ? w : { stream: hexToBytes(w.stream), gets: w.gets });
 const encodeLoaded = (v: VmmLoaded) => ('refused' in v ? v : { set: optBytes(v.set), vmxMsrs: encodeMsrs(v.vmxMsrs), config: encodeConfig(v.config) });
 const decodeLoaded = (w: Json): VmmLoaded => ('refused' in w ? w : { set: optHex(w.set), vmxMsrs: decodeMsrs(w.vmxMsrs), config: decodeConfig(w.config) });
-const decodePath = (w: Json): MigrationPath => ({
-  start: { host: w.start.host, vm: decodeConfig(w.start.vm), ops: (w.start.ops as Json[]).map(decodeGuestOp) },
-  hops: (w.hops as Json[]).map((h) => ({ host: h.host, opsAfter: (h.opsAfter as Json[]).map(decodeGuestOp) })),
-  qemuDropsVmxFlags: w.qemuDropsVmxFlags,
-});
-
 export const OPS: { readonly [M in OpMethod]: OpCodec<M> } = {
   layout: {
     op: 'layout',
@@ -190,14 +178,6 @@ export const OPS: { readonly [M in OpMethod]: OpCodec<M> } = {
     decodeArgs: (w) => [w.vcpu],
     encodeValue: () => null,
     decodeValue: () => null,
-  },
-  migrate: {
-    op: 'migrate',
-    encodeArgs: (path) => ({ path: encodePath(path) }),
-    decodeArgs: (w) => [decodePath(w.path)],
-    encodeValue: (v) => v.map((h) => ({ ...h, sourceBlob: bytesToHex(h.sourceBlob), carried: optBytes(h.carried), restored: optBytes(h.restored) })),
-    decodeValue: (w) =>
-      (w as Json[]).map((h): MigrationHop => ({ from: h.from, to: h.to, outcome: h.outcome, sourceBlob: hexToBytes(h.sourceBlob), carried: optHex(h.carried), restored: optHex(h.restored) })),
   },
   vmmSave: {
     op: 'vmm-save',
