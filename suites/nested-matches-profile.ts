@@ -73,7 +73,14 @@ export const nestedMatchesProfile: PropertyDef = {
         const got = await reach(ctx, config, ops);
         const want = await reach({ target: model }, config, ops);
         vcpus.push([ctx.target, got.vcpu], [model, want.vcpu]);
-        judge.expect(profile.name, 'a guest operation', diffOps(ops, want.results, got.results));
+        // a real L2 that ran to its first stop and exited leaves the model's (which runs no code) behind:
+        // the operations up to that entry are compared, then the case ends, naming the difference
+        const exited = got.results.findIndex((r) => r.result === 'ok' && r.l2 === 'exited');
+        judge.expect(profile.name, 'a guest operation', diffOps(exited < 0 ? ops : ops.slice(0, exited + 1), want.results, got.results));
+        if (exited >= 0) {
+          judge.expect(profile.name, 'a guest operation', [{ field: `L2 ran to its first stop and exited to L1 (op #${exited + 1})`, offset: -1, expected: 'L2 still in guest mode', actual: 'exited' }]);
+          return judge.done();
+        }
         const get = async (userSize: number, w: string, g: string): Promise<GetAnswer> => {
           const [a, b] = await Promise.all([model.getNestedState(w, userSize), ctx.target.getNestedState(g, userSize)]);
           judge.expect(profile.name, `GET with a ${userSize}-byte buffer`, diffGet(profile.vmcs12, must(a), must(b)));

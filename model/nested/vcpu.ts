@@ -56,7 +56,8 @@ export const OP_RESULTS = ['ok', 'VMfailInvalid', 'VMfailValid', '#UD', 'interna
 
 /** What a guest operation did: KVM's answer, never an exception. */
 export type OpResult =
-  | { readonly result: 'ok'; readonly value?: bigint }
+  /** `l2: 'exited'`, from a target whose L2 runs code (the kvm: agent): the operation entered L2, which ran to its first stop and exited to L1 (the model's L2 runs none: it stays in guest mode) */
+  | { readonly result: 'ok'; readonly value?: bigint; readonly l2?: 'exited' }
   | { readonly result: 'VMfailInvalid' | 'VMfailValid' | '#UD' | 'internal-error' | 'ENOTTY' | 'EINVAL'; readonly error?: number; readonly reason: string; readonly check?: string }
   /** VMLAUNCH/VMRESUME that ended in a VM-exit for a failed VM-entry: `error` holds the exit reason, `qualification` the exit qualification */
   | { readonly result: 'vmexit'; readonly error: number; readonly reason: string; readonly check: string; readonly qualification?: number }

@@ -155,8 +155,8 @@ export const OPS: { readonly [M in OpMethod]: OpCodec<M> } = {
     op: 'guest-op',
     encodeArgs: (vcpu, o) => ({ vcpu, op: encodeGuestOp(o) }),
     decodeArgs: (w) => [w.vcpu, decodeGuestOp(w.op)],
-    encodeValue: (v) => (v.result === 'ok' && v.value !== undefined ? { result: 'ok', value: hex64(v.value) } : v),
-    decodeValue: (w) => (w.result === 'ok' && w.value !== undefined ? { result: 'ok', value: BigInt(w.value) } : (w as OpResult)),
+    encodeValue: (v) => (v.result === 'ok' && v.value !== undefined ? { ...v, value: hex64(v.value) } : v),
+    decodeValue: (w) => (w.result === 'ok' && w.value !== undefined ? { ...w, value: BigInt(w.value) } : (w as OpResult)),
   },
   getNestedState: {
     op: 'get-nested-state',

@@ -895,8 +895,8 @@ static answer entry_outcome(struct vcpu *v, const char *what, jbuf *val)
 		a = l1_vmread(v, 0x6400, &qual);
 	if (strcmp(a.status, "ok"))
 		return a;
-	if (!(reason & 0x80000000u)) {
-		jb_str(val, "{\"result\":\"ok\"}");
+	if (!(reason & 0x80000000u)) { /* L2 ran to its first stop and exited to L1 */
+		jb_str(val, "{\"result\":\"ok\",\"l2\":\"exited\"}");
 		return OK;
 	}
 	snprintf(reason_buf, sizeof(reason_buf), "%s: VM-entry failure, exit reason 0x%llx, qualification %llu", what, (unsigned long long)reason, (unsigned long long)qual);
@@ -950,6 +950,8 @@ static answer l2_run(struct vcpu *v, jbuf *val)
 		a = l1_reset(v);
 		if (strcmp(a.status, "ok"))
 			return a;
+		jb_str(val, "{\"result\":\"ok\",\"l2\":\"exited\"}"); /* L2 ran on and exited to L1 */
+		return OK;
 	}
 	jb_str(val, "{\"result\":\"ok\"}");
 	return OK;
@@ -1965,8 +1967,7 @@ static void hello(void)
 		jb_str(&b, "},\"unsupported\":{");
 		jb_str(&b, "\"layout\":\"a layout descriptor is not observable in KVM (member names, the eVMCS); vmcs12.access.* check every encoded field's bytes on the real page against the profile's layout instead\","
 			   "\"layout-revisions\":\"KVM knows one vmcs12 layout (its VMCS12_REVISION) and translates no other\","
-			   "\"evmcs-sync\":\"KVM copies between eVMCS and vmcs12 only inside an enlightened VM-entry (copy_enlightened_to_vmcs12 under the page's clean mask) and on the next return to L1 (copy_vmcs12_to_enlightened), and GET copies the whole eVMCS again (clean mask 0), so neither copy can be observed alone; the enlightened entries of the nested-state properties run both\","
-			   "\"migration\":\"a migration path runs across a fleet of hosts, not inside one kernel\"");
+			   "\"evmcs-sync\":\"KVM copies between eVMCS and vmcs12 only inside an enlightened VM-entry (copy_enlightened_to_vmcs12 under the page's clean mask) and on the next return to L1 (copy_vmcs12_to_enlightened), and GET copies the whole eVMCS again (clean mask 0), so neither copy can be observed alone; the enlightened entries of the nested-state properties run both\"");
 		jb_str(&b, "}}\n");
 	} else {
 		jb_str(&b, ",\"groups\":[],\"unsupported\":{\"nested-state\":");
