@@ -33,6 +33,7 @@ import { expectNoDiff, TargetStop, UnexpectedViolation, Violation, type Property
  * `hosts`: the property would check the model alone.
  */
 function fleetRun(ctx: PropertyContext, opts: PathOptions = {}) {
+  if (ctx.target.noMigrationHost) throw new TargetStop({ status: 'unsupported', reason: `the target plays no migration host yet: ${ctx.target.noMigrationHost}` });
   const fleet = standInFleet(ctx.target, ctx.model);
   const costly = (h: string) => ctx.target.nestedParamChange !== undefined && fleet.played.includes(h) && !findHost(h)!.nested;
   const hosts = (opts.hosts ?? HOSTS.map((h) => h.name)).filter((h) => !costly(h));

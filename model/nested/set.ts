@@ -106,7 +106,14 @@ export function setNestedState(v: Vcpu, blob: Uint8Array | null): SetResult {
     v.vmxon = false;
     if (h.smmFlags & SMM_FLAGS.GUEST_MODE) v.smm.guestMode = true;
   }
-  if (blob.length < OFFSET.vmcs12 + VMCS12_STRUCT_SIZE) return q2(done('EFAULT', 'V11', 'the vmcs12 cannot be read from the buffer'));
+  if (blob.length < OFFSET.vmcs12 + VMCS12_STRUCT_SIZE) {
+    // quirk V11_PARTIAL_COPY (seen on real 6.12, README K20): copy_from_user copies up to the fault
+    // and zeroes the rest of the 998 bytes, and current_vmptr is already set: GET shows the prefix
+    v.vmcs12.fill(0);
+    v.vmcs12.set(blob.subarray(OFFSET.vmcs12));
+    quirks.push('V11_PARTIAL_COPY');
+    return q2(done('EFAULT', 'V11', 'the vmcs12 cannot be read from the buffer'));
+  }
   v.vmcs12.set(blob.subarray(OFFSET.vmcs12, OFFSET.vmcs12 + VMCS12_STRUCT_SIZE));
   const hdr = VMCS12.read(v.vmcs12, 'hdr');
   if (hdrRevision(hdr) !== VMCS12_REVISION) return q2(einval('V12', `vmcs12 revision_id is not 0x${VMCS12_REVISION.toString(16)}`));

@@ -1340,6 +1340,19 @@ static answer op_guest_op(const jnode *args, jbuf *val)
 		int flags = nested_flags(v);
 		if (flags >= 0 && (flags & KVM_STATE_NESTED_GUEST_MODE))
 			return l2_run(v, val);
+		if (!v->l1_started) {
+			/* the vCPU's first KVM_RUN (after a restore: KVM serves the nested-state pages request
+			 * here, and may answer KVM_EXIT_INTERNAL_ERROR, which is this operation's result) */
+			int port;
+			a = l1_run(v, "KVM_RUN", &port);
+			if (strcmp(a.status, "ok"))
+				return a;
+			if (port < 0)
+				return l1_result(v, OP_NOP, "KVM_RUN", port, val);
+			if (port != L1_PORT_READY)
+				return failed("KVM_RUN: the L1 guest did not reach its loop");
+			v->l1_started = 1;
+		}
 		return l1_op(v, OP_NOP, 0, 0, "KVM_RUN", val);
 	} else if (!entries_on && (!strcmp(name->str, "vmlaunch") || !strcmp(name->str, "vmresume") || !strcmp(name->str, "evmcs-entry"))) {
 		return unsupported(ENTRIES_OFF);
