@@ -66,7 +66,8 @@ const EXPECTED_FAILS = ['nested.get.writes-within-size', 'migration.mtf-asymmetr
 test.concurrent('exec:"… serve" gives the reference verdicts: every property passes but the three known bugs', async () => {
   // every property, so every operation crosses the protocol; a few cases each. The in-process
   // reference passes every property but shows the three known bugs (cli.test.ts, .ci/run's whole check).
-  const viaProcess = await check(`exec:node ${BIN} serve`, '--runs', '3');
+  // a long --target-timeout: the runs beside this one load the machine, and no answer here may miss it
+  const viaProcess = await check(`exec:node ${BIN} serve`, '--runs', '3', '--target-timeout', '600s');
   expect(viaProcess.code).toBe(0);
   const reference = Object.fromEntries(ALL_PROPERTIES.map((p) => [p.id, EXPECTED_FAILS.includes(p.id) ? 'expected-fail' : 'pass']));
   expect(verdicts(viaProcess.report)).toEqual(reference);
@@ -242,7 +243,7 @@ describe.concurrent('the exec: command line', () => {
     // two properties are enough to show the pipeline works (a whole run took 70-124 s here)
     // without a shell, "2>/dev/null", "|" and "cat" are arguments, which serve refuses (r)
     const [viaShell, r] = await Promise.all([
-      check(`exec:node ${BIN} serve 2>/dev/null | cat`, '--target-shell', '--only', 'vmcs12.access.write-read', '--only', 'layout.matches-profile'),
+      check(`exec:node ${BIN} serve 2>/dev/null | cat`, '--target-shell', '--target-timeout', '600s', '--only', 'vmcs12.access.write-read', '--only', 'layout.matches-profile'),
       cliAsync(['check', '--target', `exec:node ${BIN} serve | cat`, '--report', tmp(), '--runs', '1', '--only', 'vmcs12.access.write-read'], { cwd: ROOT }),
     ]);
     expect(viaShell.code).toBe(0);
