@@ -1,10 +1,11 @@
-// The command line as CI scripts use it: exit codes, one-line errors, files written.
+// The command line as CI scripts use it: exit codes, one-line errors, files written. What a command
+// answers comes from its main() in this process (tests/cli-helpers.ts), but for check and replay.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { validate } from '../base/schemas.js';
 import { tmpdir } from 'node:os';
-import { cli as run, tmp } from './cli-helpers.js';
+import { cli as run, cliQuick, tmp } from './cli-helpers.js';
 import fc from 'fast-check';
 import { validGuest } from '../generators/valid-guest.js';
 import { encodeBlob } from '../model/nested/blob.js';
@@ -13,10 +14,12 @@ import { nestedCaps } from '../model/vmentry/caps.js';
 import { draftPage } from '../model/vmentry/draft.js';
 
 const cli = (...args: string[]) => run(args);
+/** commands answered by main() in this process where they can be (tests/cli-helpers.ts) */
+const quick = (...args: string[]) => cliQuick(args);
 
 describe('layout', () => {
-  test('show --json reproduces every member and encoding slot, in the published format', () => {
-    const r = cli('layout', 'show', 'linux-6.12', '--json');
+  test('show --json reproduces every member and encoding slot, in the published format', async () => {
+    const r = await quick('layout', 'show', 'linux-6.12', '--json');
     expect(r.code).toBe(0);
     const d = JSON.parse(r.out);
     expect(validate('layout', d)).toEqual([]);
@@ -26,24 +29,24 @@ describe('layout', () => {
     expect(d.members.find((m: { name: string }) => m.name === 'dead_space')).toEqual({ name: 'dead_space', offset: 376, size: 32, type: 'natural', count: 4, padding: true });
   });
 
-  test('a shown descriptor reads back as a file and diffs as unchanged', () => {
+  test('a shown descriptor reads back as a file and diffs as unchanged', async () => {
     const f = join(tmp(), 'l.json');
-    writeFileSync(f, cli('layout', 'show', 'linux-6.1', '--json').out);
-    const r = cli('layout', 'diff', f, 'linux-6.12', '--json');
+    writeFileSync(f, (await quick('layout', 'show', 'linux-6.1', '--json')).out);
+    const r = await quick('layout', 'diff', f, 'linux-6.12', '--json');
     expect(r.code).toBe(0);
     const d = JSON.parse(r.out);
     expect(validate('layout-diff', d)).toEqual([]);
     expect(d.finding).toBe('compatible');
   });
 
-  test('a silent break exits 1 and says so', () => {
-    const d = JSON.parse(cli('layout', 'show', 'linux-6.12', '--json').out);
+  test('a silent break exits 1 and says so', async () => {
+    const d = JSON.parse((await quick('layout', 'show', 'linux-6.12', '--json')).out);
     const rip = d.members.findIndex((m: { name: string }) => m.name === 'guest_rip');
     const rsp = d.members.findIndex((m: { name: string }) => m.name === 'guest_rsp');
     [d.members[rip].offset, d.members[rsp].offset] = [d.members[rsp].offset, d.members[rip].offset];
     const f = join(tmp(), 'broken.json');
     writeFileSync(f, JSON.stringify(d));
-    const r = cli('layout', 'diff', 'linux-6.12', f);
+    const r = await quick('layout', 'diff', 'linux-6.12', f);
     expect(r.code).toBe(1);
     expect(r.out).toContain('SILENT BREAK');
     expect(r.out).toMatch(/shifted\s+guest_rsp @536/);
@@ -51,8 +54,8 @@ describe('layout', () => {
 });
 
 describe('filter', () => {
-  test('diff 6.1 -> 6.12 lists the bits per MSR with names, and says what it assumed', () => {
-    const r = cli('filter', 'diff', '--from', 'linux-6.1', '--to', 'linux-6.12', '--json');
+  test('diff 6.1 -> 6.12 lists the bits per MSR with names, and says what it assumed', async () => {
+    const r = await quick('filter', 'diff', '--from', 'linux-6.1', '--to', 'linux-6.12', '--json');
     expect(r.code).toBe(0);
     const d = JSON.parse(r.out);
     const byMsr = Object.fromEntries(d.differences.map((x: { msr: string; lost: { mask: string; bits: string[] } }) => [x.msr, x.lost]));
@@ -63,20 +66,20 @@ describe('filter', () => {
     expect(d.assumptions.length).toBeGreaterThan(0);
   });
 
-  test('show prints the filtered MSRs in the input shape, with what was hidden', () => {
+  test('show prints the filtered MSRs in the input shape, with what was hidden', async () => {
     const f = join(tmp(), 'msrs.json');
     writeFileSync(f, JSON.stringify({ '0x481': '0xffffffff00000016', '0x483': '0xffffffff00036dff', '0x491': '0x1' }));
-    const r = cli('filter', 'show', '--profile', 'linux-6.12', '--msrs', f, '--hv-nested-ebx', '0', '--json');
+    const r = await quick('filter', 'show', '--profile', 'linux-6.12', '--msrs', f, '--hv-nested-ebx', '0', '--json');
     expect(r.code).toBe(0);
     const d = JSON.parse(r.out);
     expect(d.msrs).toEqual({ '0x481': '0x0000003f00000016', '0x483': '0x03bfefff00036dff', '0x491': '0x0000000000000000' });
     expect(d.hidden['0x483'].bits).toContain('VM_EXIT_LOAD_IA32_PERF_GLOBAL_CTRL');
-    const withBit = JSON.parse(cli('filter', 'show', '--profile', 'linux-6.12', '--msrs', f, '--hv-nested-ebx', '1', '--json').out);
+    const withBit = JSON.parse((await quick('filter', 'show', '--profile', 'linux-6.12', '--msrs', f, '--hv-nested-ebx', '1', '--json')).out);
     expect(withBit.msrs['0x483']).toBe('0x03bfffff00036dff');
   });
 
-  test('layout show --structure evmcs: 158 members, 126 fields with clean groups', () => {
-    const d = JSON.parse(cli('layout', 'show', 'linux-6.12', '--structure', 'evmcs', '--json').out);
+  test('layout show --structure evmcs: 158 members, 126 fields with clean groups', async () => {
+    const d = JSON.parse((await quick('layout', 'show', 'linux-6.12', '--structure', 'evmcs', '--json')).out);
     expect(validate('layout', d)).toEqual([]);
     expect(d.members).toHaveLength(158);
     expect(d.fields).toHaveLength(126);
@@ -121,8 +124,8 @@ describe('bad input: one line on stderr, exit 2, never a stack trace', () => {
     [['nested', 'save', '--ops', file('ops.json', '[{"op":"vmxon"}]')], "must have required property 'pa'"],
     [['nested', 'encode', file('spec.json', '{"header": {}, "vmcs12": {"fields": {"no_such_member": 1}}}'), '--out', join(dir, 'o.bin')], 'no member no_such_member'],
     [['nested', 'frob'], 'unknown nested command "frob"'],
-  ])('%j', (args, message) => {
-    const r = cli(...args);
+  ])('%j', async (args, message) => {
+    const r = await quick(...args);
     expect(r.code).toBe(2);
     expect(r.err.trim().split('\n')).toHaveLength(1);
     expect(r.err).toContain(message);
@@ -157,7 +160,7 @@ test('replay re-runs exactly one property', () => {
   expect(report.properties[0].cases).toBe(1);
 });
 
-test('nested restore checks the vmcs12 against the vCPU file\'s vmxMsrs and names the VM-entry check', () => {
+test('nested restore checks the vmcs12 against the vCPU file\'s vmxMsrs and names the VM-entry check', async () => {
   const dir = tmp();
   const d = fc.sample(validGuest(nestedCaps(undefined)), { numRuns: 1, seed: 3 })[0]!;
   d.fields.set('vmcs_link_pointer', (1n << 64n) - 1n);
@@ -166,7 +169,7 @@ test('nested restore checks the vmcs12 against the vCPU file\'s vmxMsrs and name
   writeFileSync(join(dir, 'l2.bin'), blob);
   writeFileSync(join(dir, 'default.json'), '{}');
   writeFileSync(join(dir, 'no-timer.json'), JSON.stringify({ vmxMsrs: { '0x48d': '0x0000003f00000016' } }));
-  const restore = (vcpu: string) => JSON.parse(cli('nested', 'restore', '--blob', join(dir, 'l2.bin'), '--vcpu', join(dir, vcpu), '--json').out);
-  expect(restore('default.json')).toMatchObject({ ok: true, rule: 'S9' });
-  expect(restore('no-timer.json')).toMatchObject({ ok: false, errno: 'EINVAL', rule: 'V14', vmentryCheck: 'ctl.pin' });
+  const restore = async (vcpu: string) => JSON.parse((await quick('nested', 'restore', '--blob', join(dir, 'l2.bin'), '--vcpu', join(dir, vcpu), '--json')).out);
+  expect(await restore('default.json')).toMatchObject({ ok: true, rule: 'S9' });
+  expect(await restore('no-timer.json')).toMatchObject({ ok: false, errno: 'EINVAL', rule: 'V14', vmentryCheck: 'ctl.pin' });
 });

@@ -4,7 +4,7 @@
 // waiting for a background child of a shell wrapper; output is bounded (a stderr flood, a line
 // without end); the hello wait follows --target-timeout; messages are checked against the schema;
 // a stop signal ends the golden section.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,9 +16,9 @@ import { MAX_LINE, OutputTail } from '../targets/protocol/connection.js';
 import { junitCounts, junitTestcases } from './junit-helpers.js';
 import { referenceTarget } from '../targets/reference.js';
 import { answer, helloOf } from '../targets/protocol/serve.js';
+import { BIN, cliAsync, inSlot } from './cli-helpers.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
-const BIN = join(ROOT, 'bin/nvmx-conformance.js');
 const MISBEHAVING = 'node tests/fixtures/targets/misbehaving.mjs';
 const tmp = () => mkdtempSync(join(tmpdir(), 'nvmx-exec-'));
 
@@ -31,12 +31,17 @@ interface Report {
   sections?: { golden?: { blobs: { id: string; verdict: string; detail?: string }[]; notApplicable: string[] } };
 }
 
-function check(target: string, ...extra: string[]): { code: number | null; out: string; err: string; report: Report; dir: string } {
+/**
+ * A check against a target, in a child process. The tests of this file run concurrently (each is a
+ * check of its own, several of them waiting on a target that hangs or on a timeout): their waits
+ * overlap, a few processes at a time (tests/cli-helpers.ts).
+ */
+async function check(target: string, ...extra: string[]): Promise<{ code: number | null; out: string; err: string; report: Report; dir: string }> {
   const dir = tmp();
-  const r = spawnSync(process.execPath, [BIN, 'check', '--target', target, '--seed', '7', '--runs', '10', '--report', dir, ...extra], { cwd: ROOT, encoding: 'utf8' });
+  const r = await cliAsync(['check', '--target', target, '--seed', '7', '--runs', '10', '--report', dir, ...extra], { cwd: ROOT });
   const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as Report;
   expect(validate('report', report)).toEqual([]);
-  return { code: r.status, out: r.stdout, err: r.stderr, report, dir };
+  return { ...r, report, dir };
 }
 
 /** Two properties that need the target (one suite file each), for runs that cost a restart or a timeout per property. */
@@ -58,17 +63,18 @@ const TOOL_COUNT = BROKEN_PROPERTIES.filter((p) => !p.groups.length).length;
 /** the reference's known bugs: GET_SHADOW_PAST_SIZE, the MTF asymmetry, QEMU dropping hdr.vmx.flags */
 const EXPECTED_FAILS = ['nested.get.writes-within-size', 'migration.mtf-asymmetry', 'migration.qemu-drops-vmx-flags'];
 
-test('exec:"… serve" gives the reference verdicts: every property passes but the three known bugs', () => {
+test.concurrent('exec:"… serve" gives the reference verdicts: every property passes but the three known bugs', async () => {
   // every property, so every operation crosses the protocol; a few cases each. The in-process
   // reference passes every property but shows the three known bugs (cli.test.ts, .ci/run's whole check).
-  const viaProcess = check(`exec:node ${BIN} serve`, '--runs', '3');
+  // a long --target-timeout: the runs beside this one load the machine, and no answer here may miss it
+  const viaProcess = await check(`exec:node ${BIN} serve`, '--runs', '3', '--target-timeout', '600s');
   expect(viaProcess.code).toBe(0);
   const reference = Object.fromEntries(ALL_PROPERTIES.map((p) => [p.id, EXPECTED_FAILS.includes(p.id) ? 'expected-fail' : 'pass']));
   expect(verdicts(viaProcess.report)).toEqual(reference);
   expect(viaProcess.report.target).toMatchObject({ name: 'reference', claimedProfile: 'linux-6.12' });
-}, 600_000); // two whole checks
+}, 600_000); // a whole check
 
-describe('a target that breaks gives error verdicts, a complete report and exit 3', () => {
+describe.concurrent('a target that breaks gives error verdicts, a complete report and exit 3', () => {
   // the timeout is long: none of these waits for it (a hang has its own test below), and the hello
   // of a node process must not miss it on a loaded machine
   test.each([
@@ -77,12 +83,12 @@ describe('a target that breaks gives error verdicts, a complete report and exit 
     ['wrong-id', /target answered id 1001 to request 1: /],
     ['bad-value', /value breaks nvmx-target\/1 \(\/: must have required property '(format|page|accepted)'\)/],
     ['bad-hello', /target did not start: bad hello \(\/: must have required property 'groups'\)/],
-  ])('%s', (mode, reason) => {
+  ])('%s', async (mode, reason) => {
     // the accounting of a broken run (every property and golden blob an error) does not depend on how
     // the target broke: a crash and a bad hello show it on the whole vmcs12/layout/golden run, the
     // other breakages their reason on two properties (each run costs seconds of npm test)
     const whole = mode === 'crash' || mode === 'bad-hello';
-    const r = check(`exec:${MISBEHAVING} ${mode}`, '--target-timeout', '60s', ...(whole ? BROKEN : TWO));
+    const r = await check(`exec:${MISBEHAVING} ${mode}`, '--target-timeout', '60s', ...(whole ? BROKEN : TWO));
     expect(r.code).toBe(3);
     expect(r.report.run.complete).toBe(true);
     if (!whole) {
@@ -111,17 +117,17 @@ describe('a target that breaks gives error verdicts, a complete report and exit 
     }
   });
 
-  test('hang: no answer within --target-timeout', () => {
+  test('hang: no answer within --target-timeout', async () => {
     // the hello waits as long as a request: 10 s lets it come on a loaded machine; two properties, a timeout each
-    const r = check(`exec:${MISBEHAVING} hang`, '--target-timeout', '10s', ...TWO);
+    const r = await check(`exec:${MISBEHAVING} hang`, '--target-timeout', '10s', ...TWO);
     expect(r.code).toBe(3);
     expect(r.report.properties.map((p) => [p.id, p.verdict]).sort()).toEqual([['layout.matches-profile', 'error'], ['vmcs12.access.write-read', 'error']]);
     for (const p of r.report.properties) expect(p.reason).toMatch(/^no answer within 10000 ms to request 1 \((layout|vmcs12-access)\)$/);
   });
 
-  test('a crash costs one property: the target is restarted for the next one', () => {
+  test('a crash costs one property: the target is restarted for the next one', async () => {
     const marker = join(tmp(), 'crashed');
-    const r = check(`exec:${MISBEHAVING} crash ${marker}`, ...BROKEN);
+    const r = await check(`exec:${MISBEHAVING} crash ${marker}`, ...BROKEN);
     expect(r.code).toBe(3);
     // the golden section's target is a fresh one, started after the crash: every blob passes
     const blobs = r.report.sections!.golden!.blobs.length;
@@ -131,15 +137,15 @@ describe('a target that breaks gives error verdicts, a complete report and exit 
   });
 });
 
-describe('bounded targets', () => {
-  test('the hello wait follows --target-timeout', () => {
-    const r = check(`exec:${MISBEHAVING} no-hello`, '--target-timeout', '1s', '--only', 'vmcs12.access.write-read');
+describe.concurrent('bounded targets', () => {
+  test('the hello wait follows --target-timeout', async () => {
+    const r = await check(`exec:${MISBEHAVING} no-hello`, '--target-timeout', '1s', '--only', 'vmcs12.access.write-read');
     expect(r.code).toBe(3);
     expect(r.report.properties).toMatchObject([{ id: 'vmcs12.access.write-read', verdict: 'error', reason: 'target did not start: no hello within 1000 ms' }]);
   });
 
-  test('a target writing 30 MB to stderr without a newline gives a small report and junit.xml', () => {
-    const r = check(`exec:${MISBEHAVING} stderr-flood`, '--target-timeout', '60s', ...TWO);
+  test('a target writing 30 MB to stderr without a newline gives a small report and junit.xml', async () => {
+    const r = await check(`exec:${MISBEHAVING} stderr-flood`, '--target-timeout', '60s', ...TWO);
     expect(r.code).toBe(3);
     for (const p of r.report.properties) {
       expect(p).toMatchObject({ verdict: 'error', reason: expect.stringMatching(/^target exited with code 3 while request 1 /) });
@@ -160,8 +166,8 @@ describe('bounded targets', () => {
     expect(tail.tail()).toEqual([...Array(11).fill('z'), 'partial']);
   });
 
-  test('a line longer than the cap is "line too long" at once, not a timeout', () => {
-    const r = check(`exec:${MISBEHAVING} long-line`, '--target-timeout', '600s', ...TWO);
+  test('a line longer than the cap is "line too long" at once, not a timeout', async () => {
+    const r = await check(`exec:${MISBEHAVING} long-line`, '--target-timeout', '600s', ...TWO);
     expect(r.code).toBe(3);
     for (const p of r.report.properties) {
       expect(p.verdict).toBe('error');
@@ -171,10 +177,10 @@ describe('bounded targets', () => {
     expect(statSync(join(r.dir, 'report.json')).size).toBeLessThan(64 * 1024);
   });
 
-  test('--target-shell: a wrapper whose background child holds stdout is restarted without waiting for the child', () => {
+  test('--target-shell: a wrapper whose background child holds stdout is restarted without waiting for the child', async () => {
     const marker = join(tmp(), 'crashed');
     // the sleep inherits the wrapper's stdout and outlives the crash of the target it started
-    const r = check(`exec:sleep 3171 & exec ${MISBEHAVING} crash ${marker}`, '--target-shell', '--target-timeout', '600s', ...TWO);
+    const r = await check(`exec:sleep 3171 & exec ${MISBEHAVING} crash ${marker}`, '--target-shell', '--target-timeout', '600s', ...TWO);
     expect(r.code).toBe(3);
     const verdicts = r.report.properties.map((p) => p.verdict).sort();
     expect(verdicts).toEqual(['error', 'pass']);
@@ -196,19 +202,22 @@ describe('bounded targets', () => {
   });
 });
 
-test('a stop signal ends the golden section too: the report has no golden section and says the run was interrupted', async () => {
+test.concurrent('a stop signal ends the golden section too: the report has no golden section and says the run was interrupted', async () => {
   const dir = tmp();
   const marker = join(tmp(), 'golden-started');
   // the suites get answers; the golden section's first request never does (until --target-timeout, 600 s);
   // one golden property is enough: the golden section runs after it
-  const child = spawn(process.execPath, [BIN, 'check', '--target', `exec:${MISBEHAVING} hang-in-golden ${marker}`, '--target-timeout', '600s', '--runs', '5', '--seed', '7', '--only', 'golden.pages.old-readable', '--report', dir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  while (!existsSync(marker) && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
-  expect(child.exitCode).toBeNull();
-  child.kill('SIGINT');
-  expect(await exited).toBe(130);
+  const out = await inSlot(async () => {
+    const child = spawn(process.execPath, [BIN, 'check', '--target', `exec:${MISBEHAVING} hang-in-golden ${marker}`, '--target-timeout', '600s', '--runs', '5', '--seed', '7', '--only', 'golden.pages.old-readable', '--report', dir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    while (!existsSync(marker) && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+    expect(child.exitCode).toBeNull();
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    return out;
+  });
   const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as Report;
   expect(validate('report', report)).toEqual([]);
   expect(report.sections?.golden).toBeUndefined();
@@ -224,7 +233,7 @@ test('a stop signal ends the golden section too: the report has no golden sectio
   expect(junitCounts(junit)).toEqual({ tests: report.properties.length, errors: 0, failures: 0, skipped: 0 });
 });
 
-describe('the exec: command line', () => {
+describe.concurrent('the exec: command line', () => {
   test('is split into argv without a shell', () => {
     expect(splitCommandLine(`node "a b" 'c d' e\\ f "x\\"y" ''`)).toEqual(['node', 'a b', 'c d', 'e f', 'x"y', '']);
     expect(() => splitCommandLine('node "open')).toThrow('unterminated double quote');
@@ -232,28 +241,30 @@ describe('the exec: command line', () => {
 
   test('shell syntax is not interpreted unless --target-shell', async () => {
     // two properties are enough to show the pipeline works (a whole run took 70-124 s here)
-    const viaShell = check(`exec:node ${BIN} serve 2>/dev/null | cat`, '--target-shell', '--only', 'vmcs12.access.write-read', '--only', 'layout.matches-profile');
+    // without a shell, "2>/dev/null", "|" and "cat" are arguments, which serve refuses (r)
+    const [viaShell, r] = await Promise.all([
+      check(`exec:node ${BIN} serve 2>/dev/null | cat`, '--target-shell', '--target-timeout', '600s', '--only', 'vmcs12.access.write-read', '--only', 'layout.matches-profile'),
+      cliAsync(['check', '--target', `exec:node ${BIN} serve | cat`, '--report', tmp(), '--runs', '1', '--only', 'vmcs12.access.write-read'], { cwd: ROOT }),
+    ]);
     expect(viaShell.code).toBe(0);
-    // without a shell, "2>/dev/null", "|" and "cat" are arguments, which serve refuses
-    const r = spawnSync(process.execPath, [BIN, 'check', '--target', `exec:node ${BIN} serve | cat`, '--report', tmp(), '--runs', '1', '--only', 'vmcs12.access.write-read'], { cwd: ROOT, encoding: 'utf8' });
-    expect(r.status).toBe(3);
-    expect(r.stdout).toContain('target did not start');
+    expect(r.code).toBe(3);
+    expect(r.out).toContain('target did not start');
   });
 
-  test('a command that does not exist is bad input: one line, exit 2', () => {
-    const r = spawnSync(process.execPath, [BIN, 'check', '--target', 'exec:./no-such-vmm --nvmx', '--report', tmp()], { cwd: ROOT, encoding: 'utf8' });
-    expect(r.status).toBe(2);
-    expect(r.stderr.trim().split('\n')).toEqual(['nvmx-conformance: exec:./no-such-vmm --nvmx: cannot run target: spawn ./no-such-vmm ENOENT']);
+  test('a command that does not exist is bad input: one line, exit 2', async () => {
+    const r = await cliAsync(['check', '--target', 'exec:./no-such-vmm --nvmx', '--report', tmp()], { cwd: ROOT });
+    expect(r.code).toBe(2);
+    expect(r.err.trim().split('\n')).toEqual(['nvmx-conformance: exec:./no-such-vmm --nvmx: cannot run target: spawn ./no-such-vmm ENOENT']);
   });
 
-  test('--target-timeout is validated', () => {
-    const r = spawnSync(process.execPath, [BIN, 'check', '--target-timeout', 'soon'], { cwd: ROOT, encoding: 'utf8' });
-    expect(r.status).toBe(2);
-    expect(r.stderr).toContain('--target-timeout must be a duration');
+  test('--target-timeout is validated', async () => {
+    const r = await cliAsync(['check', '--target-timeout', 'soon'], { cwd: ROOT });
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('--target-timeout must be a duration');
   });
 });
 
-describe('nvmx-target/1 messages', () => {
+describe.concurrent('nvmx-target/1 messages', () => {
   test('serve answers through the shared codec and its answers pass the schema', async () => {
     const t = referenceTarget();
     expect(validateDef('target-protocol', 'hello', helloOf(t))).toEqual([]);

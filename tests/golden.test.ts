@@ -21,12 +21,15 @@ import { renderHtml } from '../reports/render-html.js';
 import { referenceTarget } from '../targets/reference.js';
 import { writeL2 } from '../model/migration/l2-guest.js';
 import { opsToJson } from '../model/nested/ops-json.js';
+import { BIN, cliHere } from './cli-helpers.js';
 
-const BIN = new URL('../bin/nvmx-conformance.js', import.meta.url).pathname;
-const cli = (...args: string[]) => {
+/** the command line in a process, as CI runs it */
+const inAProcess = (...args: string[]) => {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
+/** the golden commands' main() in this process (tests/cli-helpers.ts): a node start-up cost more than most of them */
+const cli = (...args: string[]) => cliHere(args);
 const GOLDEN = defaultGoldenDir();
 const manifest = (): Manifest => JSON.parse(readFileSync(join(GOLDEN, 'manifest.json'), 'utf8'));
 
@@ -59,7 +62,7 @@ function editManifest(dir: string, id: string, edit: (e: GoldenEntry) => void): 
 
 describe('the committed corpus', () => {
   test('golden verify passes: every hash, decoded content, consumer result and recipe', () => {
-    const r = cli('golden', 'verify');
+    const r = inAProcess('golden', 'verify');
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^golden: \d+ blobs, \d+ consumer results checked, 0 failure\(s\)$/m);
@@ -109,13 +112,13 @@ describe('tampering is caught, naming the blob', () => {
     }
   });
 
-  test('through the CLI: exit 1 and one FAIL line naming the blob', () => {
+  test('through the CLI: exit 1 and one FAIL line naming the blob', async () => {
     const dir = copy();
     const p = join(dir, 'blobs', 'shadow-l2.linux-6.12.bin');
     const b = readFileSync(p);
     b[8000]! ^= 0x80;
     writeFileSync(p, b);
-    const r = cli('golden', 'verify', '--golden', dir);
+    const r = await cli('golden', 'verify', '--golden', dir);
     expect(r.code).toBe(1);
     expect(r.out.split('\n').filter((l) => l.startsWith('FAIL'))).toEqual([expect.stringMatching(/^FAIL {2}shadow-l2\.linux-6\.12: sha256 of blobs\/shadow-l2\.linux-6\.12\.bin is /)]);
   });
@@ -148,28 +151,28 @@ describe('tampering is caught, naming the blob', () => {
     }
     return verified.get(n)!;
   };
-  test.each(edits)('manifest field: %s', (what, _id, _edit, line) => {
-    const r = verifyRound(rounds.findIndex((round) => round.some((x) => x[0] === what)));
+  test.each(edits)('manifest field: %s', async (what, _id, _edit, line) => {
+    const r = await verifyRound(rounds.findIndex((round) => round.some((x) => x[0] === what)));
     expect(r.code).toBe(1);
     expect(r.out).toMatch(line);
     expect(r.err).toBe('');
   });
 
-  test('expected content: an edited field is a field diff naming the blob', () => {
+  test('expected content: an edited field is a field diff naming the blob', async () => {
     const dir = copy();
     const p = join(dir, 'expected', 'l2-run-pending.linux-4.19.json');
     const text = readFileSync(p, 'utf8');
     const rip = /"guest_rip": "(0x[0-9a-f]+)"/.exec(text)![1]!;
     writeFileSync(p, text.replace(`"guest_rip": "${rip}"`, '"guest_rip": "0x401002"'));
-    const r = cli('golden', 'verify', '--golden', dir);
+    const r = await cli('golden', 'verify', '--golden', dir);
     expect(r.code).toBe(1);
     expect(r.out).toMatch(new RegExp(`^FAIL {2}l2-run-pending\\.linux-4\\.19: decodes differently from the expected content \\(1 field\\(s\\)\\)\\n.*\\n\\s+vmcs12\\.guest_rip\\s+0x401002 {2}-> {2}${rip}$`, 'm'));
   });
 
-  test('a blob file without a manifest entry is a finding', () => {
+  test('a blob file without a manifest entry is a finding', async () => {
     const dir = copy();
     writeFileSync(join(dir, 'blobs', 'stray.bin'), new Uint8Array(128));
-    const r = cli('golden', 'verify', '--golden', dir);
+    const r = await cli('golden', 'verify', '--golden', dir);
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/^FAIL {2}stray\.bin: blobs\/stray\.bin has no manifest entry$/m);
   });
@@ -178,68 +181,68 @@ describe('tampering is caught, naming the blob', () => {
 describe('golden record', () => {
   const recipe = join(GOLDEN, 'recipes', 'example-shadow-l2.json');
 
-  test('an existing id is refused without --update, and nothing under golden/ changes', () => {
+  test('an existing id is refused without --update, and nothing under golden/ changes', async () => {
     const dir = copy();
     const before = snapshot(dir);
     const other = join(dir, '..', 'other.json');
     writeFileSync(other, JSON.stringify({ kind: 'nested-state', profile: 'linux-6.12', ops: [{ op: 'init-vmcs', pa: '0x3000' }, { op: 'vmxon', pa: '0x3000' }] }));
     for (const [file, id] of [[recipe, 'shadow-l2.linux-6.12'], [other, 'shadow-l2.linux-6.12'], [other, 'vmxon.linux-6.12']] as const) {
-      const r = cli('golden', 'record', '--recipe', file, '--id', id, '--golden', dir);
+      const r = await cli('golden', 'record', '--recipe', file, '--id', id, '--golden', dir);
       expect(r.code).toBe(2);
       expect(r.err.trim()).toBe(`nvmx-conformance: golden entry "${id}" exists; pass --update to replace it`);
     }
     writeFileSync(join(dir, 'blobs', 'orphan.bin'), 'x');
-    const orphan = cli('golden', 'record', '--recipe', other, '--id', 'orphan', '--golden', dir);
+    const orphan = await cli('golden', 'record', '--recipe', other, '--id', 'orphan', '--golden', dir);
     expect(orphan.code).toBe(2);
     expect(orphan.err).toContain('blobs/orphan.bin exists without a manifest entry');
     expect(snapshot(dir)).toEqual({ ...before, '/blobs/orphan.bin': sha256(Buffer.from('x')) });
   });
 
-  test('a new id is added and verifies; --update replaces it and says what changed', () => {
+  test('a new id is added and verifies; --update replaces it and says what changed', async () => {
     const dir = copy();
-    const r = cli('golden', 'record', '--recipe', recipe, '--id', 'shadow-l2.copy', '--golden', dir);
+    const r = await cli('golden', 'record', '--recipe', recipe, '--id', 'shadow-l2.copy', '--golden', dir);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^added shadow-l2\.copy: nested-state, 8320 bytes, sha256 [0-9a-f]{16}…$/m);
     expect(r.out).toContain('  linux-6.12: valid');
-    expect(cli('golden', 'verify', '--golden', dir).code).toBe(0);
+    expect((await cli('golden', 'verify', '--golden', dir)).code).toBe(0);
     const changed = join(dir, '..', 'changed.json');
     const json = JSON.parse(readFileSync(recipe, 'utf8'));
     json.ops.find((o: { field?: string }) => o.field === '0x681e').value = '0x5252';
     writeFileSync(changed, JSON.stringify(json));
-    const u = cli('golden', 'record', '--recipe', changed, '--id', 'shadow-l2.copy', '--golden', dir, '--update');
+    const u = await cli('golden', 'record', '--recipe', changed, '--id', 'shadow-l2.copy', '--golden', dir, '--update');
     expect(u.code).toBe(0);
     expect(u.out).toMatch(/^shadow-l2\.copy: bytes changed \(sha256 /m);
     expect(u.out).toContain('  shadowVmcs12.guest_rip: 0x5151 -> 0x5252');
     expect(u.out).toContain('shadow-l2.copy: recipe changed');
-    expect(cli('golden', 'verify', '--golden', dir).code).toBe(0);
+    expect((await cli('golden', 'verify', '--golden', dir)).code).toBe(0);
   });
 
-  test('--from ID --target T records existing entries again on another producer, re-profiled to what it claims', () => {
+  test('--from ID --target T records existing entries again on another producer, re-profiled to what it claims', async () => {
     const dir = copy();
-    const r = cli('golden', 'record', '--from', 'vmxon.linux-6.1', '--from', 'vmcs12-loaded.linux-6.12', '--target', 'exec:node bin/nvmx-conformance.js serve --profile linux-6.1', '--golden', dir);
+    const r = await cli('golden', 'record', '--from', 'vmxon.linux-6.1', '--from', 'vmcs12-loaded.linux-6.12', '--target', 'exec:node bin/nvmx-conformance.js serve --profile linux-6.1', '--golden', dir);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^added vmxon\.exec-node-bin-nvmx-conformance\.js-serve-profile-linux-6\.1: nested-state, 128 bytes/m);
     const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
     const e = m.entries.find((x: { id: string }) => x.id === 'vmcs12-loaded.exec-node-bin-nvmx-conformance.js-serve-profile-linux-6.1');
     expect(e.producer).toMatchObject({ profile: 'linux-6.1', by: expect.stringMatching(/^exec:node bin\/nvmx-conformance\.js serve --profile linux-6\.1: /) });
     expect(e.recipe.profile).toBe('linux-6.1');
-    expect(cli('golden', 'verify', '--golden', dir).code).toBe(0);
-    const bad = cli('golden', 'record', '--from', 'no-such-entry', '--target', 'reference', '--golden', dir);
+    expect((await cli('golden', 'verify', '--golden', dir)).code).toBe(0);
+    const bad = await cli('golden', 'record', '--from', 'no-such-entry', '--target', 'reference', '--golden', dir);
     expect(bad.code).toBe(2);
     expect(bad.err.trim()).toBe('nvmx-conformance: --from no-such-entry: no such golden entry');
   });
 });
 
 describe('golden add', () => {
-  test('a captured blob gets its decoded content and every consumer result filled in, and verifies', () => {
+  test('a captured blob gets its decoded content and every consumer result filled in, and verifies', async () => {
     const dir = copy();
     const ops = join(dir, '..', 'ops.json');
     // a valid L2 (the minimal guest the migration scenarios launch), so VMLAUNCH and the restore checks pass
     const l2 = opsToJson(writeL2());
     writeFileSync(ops, JSON.stringify([{ op: 'init-vmcs', pa: '0x1000' }, { op: 'vmxon', pa: '0x1000' }, { op: 'init-vmcs', pa: '0x2000' }, { op: 'vmptrld', pa: '0x2000' }, ...l2, { op: 'vmwrite', field: '0x681e', value: '0xabc' }, { op: 'vmlaunch' }]));
     const blob = join(dir, '..', 'dump.bin');
-    expect(cli('nested', 'save', '--profile', 'linux-5.8', '--ops', ops, '--out', blob).code).toBe(0);
-    const r = cli('golden', 'add', '--file', blob, '--kind', 'nested-state', '--id', 'captured.host-a', '--producer', 'captured from host-a (linux 5.8, QEMU 5.0)', '--profile', 'linux-5.8', '--golden', dir);
+    expect((await cli('nested', 'save', '--profile', 'linux-5.8', '--ops', ops, '--out', blob)).code).toBe(0);
+    const r = await cli('golden', 'add', '--file', blob, '--kind', 'nested-state', '--id', 'captured.host-a', '--producer', 'captured from host-a (linux 5.8, QEMU 5.0)', '--profile', 'linux-5.8', '--golden', dir);
     expect(r.code).toBe(0);
     expect(r.out).toContain('review before committing');
     const e = (JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest).entries.find((x) => x.id === 'captured.host-a')!;
@@ -249,8 +252,8 @@ describe('golden add', () => {
     const content = JSON.parse(readFileSync(join(dir, e.expected.content as string), 'utf8'));
     expect(content.vmcs12.fields.guest_rip).toBe('0xabc');
     expect(content.header.flags).toEqual(['GUEST_MODE', 'RUN_PENDING']);
-    expect(cli('golden', 'verify', '--golden', dir).code).toBe(0);
-    expect(cli('golden', 'add', '--file', blob, '--kind', 'nested-state', '--id', 'captured.host-a', '--producer', 'x', '--golden', dir).code).toBe(2);
+    expect((await cli('golden', 'verify', '--golden', dir)).code).toBe(0);
+    expect((await cli('golden', 'add', '--file', blob, '--kind', 'nested-state', '--id', 'captured.host-a', '--producer', 'x', '--golden', dir)).code).toBe(2);
   });
 });
 
@@ -271,9 +274,9 @@ describe('bad input: one line, exit 2', () => {
     [['golden', 'add', '--file', file('b.bin', 'x'), '--kind', 'vmcs13', '--id', 'x1', '--producer', 'p'], '--kind must be one of'],
     [['golden', 'add', '--file', file('b2.bin', 'x'), '--kind', 'nested-state', '--id', 'x1'], 'needs --producer'],
     [['golden', 'add', '--file', file('big.bin', 'x'.repeat(9000)), '--kind', 'nested-state', '--id', 'x1', '--producer', 'p'], 'at most 8320 bytes'],
-  ])('%j', (args, message) => {
+  ])('%j', async (args, message) => {
     if (message === 'has no member no_such') cpSync(GOLDEN, join(dir, 'g'), { recursive: true });
-    const r = cli(...args);
+    const r = await cli(...args);
     expect(r.code).toBe(2);
     expect(r.err.trim().split('\n')).toHaveLength(1);
     expect(r.err).toContain(message);
@@ -284,7 +287,7 @@ describe('bad input: one line, exit 2', () => {
 test('check reports every golden blob by id as a finding, in a schema-valid report.json, report.md and report.html', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nvmx-golden-check-'));
   // the golden properties, and with them the golden section
-  const r = cli('check', '--runs', '5', '--seed', '3', '--report', dir, '--profile', 'linux-5.8', '--only', 'golden.*');
+  const r = inAProcess('check', '--runs', '5', '--seed', '3', '--report', dir, '--profile', 'linux-5.8', '--only', 'golden.*');
   expect(r.code).toBe(0);
   expect(r.out).toMatch(/^golden: \d+ blobs on linux-5\.8: \d+ pass, 0 fail, \d+ not applicable$/m);
   const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as Report;

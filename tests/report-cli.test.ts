@@ -2,16 +2,17 @@
 // unsharded run writes, SIGINT and --time-budget leave a valid incomplete report whose junit.xml
 // agrees with it, kill -9 leaves the previous set as it was, a second run into a directory in use
 // is refused, waivers and replay on a real failure (a mutant injected through NVMX_VITEST_SETUP),
-// and bad input.
+// and bad input. `report` commands run as main() in this process (tests/cli-helpers.ts), check and
+// replay in processes of their own.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { validate } from '../base/schemas.js';
 import type { Report } from '../reports/report.js';
 import { allFindings } from '../reports/verdict.js';
 import { ALL_PROPERTIES, selectedBy } from '../suites/registry.js';
-import { BIN, cli, tmp } from './cli-helpers.js';
+import { BIN, cli, cliAsync, cliHere, cliQuick, tmp } from './cli-helpers.js';
 import { sampleReport } from './fixtures/sample-report.js';
 import { junitCounts, junitTestcases, wellFormed } from './junit-helpers.js';
 
@@ -88,9 +89,25 @@ function comparable(r: Report): unknown {
   return { ...r, run, properties: r.properties.map(({ durationMs: _d, ...p }) => p) };
 }
 
-test('a fresh check writes report.json, report.md, report.html and junit.xml', () => {
+/** The fresh check of the first test, run once; the tests that need a previous report set start from a copy of it. */
+let freshRun: (ReturnType<typeof cli> & { dir: string }) | undefined;
+const fresh = () => {
+  if (!freshRun) {
+    const dir = tmp();
+    freshRun = { dir, ...cli(['check', '--runs', '10', '--seed', '4', '--report', dir, '--layout-diff', 'linux-6.1', ...only(SOME)]) };
+  }
+  return freshRun;
+};
+const copyOfFresh = (): string => {
+  const from = fresh();
+  expect(from.code).toBe(0);
   const dir = tmp();
-  const r = cli(['check', '--runs', '10', '--seed', '4', '--report', dir, '--layout-diff', 'linux-6.1', ...only(SOME)]);
+  for (const f of FILES) copyFileSync(join(from.dir, f), join(dir, f));
+  return dir;
+};
+
+test('a fresh check writes report.json, report.md, report.html and junit.xml', () => {
+  const { dir, ...r } = fresh();
   expect(r.code).toBe(0);
   for (const f of FILES) expect(existsSync(join(dir, f)), f).toBe(true);
   const report = validReport(dir);
@@ -103,18 +120,18 @@ test('a fresh check writes report.json, report.md, report.html and junit.xml', (
   expect(r.out).toMatch(/^PASS {2}vmcs12\.codec\.round-trip {2}\(10 cases, seed 4\)$/m);
 });
 
-test('report merge of a 2-shard run equals the unsharded run apart from timing', () => {
+test('report merge of a 2-shard run equals the unsharded run apart from timing', async () => {
   const [whole, s1, s2, merged] = [tmp(), tmp(), tmp(), tmp()];
   const args = ['check', '--runs', '15', '--seed', '21', ...only(SOME)];
-  expect(cli([...args, '--report', whole]).code).toBe(0);
-  expect(cli([...args, '--shard', '1/2', '--report', s1]).code).toBe(0);
-  expect(cli([...args, '--shard', '2/2', '--report', s2]).code).toBe(0);
+  // the three runs at once, as shards run on a CI matrix
+  const runs = await Promise.all([cliAsync([...args, '--report', whole]), cliAsync([...args, '--shard', '1/2', '--report', s1]), cliAsync([...args, '--shard', '2/2', '--report', s2])]);
+  expect(runs.map((r) => r.code)).toEqual([0, 0, 0]);
   const a = validReport(s1);
   const b = validReport(s2);
   expect(a.run.shard).toEqual({ index: 1, count: 2 });
   expect(a.properties.length + b.properties.length).toBe(SOME_IDS.length);
   expect(a.properties.length * b.properties.length).toBeGreaterThan(0);
-  const m = cli(['report', 'merge', s2, s1, '--out', merged]);
+  const m = await cliHere(['report', 'merge', s2, s1, '--out', merged]);
   expect(m.code).toBe(0);
   for (const f of FILES) expect(existsSync(join(merged, f)), f).toBe(true);
   const report = validReport(merged);
@@ -130,7 +147,7 @@ test('report merge of a 2-shard run equals the unsharded run apart from timing',
 
   // one shard alone: merged, but the missing properties make it unknown
   const lonely = tmp();
-  const one = cli(['report', 'merge', s1, '--out', lonely]);
+  const one = await cliHere(['report', 'merge', s1, '--out', lonely]);
   expect(one.code).toBe(3);
   expect(validReport(lonely)).toMatchObject({ verdict: 'unknown', run: { complete: false, missing: b.properties.map((p) => p.id) } });
 });
@@ -169,8 +186,8 @@ test.each(['mid-run', 'as the run starts'])('SIGINT %s leaves a valid report mar
 });
 
 test('kill -9 mid-run leaves the previous report set as it was; the next run takes the stale lock over', async () => {
-  const dir = tmp();
-  expect(cli(['check', '--runs', '3', '--seed', '4', '--only', 'vmcs12.*', '--report', dir]).code).toBe(0);
+  // the previous report set: the fresh check's
+  const dir = copyOfFresh();
   const before = Object.fromEntries(FILES.map((f) => [f, readFileSync(join(dir, f), 'utf8')]));
   expect(before['junit.xml']).toContain('<testcase ');
   const run = startCheck(['--runs', '10000000', '--seed', '8', '--report', dir, ...only(SOME)]);
@@ -212,17 +229,19 @@ describe('a real failure: waivers and replay', () => {
     return f;
   };
 
-  test('check fails with exit 1, then a waiver makes it waived (exit 0) but not compatible', () => {
-    // the broken property and the one the stale waiver names
-    const failing = cli(['check', '--runs', '50', '--seed', '5', '--report', dir, ...WAIVER_RUN], MUTANT);
-    expect(failing.code).toBe(1);
-    expect(validReport(dir).verdict).toBe('incompatible');
+  test('check fails with exit 1, then a waiver makes it waived (exit 0) but not compatible', async () => {
     const w = waivers([
       { id: 'vmcs12.codec.round-trip', reason: 'decode bug, issue 7', expires: '2999-12-31' },
       { id: 'layout.matches-profile', reason: 'stale' },
     ]);
     const waivedDir = tmp();
-    const r = cli(['check', '--runs', '50', '--seed', '5', '--report', waivedDir, '--waivers', w, ...WAIVER_RUN], MUTANT);
+    // the broken property and the one the stale waiver names, without and with the waivers (both runs at once)
+    const [failing, r] = await Promise.all([
+      cliAsync(['check', '--runs', '50', '--seed', '5', '--report', dir, ...WAIVER_RUN], MUTANT),
+      cliAsync(['check', '--runs', '50', '--seed', '5', '--report', waivedDir, '--waivers', w, ...WAIVER_RUN], MUTANT),
+    ]);
+    expect(failing.code).toBe(1);
+    expect(validReport(dir).verdict).toBe('incompatible');
     expect(r.code).toBe(0);
     expect(r.out).toContain('    waived: decode bug, issue 7');
     expect(r.err).toBe('nvmx-conformance: warning: waiver "layout.matches-profile" matched no failure in this run (reason: stale)\n');
@@ -239,33 +258,35 @@ describe('a real failure: waivers and replay', () => {
     expect(r.err).toBe('nvmx-conformance: waiver "vmcs12.codec.round-trip" expired on 2020-01-01 (reason: old); renew or remove it\n');
   });
 
-  test('replay prints the counterexample and exits 1 while it still fails', () => {
+  test('replay prints the counterexample and exits 1 while it still fails', async () => {
     const failed = readJson(dir).properties.find((p) => p.verdict === 'fail')!;
     // the rule of tests/expect-caught.ts, through the CLI: shrunk, a field diff, a replay that reproduces it
     expect(failed.shrinks).toBeGreaterThan(0);
     expect((failed.counterexample as { diff: unknown[] }).diff.length).toBeGreaterThan(0);
-    const r = cli((failed.replay as string).split(' ').slice(1).concat(['--report', tmp()]), MUTANT);
+    const replay = (failed.replay as string).split(' ').slice(1);
+    // with the mutant (r), and without it (fixed), at once
+    const [r, fixed] = await Promise.all([cliAsync([...replay, '--report', tmp()], MUTANT), cliAsync([...replay, '--report', tmp()])]);
     expect(r.code).toBe(1);
     expect(r.out).toContain(`FAIL  vmcs12.codec.round-trip  (after 1 cases, seed 5, path ${failed.path as string}`);
     expect(r.out).toMatch(/guest_rip\s+0x0000000100000000\s+->\s+0x0000000000000000\s+\(offset 544\)/);
     expect(r.out).toContain(`replay: ${failed.replay as string}`);
     // without the mutant the same replay passes
-    expect(cli((failed.replay as string).split(' ').slice(1).concat(['--report', tmp()])).code).toBe(0);
+    expect(fixed.code).toBe(0);
   });
 });
 
-test('report render re-renders md and html from a validated report.json', () => {
-  const dir = tmp();
-  expect(cli(['check', '--runs', '5', '--report', dir, ...only(['vmcs12.codec.round-trip'])]).code).toBe(0);
+test('report render re-renders md and html from a validated report.json', async () => {
+  // a report set a check wrote: the fresh check's
+  const dir = copyOfFresh();
   rmSync(join(dir, 'report.md'));
   rmSync(join(dir, 'report.html'));
-  const r = cli(['report', 'render', dir]);
+  const r = await cliHere(['report', 'render', dir]);
   expect(r.code).toBe(0);
   expect(readFileSync(join(dir, 'report.md'), 'utf8')).toContain('✅ compatible');
   expect(readFileSync(join(dir, 'report.html'), 'utf8')).toContain('<section id="properties">');
   const report = readJson(dir);
   writeFileSync(join(dir, 'report.json'), JSON.stringify({ ...report, summary: { ...report.summary, pass: -1 } }));
-  const bad = cli(['report', 'render', dir]);
+  const bad = await cliHere(['report', 'render', dir]);
   expect(bad.code).toBe(2);
   expect(bad.err).toContain('is not a valid nvmx report: /summary/pass: must be >= 0');
 });
@@ -287,8 +308,8 @@ describe('bad input: one line on stderr, exit 2, never a stack trace', () => {
     [['report', 'render', join(notJson, '..')], 'is not JSON'],
     [['report', 'frob'], 'unknown report command "frob"'],
     [['report', 'merge', otherVersion], 'was written by nvmx-conformance 9.9.9; merge it with that version'],
-  ])('%j', (args, message) => {
-    const r = cli(args);
+  ])('%j', async (args, message) => {
+    const r = await cliQuick(args);
     expect(r.code).toBe(2);
     expect(r.err.trim().split('\n')).toHaveLength(1);
     expect(r.err).toContain(message);
