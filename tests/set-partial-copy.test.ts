@@ -16,7 +16,7 @@ for (const profile of ['linux-6.1', 'linux-6.12']) {
     // recorded on real KVM (golden record --target kvm:debian-6.1): VMXON, a vmcs12 loaded, the buffer cut to 1000 bytes
     const blob = new Uint8Array(readFileSync(new URL('../golden/blobs/invalid-v11-truncated.kvm-debian-6.1.bin', import.meta.url)));
     const p = findProfile(profile)!;
-    const v = new Vcpu(p, DEFAULT_VCPU);
+    const v = new Vcpu({ ...p, nested: p.nested! }, DEFAULT_VCPU);
     const r = setNestedState(v, blob);
     expect(r).toMatchObject({ errno: 'EFAULT', rule: 'V11' });
     expect(r.quirks).toContain('V11_PARTIAL_COPY');
