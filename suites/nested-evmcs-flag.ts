@@ -120,7 +120,8 @@ class GetSetCycle implements fc.AsyncCommand<Model, Real> {
       // quirk EVMCS_RESUME_BEFORE_LAUNCH (see nested.round-trip): a first enlightened VMRESUME leaves
       // the vmcs12 without its revision id, and SET refuses the blob at V12
       const unrevised = flag && g.size > HEADER_SIZE && hdrRevision(VMCS12.read(g.buffer.subarray(OFFSET.vmcs12), 'hdr')) !== VMCS12_REVISION;
-      if (s.ret !== 0 && s.rule === 'V12' && unrevised) {
+      // a target that names no rule (a real kernel) is judged by its errno
+      if (s.errno === 'EINVAL' && (s.rule === 'V12' || s.rule === '') && unrevised) {
         m.guestMode = false; // V12 comes before guest mode is entered
         return;
       }

@@ -207,7 +207,7 @@ test("a slow target's default case count: the properties that need it run at mos
   expect(await runProperty(counted(['nested-state']), referenceTarget({ profile: 'linux-6.12' }), { seed: 1 })).toMatchObject({ verdict: 'pass', cases: 200 });
 });
 
-test('nested.round-trip on a target that names no SET rule (a real kernel) judges its refusals by errno', async () => {
+test('nested.round-trip and nested.evmcs-flag-when-active on a target that names no SET rule (a real kernel) judge its refusals by errno', async () => {
   const base = referenceTarget({ profile: 'linux-6.12' });
   const unnamed: Target = {
     ...base,
@@ -217,4 +217,5 @@ test('nested.round-trip on a target that names no SET rule (a real kernel) judge
     },
   };
   expect(await runProperty(findProperty('nested.round-trip')!, unnamed, { seed: 812888808, runs: 300 })).toMatchObject({ verdict: 'pass', cases: 300 });
+  expect(await runProperty(findProperty('nested.evmcs-flag-when-active')!, unnamed, { seed: 812888808, runs: 300 })).toMatchObject({ verdict: 'pass', cases: 300 });
 });
