@@ -8,7 +8,7 @@ import { FLAGS, HEADER_SIZE, OFFSET, SIZE_WITH_SHADOW, VMCS12_BLOB_SIZE, VMCS12_
 import type { GuestOp, OpResult, VcpuConfig } from '../model/nested/vcpu.js';
 import { bytesHex, type FieldDiff } from '../model/codec.js';
 import { HEADER_FIELDS } from '../model/nested/blob.js';
-import type { Target } from '../targets/target.js';
+import type { SetAnswer, Target } from '../targets/target.js';
 import { must, Violation, type PropertyContext } from './property.js';
 
 export interface Reached extends GuestTrack {
@@ -224,3 +224,9 @@ export function linkPageStillValid(blob: Uint8Array, memory: readonly GuestOp[])
   }
   return hdrRevision(hdr) === VMCS12_REVISION && hdrShadow(hdr) === shadow;
 }
+
+/**
+ * SET refused a blob with -EINVAL at `rule`; a target that names no rule (a real kernel: `rule` is
+ * "") is judged by its errno alone, as the differential properties judge it.
+ */
+export const refusedAt = (s: SetAnswer, rule: string): boolean => s.errno === 'EINVAL' && (s.rule === rule || s.rule === '');

@@ -13,6 +13,7 @@ import type { GuestOp, VcpuConfig } from '../model/nested/vcpu.js';
 import { PAGES, vcpuConfig } from '../generators/nested.js';
 import { profileOf } from '../harness/common.js';
 import { must, Violation, type PropertyContext, type PropertyDef } from '../harness/property.js';
+import { refusedAt } from '../harness/nested-common.js';
 
 /** What the abstract model tracks: only what decides whether an eVMCS is in use. */
 interface Model {
@@ -120,8 +121,7 @@ class GetSetCycle implements fc.AsyncCommand<Model, Real> {
       // quirk EVMCS_RESUME_BEFORE_LAUNCH (see nested.round-trip): a first enlightened VMRESUME leaves
       // the vmcs12 without its revision id, and SET refuses the blob at V12
       const unrevised = flag && g.size > HEADER_SIZE && hdrRevision(VMCS12.read(g.buffer.subarray(OFFSET.vmcs12), 'hdr')) !== VMCS12_REVISION;
-      // a target that names no rule (a real kernel) is judged by its errno
-      if (s.errno === 'EINVAL' && (s.rule === 'V12' || s.rule === '') && unrevised) {
+      if (refusedAt(s, 'V12') && unrevised) {
         m.guestMode = false; // V12 comes before guest mode is entered
         return;
       }

@@ -11,14 +11,7 @@ import { FLAGS, HEADER_SIZE, INVALID_GPA, OFFSET, SMM_FLAGS } from '../model/nes
 import { guestOpsFor, vcpuConfigFor } from '../generators/nested.js';
 import { profileOf } from '../harness/common.js';
 import { expectNoDiff, must, Violation, type PropertyDef } from '../harness/property.js';
-import type { SetAnswer } from '../targets/target.js';
-import { afterRestore, destinationOf, diffBlobs, getFull, linkPageStillValid, reach, restoredL2Registers, restoreMpState, saveMpState, withoutTimerValueAtGet } from '../harness/nested-common.js';
-
-/**
- * SET refused the blob with -EINVAL at `rule`; a target that names no rule (a real kernel: `rule`
- * is "") is judged by its errno alone, as the differential properties judge it.
- */
-const refusedAt = (s: SetAnswer, rule: string): boolean => s.errno === 'EINVAL' && (s.rule === rule || s.rule === '');
+import { afterRestore, refusedAt, destinationOf, diffBlobs, getFull, linkPageStillValid, reach, restoredL2Registers, restoreMpState, saveMpState, withoutTimerValueAtGet } from '../harness/nested-common.js';
 
 export const nestedRoundTrip: PropertyDef = {
   id: 'nested.round-trip',

@@ -1356,8 +1356,6 @@ static answer op_guest_op(const jnode *args, jbuf *val)
 		return l1_op(v, OP_NOP, 0, 0, "KVM_RUN", val);
 	} else if (!entries_on && (!strcmp(name->str, "vmlaunch") || !strcmp(name->str, "vmresume") || !strcmp(name->str, "evmcs-entry"))) {
 		return unsupported(ENTRIES_OFF);
-	} else if ((!strcmp(name->str, "vmlaunch") || !strcmp(name->str, "vmresume") || !strcmp(name->str, "evmcs-entry")) && in_l2(v)) {
-		return unsupported(L2_RUNS);
 	} else if (!strcmp(name->str, "vmlaunch") || !strcmp(name->str, "vmresume")) {
 		return l1_entry(v, !strcmp(name->str, "vmlaunch"), val);
 	} else if (!strcmp(name->str, "evmcs-entry")) {
