@@ -44,7 +44,7 @@ const offers = (limits: ScenarioLimits | undefined) => (s: readonly { op: string
 export function migrationPath(opts: PathOptions = {}): fc.Arbitrary<MigrationPath> {
   const hosts = opts.hosts ?? HOSTS.map((h) => h.name);
   const starts = (opts.hosts ?? NESTED_HOSTS).filter((h) => NESTED_HOSTS.includes(h));
-  const scenarios = SCENARIOS.filter((s) => !opts.scenarios || opts.scenarios.includes(s.name));
+  const scenarios = SCENARIOS.filter((s) => (!opts.scenarios || opts.scenarios.includes(s.name)) && offers(opts.limits)(s.ops));
   const step = stepFor(opts.limits?.guestMemory).filter(offers(opts.limits));
   const steps = opts.withoutEvmcs ? step.filter((s) => !s.some((o) => o.op === 'enable-evmcs')) : step;
   // a quiet guest does nothing between hops: its state stays the scenario's (valid) one

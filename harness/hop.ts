@@ -16,6 +16,11 @@
 //   destination vCPU's, and GET after SET is judged with the normalisation
 //   L2_REGISTERS_FROM_DESTINATION (nested-common.ts restoredL2Registers).
 //
+// - a real L2 runs its code (README K18, K19): where the target says the guest left the model's
+//   state (its L2 ran to a stop and exited to L1, or an entry it carried out at once left nothing
+//   pending when the guest is saved), the path stops there and says so (PathRun.departed). The hops
+//   made until then stand: what each saved, carried and restored is what the hosts did.
+//
 // Round trips: operations that do not wait for each other are issued together, so a process or
 // machine target gets them as one batch. Per hop: the source's GET and run state with the
 // destination's vCPU; the memory with SET; the run state, GET, KVM_RUN (and GET) after it; then the
@@ -29,7 +34,7 @@ import type { Outcome } from '../model/migration/outcome.js';
 import type { MigrationHop, MigrationPath } from '../model/migration/path.js';
 import type { Target } from '../targets/target.js';
 import type { Fleet, FleetHost } from './fleet.js';
-import { freshTrack, getFull, mpStateOf, refuseUnoffered, restoredL2Registers, runOps, type GuestTrack } from './nested-common.js';
+import { departedAtSave, freshTrack, getFull, l2RanItsCode, mpStateOf, refuseUnoffered, restoredL2Registers, runOps, type Departure, type GuestTrack } from './nested-common.js';
 import { must } from './property.js';
 
 /** A guest on a host of the fleet: its vCPU there, and what the VMM knows and carries of it. */
@@ -92,7 +97,10 @@ async function sourceState(at: FleetHost, vcpu: string): Promise<{ sourceBlob: U
 
 const configText = (c: VcpuConfig): string => JSON.stringify({ ...c, vmxMsrs: c.vmxMsrs && [...c.vmxMsrs].map(([i, v]) => [i, String(v)]) });
 
-/** One hop of the guest to host `to`: what it came to, and the guest on the destination when it runs there. */
+/**
+ * One hop of the guest to host `to`: what it came to, and the guest on the destination when it runs
+ * there (its track `departed` when its restored L2 ran its code at the first KVM_RUN).
+ */
 export async function moveGuest(fleet: Fleet, vcpus: Vcpus, g: Guest, to: string, dropsVmxFlags: boolean): Promise<{ hop: MigrationHop; guest: Guest | null }> {
   const [src, dst, vmm] = [g.at, fleet.host(to), fleet.vmm(dropsVmxFlags)];
   const saved = g.track.destination;
@@ -101,9 +109,21 @@ export async function moveGuest(fleet: Fleet, vcpus: Vcpus, g: Guest, to: string
   const [got, mp, made] = await Promise.all([sourceState(src, g.vcpu), src.target.guestOp(g.vcpu, { op: 'get-mp-state' }), dst.target.createVcpu(config)]);
   let v = vcpus.made(dst.target, must(made));
   const mpState = mpStateOf(must(mp));
-  const end = (outcome: Outcome, sourceBlob: Uint8Array, carried: Uint8Array | null = null, restored: Uint8Array | null = null) => ({
+  const end = (outcome: Outcome, sourceBlob: Uint8Array, carried: Uint8Array | null = null, restored: Uint8Array | null = null, run: OpResult = OK) => ({
     hop: { from: src.name, to: dst.name, outcome, sourceBlob, carried, restored },
-    guest: outcome.kind === 'refused' || outcome.kind === 'failed' ? null : { at: dst, vcpu: v, track: { ...g.track, destination: config } },
+    guest:
+      outcome.kind === 'refused' || outcome.kind === 'failed'
+        ? null
+        : {
+            at: dst,
+            vcpu: v,
+            track: {
+              ...g.track,
+              destination: config,
+              departed: run.result === 'ok' && run.l2 === 'exited' ? l2RanItsCode(`the first KVM_RUN on ${dst.name}`) : g.track.departed,
+              l2RanCode: g.track.l2RanCode || (run.result === 'ok' && run.l2 !== undefined),
+            },
+          },
   });
   const header = encodeBlob({ vmxonPa: INVALID_GPA, vmcs12Pa: INVALID_GPA });
   if ('errno' in got) return end({ kind: 'refused', reason: `the VMM cannot save: KVM_GET_NESTED_STATE with ${src.host.nestedStateMax} bytes answered ${got.errno}` }, header);
@@ -144,23 +164,47 @@ export async function moveGuest(fleet: Fleet, vcpus: Vcpus, g: Guest, to: string
     { srcProfile: profileOfHost(src), dstProfile: profileOfHost(dst), sourceBlob, carried: l.set, config: l.config, vmxMsrs: l.vmxMsrs, evmcsOnDestination: config.evmcsEnabled, expected: restoredL2Registers },
     seen,
   );
-  return end(outcome, sourceBlob, l.set, seen.restored);
+  return end(outcome, sourceBlob, l.set, seen.restored, seen.run);
 }
 
-/** A path through the fleet, hop by hop; it stops after a hop that is refused or failed. */
-export async function migratePath(fleet: Fleet, path: MigrationPath): Promise<MigrationHop[]> {
+/** The hops of a path, and where the guest left the model's state if it did (the path stopped there, after `afterHops` hops). */
+export interface PathRun {
+  readonly hops: readonly MigrationHop[];
+  /** per hop: the target had said the guest's L2 ran code when the hop saved it (its execution state is the target's own) */
+  readonly sourceL2RanCode: readonly boolean[];
+  readonly departed: (Departure & { readonly afterHops: number }) | null;
+}
+
+/**
+ * A path through the fleet, hop by hop; it stops after a hop that is refused or failed, and where the
+ * guest leaves the model's state: before a hop that would save it, or after the hop whose restored
+ * L2 ran its code.
+ */
+export async function migratePath(fleet: Fleet, path: MigrationPath): Promise<PathRun> {
   const vcpus = new Vcpus();
   const hops: MigrationHop[] = [];
+  const sourceL2RanCode: boolean[] = [];
+  let departed: PathRun['departed'] = null;
   try {
     let g = (await startGuest(fleet, vcpus, path.start.host, path.start.vm, path.start.ops)).guest;
     for (const h of path.hops) {
+      const before = departedAtSave(g.track);
+      if (before) {
+        departed = { ...before, afterHops: hops.length };
+        break;
+      }
       const m = await moveGuest(fleet, vcpus, g, h.host, path.qemuDropsVmxFlags);
       hops.push(m.hop);
+      sourceL2RanCode.push(g.track.l2RanCode);
       if (!m.guest) break;
+      if (m.guest.track.departed) {
+        departed = { ...m.guest.track.departed, afterHops: hops.length };
+        break;
+      }
       g = await guestDoes(m.guest, h.opsAfter);
     }
   } finally {
     await vcpus.end();
   }
-  return hops;
+  return { hops, sourceL2RanCode, departed };
 }

@@ -27,8 +27,10 @@ const canStart = (h: FleetHost): boolean => !!findProfile(h.host.profile)?.neste
 /** One hop of the scenario (and `extra` activity) from `source` to `destination`, through the fleet. */
 async function measure(fleet: Fleet, scenario: Scenario, source: string, destination: string, drops: boolean, extra: readonly GuestOp[]): Promise<Outcome> {
   try {
-    const [hop] = await migratePath(fleet, { start: { host: source, vm: scenario.vm, ops: [...scenario.ops, ...extra] }, hops: [{ host: destination, opsAfter: [] }], qemuDropsVmxFlags: drops });
-    return hop!.outcome;
+    const { hops: [hop], departed } = await migratePath(fleet, { start: { host: source, vm: scenario.vm, ops: [...scenario.ops, ...extra] }, hops: [{ host: destination, opsAfter: [] }], qemuDropsVmxFlags: drops });
+    // a source whose guest left the model's state did not make the scenario's (a real L2 runs its code)
+    if (!hop) return { kind: 'unknown', reason: `the source cannot make the scenario's state: ${departed!.field} (${departed!.name})` };
+    return hop.outcome;
   } catch (e) {
     // a host that does not offer what the cell needs: the matrix cannot say (an error stops it)
     if (e instanceof TargetStop && e.result.status === 'unsupported') return { kind: 'unknown', reason: `a host cannot run the hop: ${e.result.reason}` };

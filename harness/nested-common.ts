@@ -26,13 +26,35 @@ export interface GuestTrack {
   readonly vpAssist: GuestOp | null;
   /** the eVMCS capability was enabled after the last successful VM-entry (its control check never ran on that L2) */
   readonly evmcsEnabledAfterEntry: boolean;
+  /** where the guest left the state the model's guest is in, by what the target said of its L2 */
+  readonly departed: Departure | null;
+  /** a VM-entry the target carried out at once (`l2: entered`) that no `run` has since caught the model's up with */
+  readonly enteredAtOnce: string | null;
+  /** the target said its L2 ran code (`l2: entered` or `exited`): L2's execution state is the target's own (L2_EXECUTION_FIELDS) */
+  readonly l2RanCode: boolean;
 }
+
+/**
+ * Where a target's guest left the state the model's is in, as the target says of its L2 (README K18,
+ * K19): a real L2 ran its code and exited to L1, or a real entry left nothing pending. A comparison
+ * with the model goes no further; `field` is the diff field model/nested/documented.ts names.
+ */
+export interface Departure {
+  readonly name: 'L2_RUNS_ITS_CODE' | 'ENTRY_NOT_PENDING';
+  readonly field: string;
+}
+
+export const l2RanItsCode = (where: string): Departure => ({ name: 'L2_RUNS_ITS_CODE', field: `L2 ran to its first stop and exited to L1 (${where})` });
+
+/** Where the guest stands apart from the model's if it is saved now (an entry carried out at once is, until a `run`). */
+export const departedAtSave = (t: GuestTrack): Departure | null =>
+  t.departed ?? (t.enteredAtOnce ? { name: 'ENTRY_NOT_PENDING', field: `the entry was carried out at once (${t.enteredAtOnce}): the saved state has no entry pending where the model's has` } : null);
 
 /** Guest-memory writes: a destination gets them before SET (the VMCS link pointer's page is read there). */
 const MEMORY_OPS = new Set<GuestOp['op']>(['init-vmcs', 'init-evmcs', 'write-memory']);
 
 /** A vCPU just created with `config`: nothing run yet. */
-export const freshTrack = (config: VcpuConfig): GuestTrack => ({ destination: config, memory: [], vpAssist: null, evmcsEnabledAfterEntry: false });
+export const freshTrack = (config: VcpuConfig): GuestTrack => ({ destination: config, memory: [], vpAssist: null, evmcsEnabledAfterEntry: false, departed: null, enteredAtOnce: null, l2RanCode: false });
 
 /** An operation the target said it does not offer: the case is skipped (unsupported) before it costs anything. */
 export function refuseUnoffered(target: Target, ops: readonly GuestOp[]): void {
@@ -50,7 +72,7 @@ export async function reach(ctx: Pick<PropertyContext, 'target'>, config: VcpuCo
 export async function runOps(ctx: Pick<PropertyContext, 'target'>, vcpu: string, track: GuestTrack, ops: readonly GuestOp[]): Promise<GuestTrack & { results: OpResult[] }> {
   const results: OpResult[] = [];
   const memory = [...track.memory];
-  let { evmcsEnabledAfterEntry, vpAssist } = track;
+  let { evmcsEnabledAfterEntry, vpAssist, departed, enteredAtOnce, l2RanCode } = track;
   let { evmcsEnabled, inSmm } = track.destination;
   // issued together, the operations travel as one batch (one round trip to a process or machine
   // target), carried out in order
@@ -59,6 +81,10 @@ export async function runOps(ctx: Pick<PropertyContext, 'target'>, vcpu: string,
     const r = must(answers[i]!);
     results.push(r);
     if (r.result !== 'ok') continue;
+    if (r.l2 === 'exited') departed ??= l2RanItsCode(`op #${i + 1} ${o.op}`);
+    if (r.l2) l2RanCode = true;
+    if (o.op === 'run') enteredAtOnce = null;
+    else if (r.l2 === 'entered') enteredAtOnce = `op #${i + 1} ${o.op}`;
     if (MEMORY_OPS.has(o.op)) memory.push(o);
     if (o.op === 'set-vp-assist') vpAssist = o;
     if (o.op === 'vmlaunch' || o.op === 'vmresume' || o.op === 'evmcs-entry') evmcsEnabledAfterEntry = false;
@@ -67,7 +93,7 @@ export async function runOps(ctx: Pick<PropertyContext, 'target'>, vcpu: string,
     if (o.op === 'smm-entry') inSmm = true;
     if (o.op === 'rsm') inSmm = false;
   }
-  return { results, destination: { ...track.destination, evmcsEnabled, inSmm }, memory, vpAssist, evmcsEnabledAfterEntry };
+  return { results, destination: { ...track.destination, evmcsEnabled, inSmm }, memory, vpAssist, evmcsEnabledAfterEntry, departed, enteredAtOnce, l2RanCode };
 }
 
 /** A destination vCPU configured as the VMM would, with the guest memory migrated, before SET. */
@@ -125,6 +151,9 @@ export function afterRestore(b: Uint8Array): Uint8Array {
  * LOAD_IA32_EFER), and GET in guest mode writes them into vmcs12 under the save controls. On a
  * fresh destination those are DR7 0x400 and EFER 0, with LMA and LME under the IA-32e entry
  * control. A VMM restores its registers itself (QEMU: sregs before SET, debug registers after).
+ * GET in guest mode also copies vmcs02's guest-linear address, exit information of L2's last
+ * VM-exit to L0 that no VMM carries and the next exit to L1 rewrites: a fresh destination's vmcs02
+ * has none, so 0 (README K19: the source's real L2 had run its code and halted).
  */
 export function restoredL2Registers(b: Uint8Array): Uint8Array {
   if (b.length < OFFSET.vmcs12 + VMCS12_STRUCT_SIZE) return b;
@@ -137,6 +166,7 @@ export function restoredL2Registers(b: Uint8Array): Uint8Array {
   const loads = (control: number) => (h.flags & FLAGS.RUN_PENDING) !== 0 && (entry & control) !== 0;
   if (exit & BIT.exit.saveDebug && !loads(BIT.entry.loadDebug)) VMCS12.write(page, 'guest_dr7', DR7_RESET);
   if (exit & BIT.exit.saveEfer && !loads(BIT.entry.loadEfer)) VMCS12.write(page, 'guest_ia32_efer', entry & BIT.entry.ia32e ? EFER_LONG_MODE : 0n);
+  VMCS12.write(page, 'guest_linear_address', 0n);
   return out;
 }
 

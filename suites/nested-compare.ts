@@ -13,7 +13,7 @@ import type { Layout } from '../model/layout.js';
 import { readHeader } from '../model/nested/blob.js';
 import { FLAGS, HEADER_SIZE, OFFSET, SMM_FLAGS, VMCS12_BLOB_SIZE, VMCS12_STRUCT_SIZE, VMX_HDR_FLAGS } from '../model/nested/constants.js';
 import type { GuestOp, OpResult } from '../model/nested/vcpu.js';
-import { documentedDifference, TIMER_AT_GET } from '../model/nested/documented.js';
+import { documentedDifference, L2_EXECUTION_FIELDS, TIMER_AT_GET } from '../model/nested/documented.js';
 import { timerValueAtGet } from '../harness/nested-common.js';
 import type { GetAnswer, SetAnswer } from '../targets/target.js';
 import { Violation, type PropertyContext } from '../harness/property.js';
@@ -79,6 +79,16 @@ export function diffStateBytes(layout: Layout, want: Uint8Array, got: Uint8Array
     else byteRuns(want, got, at, at + VMCS12_BLOB_SIZE, label, at, out);
   }
   return out;
+}
+
+/**
+ * Where a target said its L2 ran code, differences in L2's execution state are named as that
+ * (L2_RUNS_ITS_CODE, L2_EXECUTION_FIELDS); every other field is compared as before.
+ */
+export function asRunByL2(diff: readonly FieldDiff[], ran: boolean): FieldDiff[] {
+  if (!ran) return [...diff];
+  const fields = new Set(L2_EXECUTION_FIELDS.map((f) => `vmcs12.${f}`));
+  return diff.map((d) => (fields.has(d.field) ? { ...d, field: `L2 ran its code: ${d.field}` } : d));
 }
 
 /** KVM_GET_NESTED_STATE answers: the ioctl's result, then the buffer by name. */

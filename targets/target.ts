@@ -102,11 +102,6 @@ export interface Target {
   readonly vmm?: VmmInfo;
   /** at most this many shrinking attempts after a failure (a slow target); unbounded when absent */
   readonly shrinkBudget?: number;
-  /**
-   * why this target does not play a host in the migration properties' fleets yet (they then report
-   * unsupported with this reason); it plays hosts when absent
-   */
-  readonly noMigrationHost?: string;
   /** a slow target's default case count for the properties that need it (a property's own count if lower; --runs overrides) */
   readonly defaultRuns?: number;
   /**

@@ -51,7 +51,7 @@ describe('on reference hosts a composed hop comes to the outcome of the model\'s
 test("a deadline the VMM did not carry is lost on a composed hop as on the model's step, though the destination's SET fixes the same one again", async () => {
   const scenario = SCENARIOS.find((s) => s.name === 'preemption-timer')!;
   const fleet = fleetOf(['linux-6.1', 'linux-6.12'].map((name) => ({ name, host: findHost(name)!, target: referenceTarget({ profile: findHost(name)!.profile }) })));
-  const [hop] = await migratePath(fleet, { start: { host: 'linux-6.1', vm: scenario.vm, ops: scenario.ops }, hops: [{ host: 'linux-6.12', opsAfter: [] }], qemuDropsVmxFlags: true });
+  const { hops: [hop] } = await migratePath(fleet, { start: { host: 'linux-6.1', vm: scenario.vm, ops: scenario.ops }, hops: [{ host: 'linux-6.12', opsAfter: [] }], qemuDropsVmxFlags: true });
   const deadline = (b: Uint8Array) => readHeader(b).preemptionTimerDeadline;
   // the carried blob has no deadline; GET after SET shows the source's (SET fixed it from the same timer value and TSC)
   expect(readHeader(hop!.carried!).vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE).toBe(0);
@@ -115,7 +115,7 @@ test('a hop asks its hosts at most four round trips: the GET with the new vCPU, 
   const t = counting(referenceTarget());
   const fleet = standInFleet(t);
   const more: GuestOp[] = [{ op: 'run' }];
-  const hops = await migratePath(fleet, { start: { host: 'linux-6.12', vm: scenario.vm, ops: scenario.ops }, hops: [1, 2, 3].map(() => ({ host: 'linux-6.12', opsAfter: more, sameHost: true as const })), qemuDropsVmxFlags: false });
+  const { hops } = await migratePath(fleet, { start: { host: 'linux-6.12', vm: scenario.vm, ops: scenario.ops }, hops: [1, 2, 3].map(() => ({ host: 'linux-6.12', opsAfter: more, sameHost: true as const })), qemuDropsVmxFlags: false });
   expect(hops.map((h) => h.outcome.kind)).toEqual(['ok', 'ok', 'ok']);
   // the start (a vCPU, its operations) and the end (every vCPU destroyed in one batch)
   expect(t.rounds()).toBe(2 + 3 * 4 + 1);

@@ -3,6 +3,9 @@
 // no MSR-load list). Close to what generators/valid-guest.ts builds from all-zero choices, written
 // out once so model/ does not depend on generators/; tests/scenarios.test.ts checks that every
 // scenario still enters. Without unrestricted guest KVM checks the segments on VMLAUNCH (F1).
+// A real L2 runs its code (README K19): this one also passes the CPU's own guest-state checks
+// (RFLAGS bit 1) and has code and page tables in guest memory, so it halts at its entry point and
+// stays in guest mode, as the model's L2 does, instead of faulting out to L1.
 import { vmwriteOp as w } from '../nested/ops-json.js';
 import type { GuestOp } from '../nested/vcpu.js';
 
@@ -11,6 +14,8 @@ export type Controls = Record<'pin' | 'proc' | 'proc2' | 'exit' | 'entry', numbe
 export const L2_CONTROLS: Readonly<Controls> = { pin: 0x16, proc: 0x0400_6172, proc2: 0, exit: 0x3_6ffb, entry: 0x13fb };
 
 const MIB = 0x10_0000n;
+/** where L2 starts: a HLT (no HLT exiting, so L2 stays halted in guest mode) */
+export const L2_ENTRY = 0xfff0n;
 const CR0 = 0x8000_0021n; // PG | NE | PE
 const CR4 = 0x2020n; // VMXE | PAE
 
@@ -35,7 +40,24 @@ export function writeL2(controls: Partial<Controls> = {}): GuestOp[] {
     w('vmcs_link_pointer', 0xffff_ffff_ffff_ffffn), // none
     w('host_cr0', CR0), w('host_cr4', CR4), w('host_cr3', MIB),
     w('host_cs_selector', 8n), w('host_tr_selector', 8n), w('host_ss_selector', 8n),
+    w('guest_rflags', 2n), // bit 1 is fixed to 1: KVM does not check it, the CPU's VM-entry does
     ...flatSegments(),
+    w('guest_rip', L2_ENTRY),
+    ...l2Memory(),
+  ];
+}
+
+/**
+ * L2's memory, in L1's guest-physical space (no EPT): 4-level page tables at guest_cr3 (1 MiB)
+ * mapping the first 2 MiB with one large page, and HLTs at the entry point.
+ */
+function l2Memory(): GuestOp[] {
+  const present = 0x7n; // P | RW | US
+  return [
+    { op: 'write-memory', pa: MIB, value: (MIB + 0x1000n) | present },
+    { op: 'write-memory', pa: MIB + 0x1000n, value: (MIB + 0x2000n) | present },
+    { op: 'write-memory', pa: MIB + 0x2000n, value: 0x80n | present }, // PS: a 2 MiB page at 0
+    { op: 'write-memory', pa: L2_ENTRY, value: 0xf4f4_f4f4_f4f4_f4f4n },
   ];
 }
 

@@ -21,8 +21,8 @@ const HYPERV: VcpuConfig = { ...DEFAULT_VCPU, hypervCpuid: { nestedEax: 0x0101, 
 /** VMXON as an L1 hypervisor does it: the region starts with the revision id (KVM checks it) */
 const vmxon: GuestOp[] = [{ op: 'init-vmcs', pa: pa.vmxon }, { op: 'vmxon', pa: pa.vmxon }];
 const loaded: GuestOp[] = [...vmxon, { op: 'init-vmcs', pa: pa.vmcs }, { op: 'vmptrld', pa: pa.vmcs }];
-/** a valid L2 (VMLAUNCH runs the VM-entry checks), with its entry point */
-const l2 = (controls: Parameters<typeof writeL2>[0] = {}): GuestOp[] => [...writeL2(controls), w('guest_rip', 0xfff0n)];
+/** a valid L2 (VMLAUNCH runs the VM-entry checks) that halts at its entry point */
+const l2 = writeL2;
 
 /** a Hyper-V L1's enlightened VMLAUNCH of the eVMCS its VP-assist page names, and KVM_RUN */
 const enlightenedLaunch: GuestOp[] = [
@@ -45,7 +45,7 @@ export const SCENARIOS: readonly Scenario[] = [
     vm: DEFAULT_VCPU,
     ops: [...loaded, { op: 'init-vmcs', pa: pa.shadow, shadow: true }, ...l2({ proc: L2_CONTROLS.proc | BIT.proc.secondary, proc2: BIT.proc2.shadowVmcs }), w('vmcs_link_pointer', pa.shadow), { op: 'vmlaunch' }, { op: 'run' }],
   },
-  { name: 'preemption-timer', description: 'L2 running with the preemption timer armed', vm: DEFAULT_VCPU, ops: [...loaded, ...l2({ pin: L2_CONTROLS.pin | BIT.pin.preemption }), w('vmx_preemption_timer_value', 0x100n), { op: 'vmlaunch' }, { op: 'run' }] },
+  { name: 'preemption-timer', description: 'L2 running with the preemption timer armed (the longest value: a real halted L2 is not woken by it during the move)', vm: DEFAULT_VCPU, ops: [...loaded, ...l2({ pin: L2_CONTROLS.pin | BIT.pin.preemption }), w('vmx_preemption_timer_value', 0xffff_ffffn), { op: 'vmlaunch' }, { op: 'run' }] },
   { name: 'mtf-pending', description: 'L2 with a monitor-trap-flag VM-exit pending', vm: DEFAULT_VCPU, ops: [...loaded, ...l2({ proc: L2_CONTROLS.proc | BIT.proc.mtf }), { op: 'vmlaunch' }, { op: 'run' }, { op: 'mtf' }] },
   { name: 'smm', description: 'VMXON, then an SMI: VMX state parked in SMM', vm: DEFAULT_VCPU, ops: [...loaded, { op: 'smm-entry' }] },
   { name: 'evmcs-active', description: 'Hyper-V L1 running L2 from an enlightened VMCS', vm: HYPERV, needs: 'evmcs', ops: enlightenedLaunch },

@@ -56,8 +56,14 @@ export const OP_RESULTS = ['ok', 'VMfailInvalid', 'VMfailValid', '#UD', 'interna
 
 /** What a guest operation did: KVM's answer, never an exception. */
 export type OpResult =
-  /** `l2: 'exited'`, from a target whose L2 runs code (the kvm: agent): the operation entered L2, which ran to its first stop and exited to L1 (the model's L2 runs none: it stays in guest mode) */
-  | { readonly result: 'ok'; readonly value?: bigint; readonly l2?: 'exited' }
+  /**
+   * `l2`, from a target whose L2 runs code (the kvm: agent): `exited`, the operation entered L2, which
+   * ran to its first stop and exited to L1 (the model's L2 runs none: it stays in guest mode);
+   * `entered`, the operation entered L2, which ran its code and is still in guest mode (halted, or
+   * waiting): its execution state is the target's own; from a VM-entry (the target's VMLAUNCH is a
+   * KVM_RUN), no entry stays pending as the model's does until the next KVM_RUN
+   */
+  | { readonly result: 'ok'; readonly value?: bigint; readonly l2?: 'exited' | 'entered' }
   | { readonly result: 'VMfailInvalid' | 'VMfailValid' | '#UD' | 'internal-error' | 'ENOTTY' | 'EINVAL'; readonly error?: number; readonly reason: string; readonly check?: string }
   /** VMLAUNCH/VMRESUME that ended in a VM-exit for a failed VM-entry: `error` holds the exit reason, `qualification` the exit qualification */
   | { readonly result: 'vmexit'; readonly error: number; readonly reason: string; readonly check: string; readonly qualification?: number }

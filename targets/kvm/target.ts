@@ -28,7 +28,6 @@ export const KVM_DEFAULT_RUNS = 100;
  * 0x80000021, where the model's L2 stays in guest mode), which a hop's judgement does not allow for
  * yet, and the agent cannot set MTF pending, which the asymmetry properties need.
  */
-export const KVM_NO_MIGRATION_HOST = "a restored L2's first KVM_RUN on real KVM runs its code (an entry failure or a VM-exit at its first stop, README K19), which the hop's judgement does not allow for yet; and the agent cannot set MTF pending";
 
 /** The broker of a machine a whole run shares, as vitest workers receive it. */
 export interface KvmRunLink {
@@ -60,7 +59,7 @@ export async function openKvmTarget(specText: string, o: { timeoutMs?: number; l
   // the broker owns the per-request watchdog; the connection waits a little longer than it does
   const timeoutMs = (o.timeoutMs ?? KVM_DEFAULT_TIMEOUT_MS) + 5_000;
   try {
-    const t = { ...(await openExecTarget({ endpoint: () => socketEndpoint(link.broker, link.consoleLog), timeoutMs, helloTimeoutMs: KVM_BOOT_TIMEOUT_MS + 60_000 })), shrinkBudget: KVM_SHRINK_BUDGET, defaultRuns: KVM_DEFAULT_RUNS, noMigrationHost: KVM_NO_MIGRATION_HOST, nestedParamChange: 'kvm_intel is reloaded with the other nested= value (5-8 s in Bochs)' };
+    const t = { ...(await openExecTarget({ endpoint: () => socketEndpoint(link.broker, link.consoleLog), timeoutMs, helloTimeoutMs: KVM_BOOT_TIMEOUT_MS + 60_000 })), shrinkBudget: KVM_SHRINK_BUDGET, defaultRuns: KVM_DEFAULT_RUNS, nestedParamChange: 'kvm_intel is reloaded with the other nested= value (5-8 s in Bochs)' };
     if (!own) return t;
     return { ...t, close: async () => (await t.close(), await own.close()) };
   } catch (e) {

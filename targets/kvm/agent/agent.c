@@ -876,15 +876,17 @@ static answer entry_run(struct vcpu *v, const char *what, int *ready)
 	}
 }
 
-/* After a run left L1's loop: "ok" while L2 is in guest mode or after an L2 VM-exit to L1, "vmexit"
- * with the exit reason when the entry itself failed (bit 31), as L1 reads them. */
+/* After a run left L1's loop: "ok" while L2 is in guest mode (entered: the KVM_RUN that emulated the
+ * instruction also entered L2, so no entry is pending as it is after the model's VMLAUNCH) or after
+ * an L2 VM-exit to L1 (exited), "vmexit" with the exit reason when the entry itself failed (bit 31),
+ * as L1 reads them. */
 static answer entry_outcome(struct vcpu *v, const char *what, jbuf *val)
 {
 	int flags = nested_flags(v);
 	if (flags < 0)
 		return failedf("KVM_GET_NESTED_STATE after a VM-entry");
 	if (flags & KVM_STATE_NESTED_GUEST_MODE) {
-		jb_str(val, "{\"result\":\"ok\"}");
+		jb_str(val, "{\"result\":\"ok\",\"l2\":\"entered\"}");
 		return OK;
 	}
 	uint64_t reason, qual;
@@ -953,7 +955,7 @@ static answer l2_run(struct vcpu *v, jbuf *val)
 		jb_str(val, "{\"result\":\"ok\",\"l2\":\"exited\"}"); /* L2 ran on and exited to L1 */
 		return OK;
 	}
-	jb_str(val, "{\"result\":\"ok\"}");
+	jb_str(val, "{\"result\":\"ok\",\"l2\":\"entered\"}"); /* L2 ran its code and stays in guest mode */
 	return OK;
 }
 
