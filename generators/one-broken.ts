@@ -4,7 +4,7 @@
 // makes its rule unbreakable (e.g. a control class whose allowed-0/1 settings allow everything).
 import fc from 'fast-check';
 import { SHADOW_VMCS_BIT } from '../model/catalog/by-name.js';
-import type { CheckRule } from '../model/catalog/vmx-controls.js';
+import { CONTROL_FIELD as FIELD, type CheckRule } from '../model/catalog/vmx-controls.js';
 import { BIT, CR0, CR4, EFER, INTR, INTR_TYPE } from '../model/vmentry/bits.js';
 import { cr3TargetCount, DEFAULT_VMX_MSRS, nestedCaps, type NestedCaps } from '../model/vmentry/caps.js';
 import { LINK_PAGE, type Vmcs12Draft } from '../model/vmentry/draft.js';
@@ -15,8 +15,7 @@ import type { GuestMemory } from '../model/nested/guest-memory.js';
 import { andNot, get, or, put, xor, type Breaker } from './breaker.js';
 import { ENTRY_BREAKERS } from './break-entry.js';
 
-type Cls = 'pin' | 'proc' | 'proc2' | 'exit' | 'entry';
-const FIELD: Record<Cls, string> = { pin: 'pin_based_vm_exec_control', proc: 'cpu_based_vm_exec_control', proc2: 'secondary_vm_exec_control', exit: 'vm_exit_controls', entry: 'vm_entry_controls' };
+type Cls = keyof typeof FIELD;
 /** bits some rule gives a meaning to: a breaker never flips one of these by accident */
 const FUNCTIONAL: Record<Cls, number> = {
   pin: Object.values(BIT.pin).reduce((a, b) => a | b, 0),

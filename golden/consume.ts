@@ -20,7 +20,8 @@ export const UNKNOWN_REVISION = 'unknown-revision';
 
 export type Observed =
   | { readonly result: 'valid'; readonly want: Flat; readonly got: Flat }
-  | { readonly result: 'invalid'; readonly errno: Errno | null; readonly ret: number; readonly rule: string };
+  /** `check`: at V14, the VM-entry check that failed, where the target names it */
+  | { readonly result: 'invalid'; readonly errno: Errno | null; readonly ret: number; readonly rule: string; readonly check?: string };
 
 function flatOf(e: Pick<GoldenEntry, 'kind'>, layout: Layout, bytes: Uint8Array): Flat {
   const c = decodeContent(e.kind, layout, bytes);
@@ -42,7 +43,7 @@ export async function observe(target: Target, e: Pick<GoldenEntry, 'kind' | 'con
     try {
       await seedLinkPage(target, vcpu, bytes, layout);
       const s = must(await target.setNestedState(vcpu, bytes));
-      if (s.ret !== 0) return { result: 'invalid', errno: s.errno, ret: s.ret, rule: s.rule };
+      if (s.ret !== 0) return { result: 'invalid', errno: s.errno, ret: s.ret, rule: s.rule, ...(s.vmentryCheck ? { check: s.vmentryCheck } : {}) };
       const got = await getFull({ target }, vcpu);
       // SET reads 998 bytes of each page and KVM's cache is zeroed: the rest comes back zero; a timer
       // value GET took from the clock is not compared (PREEMPTION_TIMER_VALUE_AT_GET)

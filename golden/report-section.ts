@@ -5,7 +5,8 @@
 // because there is nothing to judge them against.
 import type { Target } from '../targets/target.js';
 import { targetErrorOf } from '../harness/property.js';
-import { describeResult, judge, observe } from './consume.js';
+import { judgeOnTarget } from './capabilities.js';
+import { describeResult } from './consume.js';
 import { defaultGoldenDir, loadManifest, type GoldenEntry } from './manifest.js';
 import { producerLayout } from './recipe.js';
 import { integrity, readBlob } from './verify.js';
@@ -17,7 +18,11 @@ export type GoldenBlobResult = {
   blob: string;
   kind: GoldenEntry['kind'];
   producer: string;
-  /** `unsupported`: the target lacks the operations the blob needs; `error`: it broke (crashed, hung, lied) */
+  /**
+   * `unsupported`: the target lacks the operations the blob needs, or the VMX capabilities its L2
+   * needs (it answered as the model given its MSRs does; `detail` names the missing bits);
+   * `error`: it broke (crashed, hung, lied)
+   */
   verdict: 'pass' | 'fail' | 'unsupported' | 'error';
   expected?: string;
   observed?: string;
@@ -68,12 +73,11 @@ export async function goldenSection(target: Target, dir = defaultGoldenDir(), si
       continue;
     }
     try {
-      const o = await observe(target, e, bytes, producerLayout(dir, e.kind, e.producer.profile, e.producer.layout));
-      const j = judge(expected, o);
+      const { observed, verdict: v } = await judgeOnTarget(target, e, bytes, producerLayout(dir, e.kind, e.producer.profile, e.producer.layout), expected);
       // the fields that read back wrong, by name (a wrong result or rule is in the reason already)
-      const fields = j.ok ? [] : j.diff.map((d) => d.field).filter((f) => f !== 'result' && f !== 'rule');
+      const fields = v.verdict === 'fail' ? v.diff.map((d) => d.field).filter((f) => f !== 'result' && f !== 'rule') : [];
       const named = fields.length ? `: ${fields.slice(0, DETAIL_FIELDS).join(', ')}${fields.length > DETAIL_FIELDS ? ', …' : ''}` : '';
-      blobs.push({ ...base, verdict: j.ok ? 'pass' : 'fail', expected: describeResult(expected), observed: describeResult(o), ...(j.ok ? {} : { detail: j.reason + named }) });
+      blobs.push({ ...base, verdict: v.verdict, expected: describeResult(expected), observed: describeResult(observed), ...(v.verdict === 'pass' ? {} : { detail: v.reason + named }) });
     } catch (err) {
       // a target that broke gave no answer: an error, not a failure of the blob; a bad layout file is a failure
       const broke = targetErrorOf(err);

@@ -11,8 +11,8 @@ import type { Target } from '../targets/target.js';
 import { diffBlobs } from '../harness/nested-common.js';
 import { decodeContent, diffFlat, expectedContent, flatten } from './content.js';
 import { judge, observe } from './consume.js';
-import { blobPath, consumerProfiles, loadManifest, profileRank, sha256, type GoldenEntry } from './manifest.js';
-import { produce, producerLayout, RecipeError } from './recipe.js';
+import { blobPath, consumerProfiles, loadManifest, profileRank, sha256, type GoldenEntry, type Recipe } from './manifest.js';
+import { produce, producerLayout, RecipeError, type Produced } from './recipe.js';
 
 export interface Finding {
   readonly id: string;
@@ -54,19 +54,36 @@ export function integrity(e: GoldenEntry, bytes: Uint8Array): string | null {
   return null;
 }
 
-/** The recipe regenerates byte-identical bytes, or a diff explaining how they differ. */
-export async function regenerate(dir: string, e: GoldenEntry, bytes: Uint8Array, target?: Target): Promise<Finding | null> {
-  if (!e.recipe) return null;
-  let again: Uint8Array;
+/** A recipe run: what it produced, or why it could not run as written (a RecipeError's message). */
+export async function rerun(dir: string, r: Recipe, target?: Target): Promise<Produced | string> {
   try {
-    again = (await produce(dir, e.recipe, target)).bytes;
+    return await produce(dir, r, target);
   } catch (err) {
     if (!(err instanceof RecipeError)) throw err;
-    return { id: e.id, reason: `recipe cannot run: ${err.message}`, diff: [] };
+    return err.message;
   }
-  if (sha256(again) === sha256(bytes)) return null;
-  const diff = e.kind === 'nested-state' ? diffBlobs(bytes, again) : pageDiff(dir, e, bytes, again);
+}
+
+/**
+ * A run against what it should give: the committed bytes (or, on a target of other capabilities,
+ * what the model predicts there: bytes or a reason it cannot run); null when it gives that, else a
+ * finding with a diff explaining how they differ.
+ */
+export function compareRun(dir: string, e: GoldenEntry, want: Uint8Array | string, got: Produced | string): Finding | null {
+  if (typeof want === 'string') {
+    if (got === want) return null;
+    const actual = typeof got === 'string' ? got : 'it runs';
+    return { id: e.id, reason: `the recipe should stop (${want}), but: ${actual}`, diff: [{ field: 'recipe', offset: -1, expected: want, actual }] };
+  }
+  if (typeof got === 'string') return { id: e.id, reason: `recipe cannot run: ${got}`, diff: [] };
+  if (sha256(got.bytes) === sha256(want)) return null;
+  const diff = e.kind === 'nested-state' ? diffBlobs(want, got.bytes) : pageDiff(dir, e, want, got.bytes);
   return { id: e.id, reason: `the recipe now produces different bytes (${diff.length} difference(s))`, diff };
+}
+
+/** The recipe regenerates byte-identical bytes, or a diff explaining how they differ. */
+export async function regenerate(dir: string, e: GoldenEntry, bytes: Uint8Array, target?: Target): Promise<Finding | null> {
+  return e.recipe ? compareRun(dir, e, bytes, await rerun(dir, e.recipe, target)) : null;
 }
 
 /** Two pages of the entry's kind, compared field by field under the producer's layout. */

@@ -17,6 +17,12 @@ export interface PropertyContext {
    * counted and reported with the verdict, never a failure. Call it once per case and name.
    */
   readonly documented?: (name: string) => void;
+  /**
+   * A part of a case the target cannot show the invariant on (a golden blob whose L2 needs VMX
+   * controls the target's vCPU does not offer), though it was checked against what the target must
+   * answer instead: counted once per key with the skipped cases (`unsupportedCases`), never as checked.
+   */
+  readonly skipPart?: (key: string, reason: string) => void;
 }
 
 export interface PropertyDef {

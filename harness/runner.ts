@@ -39,9 +39,11 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
   let prop: fc.IAsyncPropertyWithHooks<unknown>;
   const seen = new Map<string, number>();
   const documented = (name: string) => void seen.set(name, (seen.get(name) ?? 0) + 1);
+  const parts = new Map<string, string>();
+  const skipPart = (key: string, reason: string) => void (parts.has(key) || parts.set(key, reason));
   const scope = vcpuScope(target);
   try {
-    prop = await def.build({ target: scope.target, model, documented, ...(opts.replayPath !== undefined ? { replayPath: opts.replayPath } : {}) });
+    prop = await def.build({ target: scope.target, model, documented, skipPart, ...(opts.replayPath !== undefined ? { replayPath: opts.replayPath } : {}) });
   } catch (e) {
     return stopOutcome(def.id, e);
   }
@@ -78,7 +80,8 @@ export async function runProperty(def: PropertyDef, target: Target, opts: RunOpt
   if (details.interrupted && details.counterexample === null)
     return { id: def.id, verdict: 'error', reason: `interrupted after ${details.numRuns} of ${numRuns} cases: the run was cancelled` };
   // cases the target could not run; cases a property's own fc.pre discarded are neither run nor counted
-  const unsupportedCases = skipped.skips && skipped.reason ? { unsupportedCases: { count: skipped.skips, reason: skipped.reason } } : {};
+  const skips = (skipped.reason ? skipped.skips : 0) + parts.size;
+  const unsupportedCases = skips ? { unsupportedCases: { count: skips, reason: skipped.reason || parts.values().next().value! } } : {};
   if (!details.failed && details.numRuns === 0 && skipped.reason)
     return { id: def.id, verdict: 'unsupported', reason: `every case needs an operation the target does not offer (${details.numSkips} cases): ${skipped.reason}` };
   // fast-check gives up after too many skipped cases: a failure without a counterexample

@@ -6,7 +6,7 @@ import { DEFAULT_PROFILE, findProfile, type Profile } from '../model/profiles.js
 import { readPage, type RevisionSet } from '../model/revisions.js';
 import { accessTableFor, vmread, vmwrite } from '../model/vmcs12-access.js';
 import { copyEnlightenedToVmcs12, copyVmcs12ToEnlightened } from '../model/evmcs.js';
-import { evmcsCheckControls, filterVmxMsr } from '../model/vmx-msrs.js';
+import { evmcsCheckControls, filterVmxMsr, type MsrSet } from '../model/vmx-msrs.js';
 import { applyOp, DEFAULT_HOOKS, Vcpu, type VcpuHooks } from '../model/nested/vcpu.js';
 import { getNestedState } from '../model/nested/get.js';
 import { setNestedState } from '../model/nested/set.js';
@@ -58,8 +58,10 @@ export const TOOL_VERSION = '0.1.0';
 /**
  * The model in process. `vmm` picks the reference VMM behind the `vmm` group (model/vmm/reference.ts):
  * `qemu` (default) or `qemu-drops-vmx-flags`; the VMM step does not depend on the kernel profile.
+ * `vmxMsrs` makes it a host offering those capabilities (a Bochs-like CPU, say): a vCPU a VMM gives
+ * none starts with them, and the target reports them as the kvm: agent's hello does (Target.vmxMsrs).
  */
-export function referenceTarget(opts: { profile?: string; model?: Partial<ReferenceModel>; name?: string; vmm?: ReferenceVmmName } = {}): Target {
+export function referenceTarget(opts: { profile?: string; model?: Partial<ReferenceModel>; name?: string; vmm?: ReferenceVmmName; vmxMsrs?: MsrSet } = {}): Target {
   const profile = findProfile(opts.profile ?? DEFAULT_PROFILE);
   if (!profile) throw new RangeError(`unknown profile ${opts.profile}`);
   const model = { ...REFERENCE_MODEL, ...opts.model };
@@ -104,6 +106,7 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
     identity: { name: opts.name ?? 'reference', version: TOOL_VERSION, profile: profile.name },
     groups,
     vmm: REFERENCE_VMMS[vmm].info,
+    ...(opts.vmxMsrs ? { vmxMsrs: opts.vmxMsrs } : {}),
     async layout(structure) {
       if (structure === 'vmcs12') return ok(toDescriptor(layout));
       const evLayout = model.evmcsLayout(profile);
@@ -152,7 +155,8 @@ export function referenceTarget(opts: { profile?: string; model?: Partial<Refere
     },
     async createVcpu(config) {
       const id = `vcpu${nextVcpu++}`;
-      vcpus.set(id, new Vcpu(vcpuBehaviour, config, model.hooks));
+      const host = opts.vmxMsrs && !config.vmxMsrs ? { vmxMsrs: opts.vmxMsrs } : {};
+      vcpus.set(id, new Vcpu(vcpuBehaviour, { ...config, ...host }, model.hooks));
       return ok(id);
     },
     async guestOp(id, op) {

@@ -9,6 +9,7 @@ import { findProfile } from '../model/profiles.js';
 import { capabilityProblems, evmcsCheckControls, filterVmxMsr, type MsrSet } from '../model/vmx-msrs.js';
 import { writeBytes, readBytes } from '../model/vmcs12-access.js';
 import { capabilitySet, capabilitySetWithin } from '../generators/capabilities.js';
+import { BOCHS_612 } from './fixtures/bochs-msrs.js';
 
 const load = (v: string, f: string) => JSON.parse(readFileSync(new URL(`./fixtures/kernel-tables/${v}/${f}.json`, import.meta.url), 'utf8'));
 const strip = (g: string) => g.replace('HV_VMX_ENLIGHTENED_CLEAN_FIELD_', '');
@@ -115,15 +116,6 @@ test('the secondary field is checked raw, even with ACTIVATE_SECONDARY_CONTROLS 
 test('generated capability sets are consistent', () => {
   fc.assert(fc.property(capabilitySet, (m) => capabilityProblems(m).length === 0));
 });
-
-// What a fresh vCPU of Debian's 6.12.117 reports in Bochs (corei7_skylake_x): the kvm: agent's hello.
-const BOCHS_612: MsrSet = new Map(
-  Object.entries({
-    0x480: 0xd8100011e57ed0n, 0x481: 0x7f00000016n, 0x482: 0xf7f9fffe0401e172n, 0x483: 0x7fffff00036dffn, 0x484: 0xf3ff000011ffn, 0x485: 0x20000165n,
-    0x486: 0x80000021n, 0x487: 0xffffffffn, 0x488: 0x2000n, 0x489: 0x332fffn, 0x48a: 0x32n, 0x48b: 0x2037bff00000000n, 0x48c: 0xf0106334041n,
-    0x48d: 0x7f00000016n, 0x48e: 0xf7f9fffe04006172n, 0x48f: 0x7fffff00036dfbn, 0x490: 0xf3ff000011fbn, 0x491: 0x1n,
-  }).map(([k, v]) => [Number(k), v]),
-);
 
 /** KVM's host-initiated restore rules for the VMX MSRs (vmx_set_vmx_msr), restated as the test's own oracle. */
 function kvmAccepts(caps: MsrSet, m: MsrSet): string | null {

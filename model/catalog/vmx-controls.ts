@@ -150,6 +150,15 @@ export interface CheckRule {
   readonly mask: number;
 }
 
+/** The vmcs12 member each class of allowed-0/1 controls lives in (VMFUNC is a capability list, not a control word). */
+export const CONTROL_FIELD = {
+  pin: 'pin_based_vm_exec_control',
+  proc: 'cpu_based_vm_exec_control',
+  proc2: 'secondary_vm_exec_control',
+  exit: 'vm_exit_controls',
+  entry: 'vm_entry_controls',
+} as const satisfies Record<Exclude<ControlClass, 'vmfunc'>, CheckRule['field']>;
+
 /** The value of a named control bit (throws on a name the table above does not have). */
 export function controlBit(controls: ControlClass, name: string): number {
   const bit = Object.entries(CONTROL_BIT_NAMES[controls]).find(([, n]) => n === name)?.[0];

@@ -138,5 +138,8 @@ export function nestedCaps(msrs: MsrSet | undefined): NestedCaps {
 /** vmx_control_verify: every must-be-1 bit set, nothing outside the may-be-1 bits. */
 export const controlOk = (value: number, a: Allowed): boolean => ((value & a.may) | a.must) >>> 0 === value >>> 0;
 
+/** Where a control word fails controlOk, for people: bits set beyond may-be-1 (`unoffered`), must-be-1 bits clear (`required`). */
+export const outsideAllowed = (value: number, a: Allowed): { readonly unoffered: number; readonly required: number } => ({ unoffered: (value & ~a.may) >>> 0, required: (a.must & ~value) >>> 0 });
+
 /** IA32_VMX_MISC bits 24:16: how many CR3-target values the vCPU supports. */
 export const cr3TargetCount = (c: NestedCaps): number => Number((c.misc >> 16n) & 0x1ffn);
