@@ -7,10 +7,10 @@ import { findHost, HOSTS } from '../model/migration/hosts.js';
 import { cellLabel, type MatrixTable } from '../model/migration/matrix.js';
 import { SCENARIOS } from '../model/migration/scenarios.js';
 import { DEFAULT_PROFILE } from '../model/profiles.js';
-import { step } from '../generators/nested.js';
+import { guestOpsFor } from '../generators/nested.js';
 import { referenceTarget } from '../targets/reference.js';
 import type { Target } from '../targets/target.js';
-import { fleetOf, hostOfSpec, type FleetHost } from '../harness/fleet.js';
+import { fleetLimits, fleetOf, hostOfSpec, type FleetHost } from '../harness/fleet.js';
 import { measureMatrix, mispredicted } from '../harness/matrix.js';
 import { TargetStop, Violation } from '../harness/property.js';
 import { writeJsonAtomically } from '../reports/report.js';
@@ -69,8 +69,8 @@ export async function matrixCommand(argv: string[]): Promise<number> {
   const hosts = await openHosts(list(values.hosts), list(values.profiles));
   let tables: MatrixTable[];
   try {
-    // generated variants: the scenario plus extra guest activity, measured and predicted
-    const variants = paths ? fc.sample(fc.array(step, { maxLength: 2 }).map((s) => s.flat()), { seed, numRuns: paths }) : [];
+    // generated variants: the scenario plus extra guest activity that every host offers, measured and predicted
+    const variants = paths ? fc.sample(guestOpsFor(fleetLimits(hosts), 2), { seed, numRuns: paths }) : [];
     tables = await measureMatrix(fleetOf(hosts), { hosts, scenarios, qemuDropsVmxFlags: drops, variants });
   } catch (e) {
     // a host that broke (or answered what no kernel would): the matrix cannot be trusted
@@ -79,7 +79,7 @@ export async function matrixCommand(argv: string[]): Promise<number> {
   } finally {
     await closeHosts(hosts);
   }
-  const json = { format: 'nvmx-matrix/1', generatedAt: new Date().toISOString(), qemuDropsVmxFlags: drops, pathsPerCell: paths, seed, tables };
+  const json = { format: 'nvmx-matrix/2', generatedAt: new Date().toISOString(), qemuDropsVmxFlags: drops, pathsPerCell: paths, seed, tables };
   writeJsonAtomically(join(dir, 'matrix.json'), 'matrix', JSON.parse(JSON.stringify(json)));
   const md = renderMarkdown(tables, drops, paths);
   writeOutFile(join(dir, 'matrix.md'), md);
@@ -98,6 +98,7 @@ export function renderMarkdown(tables: readonly MatrixTable[], drops: boolean, p
   const out: string[] = [`# Nested-state migration matrix${drops ? ' (QEMU drops hdr.vmx.flags)' : ''}`, ''];
   out.push('Rows: source host. Columns: destination host. `unknown` means the model lacks the facts; it never reads as ok.');
   out.push(`A cell marked † came to another kind of outcome than the static check predicted${paths ? `, or one of its ${paths} generated variants of the scenario did` : ''}.`);
+  out.push('`not measured` means the hosts could not make the hop (an operation a host does not offer, or a real L2 that left the state the scenario names): no evidence either way.');
   for (const t of tables) {
     out.push('', `## ${t.scenario}: ${t.description}`, '');
     out.push(`| source \\ destination | ${t.destinations.join(' | ')} |`, `|---|${t.destinations.map(() => '---').join('|')}|`);
@@ -105,7 +106,7 @@ export function renderMarkdown(tables: readonly MatrixTable[], drops: boolean, p
     for (const s of t.sources) {
       const row = t.destinations.map((d) => {
         const c = t.cells.find((x) => x.source === s && x.destination === d)!;
-        let label = cellLabel(c);
+        let label = c.notMeasured !== undefined ? 'not measured' : cellLabel(c);
         if (c.outcome.kind !== 'ok') {
           if (!notes.includes(c.summary)) notes.push(c.summary);
           label += ` [${notes.indexOf(c.summary) + 1}]`;
@@ -115,6 +116,8 @@ export function renderMarkdown(tables: readonly MatrixTable[], drops: boolean, p
       out.push(`| ${s} | ${row.join(' | ')} |`);
     }
     if (notes.length) out.push('', ...notes.map((n, i) => `${i + 1}. ${n}`));
+    const unmeasured = t.cells.reduce((n, c) => n + c.unmeasured, 0);
+    if (unmeasured) out.push('', `Generated variants the hosts could not make (not measured): ${unmeasured} of ${unmeasured + t.cells.reduce((n, c) => n + c.paths, 0)}.`);
     if (t.notApplicable.length) out.push('', `Not applicable: ${t.notApplicable.join('; ')}.`);
   }
   return out.join('\n') + '\n';

@@ -149,7 +149,7 @@ export interface ScenarioLimits {
 const offered = (limits: ScenarioLimits) => (steps: GuestOp[][]): GuestOp[] =>
   steps.filter((s) => !s.some((o) => limits.unsupportedGuestOps?.[o.op] !== undefined)).flat();
 
-export const guestOpsFor = (limits: ScenarioLimits = {}): fc.Arbitrary<GuestOp[]> => fc.array(stepFor(limits.guestMemory), { maxLength: 8 }).map(offered(limits));
+export const guestOpsFor = (limits: ScenarioLimits = {}, maxSteps = 8): fc.Arbitrary<GuestOp[]> => fc.array(stepFor(limits.guestMemory), { maxLength: maxSteps }).map(offered(limits));
 export const guestOps = guestOpsFor();
 
 export { opsToJson } from '../model/nested/ops-json.js';

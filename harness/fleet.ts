@@ -8,6 +8,8 @@ import { findProfile } from '../model/profiles.js';
 import { REFERENCE_VMM_NAMES, type ReferenceVmmName } from '../model/vmm/reference.js';
 import { referenceTarget } from '../targets/reference.js';
 import type { Target } from '../targets/target.js';
+import type { GuestMemory } from '../model/nested/guest-memory.js';
+import type { ScenarioLimits } from '../generators/nested.js';
 import type { ModelDeps } from './model-deps.js';
 import { profileOf } from './common.js';
 
@@ -65,6 +67,19 @@ export function standInFleet(target: Target, deps?: VmmDeps): Fleet & { readonly
   // a reference target is built only when a path asks for its host
   const hosts = HOSTS.map((host) => ({ name: host.name, host, get target() { return host.profile === claimed ? target : referenceFor(host.profile); } }));
   return { ...fleetOf(hosts, deps), played: HOSTS.filter((h) => h.profile === claimed).map((h) => h.name) };
+}
+
+/**
+ * What every host of a fleet can do with a guest (generated activity stays within it): the guest
+ * operations none refuses, the guest memory all have (the least, with every host's own ranges).
+ */
+export function fleetLimits(hosts: readonly FleetHost[]): ScenarioLimits {
+  const unsupportedGuestOps = Object.assign({}, ...hosts.map((h) => h.target.unsupportedGuestOps ?? {})) as Record<string, string>;
+  const memories = hosts.flatMap((h) => (h.target.guestMemory ? [h.target.guestMemory] : []));
+  const guestMemory: GuestMemory | undefined = memories.length
+    ? { bytes: memories.reduce((m, g) => (g.bytes < m ? g.bytes : m), memories[0]!.bytes), reserved: memories.flatMap((g) => g.reserved) }
+    : undefined;
+  return { unsupportedGuestOps, guestMemory };
 }
 
 /**

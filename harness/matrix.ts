@@ -24,16 +24,19 @@ export interface MatrixRun {
 /** A host a scenario can start on: a kernel with nested state, nested=1, a target that runs vCPUs. */
 const canStart = (h: FleetHost): boolean => !!findProfile(h.host.profile)?.nested && h.host.nested && h.target.groups.has('nested-state');
 
-/** One hop of the scenario (and `extra` activity) from `source` to `destination`, through the fleet. */
-async function measure(fleet: Fleet, scenario: Scenario, source: string, destination: string, drops: boolean, extra: readonly GuestOp[]): Promise<Outcome> {
+/**
+ * One hop of the scenario (and `extra` activity) from `source` to `destination`, through the fleet:
+ * its outcome, or why the hosts could not make it.
+ */
+async function measure(fleet: Fleet, scenario: Scenario, source: string, destination: string, drops: boolean, extra: readonly GuestOp[]): Promise<{ outcome: Outcome } | { notMeasured: string }> {
   try {
     const { hops: [hop], departed } = await migratePath(fleet, { start: { host: source, vm: scenario.vm, ops: [...scenario.ops, ...extra] }, hops: [{ host: destination, opsAfter: [] }], qemuDropsVmxFlags: drops });
     // a source whose guest left the model's state did not make the scenario's (a real L2 runs its code)
-    if (!hop) return { kind: 'unknown', reason: `the source cannot make the scenario's state: ${departed!.field} (${departed!.name})` };
-    return hop.outcome;
+    if (!hop) return { notMeasured: `the source cannot make the scenario's state: ${departed!.field} (${departed!.name})` };
+    return { outcome: hop.outcome };
   } catch (e) {
     // a host that does not offer what the cell needs: the matrix cannot say (an error stops it)
-    if (e instanceof TargetStop && e.result.status === 'unsupported') return { kind: 'unknown', reason: `a host cannot run the hop: ${e.result.reason}` };
+    if (e instanceof TargetStop && e.result.status === 'unsupported') return { notMeasured: `a host cannot run the hop: ${e.result.reason}` };
     throw e;
   }
 }
@@ -47,12 +50,18 @@ export async function measureMatrix(fleet: Fleet, run: MatrixRun): Promise<Matri
     const cells: MatrixCell[] = [];
     for (const s of sources)
       for (const d of run.hosts) {
-        const outcome = await measure(fleet, scenario, s.name, d.name, run.qemuDropsVmxFlags, []);
-        const cell: MatrixCell = { source: s.name, destination: d.name, outcome, summary: describeOutcome(outcome), predicted: predictCell(scenario, s.host, d.host, run.qemuDropsVmxFlags).kind, paths: 0, agreed: 0 };
+        const m = await measure(fleet, scenario, s.name, d.name, run.qemuDropsVmxFlags, []);
+        const outcome: Outcome = 'outcome' in m ? m.outcome : { kind: 'unknown', reason: m.notMeasured };
+        const predicted = predictCell(scenario, s.host, d.host, run.qemuDropsVmxFlags).kind;
+        const cell: MatrixCell = { source: s.name, destination: d.name, outcome, summary: describeOutcome(outcome), predicted, paths: 0, agreed: 0, unmeasured: 0, ...('notMeasured' in m ? { notMeasured: m.notMeasured } : {}) };
         for (const extra of run.variants) {
-          const [got, want] = [await measure(fleet, scenario, s.name, d.name, run.qemuDropsVmxFlags, extra), predictCell(scenario, s.host, d.host, run.qemuDropsVmxFlags, extra)];
+          const got = await measure(fleet, scenario, s.name, d.name, run.qemuDropsVmxFlags, extra);
+          if (!('outcome' in got)) {
+            cell.unmeasured++;
+            continue;
+          }
           cell.paths++;
-          if (got.kind === want.kind) cell.agreed++;
+          if (got.outcome.kind === predictCell(scenario, s.host, d.host, run.qemuDropsVmxFlags, extra).kind) cell.agreed++;
         }
         cells.push(cell);
       }
@@ -62,5 +71,5 @@ export async function measureMatrix(fleet: Fleet, run: MatrixRun): Promise<Matri
   return tables;
 }
 
-/** Cells whose measured hop, or a variant of it, came to another kind of outcome than the static check predicted. */
-export const mispredicted = (c: MatrixCell): boolean => c.outcome.kind !== c.predicted || c.agreed !== c.paths;
+/** Cells whose measured hop, or a measured variant of it, came to another kind of outcome than the static check predicted. */
+export const mispredicted = (c: MatrixCell): boolean => (c.notMeasured === undefined && c.outcome.kind !== c.predicted) || c.agreed !== c.paths;

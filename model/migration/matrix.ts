@@ -18,9 +18,13 @@ export interface MatrixCell {
   readonly summary: string;
   /** what the static check predicted for it */
   readonly predicted: Outcome['kind'];
-  /** generated variants of the scenario (extra guest activity) run on this cell, and how many the static check predicted */
+  /** generated variants of the scenario (extra guest activity) measured on this cell, and how many the static check predicted */
   paths: number;
   agreed: number;
+  /** generated variants the hosts could not make (an operation a host does not offer, a real L2 that left the model's state) */
+  unmeasured: number;
+  /** why the hosts could not make the cell's own hop (its outcome is `unknown` with this reason; not compared with the prediction) */
+  notMeasured?: string;
 }
 
 export interface MatrixTable {
