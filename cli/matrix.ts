@@ -35,17 +35,17 @@ async function openHosts(hosts: string[] | undefined, profiles: string[] | undef
     return names.map((name) => ({ name, host: findHost(name)!, target: referenceTarget({ profile: findHost(name)!.profile }) }));
   }
   if (new Set(hosts).size !== hosts.length) throw new UsageError(`--hosts names a host twice: ${hosts.join(',')}`);
-  const opened: FleetHost[] = [];
+  // opened together: machines (kvm:) boot side by side
+  const settled = await Promise.allSettled(hosts.map((spec) => openCommandTarget({ target: spec, profile: DEFAULT_PROFILE })));
+  const targets: Target[] = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   try {
-    for (const spec of hosts) {
-      const target: Target = await openCommandTarget({ target: spec, profile: DEFAULT_PROFILE });
-      opened.push({ name: spec, target, host: hostOrUsage(spec, target) });
-    }
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return hosts.map((name, i) => ({ name, target: targets[i]!, host: hostOrUsage(name, targets[i]!) }));
   } catch (e) {
-    await closeHosts(opened);
+    await Promise.all(targets.map((t) => t.close()));
     throw e;
   }
-  return opened;
 }
 
 function hostOrUsage(spec: string, target: Target) {
