@@ -10,8 +10,8 @@ import { headerFromSpec, type NestedSpec } from '../model/nested/spec.js';
 import { DEFAULT_VCPU, type VcpuConfig } from '../model/nested/vcpu.js';
 import { findProfile } from '../model/profiles.js';
 import { validate } from '../base/schemas.js';
-import { must } from '../harness/property.js';
-import { getFull, reach } from '../harness/nested-common.js';
+import { must, TargetStop } from '../harness/property.js';
+import { departedAtSave, getFull, l2RanItsCode, reach } from '../harness/nested-common.js';
 import type { Target } from '../targets/target.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -105,6 +105,12 @@ export async function produce(dir: string, r: Recipe, target?: Target): Promise<
   const config: VcpuConfig = { ...DEFAULT_VCPU, ...r.vcpu };
   const ops = opsFromJson(r.ops ?? []);
   const src = await reach(ctx, config, ops);
+  // a real L2 runs its code: the state is then not the recipe's (README K19), nothing to record or compare
+  const left = departedAtSave(src) ?? (src.l2RanCode ? l2RanItsCode('an operation of the recipe') : null);
+  if (left) {
+    await target.destroyVcpu(src.vcpu);
+    throw new TargetStop({ status: 'unsupported', reason: `the target's guest left the recipe's state: ${left.field} (${left.name})` });
+  }
   const refused = src.results.flatMap((x, i) => (x.result === 'ok' ? [] : [`${ops[i]!.op}: ${x.result} (${x.reason})`]));
   let bytes = await getFull(ctx, src.vcpu);
   await target.destroyVcpu(src.vcpu);

@@ -89,3 +89,12 @@ describe('the golden properties', () => {
     await expect(judgeEach(ctx, ['a', 'b'], ['a'], none)).resolves.toBeUndefined(); // a shrunk case of one such blob is no failure
   });
 });
+
+test('golden.recipes.stable on a target that does not offer an operation some recipes need: those recipes are skipped and counted, the others checked', async () => {
+  const noExit: Target = { ...referenceTarget({ profile: 'linux-6.12' }), unsupportedGuestOps: { vmexit: 'no chosen VM-exits here' } };
+  const o = await runProperty(goldenRecipesStable, noExit, { seed: 1 });
+  expect(o.verdict).toBe('pass');
+  if (o.verdict !== 'pass') return;
+  expect(o.unsupportedCases?.count).toBeGreaterThan(0);
+  expect(o.unsupportedCases?.reason).toMatch(/cannot run the recipe: guest-op vmexit: no chosen VM-exits here/);
+});

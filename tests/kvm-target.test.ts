@@ -207,7 +207,7 @@ test("a slow target's default case count: the properties that need it run at mos
   expect(await runProperty(counted(['nested-state']), referenceTarget({ profile: 'linux-6.12' }), { seed: 1 })).toMatchObject({ verdict: 'pass', cases: 200 });
 });
 
-test('nested.round-trip and nested.evmcs-flag-when-active on a target that names no SET rule (a real kernel) judge its refusals by errno', async () => {
+test('nested.round-trip, nested.evmcs-flag-when-active and migration.matches-profile on a target that names no SET rule (a real kernel) judge its refusals by errno', async () => {
   const base = referenceTarget({ profile: 'linux-6.12' });
   const unnamed: Target = {
     ...base,
@@ -218,4 +218,6 @@ test('nested.round-trip and nested.evmcs-flag-when-active on a target that names
   };
   expect(await runProperty(findProperty('nested.round-trip')!, unnamed, { seed: 812888808, runs: 300 })).toMatchObject({ verdict: 'pass', cases: 300 });
   expect(await runProperty(findProperty('nested.evmcs-flag-when-active')!, unnamed, { seed: 812888808, runs: 300 })).toMatchObject({ verdict: 'pass', cases: 300 });
+  // a hop's SET refused on the target's host (kvm:debian-6.12, seed 11: V9 on a path from 4.20)
+  expect(await runProperty(findProperty('migration.matches-profile')!, unnamed, { seed: 11, runs: 100 })).toMatchObject({ verdict: 'pass' });
 });
