@@ -29,4 +29,11 @@ export async function targetLayout(target: Target, structure: 'vmcs12' | 'evmcs'
   return c.value;
 }
 
+/**
+ * Resolves once a target request issued just before has gone out: a process target's connection
+ * writes the tick's requests from a microtask the call queued, so this one runs after it. A
+ * property awaits it to work out its expectations while the target works, not before sending.
+ */
+export const requestSent = (): Promise<void> => new Promise((resolve) => queueMicrotask(resolve));
+
 export const targetVmcs12Layout = (ctx: PropertyContext): Promise<Layout> => targetLayout(ctx.target, 'vmcs12');

@@ -6,7 +6,7 @@ import { hex, widthOf } from '../model/encoding.js';
 import { accessTableFor, truncateTo, vmwriteInstructionMask, VMXERR_UNSUPPORTED_VMCS_COMPONENT } from '../model/vmcs12-access.js';
 import type { Vmcs12Op } from '../targets/target.js';
 import { anyStructRecord } from '../generators/struct-record.js';
-import { profileOf, targetVmcs12Layout } from '../harness/common.js';
+import { profileOf, requestSent, targetVmcs12Layout } from '../harness/common.js';
 import { expectNoDiff, must, Violation, type PropertyDef } from '../harness/property.js';
 import { accessMatchesProfile } from './vmcs12-differential.js';
 
@@ -64,20 +64,44 @@ export const fieldAccess: PropertyDef = {
         }
         for (const e of unknown) ops.push({ op: 'write', encoding: e, value: 1n }, { op: 'read', encoding: e });
         const zero = new Uint8Array(layout.size);
-        const { results, page } = must(await ctx.target.vmcs12Access(zero, ops));
-        if (results.length !== ops.length) throw new Violation(`target answered ${results.length} of ${ops.length} accesses`);
-        const diff: FieldDiff[] = [];
+        const answer = ctx.target.vmcs12Access(zero, ops);
+        // what the answer must be depends on the inputs alone: it is worked out while a process
+        // target works on the request (sent once the call's microtasks have run)
+        await requestSent();
         const n = table.encodings.length;
         // the last write to each encoding decides what a read returns; _HIGH and full share a member
-        table.encodings.forEach((e, i) => {
-          const r = results[n + i]!;
+        const wants = table.encodings.map((e) => {
           const f = layout.fields.find((x) => x.encoding === e)!;
           const full = layout.fields.find((x) => x.member === f.member && !x.high)!;
           const hiF = layout.fields.find((x) => x.member === f.member && x.high);
           let member = truncateTo(widthOf(full.encoding), kept(full.encoding, values[table.encodings.indexOf(full.encoding)]!));
           if (hiF) member = (member & 0xffffffffn) | (truncateTo(32, values[table.encodings.indexOf(hiF.encoding)]!) << 32n);
-          const want = f.high ? member >> 32n : member;
-          if (!r.ok || r.value !== want) diff.push({ field: f.name ?? hex(e, 4), offset: f.offset, expected: hex(want), actual: r.ok ? hex(r.value) : `VMfail ${r.error}` });
+          return f.high ? member >> 32n : member;
+        });
+        // every write lands where the profile's layout puts the member, and nowhere else
+        const expected = zero.slice();
+        const view = new DataView(expected.buffer);
+        codec.slots.forEach((s) => {
+          const f = layout.fields.find((x) => x.member === s.member && !x.high);
+          if (!f) return;
+          let v = wants[table.encodings.indexOf(f.encoding)]!;
+          const hiF = layout.fields.find((x) => x.member === s.member && x.high);
+          if (hiF) v = (v & 0xffffffffn) | (wants[table.encodings.indexOf(hiF.encoding)]! << 32n);
+          for (let b = 0; b < s.bytes; b++) view.setUint8(s.offset + b, Number((v >> BigInt(8 * b)) & 0xffn));
+        });
+        // through the instruction, each unknown encoding's VMfailValid leaves its error in vm_instruction_error
+        const errorSlot = codec.slots.find((s) => s.member === 'vm_instruction_error');
+        if (ctx.target.vmcs12AccessPath === 'instruction' && unknown.length > 0 && errorSlot) view.setUint32(errorSlot.offset, VMXERR_UNSUPPORTED_VMCS_COMPONENT, true);
+        const { results, page } = must(await answer);
+        if (results.length !== ops.length) throw new Violation(`target answered ${results.length} of ${ops.length} accesses`);
+        const diff: FieldDiff[] = [];
+        table.encodings.forEach((e, i) => {
+          const r = results[n + i]!;
+          const want = wants[i]!;
+          if (!r.ok || r.value !== want) {
+            const f = layout.fields.find((x) => x.encoding === e)!;
+            diff.push({ field: f.name ?? hex(e, 4), offset: f.offset, expected: hex(want), actual: r.ok ? hex(r.value) : `VMfail ${r.error}` });
+          }
         });
         let k = 2 * n;
         for (const [f, full, high] of highs) {
@@ -93,24 +117,7 @@ export const fieldAccess: PropertyDef = {
           k += 2;
         }
         expectNoDiff('VMREAD after VMWRITE', diff);
-        // every write landed where the profile's layout puts the member, and nowhere else
-        const expected = zero.slice();
-        const view = new DataView(expected.buffer);
-        codec.slots.forEach((s) => {
-          const f = layout.fields.find((x) => x.member === s.member && !x.high);
-          if (!f) return;
-          const r = results[n + table.encodings.indexOf(f.encoding)]!;
-          const hiF = layout.fields.find((x) => x.member === s.member && x.high);
-          let v = r.ok ? r.value : 0n;
-          if (hiF) {
-            const rh = results[n + table.encodings.indexOf(hiF.encoding)]!;
-            v = (v & 0xffffffffn) | ((rh.ok ? rh.value : 0n) << 32n);
-          }
-          for (let b = 0; b < s.bytes; b++) view.setUint8(s.offset + b, Number((v >> BigInt(8 * b)) & 0xffn));
-        });
-        // through the instruction, each unknown encoding's VMfailValid leaves its error in vm_instruction_error
-        const errorSlot = codec.slots.find((s) => s.member === 'vm_instruction_error');
-        if (ctx.target.vmcs12AccessPath === 'instruction' && unknown.length > 0 && errorSlot) view.setUint32(errorSlot.offset, VMXERR_UNSUPPORTED_VMCS_COMPONENT, true);
+        // the reads matched wants, so this is the page the reads describe
         if (highs.length === 0) expectNoDiff('page after VMWRITEs', diffBytes(expected, page, 'page bytes'));
       },
     );

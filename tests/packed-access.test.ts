@@ -1,7 +1,8 @@
 // The `packed-access` feature of nvmx-target/1: vmcs12-access ops and results as base64 records.
 // Records round-trip every 64-bit value; malformed records are refused in one line naming the
 // record; the runner packs only for a target that announces the feature; a packer bug is caught
-// by vmcs12.access.write-read with a seed, a path, a shrunk counterexample and a replay.
+// by vmcs12.access.write-read with a seed, a path, a shrunk counterexample and a replay. And the
+// `zero-runs` feature: zero runs in request bytes, only to a target that announces it.
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
@@ -14,7 +15,7 @@ import { findProperty } from '../suites/registry.js';
 import { openExecTarget } from '../targets/exec.js';
 import { packOps, packResults, unpackOps, unpackResults } from '../targets/protocol/packed.js';
 import { answer, helloOf, serveTarget } from '../targets/protocol/serve.js';
-import { bytesToHex, runnerCodec, serverCodec } from '../targets/protocol/wire.js';
+import { bytesToHex, bytesToZeroRunHex, hexToBytes, runnerCodec, serverCodec } from '../targets/protocol/wire.js';
 import { referenceTarget } from '../targets/reference.js';
 import { ok, type Target, type Vmcs12Op } from '../targets/target.js';
 import { expectCaught } from './expect-caught.js';
@@ -79,7 +80,7 @@ describe('serve reads packed requests and answers them packed', () => {
   const ops: Vmcs12Op[] = [{ op: 'write', encoding: 0x681en, value: 0x123456789abcdef0n }, { op: 'read', encoding: 0x681en }, { op: 'read', encoding: 0x6008n }];
 
   test('the same results as the JSON form, and the hello announces the feature', async () => {
-    expect(helloOf(t).features).toEqual(['packed-access']);
+    expect(helloOf(t).features).toEqual(['packed-access', 'zero-runs']);
     const packed = runnerCodec('vmcs12Access', ['packed-access']);
     const plain = runnerCodec('vmcs12Access', []);
     expect(Object.keys(packed.encodeArgs(new Uint8Array(4096), ops))).toEqual(['page', 'packedOps']);
@@ -161,6 +162,53 @@ describe('the runner packs only for a target that announces it', () => {
       const o = await runProperty(def, target, { seed: 3, runs: 5 });
       expect(o).toMatchObject({ verdict: 'error', reason: "target's vmcs12-access value does not decode: packedResults: 10 bytes are not a whole number of 9-byte records" });
       expect((await target.layout('vmcs12')).status).toBe('ok');
+    } finally {
+      await target.close();
+    }
+  });
+});
+
+describe('zero runs', () => {
+  // mostly zero bytes, so runs of every length occur, some of them at the ends
+  const sparse = fc.array(fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 255 }) }), { maxLength: 300 }).map((a) => new Uint8Array(a));
+
+  test('bytes round-trip; every run of 16 or more zero bytes is written as a run, shorter ones as hex; the schema takes it', () => {
+    fc.assert(
+      fc.property(sparse, (b) => {
+        const s = bytesToZeroRunHex(b);
+        expect(hexToBytes(s)).toEqual(b);
+        expect(validateDef('target-protocol', 'bytes', s)).toEqual([]);
+        expect(s.replace(/~[0-9a-f]+\./g, '')).not.toMatch(/(00){16}/);
+        for (const [, n] of s.matchAll(/~([0-9a-f]+)\./g)) expect(parseInt(n!, 16)).toBeGreaterThanOrEqual(16);
+      }),
+    );
+    expect(bytesToZeroRunHex(new Uint8Array(4096))).toBe('~1000.');
+    expect(bytesToZeroRunHex(new Uint8Array([1, ...Array(15).fill(0), 2]))).toBe('01' + '00'.repeat(15) + '02');
+    // a run longer than ~fffff. is split; the rest (6 bytes) stays hex
+    expect(bytesToZeroRunHex(new Uint8Array(0xfffff + 6))).toBe('~fffff.' + '00'.repeat(6));
+  });
+
+  test('the runner writes zero runs in request bytes only to a target that lists zero-runs; serve lists it and answers with them', async () => {
+    const zero = new Uint8Array(4096);
+    expect(runnerCodec('vmcs12Access', ['packed-access', 'zero-runs']).encodeArgs(zero, [])).toEqual({ page: '~1000.', packedOps: '' });
+    expect(runnerCodec('vmcs12Access', ['packed-access']).encodeArgs(zero, [])).toEqual({ page: PAGE, packedOps: '' });
+    expect(runnerCodec('vmcs12Access', ['zero-runs']).encodeArgs(zero, [])).toEqual({ page: '~1000.', ops: [] });
+    expect(runnerCodec('setNestedState', ['zero-runs']).encodeArgs('v0', new Uint8Array(128))).toEqual({ vcpu: 'v0', blob: '~80.' });
+    expect(runnerCodec('setNestedState', []).encodeArgs('v0', new Uint8Array(128))).toEqual({ vcpu: 'v0', blob: '00'.repeat(128) });
+    const t = referenceTarget();
+    const codec = runnerCodec('vmcs12Access', helloOf(t).features!);
+    const r = await answer(t, { id: 1, op: 'vmcs12-access', args: codec.encodeArgs(zero, [{ op: 'write', encoding: 0x681en, value: 0x1000n }]) });
+    expect(validateDef('target-protocol', 'responseLine', r)).toEqual([]);
+    if (r.status !== 'ok') throw new Error(r.reason);
+    expect((r.value as { page: string }).page).toMatch(/^[0-9a-f]*~[0-9a-f]+\.[0-9a-f]*/);
+    const back = codec.decodeValue(r.value);
+    expect(back).toEqual(must(await t.vmcs12Access(zero, [{ op: 'write', encoding: 0x681en, value: 0x1000n }])));
+  });
+
+  test('a target from before zero-runs (packed-access only, refusing a zero run) gets plain hex and passes write-read', async () => {
+    const target = await openExecTarget({ argv: [process.execPath, MISBEHAVING, 'no-zero-runs'], shell: false, timeoutMs: 30_000 });
+    try {
+      expect(await runProperty(findProperty('vmcs12.access.write-read')!, target, { seed: 3, runs: 20 })).toMatchObject({ verdict: 'pass', cases: 20 });
     } finally {
       await target.close();
     }

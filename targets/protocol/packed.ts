@@ -1,6 +1,6 @@
 // The `packed-access` feature of nvmx-target/1: a vmcs12-access op list and its results as base64
 // of fixed little-endian records instead of one JSON object per op. A write-read case carries about
-// 720 ops; as objects they cost the runner and the target a parse, a schema check and a BigInt per
+// 360 ops; as objects they cost the runner and the target a parse, a schema check and a BigInt per
 // hex string each way, as records one base64 decode and a DataView walk. Layout in PROTOCOL.md.
 import type { AccessOutcome } from '../../model/vmcs12-access.js';
 import type { Vmcs12Op } from '../target.js';

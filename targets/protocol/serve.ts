@@ -14,8 +14,9 @@ export function helloOf(target: Target): HelloMessage {
     version,
     ...(profile !== undefined ? { profile } : {}),
     groups: [...target.groups],
-    // what answer() reads; the runner sends packed vmcs12-access only to a target that says so
-    features: ['packed-access'],
+    // what answer() reads; the runner sends packed vmcs12-access, and zero runs in request bytes,
+    // only to a target that says so
+    features: ['packed-access', 'zero-runs'],
     ...(target.unsupportedReasons ? { unsupported: target.unsupportedReasons as Record<string, string> } : {}),
     ...(target.vmm ? { vmm: target.vmm } : {}),
   };

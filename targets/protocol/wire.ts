@@ -12,6 +12,29 @@ import { packOps, PackedError, packResults, unpackOps, unpackResults } from './p
 export const PROTOCOL = 'nvmx-target/1';
 
 export const bytesToHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+
+/** Shorter zero runs stay plain hex: `~10.` saves 27 characters, and a decoder makes a chunk per run. */
+const MIN_ZERO_RUN = 16;
+const MAX_ZERO_RUN = 0xfffff;
+const ZERO_RUN = Buffer.alloc(MIN_ZERO_RUN);
+
+/**
+ * Hex with every run of at least MIN_ZERO_RUN zero bytes written `~<count in hex>.` (schema
+ * $defs/bytes): how `serve` writes bytes, and the runner to a target that lists `zero-runs`. A
+ * write-read case's page is zero past byte 1004 of 4096, so its 8 KB of hex become 2 KB.
+ */
+export function bytesToZeroRunHex(b: Uint8Array): string {
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  let out = '';
+  let plain = 0; // where the bytes not yet written start
+  for (let at = buf.indexOf(ZERO_RUN); at >= 0; at = buf.indexOf(ZERO_RUN, plain)) {
+    let end = at + MIN_ZERO_RUN;
+    while (end < buf.length && buf[end] === 0 && end - at < MAX_ZERO_RUN) end++;
+    out += buf.toString('hex', plain, at) + '~' + (end - at).toString(16) + '.';
+    plain = end;
+  }
+  return out + buf.toString('hex', plain);
+}
 /** The most bytes one field may decode to: a target that claims more is lying, not answering. */
 const MAX_DECODED = 64 << 20;
 
@@ -32,6 +55,10 @@ export function hexToBytes(s: string): Uint8Array {
   return new Uint8Array(Buffer.concat(chunks));
 }
 export const hex64 = (v: bigint): string => '0x' + v.toString(16);
+
+type BytesToHex = (b: Uint8Array) => string;
+/** Bytes in `ok` values: every runner reads zero runs from a target (PROTOCOL.md, "Conventions"). */
+const valueHex: BytesToHex = bytesToZeroRunHex;
 
 /** The Target methods that are protocol operations (everything but identity, groups, close). */
 export type OpMethod =
@@ -71,7 +98,7 @@ const bytesOp = <M extends 'evmcsToVmcs12' | 'vmcs12ToEvmcs'>(op: string, encode
   op,
   encodeArgs,
   decodeArgs,
-  encodeValue: (v) => bytesToHex(v as Uint8Array),
+  encodeValue: (v) => valueHex(v as Uint8Array),
   decodeValue: (w) => hexToBytes(w) as Value<M>,
 });
 
@@ -91,14 +118,15 @@ const decodeConfig = (w: Json): VcpuConfig => {
 const BIG_KEYS = new Set(['pa', 'field', 'value', 'reason', 'currentNestedVmcs']);
 const encodeGuestOp = (o: GuestOp): Record<string, unknown> => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'bigint' ? hex64(v) : v]));
 const decodeGuestOp = (w: Json): GuestOp => Object.fromEntries(Object.entries(w).map(([k, v]) => [k, BIG_KEYS.has(k) ? BigInt(v as string) : v])) as unknown as GuestOp;
-const optBytes = (b: Uint8Array | null) => (b ? bytesToHex(b) : null);
+const optBytes = (hex: BytesToHex, b: Uint8Array | null) => (b ? hex(b) : null);
 const optHex = (w: Json): Uint8Array | null => (w === null ? null : hexToBytes(w));
 const withVersion = (v: string | undefined) => (v !== undefined ? { version: v } : {});
-const encodeSaved = (v: VmmSaved) => ('refused' in v ? v : { stream: bytesToHex(v.stream), gets: v.gets });
+const encodeSaved = (v: VmmSaved) => ('refused' in v ? v : { stream: valueHex(v.stream), gets: v.gets });
 const decodeSaved = (w: Json): VmmSaved => ('refused' in w ? w : { stream: hexToBytes(w.stream), gets: w.gets });
-const encodeLoaded = (v: VmmLoaded) => ('refused' in v ? v : { set: optBytes(v.set), vmxMsrs: encodeMsrs(v.vmxMsrs), config: encodeConfig(v.config) });
+const encodeLoaded = (v: VmmLoaded) => ('refused' in v ? v : { set: optBytes(valueHex, v.set), vmxMsrs: encodeMsrs(v.vmxMsrs), config: encodeConfig(v.config) });
 const decodeLoaded = (w: Json): VmmLoaded => ('refused' in w ? w : { set: optHex(w.set), vmxMsrs: decodeMsrs(w.vmxMsrs), config: decodeConfig(w.config) });
-export const OPS: { readonly [M in OpMethod]: OpCodec<M> } = {
+/** Every op's codec; `hex` writes the bytes in request args (zero runs only to a target that lists `zero-runs`). */
+const opCodecs = (hex: BytesToHex): { readonly [M in OpMethod]: OpCodec<M> } => ({
   layout: {
     op: 'layout',
     encodeArgs: (structure) => ({ structure }),
@@ -108,26 +136,26 @@ export const OPS: { readonly [M in OpMethod]: OpCodec<M> } = {
   },
   vmcs12Access: {
     op: 'vmcs12-access',
-    encodeArgs: (page, ops) => ({ page: bytesToHex(page), ops: ops.map(encodeOp) }),
+    encodeArgs: (page, ops) => ({ page: hex(page), ops: ops.map(encodeOp) }),
     decodeArgs: (w) => [hexToBytes(w.page), (w.ops as Json[]).map(decodeOp)],
-    encodeValue: (v: Vmcs12AccessResult) => ({ page: bytesToHex(v.page), results: v.results.map(encodeOutcome) }),
+    encodeValue: (v: Vmcs12AccessResult) => ({ page: valueHex(v.page), results: v.results.map(encodeOutcome) }),
     decodeValue: (w) => ({ page: hexToBytes(w.page), results: (w.results as Json[]).map(decodeOutcome) }),
   },
   readRevisions: {
     op: 'read-revisions',
-    encodeArgs: (set, page) => ({ set, page: bytesToHex(page) }),
+    encodeArgs: (set, page) => ({ set, page: hex(page) }),
     decodeArgs: (w) => [w.set as RevisionSetDescriptor, hexToBytes(w.page)],
-    encodeValue: (v: RevisionRead) => (v.accepted ? { ...v, page: bytesToHex(v.page) } : v),
+    encodeValue: (v: RevisionRead) => (v.accepted ? { ...v, page: valueHex(v.page) } : v),
     decodeValue: (w) => (w.accepted ? { accepted: true, translatedFrom: w.translatedFrom, page: hexToBytes(w.page) } : w),
   },
   evmcsToVmcs12: bytesOp<'evmcsToVmcs12'>(
     'evmcs-to-vmcs12',
-    (evmcs, vmcs12, cleanFields) => ({ evmcs: bytesToHex(evmcs), vmcs12: bytesToHex(vmcs12), cleanFields }),
+    (evmcs, vmcs12, cleanFields) => ({ evmcs: hex(evmcs), vmcs12: hex(vmcs12), cleanFields }),
     (w) => [hexToBytes(w.evmcs), hexToBytes(w.vmcs12), w.cleanFields],
   ),
   vmcs12ToEvmcs: bytesOp<'vmcs12ToEvmcs'>(
     'vmcs12-to-evmcs',
-    (vmcs12, evmcs) => ({ vmcs12: bytesToHex(vmcs12), evmcs: bytesToHex(evmcs) }),
+    (vmcs12, evmcs) => ({ vmcs12: hex(vmcs12), evmcs: hex(evmcs) }),
     (w) => [hexToBytes(w.vmcs12), hexToBytes(w.evmcs)],
   ),
   filterVmxMsrs: {
@@ -139,7 +167,7 @@ export const OPS: { readonly [M in OpMethod]: OpCodec<M> } = {
   },
   evmcsCheckControls: {
     op: 'evmcs-check-controls',
-    encodeArgs: (vmcs12) => ({ vmcs12: bytesToHex(vmcs12) }),
+    encodeArgs: (vmcs12) => ({ vmcs12: hex(vmcs12) }),
     decodeArgs: (w) => [hexToBytes(w.vmcs12)],
     encodeValue: (v) => v,
     decodeValue: (w) => w as ControlCheck,
@@ -162,12 +190,12 @@ export const OPS: { readonly [M in OpMethod]: OpCodec<M> } = {
     op: 'get-nested-state',
     encodeArgs: (vcpu, userSize) => ({ vcpu, userSize }),
     decodeArgs: (w) => [w.vcpu, w.userSize],
-    encodeValue: (v) => ({ errno: v.errno, size: v.size, buffer: bytesToHex(v.buffer), written: v.written }),
+    encodeValue: (v) => ({ errno: v.errno, size: v.size, buffer: valueHex(v.buffer), written: v.written }),
     decodeValue: (w) => ({ errno: w.errno, size: w.size, buffer: hexToBytes(w.buffer), written: w.written }),
   },
   setNestedState: {
     op: 'set-nested-state',
-    encodeArgs: (vcpu, blob) => ({ vcpu, blob: optBytes(blob) }),
+    encodeArgs: (vcpu, blob) => ({ vcpu, blob: optBytes(hex, blob) }),
     decodeArgs: (w) => [w.vcpu, optHex(w.blob)],
     encodeValue: (v) => v,
     decodeValue: (w) => w,
@@ -182,7 +210,7 @@ export const OPS: { readonly [M in OpMethod]: OpCodec<M> } = {
   vmmSave: {
     op: 'vmm-save',
     encodeArgs: (i) => ({
-      kernel: { nestedStateCap: i.kernel.nestedStateCap, state: bytesToHex(i.kernel.state) },
+      kernel: { nestedStateCap: i.kernel.nestedStateCap, state: hex(i.kernel.state) },
       vmxMsrs: encodeMsrs(i.vmxMsrs),
       config: encodeConfig(i.config),
       ...withVersion(i.version),
@@ -193,17 +221,22 @@ export const OPS: { readonly [M in OpMethod]: OpCodec<M> } = {
   },
   vmmLoad: {
     op: 'vmm-load',
-    encodeArgs: (i) => ({ stream: bytesToHex(i.stream), kernel: { nestedStateCap: i.kernel.nestedStateCap }, ...withVersion(i.version) }),
+    encodeArgs: (i) => ({ stream: hex(i.stream), kernel: { nestedStateCap: i.kernel.nestedStateCap }, ...withVersion(i.version) }),
     decodeArgs: (w) => [{ stream: hexToBytes(w.stream), kernel: { nestedStateCap: w.kernel.nestedStateCap }, ...withVersion(w.version) }],
     encodeValue: encodeLoaded,
     decodeValue: decodeLoaded,
   },
-};
+});
+
+/** The codecs with plain hex in request args, as every target reads them. */
+export const OPS = opCodecs(bytesToHex);
+/** The codecs for a target that lists `zero-runs`. */
+const ZERO_RUN_OPS = opCodecs(bytesToZeroRunHex);
 
 export const OP_METHODS = Object.keys(OPS) as OpMethod[];
 
 /** Optional framing a target announces in its hello (PROTOCOL.md, "Features"). */
-export const FEATURES = ['deflate', 'packed-access'] as const;
+export const FEATURES = ['deflate', 'packed-access', 'zero-runs'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 type PackedCodec<M extends OpMethod> = OpCodec<M> & { readonly isPacked: (args: Json) => boolean };
@@ -212,24 +245,27 @@ type PackedCodec<M extends OpMethod> = OpCodec<M> & { readonly isPacked: (args: 
  * Ops with a packed form (the `packed-access` feature): the same op name, other argument and value
  * keys. A packed request gets a packed answer, so the target needs no state to choose.
  */
-const PACKED: { readonly [M in OpMethod]?: PackedCodec<M> } = {
+const packedCodecs = (hex: BytesToHex): { readonly [M in OpMethod]?: PackedCodec<M> } => ({
   vmcs12Access: {
     op: 'vmcs12-access',
     isPacked: (w) => 'packedOps' in w,
-    encodeArgs: (page, ops) => ({ page: bytesToHex(page), packedOps: packOps(ops) }),
+    encodeArgs: (page, ops) => ({ page: hex(page), packedOps: packOps(ops) }),
     decodeArgs: (w) => [hexToBytes(w.page), unpackOps(w.packedOps)],
-    encodeValue: (v) => ({ page: bytesToHex(v.page), ...packResults(v.results) }),
+    encodeValue: (v) => ({ page: valueHex(v.page), ...packResults(v.results) }),
     decodeValue: (w) => {
       if (!('packedResults' in w)) throw new PackedError('a packed request was answered with a results list, not packedResults');
       return { page: hexToBytes(w.page), results: unpackResults(w.packedResults, w.reasons) };
     },
   },
-};
+});
+const PACKED = packedCodecs(bytesToHex);
+const ZERO_RUN_PACKED = packedCodecs(bytesToZeroRunHex);
 
 /** The codec the runner uses for method m with a target that announced these features. */
 export function runnerCodec<M extends OpMethod>(m: M, features: readonly string[]): OpCodec<M> {
-  const packed = PACKED[m] as PackedCodec<M> | undefined;
-  return packed && features.includes('packed-access') ? packed : OPS[m];
+  const zeroRuns = features.includes('zero-runs');
+  const packed = (zeroRuns ? ZERO_RUN_PACKED : PACKED)[m] as PackedCodec<M> | undefined;
+  return packed && features.includes('packed-access') ? packed : (zeroRuns ? ZERO_RUN_OPS : OPS)[m];
 }
 
 /** The codec that reads these request args: packed args are read (and answered) packed. */
@@ -249,7 +285,7 @@ export interface HelloMessage {
   profile?: string;
   groups: string[];
   unsupported?: Record<string, string>;
-  /** optional framing the target understands (`deflate`: compressed request lines, and answers to them; `packed-access`: vmcs12-access as records) */
+  /** optional framing the target understands (`deflate`: compressed request lines, and answers to them; `packed-access`: vmcs12-access as records; `zero-runs`: zero runs in request bytes) */
   features?: Feature[];
   /** guest operations the target does not carry out, with why */
   unsupportedGuestOps?: Record<string, string>;
