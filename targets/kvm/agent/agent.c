@@ -54,6 +54,7 @@ struct vcpu {
 	size_t run_size;
 	int l1_started; /* KVM_RUN has brought L1 to its loop (lazily: a pure restore never runs it) */
 	int in_smm;     /* the SMM handler is waiting for RSM */
+	int smm_from_l2; /* the SMI came while L2 ran: RSM enters L2 again */
 };
 
 /* the L1 guest's code and SMM handler (l1.S) */
@@ -282,6 +283,12 @@ static int make_parts(int kfd, struct vm_parts *p, const char **what)
 	 * Bochs 60-80 ms of a create-vcpu's 100. Guest memory is touched a page here and there. */
 	madvise(p->mem, GUEST_MEM, MADV_NOHUGEPAGE);
 	struct kvm_userspace_memory_region region = { .slot = 0, .guest_phys_addr = 0, .memory_size = GUEST_MEM, .userspace_addr = (uint64_t)(uintptr_t)p->mem };
+	if (ioctl(p->vm, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+		goto fail;
+	/* in SMM a vCPU sees address space 1 (kvm_arch_vcpu_memslots_id): the same memory there, or
+	 * KVM cannot write the SMM state-save area nor read it back at RSM (a triple fault) */
+	*what = "KVM_SET_USER_MEMORY_REGION (SMM address space)";
+	region.slot = 1u << 16;
 	if (ioctl(p->vm, KVM_SET_USER_MEMORY_REGION, &region) < 0)
 		goto fail;
 	*what = "KVM_CREATE_VCPU";
@@ -963,21 +970,44 @@ static answer smm_entry(struct vcpu *v, jbuf *val)
 {
 	if (v->in_smm)
 		return unsupported("an SMI while in SMM stays pending on real hardware; the model answers #UD by convention");
-	answer a = l1_ready(v);
+	/* an SMI while L2 runs exits to L1 first (vmx_enter_smm) */
+	int flags = nested_flags(v);
+	int from_l2 = flags >= 0 && (flags & KVM_STATE_NESTED_GUEST_MODE);
+	answer a = from_l2 ? OK : l1_ready(v);
 	if (strcmp(a.status, "ok"))
 		return a;
 	if (ioctl(v->fd, KVM_SMI, 0) < 0)
 		return failedf("KVM_SMI");
-	int port;
+	int port = L1_PORT_READY;
 	put64(v->mem + L1_MAILBOX + MB_OP, OP_NOP);
-	a = l1_run(v, "smm-entry", &port);
-	if (strcmp(a.status, "ok"))
-		return a;
+	/* KVM injects the SMI at an instruction boundary it chooses: L1 may first go once more round
+	 * its loop (a NOP) and wait again */
+	for (int round = 0; round < 4 && port == L1_PORT_READY; round++)
+		if (strcmp((a = l1_run(v, "smm-entry", &port)).status, "ok"))
+			return a;
 	if (port != L1_PORT_SMM)
 		return failed("smm-entry: KVM_SMI did not bring the vCPU into SMM");
 	v->in_smm = 1;
+	v->smm_from_l2 = from_l2;
 	jb_str(val, "{\"result\":\"ok\"}");
 	return OK;
+}
+
+/* RSM in the SMM handler of an SMI that came while L2 ran: vmx_leave_smm enters L2 again, which
+ * runs its code, so the run is followed as a VM-entry's is (entry_outcome). */
+static answer rsm_to_l2(struct vcpu *v, jbuf *val)
+{
+	uint8_t *mb = v->mem + L1_MAILBOX;
+	put64(mb + MB_OP, OP_RSM);
+	int ready;
+	answer a = entry_run(v, "RSM", &ready);
+	put64(mb + MB_OP, OP_NOP);
+	if (strcmp(a.status, "ok"))
+		return a;
+	v->in_smm = v->smm_from_l2 = 0;
+	if (ready) /* back in L1's loop: L2 was not entered again */
+		return l1_result(v, OP_RSM, "RSM", L1_PORT_READY, val);
+	return entry_outcome(v, "RSM", val);
 }
 
 /* The Hyper-V VP-assist page: enable it by MSR (host-initiated, as a VMM restores it) and fill
@@ -1313,11 +1343,9 @@ static answer op_guest_op(const jnode *args, jbuf *val)
 	} else if (!strcmp(name->str, "set-vp-assist")) {
 		a = set_vp_assist(v, op);
 	} else if (!strcmp(name->str, "smm-entry") || !strcmp(name->str, "rsm")) {
-		/* smm_entry() and the SMM handler exist, but on Bochs the SMI was taken one KVM_RUN
-		 * late and the handler's RSM shut the L1 down: not an answer to report yet */
-		if (getenv("NVMX_AGENT_SMM"))
-			return name->str[0] == 's' ? smm_entry(v, val) : l1_op(v, OP_RSM, 0, 0, "RSM", val);
-		return unsupported("SMM entry and RSM are not reliable in the kvm: agent yet (KVM_SMI was taken one KVM_RUN late and RSM shut the L1 guest down)");
+		if (name->str[0] == 's')
+			return smm_entry(v, val);
+		return v->in_smm && v->smm_from_l2 ? rsm_to_l2(v, val) : l1_op(v, OP_RSM, 0, 0, "RSM", val);
 	} else if (!strcmp(name->str, "get-mp-state")) {
 		struct kvm_mp_state m = { 0 };
 		if (ioctl(v->fd, KVM_GET_MP_STATE, &m) < 0)
@@ -1952,18 +1980,16 @@ static void hello(void)
 	}
 	if (kvm_fd >= 0) {
 		jb_str(&b, ",\"unsupportedGuestOps\":{");
-		const char *l2 = "\"the agent cannot make L2 exit with a chosen reason or set MTF pending\"";
-		const char *entry_ops[] = { "vmexit", "mtf" };
-		for (size_t i = 0; i < 2; i++) {
-			jb_str(&b, i ? ",\"" : "\"");
-			jb_str(&b, entry_ops[i]);
-			jb_str(&b, "\":");
-			jb_str(&b, l2);
-		}
+		jb_str(&b, "\"vmexit\":\"a real L2 exits only for what its code does, and a generated L2 state has no code the agent could choose a VM-exit reason with\",\"mtf\":");
+		/* a pending MTF needs the monitor-trap-flag control, which KVM offers only where the CPU has it */
+		uint64_t procbased = 0;
+		for (int i = 0; i < n_default_vmx_msrs; i++)
+			if (default_vmx_msrs[i].index == 0x48e)
+				procbased = default_vmx_msrs[i].data;
+		jb_str(&b, procbased >> 32 & (1u << 27) ? "\"the agent cannot make KVM leave an MTF VM-exit pending yet\""
+		                                        : "\"KVM does not offer the monitor-trap-flag control on this CPU (IA32_VMX_TRUE_PROCBASED_CTLS allowed-1 bit 27 clear: Bochs's corei7_skylake_x has no MTF)\"");
 		if (!entries_on)
 			jb_str(&b, ",\"vmlaunch\":\"" ENTRIES_OFF "\",\"vmresume\":\"" ENTRIES_OFF "\",\"evmcs-entry\":\"" ENTRIES_OFF "\"");
-		if (!getenv("NVMX_AGENT_SMM"))
-			jb_str(&b, ",\"smm-entry\":\"not reliable in the agent yet\",\"rsm\":\"not reliable in the agent yet\"");
 		/* vmcs12-access goes through L1's VMREAD/VMWRITE (handle_vmwrite's rules apply); the VMX
 		 * MSRs are what a fresh vCPU reports, so generators can stay inside what KVM accepts */
 		jb_str(&b, "},\"groups\":[\"nested-state\",\"vmcs12-access\",\"msr-filter\"],\"vmcs12Access\":\"instruction\",\"vmxMsrs\":{");
