@@ -7,8 +7,8 @@ import { describe, expect, test } from 'vitest';
 import { findHost } from '../model/migration/hosts.js';
 import { findScenario } from '../model/migration/scenarios.js';
 import { VMCS12 } from '../model/catalog/by-name.js';
-import { readHeader } from '../model/nested/blob.js';
-import { FLAGS, OFFSET, SIZE_WITH_SHADOW } from '../model/nested/constants.js';
+import { readHeader, writeHeader } from '../model/nested/blob.js';
+import { FLAGS, OFFSET, SIZE_WITH_SHADOW, VMX_HDR_FLAGS } from '../model/nested/constants.js';
 import type { GuestOp } from '../model/nested/vcpu.js';
 import { fleetOf } from '../harness/fleet.js';
 import { migratePath } from '../harness/hop.js';
@@ -106,5 +106,32 @@ describe('migration.matches-profile on a target whose L2 runs its code', () => {
   test('the same L2 without saying so fails on its RIP: shrunk, replayable', async () => {
     const f = await expectCaught(prop('migration.matches-profile'), realL2({ says: false }), { runs: 60 });
     expect(f.counterexample.diff.map((d) => d.field)).toContain('vmcs12.guest_rip');
+  });
+});
+
+describe('a target with its own clock: the preemption-timer deadline it fixes is its own (DEADLINE_FROM_THE_CLOCK)', () => {
+  /** the reference, with a TSC ahead of the model's: every deadline GET shows is later by `ahead` */
+  function clocked(ahead: bigint, keepsFlag = true): Target {
+    const base = referenceTarget({ profile: 'linux-6.12' });
+    return {
+      ...base,
+      getNestedState: async (v: string, n: number) => {
+        const r = await base.getNestedState(v, n);
+        if (r.status !== 'ok' || r.value.size < 128 || r.value.buffer.length < 128) return r;
+        const h = readHeader(r.value.buffer);
+        if (!(h.vmxFlags & VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE)) return r;
+        writeHeader(r.value.buffer, keepsFlag ? { ...h, preemptionTimerDeadline: h.preemptionTimerDeadline + ahead } : { ...h, vmxFlags: h.vmxFlags & ~VMX_HDR_FLAGS.PREEMPTION_TIMER_DEADLINE });
+        return r;
+      },
+    };
+  }
+  test('migration.matches-profile names the difference and passes', async () => {
+    const o = await runProperty(prop('migration.matches-profile'), clocked(0x13e60n), { seed: 1, runs: 100 });
+    expect(o.verdict).toBe('pass');
+    if (o.verdict === 'pass') expect(o.documented?.map((d) => d.name)).toContain('DEADLINE_FROM_THE_CLOCK');
+  });
+  test('a target that drops the deadline still fails, shrunk and replayable', async () => {
+    const f = await expectCaught(prop('migration.matches-profile'), clocked(0n, false), { runs: 100 });
+    expect(f.counterexample.diff.map((d) => d.field).join(' ')).toMatch(/PREEMPTION_TIMER_DEADLINE|preemption-timer deadline/);
   });
 });

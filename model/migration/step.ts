@@ -6,6 +6,8 @@ import { readHeader } from '../nested/blob.js';
 import { FLAGS, HEADER_SIZE, OFFSET, SIZE_WITH_SHADOW, SMM_FLAGS, VMCS12_BLOB_SIZE, VMCS12_STRUCT_SIZE, VMX_HDR_FLAGS, type Errno } from '../nested/constants.js';
 import { applyOp, syncWritesTimerValue, Vcpu, type OpResult, type VcpuConfig } from '../nested/vcpu.js';
 import { VMCS12 } from '../catalog/by-name.js';
+import { VMCS12_MEMBERS } from '../catalog/vmcs12.js';
+import { TYPE_SIZE } from '../catalog/types.js';
 import { findProfile, type Profile } from '../profiles.js';
 import { filterDiff } from '../filter-diff.js';
 import { CONTROL_MSRS, MSR, MSR_NAMES, type MsrSet } from '../vmx-msrs.js';
@@ -65,10 +67,18 @@ export function losses(sourceBlob: Uint8Array, restored: Uint8Array): string[] {
   const timed = (h: typeof a, blob: Uint8Array) => h.flags & FLAGS.GUEST_MODE && blob.length >= OFFSET.vmcs12 + VMCS12_STRUCT_SIZE && syncWritesTimerValue(page(blob), (h.flags & FLAGS.RUN_PENDING) !== 0);
   if (timed(a, want) && timed(b, restored)) VMCS12.write(page(want), 'vmx_preemption_timer_value', VMCS12.read(page(restored), 'vmx_preemption_timer_value'));
   const n = Math.min(want.length, restored.length);
-  let bytes = 0;
-  for (let i = HEADER_SIZE; i < n; i++) if (want[i] !== restored[i]) bytes++;
-  if (bytes) lost.push(`${bytes} bytes of vmcs12 state`);
+  const members = new Set<string>();
+  for (let i = HEADER_SIZE; i < n; i++) if (want[i] !== restored[i]) members.add(memberAt(i));
+  if (members.size) lost.push(`vmcs12 state: ${[...members].join(', ')}`);
   return lost;
+}
+
+/** The vmcs12 member (of the blob's vmcs12 or shadow vmcs12 page) a blob byte belongs to, by name. */
+function memberAt(i: number): string {
+  const [page, label] = i >= OFFSET.shadowVmcs12 ? [OFFSET.shadowVmcs12, 'shadow vmcs12'] : [OFFSET.vmcs12, 'vmcs12'];
+  const o = i - page;
+  const m = VMCS12_MEMBERS.find((x) => o >= x.offset && o < x.offset + TYPE_SIZE[x.type] * x.count);
+  return m ? `${label}.${m.name}` : `${label} +${o}`;
 }
 
 /** Controls an eVMCS-using L1 could use on the source but not here; unknown without filter facts. */

@@ -16,6 +16,8 @@ export interface DocumentedDifference {
 
 /** How a comparison names vmx_preemption_timer_value where GET wrote the timer's remaining time into it. */
 export const TIMER_AT_GET = '(remaining time at GET)';
+/** How a comparison names the preemption-timer deadline where both blobs have one: each was fixed from a clock. */
+export const DEADLINE_FROM_CLOCK = '(fixed from the clock)';
 
 export const DOCUMENTED_DIFFERENCES: readonly DocumentedDifference[] = [
   {
@@ -29,6 +31,12 @@ export const DOCUMENTED_DIFFERENCES: readonly DocumentedDifference[] = [
     source: 'fidelity-audit F8 (sync_vmcs02_to_vmcs12, vmx_get_preemption_timer_value)',
     why: "in guest mode with no entry pending, under the preemption timer and its save exit control, GET writes the hrtimer's remaining time into vmx_preemption_timer_value: it depends on when GET runs, and the model's clock is L1's TSC advanced by KVM_RUN only",
     fields: new RegExp(`^vmcs12\\.vmx_preemption_timer_value ${TIMER_AT_GET.replace(/[()]/g, '\\$&')}$`),
+  },
+  {
+    name: 'DEADLINE_FROM_THE_CLOCK',
+    source: 'kernel-facts §8 (hdr.vmx.preemption_timer_deadline); fidelity-audit F8; README MODEL_CLOCK',
+    why: "the preemption-timer deadline is fixed when L2 is entered, at VMLAUNCH/VMRESUME or a SET without one in the blob, as vmcs12's timer value plus L1's TSC >> 5 at that moment: a target's TSC is its own and the model's is MODEL_CLOCK, so where both blobs carry a deadline its value is not compared (a deadline lost or not carried still is: the flag, migration.state-preserved, the VMM properties)",
+    fields: new RegExp(`^header\\.preemptionTimerDeadline ${DEADLINE_FROM_CLOCK.replace(/[()]/g, '\\$&')}$`),
   },
   {
     name: 'L2_RUNS_ITS_CODE',

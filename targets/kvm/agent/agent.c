@@ -1345,7 +1345,10 @@ static answer op_guest_op(const jnode *args, jbuf *val)
 	} else if (!strcmp(name->str, "smm-entry") || !strcmp(name->str, "rsm")) {
 		if (name->str[0] == 's')
 			return smm_entry(v, val);
-		return v->in_smm && v->smm_from_l2 ? rsm_to_l2(v, val) : l1_op(v, OP_RSM, 0, 0, "RSM", val);
+		if (v->in_smm)
+			return v->smm_from_l2 ? rsm_to_l2(v, val) : l1_op(v, OP_RSM, 0, 0, "RSM", val);
+		/* outside SMM L1 executes RSM (a #UD), which it cannot while L2 runs */
+		return in_l2(v) ? unsupported(L2_RUNS) : l1_op(v, OP_RSM, 0, 0, "RSM", val);
 	} else if (!strcmp(name->str, "get-mp-state")) {
 		struct kvm_mp_state m = { 0 };
 		if (ioctl(v->fd, KVM_GET_MP_STATE, &m) < 0)
