@@ -153,7 +153,9 @@ export function afterRestore(b: Uint8Array): Uint8Array {
  * control. A VMM restores its registers itself (QEMU: sregs before SET, debug registers after).
  * GET in guest mode also copies vmcs02's guest-linear address, exit information of L2's last
  * VM-exit to L0 that no VMM carries and the next exit to L1 rewrites: a fresh destination's vmcs02
- * has none, so 0 (README K19: the source's real L2 had run its code and halted).
+ * has none, so 0 (README K19: the source's real L2 had run its code and halted). So is the
+ * interruptibility state without a pending entry (prepare_vmcs02_early loads it only for one: a
+ * VMM restores it with KVM_SET_VCPU_EVENTS; README K22).
  */
 export function restoredL2Registers(b: Uint8Array): Uint8Array {
   if (b.length < OFFSET.vmcs12 + VMCS12_STRUCT_SIZE) return b;
@@ -167,6 +169,7 @@ export function restoredL2Registers(b: Uint8Array): Uint8Array {
   if (exit & BIT.exit.saveDebug && !loads(BIT.entry.loadDebug)) VMCS12.write(page, 'guest_dr7', DR7_RESET);
   if (exit & BIT.exit.saveEfer && !loads(BIT.entry.loadEfer)) VMCS12.write(page, 'guest_ia32_efer', entry & BIT.entry.ia32e ? EFER_LONG_MODE : 0n);
   VMCS12.write(page, 'guest_linear_address', 0n);
+  if (!(h.flags & FLAGS.RUN_PENDING)) VMCS12.write(page, 'guest_interruptibility_info', 0n);
   return out;
 }
 

@@ -219,6 +219,7 @@ export function restoreFromStream(stream: Stream, srcProfile: Profile, dst: Host
   // mode reads DR7 and the activity state back from them (F8). Only a wait-for-SIPI L2 has a run
   // state KVM can refuse, and only outside L2
   v.dr7 = stream.dr7; // KVM_SET_DEBUGREGS
+  v.interruptibility = stream.interruptibility; // KVM_SET_VCPU_EVENTS (interrupt shadow, NMI masked)
   seen.mpState = applyOp(v, { op: 'set-mp-state', state: stream.mpState });
   if (seen.mpState.result !== 'ok') return step();
   const get = () => {

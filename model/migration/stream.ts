@@ -32,6 +32,8 @@ export interface Stream {
    * nested state), DR7 in the debug registers (after it) */
   readonly efer: bigint;
   readonly dr7: bigint;
+  /** the interrupt shadow and NMI blocking: vcpu events, restored after the nested state */
+  readonly interruptibility: bigint;
 }
 
 /** The source's side of a migration: GET, then QEMU's subsection rules (model/vmm/qemu.ts). */
@@ -52,5 +54,6 @@ export function saveToStream(src: Vcpu, host: Host, opts: StreamOptions): Stream
     mpState: src.mpState,
     efer: src.efer,
     dr7: src.dr7,
+    interruptibility: src.interruptibility,
   };
 }

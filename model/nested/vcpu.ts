@@ -141,6 +141,11 @@ export class Vcpu {
   /** the vCPU's DR7 and EFER (vcpu->arch): a fresh vCPU's are DR7's reset value and 0 */
   dr7 = DR7_RESET;
   efer = 0n;
+  /**
+   * the vCPU's interrupt shadow and NMI blocking (GUEST_INTERRUPTIBILITY_INFO of the VMCS it runs;
+   * KVM_GET/SET_VCPU_EVENTS): a fresh vCPU's are 0
+   */
+  interruptibility = 0n;
 
   constructor(
     readonly profile: Profile & { nested: NestedBehaviour },
@@ -265,6 +270,7 @@ export class Vcpu {
     // that control, the vCPU's with the long-mode bits of the host address-space size
     const exit = Number(VMCS12.read(this.vmcs12, 'vm_exit_controls'));
     this.dr7 = DR7_RESET;
+    this.interruptibility = 0n; // a VM-exit leaves L1 with no STI or MOV-SS blocking
     this.efer = exit & BIT.exit.loadEfer ? VMCS12.read(this.vmcs12, 'host_ia32_efer') : withLongMode(this.efer, (exit & BIT.exit.hostAddrSpace) !== 0);
     // and every exit, the -1 of SMM entry and of vmx_leave_nested too, makes the vCPU RUNNABLE ("in
     // case we halted in L2")
@@ -553,10 +559,12 @@ export function applyOp(v: Vcpu, o: GuestOp): OpResult {
  * VMLAUNCH/VMRESUME, or a restore with RUN_PENDING) under the load controls; otherwise DR7 stays the
  * vCPU's and EFER is the vCPU's with the long-mode bits of the IA-32e entry control
  * (nested_vmx_calc_efer). So a restored L2 that has run shows the destination vCPU's registers until
- * the VMM restores them (real KVM 6.12, README K16).
+ * the VMM restores them (real KVM 6.12, README K16). prepare_vmcs02_early loads the interruptibility
+ * state from vmcs12 for a pending entry only, too (README K22).
  */
 export function loadL2Registers(v: Vcpu, runPending: boolean): void {
   const entry = Number(VMCS12.read(v.vmcs12, 'vm_entry_controls'));
+  if (runPending) v.interruptibility = VMCS12.read(v.vmcs12, 'guest_interruptibility_info');
   if (runPending && entry & BIT.entry.loadDebug) v.dr7 = VMCS12.read(v.vmcs12, 'guest_dr7');
   v.efer = runPending && entry & BIT.entry.loadEfer ? VMCS12.read(v.vmcs12, 'guest_ia32_efer') : withLongMode(v.efer, (entry & BIT.entry.ia32e) !== 0);
 }
@@ -567,7 +575,8 @@ export function loadL2Registers(v: Vcpu, runPending: boolean): void {
  * L2 keeps HLT or wait-for-SIPI only when the VMM restores mp_state too: real KVM 6.12, README K15);
  * under the save controls DR7 and EFER from the vCPU's registers (K16) and the preemption timer's
  * remaining time unless an entry is pending; the guest-linear address from vmcs02's exit information
- * (VMCS02_EXIT_INFO_ZERO). The rest (registers, segments, descriptor tables, interruptibility, …)
+ * (VMCS02_EXIT_INFO_ZERO); the interruptibility state from the vCPU's (K22). The rest (registers,
+ * segments, descriptor tables, …)
  * is what prepare_vmcs02 loaded, which the model's L2, running no code, never changes (README, model
  * assumptions on the guest path).
  */
@@ -577,6 +586,7 @@ export function syncVmcs02ToVmcs12(v: Vcpu): void {
   const exit = Number(VMCS12.read(v.vmcs12, 'vm_exit_controls'));
   if (syncWritesTimerValue(v.vmcs12, v.nestedRunPending)) VMCS12.write(v.vmcs12, 'vmx_preemption_timer_value', preemptionTimerValue(v));
   VMCS12.write(v.vmcs12, 'guest_linear_address', VMCS02_EXIT_INFO.guestLinearAddress);
+  VMCS12.write(v.vmcs12, 'guest_interruptibility_info', v.interruptibility);
   if (exit & BIT.exit.saveDebug) VMCS12.write(v.vmcs12, 'guest_dr7', v.dr7);
   if (exit & BIT.exit.saveEfer) VMCS12.write(v.vmcs12, 'guest_ia32_efer', v.efer);
 }
