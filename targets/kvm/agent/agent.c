@@ -55,6 +55,7 @@ struct vcpu {
 	int l1_started; /* KVM_RUN has brought L1 to its loop (lazily: a pure restore never runs it) */
 	int in_smm;     /* the SMM handler is waiting for RSM */
 	int smm_from_l2; /* the SMI came while L2 ran: RSM enters L2 again */
+	int smm_by_events; /* put in SMM by KVM_SET_VCPU_EVENTS (a restore), not by an SMI: no handler runs, SMRAM holds no state-save area */
 };
 
 /* the L1 guest's code and SMM handler (l1.S) */
@@ -773,7 +774,8 @@ static answer l1_result(struct vcpu *v, uint64_t op, const char *what, int port,
 		jb_str(val, "}");
 		return OK;
 	}
-	v->in_smm = port == L1_PORT_SMM;
+	if (!v->smm_by_events) /* L1's code runs there with SMM's flag, and says READY */
+		v->in_smm = port == L1_PORT_SMM;
 	return block_result(mb, get64(mb + MB_EXCEPTION), op, what, val);
 }
 
@@ -917,12 +919,14 @@ static answer entry_outcome(struct vcpu *v, const char *what, jbuf *val)
 	return OK;
 }
 
+#define IN_SMM "VMX instructions inside SMM need a 64-bit SMM handler, which the agent does not have (a vCPU put in SMM by a restore runs L1's code with SMM's flag: no answer a real SMM could give)"
+
 /* VMLAUNCH or VMRESUME by L1 (also an enlightened entry: KVM maps the eVMCS the VP-assist page names) */
 static answer l1_entry(struct vcpu *v, int launch, jbuf *val)
 {
 	const char *what = launch ? "VMLAUNCH" : "VMRESUME";
 	if (v->in_smm)
-		return unsupported("VMX instructions inside SMM need a 64-bit SMM handler, which the agent does not have");
+		return unsupported(IN_SMM);
 	int flags = nested_flags(v);
 	if (flags >= 0 && (flags & KVM_STATE_NESTED_GUEST_MODE))
 		return unsupported("L2 is running: L1 runs again only after an L2 VM-exit, and the agent cannot make L2 exit with a chosen reason");
@@ -1065,8 +1069,8 @@ static answer new_vcpu(const jnode *cfg, struct vcpu **out)
 		a = set_vmx_msrs(v, cfg);
 	if (!strcmp(a.status, "ok") && cfg_bool(cfg, "evmcsEnabled", 0))
 		a = enable_evmcs(v);
-	if (!strcmp(a.status, "ok") && cfg_bool(cfg, "inSmm", 0))
-		a = enter_smm(v);
+	if (!strcmp(a.status, "ok") && cfg_bool(cfg, "inSmm", 0) && !strcmp((a = enter_smm(v)).status, "ok"))
+		v->in_smm = v->smm_by_events = 1;
 	if (strcmp(a.status, "ok")) {
 		destroy(v);
 		return a;
@@ -1345,6 +1349,8 @@ static answer op_guest_op(const jnode *args, jbuf *val)
 	} else if (!strcmp(name->str, "smm-entry") || !strcmp(name->str, "rsm")) {
 		if (name->str[0] == 's')
 			return smm_entry(v, val);
+		if (v->smm_by_events)
+			return unsupported("the vCPU was put in SMM by KVM_SET_VCPU_EVENTS (a restore), not by an SMI: SMRAM holds no state-save area of it (a VMM migrates SMRAM with the RAM; the guest memory this target is given is only what the guest wrote), so RSM would load garbage");
 		if (v->in_smm)
 			return v->smm_from_l2 ? rsm_to_l2(v, val) : l1_op(v, OP_RSM, 0, 0, "RSM", val);
 		/* outside SMM L1 executes RSM (a #UD), which it cannot while L2 runs */
@@ -1399,7 +1405,7 @@ static answer op_guest_op(const jnode *args, jbuf *val)
 		struct vmx_insn in;
 		if (vmx_insn_of(op, &in)) {
 			if (v->in_smm)
-				return unsupported("VMX instructions inside SMM need a 64-bit SMM handler, which the agent does not have");
+				return unsupported(IN_SMM);
 			if (vmptrld_spins(v, &in))
 				return unsupported(VMPTRLD_SPINS);
 			if (in_l2(v))
