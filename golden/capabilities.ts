@@ -104,8 +104,6 @@ export async function judgeOnTarget(target: Target, e: GoldenEntry, bytes: Uint8
  */
 export async function rerunOnTarget(dir: string, e: GoldenEntry, bytes: Uint8Array, target: Target): Promise<BlobVerdict> {
   if (!e.recipe) return { verdict: 'pass' };
-  const model = capabilityModel(target, e);
-  const predicted = model ? await rerun(dir, e.recipe, model) : undefined;
   let got: Produced | string;
   try {
     got = await rerun(dir, e.recipe, e.kind === 'nested-state' ? target : undefined);
@@ -114,6 +112,8 @@ export async function rerunOnTarget(dir: string, e: GoldenEntry, bytes: Uint8Arr
     if (err instanceof TargetStop && err.result.status === 'unsupported') return { verdict: 'unsupported', reason: `the target cannot run the recipe: ${err.result.reason}` };
     throw err;
   }
+  const model = capabilityModel(target, e);
+  const predicted = model ? await rerun(dir, e.recipe, model) : undefined;
   if (!predicted || !compareRun(dir, e, bytes, predicted)) {
     const f = compareRun(dir, e, bytes, got);
     return f ? { verdict: 'fail', reason: f.reason, diff: f.diff } : { verdict: 'pass' };

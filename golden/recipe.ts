@@ -11,7 +11,7 @@ import { DEFAULT_VCPU, type VcpuConfig } from '../model/nested/vcpu.js';
 import { findProfile } from '../model/profiles.js';
 import { validate } from '../base/schemas.js';
 import { must, TargetStop } from '../harness/property.js';
-import { departedAtSave, getFull, l2RanItsCode, reach } from '../harness/nested-common.js';
+import { departedAtSave, getFull, reach } from '../harness/nested-common.js';
 import type { Target } from '../targets/target.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -106,10 +106,11 @@ export async function produce(dir: string, r: Recipe, target?: Target): Promise<
   const ops = opsFromJson(r.ops ?? []);
   const src = await reach(ctx, config, ops);
   // a real L2 runs its code: the state is then not the recipe's (README K19), nothing to record or compare
-  const left = departedAtSave(src) ?? (src.l2RanCode ? l2RanItsCode('an operation of the recipe') : null);
-  if (left) {
+  const left = departedAtSave(src);
+  const why = left ? `${left.field} (${left.name})` : src.l2RanCode ? "L2 ran its code: its execution state is the target's own (L2_RUNS_ITS_CODE)" : null;
+  if (why) {
     await target.destroyVcpu(src.vcpu);
-    throw new TargetStop({ status: 'unsupported', reason: `the target's guest left the recipe's state: ${left.field} (${left.name})` });
+    throw new TargetStop({ status: 'unsupported', reason: `the target's guest left the recipe's state: ${why}` });
   }
   const refused = src.results.flatMap((x, i) => (x.result === 'ok' ? [] : [`${ops[i]!.op}: ${x.result} (${x.reason})`]));
   let bytes = await getFull(ctx, src.vcpu);

@@ -34,7 +34,7 @@ import type { Outcome } from '../model/migration/outcome.js';
 import type { MigrationHop, MigrationPath } from '../model/migration/path.js';
 import type { Target } from '../targets/target.js';
 import type { Fleet, FleetHost } from './fleet.js';
-import { departedAtSave, freshTrack, getFull, l2RanItsCode, mpStateOf, refuseUnoffered, restoredL2Registers, runOps, type Departure, type GuestTrack } from './nested-common.js';
+import { departedAtSave, followL2, freshTrack, getFull, mpStateOf, refuseUnoffered, restoredL2Registers, runOps, type Departure, type GuestTrack } from './nested-common.js';
 import { must } from './property.js';
 
 /** A guest on a host of the fleet: its vCPU there, and what the VMM knows and carries of it. */
@@ -60,6 +60,7 @@ export class Vcpus {
 }
 
 const OK: OpResult = { result: 'ok' };
+const RUN: GuestOp = { op: 'run' };
 const profileOfHost = (h: FleetHost): Profile => findProfile(h.host.profile)!;
 
 /** The guest on a host: a vCPU as the VMM configures it there, and the guest's operations. */
@@ -117,12 +118,7 @@ export async function moveGuest(fleet: Fleet, vcpus: Vcpus, g: Guest, to: string
         : {
             at: dst,
             vcpu: v,
-            track: {
-              ...g.track,
-              destination: config,
-              departed: run.result === 'ok' && run.l2 === 'exited' ? l2RanItsCode(`the first KVM_RUN on ${dst.name}`) : g.track.departed,
-              l2RanCode: g.track.l2RanCode || (run.result === 'ok' && run.l2 !== undefined),
-            },
+            track: { ...g.track, destination: config, ...followL2(g.track, RUN, run, `the first KVM_RUN on ${dst.name}`) },
           },
   });
   const header = encodeBlob({ vmxonPa: INVALID_GPA, vmcs12Pa: INVALID_GPA });
@@ -155,7 +151,7 @@ export async function moveGuest(fleet: Fleet, vcpus: Vcpus, g: Guest, to: string
     const [mpSet, restored, run, afterRun] = await Promise.all([
       dst.target.guestOp(v, { op: 'set-mp-state', state: Number(mpState) }),
       l.set && getFull({ target: dst.target }, v),
-      dst.target.guestOp(v, { op: 'run' }),
+      dst.target.guestOp(v, RUN),
       namesEvmcs(l.set) ? getFull({ target: dst.target }, v) : null,
     ]);
     seen = { set, mpState: must(mpSet), restored: restored && restored.slice(), run: must(run), afterRun };

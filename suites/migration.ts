@@ -19,7 +19,7 @@ import { referenceTarget } from '../targets/reference.js';
 import { profileOf, withTargetMsrs } from '../harness/common.js';
 import { standInFleet, type Fleet } from '../harness/fleet.js';
 import { migratePath } from '../harness/hop.js';
-import { afterRestore, deadlineFixedBySet, diffBlobs, restoredL2Registers, withoutTimerValueAtGet } from '../harness/nested-common.js';
+import { afterRestore, deadlineFixedBySet, diffBlobs, restoredL2Registers, ruleAgrees, withoutTimerValueAtGet } from '../harness/nested-common.js';
 import { asRunByL2, caseJudge, diffStateBytes } from './nested-compare.js';
 import { VMM_KNOWN_BUGS } from '../model/vmm/types.js';
 import type { Layout } from '../model/layout.js';
@@ -213,8 +213,8 @@ export const qemuDropsFlags = asymmetry(
 function diffOutcome(hop: string, want: Outcome, got: Outcome): FieldDiff[] {
   const attrs = (o: Outcome) => ({ kind: o.kind, errno: 'errno' in o ? o.errno : '-', rule: 'rule' in o ? o.rule : '-', lost: 'lost' in o ? o.lost.join('; ') : '-' });
   const [w, g] = [attrs(want), attrs(got)];
-  const named = (k: keyof typeof w) => k !== 'rule' || g.rule !== '';
-  return (Object.keys(w) as (keyof typeof w)[]).filter((k) => named(k) && w[k] !== g[k]).map((k) => ({ field: `${hop} outcome.${k}`, offset: -1, expected: w[k], actual: g[k] }));
+  const differs = (k: keyof typeof w) => (k === 'rule' ? !ruleAgrees(g.rule, w.rule) : w[k] !== g[k]);
+  return (Object.keys(w) as (keyof typeof w)[]).filter(differs).map((k) => ({ field: `${hop} outcome.${k}`, offset: -1, expected: w[k], actual: g[k] }));
 }
 
 export const migrationMatchesProfile: PropertyDef = {

@@ -16,6 +16,8 @@ export interface ByName {
   read(page: Uint8Array, name: string): bigint;
   /** stores the member's low bytes of `value` */
   write(page: Uint8Array, name: string, value: bigint): void;
+  /** the member holding the byte at `offset` (arrays and padding included), if any */
+  at(offset: number): string | undefined;
 }
 
 function byName(structure: string, members: readonly MemberSpec[]): ByName {
@@ -38,6 +40,7 @@ function byName(structure: string, members: readonly MemberSpec[]): ByName {
       const { offset, bytes } = slot(name);
       for (let i = 0; i < bytes; i++) page[offset + i] = Number((value >> BigInt(8 * i)) & 0xffn);
     },
+    at: (offset) => members.find((m) => offset >= m.offset && offset < m.offset + TYPE_SIZE[m.type] * m.count)?.name,
   };
 }
 

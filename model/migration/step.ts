@@ -6,8 +6,6 @@ import { readHeader } from '../nested/blob.js';
 import { FLAGS, HEADER_SIZE, OFFSET, SIZE_WITH_SHADOW, SMM_FLAGS, VMCS12_BLOB_SIZE, VMCS12_STRUCT_SIZE, VMX_HDR_FLAGS, type Errno } from '../nested/constants.js';
 import { applyOp, syncWritesTimerValue, Vcpu, type OpResult, type VcpuConfig } from '../nested/vcpu.js';
 import { VMCS12 } from '../catalog/by-name.js';
-import { VMCS12_MEMBERS } from '../catalog/vmcs12.js';
-import { TYPE_SIZE } from '../catalog/types.js';
 import { findProfile, type Profile } from '../profiles.js';
 import { filterDiff } from '../filter-diff.js';
 import { CONTROL_MSRS, MSR, MSR_NAMES, type MsrSet } from '../vmx-msrs.js';
@@ -77,8 +75,8 @@ export function losses(sourceBlob: Uint8Array, restored: Uint8Array): string[] {
 function memberAt(i: number): string {
   const [page, label] = i >= OFFSET.shadowVmcs12 ? [OFFSET.shadowVmcs12, 'shadow vmcs12'] : [OFFSET.vmcs12, 'vmcs12'];
   const o = i - page;
-  const m = VMCS12_MEMBERS.find((x) => o >= x.offset && o < x.offset + TYPE_SIZE[x.type] * x.count);
-  return m ? `${label}.${m.name}` : `${label} +${o}`;
+  const name = VMCS12.at(o);
+  return name ? `${label}.${name}` : `${label} +${o}`;
 }
 
 /** Controls an eVMCS-using L1 could use on the source but not here; unknown without filter facts. */

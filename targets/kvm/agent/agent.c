@@ -921,6 +921,22 @@ static answer entry_outcome(struct vcpu *v, const char *what, jbuf *val)
 
 #define IN_SMM "VMX instructions inside SMM need a 64-bit SMM handler, which the agent does not have (a vCPU put in SMM by a restore runs L1's code with SMM's flag: no answer a real SMM could give)"
 
+/* An instruction that may enter L2 (VMLAUNCH, VMRESUME, an RSM back into L2), run as a VM-entry:
+ * its result as L1 saw it if it fell through to L1's loop, else the entry's outcome. */
+static answer l1_enters(struct vcpu *v, uint64_t op, const char *what, jbuf *val)
+{
+	uint8_t *mb = v->mem + L1_MAILBOX;
+	put64(mb + MB_OP, op);
+	int ready;
+	answer a = entry_run(v, what, &ready);
+	put64(mb + MB_OP, OP_NOP);
+	if (strcmp(a.status, "ok"))
+		return a;
+	if (ready) /* it fell through: a VMfail, or an RSM that stayed in L1 */
+		return l1_result(v, op, what, L1_PORT_READY, val);
+	return entry_outcome(v, what, val);
+}
+
 /* VMLAUNCH or VMRESUME by L1 (also an enlightened entry: KVM maps the eVMCS the VP-assist page names) */
 static answer l1_entry(struct vcpu *v, int launch, jbuf *val)
 {
@@ -933,16 +949,7 @@ static answer l1_entry(struct vcpu *v, int launch, jbuf *val)
 	answer a = l1_ready(v);
 	if (strcmp(a.status, "ok"))
 		return a;
-	uint8_t *mb = v->mem + L1_MAILBOX;
-	put64(mb + MB_OP, launch ? OP_VMLAUNCH : OP_VMRESUME);
-	int ready;
-	a = entry_run(v, what, &ready);
-	put64(mb + MB_OP, OP_NOP);
-	if (strcmp(a.status, "ok"))
-		return a;
-	if (ready) /* VMfail: the instruction fell through */
-		return l1_result(v, launch ? OP_VMLAUNCH : OP_VMRESUME, what, L1_PORT_READY, val);
-	return entry_outcome(v, what, val);
+	return l1_enters(v, launch ? OP_VMLAUNCH : OP_VMRESUME, what, val);
 }
 
 /* KVM_RUN of a vCPU in guest mode (restored, or entered): L2 runs until it stops, as a VMM's run does */
@@ -1001,17 +1008,10 @@ static answer smm_entry(struct vcpu *v, jbuf *val)
  * runs its code, so the run is followed as a VM-entry's is (entry_outcome). */
 static answer rsm_to_l2(struct vcpu *v, jbuf *val)
 {
-	uint8_t *mb = v->mem + L1_MAILBOX;
-	put64(mb + MB_OP, OP_RSM);
-	int ready;
-	answer a = entry_run(v, "RSM", &ready);
-	put64(mb + MB_OP, OP_NOP);
-	if (strcmp(a.status, "ok"))
-		return a;
-	v->in_smm = v->smm_from_l2 = 0;
-	if (ready) /* back in L1's loop: L2 was not entered again */
-		return l1_result(v, OP_RSM, "RSM", L1_PORT_READY, val);
-	return entry_outcome(v, "RSM", val);
+	answer a = l1_enters(v, OP_RSM, "RSM", val);
+	if (!strcmp(a.status, "ok"))
+		v->in_smm = v->smm_from_l2 = 0;
+	return a;
 }
 
 /* The Hyper-V VP-assist page: enable it by MSR (host-initiated, as a VMM restores it) and fill
